@@ -1,0 +1,108 @@
+"""The model config: one typed schema for Hydra (`configs/model/*.yaml`) and `build_model`."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50")
+POOLS = ("gap", "gmp")
+
+# The paper's names (Tables 1 and 2) and ours for reports.
+_PAPER_ARCH_NAMES = {
+    "alexnet": "AlexNet",
+    "alexnet_star": "AlexNet*",
+    "vgg16": "VGGnet",
+    "googlenet": "GoogLeNet",
+    "resnet50": "ResNet-50",
+}
+
+
+@dataclass
+class ModelConfig:
+    """Every option of every architecture; `configs/model/<variant>.yaml` sets what differs."""
+
+    arch: str = MISSING  # alexnet | alexnet_star | vgg16 | googlenet | resnet50
+    # false: the network as torchvision builds it (FC layers, or GoogLeNet/ResNet's own GAP head).
+    # true: cut where the paper cuts it, then conv3x3 (head_channels) + ReLU, global pool, linear.
+    modified: bool = True
+    pool: str = "gap"  # gap | gmp: the global pooling of a modified (CAM) model
+    width_mult: float = 1.0  # scales every conv (and hidden FC) width; 1 = torchvision's model
+    batch_norm: bool | None = (
+        None  # null: the architecture's own; true/false: VGG16 with/without BN
+    )
+    head_channels: int = 1024  # units of the added 3x3 conv (before width_mult); 0: no added conv
+    head_groups: int = 1  # 2 in the released VGG16-GAP and GoogLeNet-GAP
+    dropout: float | None = (
+        None  # before the last linear; null: 0 for CAM heads, torchvision's else
+    )
+    pretrained: bool = False  # load torchvision's ImageNet weights into every reused layer
+    weights: str = "IMAGENET1K_V1"  # which member of torchvision's weights enum
+    weights_path: str | None = (
+        None  # local state dict (torchvision's or ours); wins over pretrained
+    )
+    transform_input: bool | None = None  # GoogLeNet only; null: on with torchvision's weights
+    output_stride: int = 32  # ResNet-50: 32 (7x7 at 224), 16 (layer4 stride 1), 8 (layer3 too)
+    dilate: bool = False  # ResNet-50: replace the removed strides by dilation (torchvision's way)
+    conv5_channels: int | None = None  # AlexNet*: null = 256 (torchvision); 384 in the release
+    star_channels: int = 512  # AlexNet*: units of the two extra convs (conv6, conv7)
+
+
+def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConfig:
+    """Validate a model config (dict, DictConfig or ModelConfig) into a ModelConfig."""
+    if isinstance(cfg, ModelConfig):
+        cfg = OmegaConf.structured(cfg)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)
+        spec: ModelConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        first = str(err).splitlines()[0]
+        raise ValueError(f"invalid model config: {first}") from None
+    _validate(spec)
+    return spec
+
+
+def _validate(spec: ModelConfig) -> None:
+    if spec.arch not in ARCHS:
+        raise ValueError(f"unknown model arch {spec.arch!r}; choose one of {', '.join(ARCHS)}")
+    if spec.pool not in POOLS:
+        raise ValueError(f"model.pool must be 'gap' or 'gmp', got {spec.pool!r}")
+    if not (math.isfinite(spec.width_mult) and spec.width_mult > 0):
+        raise ValueError(f"model.width_mult must be a finite number > 0, got {spec.width_mult}")
+    if spec.head_channels < 0:
+        raise ValueError(f"model.head_channels must be >= 0, got {spec.head_channels}")
+    if spec.head_groups < 1:
+        raise ValueError(f"model.head_groups must be >= 1, got {spec.head_groups}")
+    if spec.dropout is not None and not 0.0 <= spec.dropout < 1.0:
+        raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
+    if spec.output_stride not in (8, 16, 32):
+        raise ValueError(f"model.output_stride must be 8, 16 or 32, got {spec.output_stride}")
+    if spec.output_stride != 32 and spec.arch != "resnet50":
+        raise ValueError("model.output_stride applies to resnet50 only")
+    if spec.arch == "alexnet_star" and not spec.modified:
+        raise ValueError("alexnet_star exists only as a CAM model (model.modified=true)")
+    if not spec.modified and spec.pool != "gap" and spec.arch in ("googlenet", "resnet50"):
+        raise ValueError(f"the original {spec.arch} ends in GAP; use model.modified=true for GMP")
+    bn_fixed = {"alexnet": False, "alexnet_star": False, "googlenet": True, "resnet50": True}
+    fixed = bn_fixed.get(spec.arch)
+    if spec.batch_norm is not None and fixed is not None and spec.batch_norm != fixed:
+        have = "always uses" if fixed else "has no variant with"
+        raise ValueError(f"torchvision's {spec.arch} {have} batch norm (model.batch_norm)")
+    if spec.pretrained and spec.width_mult != 1.0 and spec.weights_path is None:
+        raise ValueError("model.pretrained=true needs model.width_mult=1 (torchvision's widths)")
+
+
+def variant_name(cfg: ModelConfig) -> str:
+    """Our name of a variant: the config file's name, e.g. 'vgg16_gap' or 'googlenet'."""
+    return f"{cfg.arch}_{cfg.pool}" if cfg.modified else cfg.arch
+
+
+def paper_name(cfg: ModelConfig) -> str:
+    """The paper's name of a variant, e.g. 'VGGnet-GAP' or 'GoogLeNet' (original)."""
+    name = _PAPER_ARCH_NAMES[cfg.arch]
+    return f"{name}-{cfg.pool.upper()}" if cfg.modified else name

@@ -1,0 +1,156 @@
+"""Loading torchvision's ImageNet weights, or a local state dict, into our models.
+
+Our modules keep torchvision's names under `backbone.` (and `classifier.` for the originals), so a
+torchvision state dict maps by prefix. Reused layers take the weights; new layers (the added conv,
+the new linear layer, a classifier with another number of classes) keep their fresh init.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torchvision import models as tvm
+
+from cam_repro.models.config import ModelConfig, variant_name
+
+log = logging.getLogger(__name__)
+
+
+def torchvision_weights_enum(cfg: ModelConfig) -> type[tvm.WeightsEnum]:
+    """The torchvision weights enum whose layers our variant reuses."""
+    if cfg.arch == "vgg16":
+        return tvm.VGG16_BN_Weights if cfg.batch_norm else tvm.VGG16_Weights
+    return {
+        "alexnet": tvm.AlexNet_Weights,
+        "alexnet_star": tvm.AlexNet_Weights,
+        "googlenet": tvm.GoogLeNet_Weights,
+        "resnet50": tvm.ResNet50_Weights,
+    }[cfg.arch]
+
+
+def torchvision_keymap(cfg: ModelConfig) -> list[tuple[str, str | None]]:
+    """(torchvision prefix, our prefix or None to skip), first match wins."""
+    if cfg.arch in ("alexnet", "alexnet_star", "vgg16"):
+        # A CAM model has no `classifier.<i>.` keys, so the FC layers find nothing to load into.
+        return [("features.", "backbone."), ("classifier.", "classifier.")]
+    fc = None if cfg.modified else "classifier."  # the CAM models' linear layer is new
+    return [("fc.", fc), ("aux1.", None), ("aux2.", None), ("", "backbone.")]
+
+
+def download_torchvision_state_dict(cfg: ModelConfig) -> dict[str, Tensor]:
+    """torchvision's ImageNet state dict for `cfg` (from torch.hub's cache, or downloaded)."""
+    enum = torchvision_weights_enum(cfg)
+    try:
+        weights = enum[cfg.weights]
+    except KeyError:
+        choices = ", ".join(enum.__members__)
+        msg = f"model.weights={cfg.weights!r} is not one of {enum.__name__}: {choices}"
+        raise ValueError(msg) from None
+    try:
+        return weights.get_state_dict(progress=False, check_hash=True)
+    except OSError as err:  # URLError, timeouts, refused connections, read-only cache
+        reason = getattr(err, "reason", None) or err
+        cache = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        raise WeightsUnavailableError(
+            f"cannot download torchvision's {enum.__name__}.{cfg.weights} ({reason}); this "
+            f"machine looks offline: fetch {weights.url} elsewhere and pass "
+            f"model.weights_path=FILE, or put the file at {cache}"
+        ) from None
+
+
+class WeightsUnavailableError(RuntimeError):
+    """Pretrained weights were asked for but cannot be had on this machine."""
+
+
+def load_torchvision_state_dict(
+    model: nn.Module, state: Mapping[str, Tensor], cfg: ModelConfig, source: str
+) -> int:
+    """Copy every tensor of a torchvision state dict that our model reuses; returns their count."""
+    own = model.state_dict()
+    last_linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
+    keymap = torchvision_keymap(cfg)
+    mapped: dict[str, Tensor] = {}
+    skipped_classifier = False
+    for key, value in state.items():
+        ours = next((dst and dst + key[len(src) :] for src, dst in keymap if key.startswith(src)))
+        if ours is None or ours not in own:
+            continue
+        if own[ours].shape != value.shape:
+            if ours.rsplit(".", 1)[0] == last_linear:  # another number of classes: keep fresh
+                skipped_classifier = True
+                continue
+            raise ValueError(
+                f"{source}: {key} has shape {tuple(value.shape)} but {variant_name(cfg)} expects "
+                f"{tuple(own[ours].shape)} for {ours} (is width_mult 1 and batch_norm right?)"
+            )
+        mapped[ours] = value
+    if not mapped:
+        raise ValueError(f"{source}: no tensor matches {variant_name(cfg)}'s reused layers")
+    model.load_state_dict(mapped, strict=False)
+    transform = getattr(model, "backbone", None)
+    if cfg.arch == "googlenet" and cfg.transform_input is not False and transform is not None:
+        transform.transform_input.fill_(True)  # torchvision's GoogLeNet weights expect it
+    fresh = len(own) - len(mapped)
+    log.info(
+        "%s: loaded %d tensors from %s; %d stay freshly initialised%s",
+        variant_name(cfg),
+        len(mapped),
+        source,
+        fresh,
+        " (classifier: other number of classes)" if skipped_classifier else "",
+    )
+    return len(mapped)
+
+
+def read_state_dict(path: str | Path) -> dict[str, Tensor]:
+    """A state dict from a file: bare, or in a checkpoint under 'model' or 'state_dict'."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.weights_path: {path} does not exist")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{path}: not a PyTorch weights file that loads safely ({detail})"
+        ) from None
+    if isinstance(obj, Mapping):
+        for key in ("model", "state_dict"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if (
+        not isinstance(obj, Mapping)
+        or not obj
+        or not all(isinstance(v, Tensor) for v in obj.values())
+    ):
+        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor)")
+    # Checkpoints of DistributedDataParallel or torch.compile'd models carry these prefixes.
+    return {_strip_prefixes(k): v for k, v in obj.items()}
+
+
+def _strip_prefixes(key: str) -> str:
+    for prefix in ("module.", "_orig_mod."):
+        while key.startswith(prefix):
+            key = key[len(prefix) :]
+    return key
+
+
+def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> None:
+    """Load a local state dict: our own (keys under `backbone.`) strictly, torchvision's by name."""
+    state = read_state_dict(path)
+    if not any(k.startswith("backbone.") for k in state):
+        load_torchvision_state_dict(model, state, cfg, str(path))
+        return
+    result = model.load_state_dict(state, strict=False)
+    problems = []
+    if result.missing_keys:
+        problems.append(f"missing {', '.join(result.missing_keys[:3])}")
+    if result.unexpected_keys:
+        problems.append(f"unexpected {', '.join(result.unexpected_keys[:3])}")
+    if problems:
+        raise ValueError(f"{path}: does not fit {variant_name(cfg)}: {'; '.join(problems)}")

@@ -1,0 +1,24 @@
+"""Typed schemas of the Hydra apps, so a mistyped key or a wrong type fails at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hydra.core.config_store import ConfigStore
+
+from cam_repro.models.config import ModelConfig
+
+
+@dataclass
+class ModelsAppConfig:
+    """`cam-models`: build networks from their configs and report their shapes."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    input_size: int = 224  # side of the square input whose last conv map is reported
+    num_classes: int = 1000
+
+
+def register_schemas() -> None:
+    """Put the app schemas in Hydra's ConfigStore (the configs' defaults lists name them)."""
+    cs = ConfigStore.instance()
+    cs.store(name="models_schema", node=ModelsAppConfig)

@@ -1,0 +1,32 @@
+"""`cam-models`: the model zoo, built from configs, with parameter counts and CAM map sizes."""
+
+from pathlib import Path
+
+import hydra
+from cam_repro_cli import CONFIG_DIR
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf
+
+from cam_repro.models import build_model, model_config
+from cam_repro.models.summary import summarize, summary_table, zoo_order
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="models")
+def main(cfg: DictConfig) -> None:
+    if OmegaConf.is_missing(cfg.model, "arch"):  # no model=: every variant, with model.* overrides
+        overrides = [o for o in HydraConfig.get().overrides.task if o.startswith("model.")]
+        variants = [p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml")]
+        models = [
+            hydra.compose("models", overrides=[f"model={v}", *overrides]).model for v in variants
+        ]
+    else:
+        models = [cfg.model]
+    rows = []
+    for model_cfg in models:
+        spec = model_config(model_cfg)
+        rows.append(summarize(build_model(spec, cfg.num_classes), spec, cfg.input_size))
+    print(summary_table(sorted(rows, key=zoo_order), cfg.input_size))
+
+
+if __name__ == "__main__":
+    main()
