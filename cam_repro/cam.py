@@ -13,10 +13,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cam_repro.errors import CamReproError
 from cam_repro.models.heads import CAMNet
 
 
-class CAMUnavailableError(ValueError):
+class CAMUnavailableError(CamReproError, ValueError):
     """The model has no global-pooling head, so class activation maps are not defined for it."""
 
 

@@ -1,7 +1,14 @@
 """Thin Hydra entry points: compose the config, call one cam_repro function."""
 
-from pathlib import Path
+from __future__ import annotations
 
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cam_repro.errors import CamReproError
 from cam_repro.schema import register_schemas
 
 # configs/ sits beside cli/ in the repository (installed with `pip install -e .`).
@@ -13,3 +20,17 @@ if not Path(CONFIG_DIR, "model").is_dir():
     )
 
 register_schemas()
+
+
+def user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Print an error the user can fix (bad config, bad file, offline) as one line, exit 1."""
+
+    @functools.wraps(task)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except CamReproError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(1)
+
+    return run

@@ -3,15 +3,16 @@
 from pathlib import Path
 
 import hydra
-from cam_repro_cli import CONFIG_DIR
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cam_repro.models import build_model, model_config
 from cam_repro.models.summary import summarize, summary_table, zoo_order
+from cam_repro_cli import CONFIG_DIR, user_errors
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="models")
+@user_errors
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg.model, "arch"):  # no model=: every variant, with model.* overrides
         overrides = [o for o in HydraConfig.get().overrides.task if o.startswith("model.")]

@@ -8,6 +8,7 @@ from typing import Any
 from omegaconf import DictConfig
 from torch import nn
 
+from cam_repro.errors import ConfigError, WeightsUnavailableError
 from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
 from cam_repro.models.config import ARCHS, ModelConfig, model_config, paper_name, variant_name
 from cam_repro.models.googlenet import build_googlenet
@@ -15,7 +16,6 @@ from cam_repro.models.heads import CAMNet, FCNet, GlobalPool
 from cam_repro.models.resnet import build_resnet50
 from cam_repro.models.vgg import build_vgg16
 from cam_repro.models.weights import (
-    WeightsUnavailableError,
     download_torchvision_state_dict,
     load_torchvision_state_dict,
     load_weights_file,
@@ -51,7 +51,7 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     """
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     model = _BUILDERS[spec.arch](spec, num_classes)
     if spec.weights_path:
         load_weights_file(model, spec.weights_path, spec)

@@ -10,6 +10,8 @@ from typing import Any
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from cam_repro.errors import ConfigError
+
 ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50")
 POOLS = ("gap", "gmp")
 
@@ -33,19 +35,13 @@ class ModelConfig:
     modified: bool = True
     pool: str = "gap"  # gap | gmp: the global pooling of a modified (CAM) model
     width_mult: float = 1.0  # scales every conv (and hidden FC) width; 1 = torchvision's model
-    batch_norm: bool | None = (
-        None  # null: the architecture's own; true/false: VGG16 with/without BN
-    )
+    batch_norm: bool | None = None  # null: the arch's own; VGG16 has both (true: vgg16_bn)
     head_channels: int = 1024  # units of the added 3x3 conv (before width_mult); 0: no added conv
     head_groups: int = 1  # 2 in the released VGG16-GAP and GoogLeNet-GAP
-    dropout: float | None = (
-        None  # before the last linear; null: 0 for CAM heads, torchvision's else
-    )
+    dropout: float | None = None  # before the last linear; null: 0 (CAM) or torchvision's
     pretrained: bool = False  # load torchvision's ImageNet weights into every reused layer
     weights: str = "IMAGENET1K_V1"  # which member of torchvision's weights enum
-    weights_path: str | None = (
-        None  # local state dict (torchvision's or ours); wins over pretrained
-    )
+    weights_path: str | None = None  # local state dict (torchvision's or ours); beats pretrained
     transform_input: bool | None = None  # GoogLeNet only; null: on with torchvision's weights
     output_stride: int = 32  # ResNet-50: 32 (7x7 at 224), 16 (layer4 stride 1), 8 (layer3 too)
     dilate: bool = False  # ResNet-50: replace the removed strides by dilation (torchvision's way)
@@ -61,40 +57,41 @@ def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConf
         merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)
         spec: ModelConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
     except OmegaConfBaseException as err:
-        first = str(err).splitlines()[0]
-        raise ValueError(f"invalid model config: {first}") from None
+        key = getattr(err, "full_key", None)
+        where = f"model.{key}: " if key else ""
+        raise ConfigError(f"invalid model config: {where}{str(err).splitlines()[0]}") from None
     _validate(spec)
     return spec
 
 
 def _validate(spec: ModelConfig) -> None:
     if spec.arch not in ARCHS:
-        raise ValueError(f"unknown model arch {spec.arch!r}; choose one of {', '.join(ARCHS)}")
+        raise ConfigError(f"unknown model arch {spec.arch!r}; choose one of {', '.join(ARCHS)}")
     if spec.pool not in POOLS:
-        raise ValueError(f"model.pool must be 'gap' or 'gmp', got {spec.pool!r}")
+        raise ConfigError(f"model.pool must be 'gap' or 'gmp', got {spec.pool!r}")
     if not (math.isfinite(spec.width_mult) and spec.width_mult > 0):
-        raise ValueError(f"model.width_mult must be a finite number > 0, got {spec.width_mult}")
+        raise ConfigError(f"model.width_mult must be a finite number > 0, got {spec.width_mult}")
     if spec.head_channels < 0:
-        raise ValueError(f"model.head_channels must be >= 0, got {spec.head_channels}")
+        raise ConfigError(f"model.head_channels must be >= 0, got {spec.head_channels}")
     if spec.head_groups < 1:
-        raise ValueError(f"model.head_groups must be >= 1, got {spec.head_groups}")
+        raise ConfigError(f"model.head_groups must be >= 1, got {spec.head_groups}")
     if spec.dropout is not None and not 0.0 <= spec.dropout < 1.0:
-        raise ValueError(f"model.dropout must be in [0, 1), got {spec.dropout}")
+        raise ConfigError(f"model.dropout must be in [0, 1), got {spec.dropout}")
     if spec.output_stride not in (8, 16, 32):
-        raise ValueError(f"model.output_stride must be 8, 16 or 32, got {spec.output_stride}")
+        raise ConfigError(f"model.output_stride must be 8, 16 or 32, got {spec.output_stride}")
     if spec.output_stride != 32 and spec.arch != "resnet50":
-        raise ValueError("model.output_stride applies to resnet50 only")
+        raise ConfigError("model.output_stride applies to resnet50 only")
     if spec.arch == "alexnet_star" and not spec.modified:
-        raise ValueError("alexnet_star exists only as a CAM model (model.modified=true)")
+        raise ConfigError("alexnet_star exists only as a CAM model (model.modified=true)")
     if not spec.modified and spec.pool != "gap" and spec.arch in ("googlenet", "resnet50"):
-        raise ValueError(f"the original {spec.arch} ends in GAP; use model.modified=true for GMP")
+        raise ConfigError(f"the original {spec.arch} ends in GAP; use model.modified=true for GMP")
     bn_fixed = {"alexnet": False, "alexnet_star": False, "googlenet": True, "resnet50": True}
     fixed = bn_fixed.get(spec.arch)
     if spec.batch_norm is not None and fixed is not None and spec.batch_norm != fixed:
         have = "always uses" if fixed else "has no variant with"
-        raise ValueError(f"torchvision's {spec.arch} {have} batch norm (model.batch_norm)")
+        raise ConfigError(f"torchvision's {spec.arch} {have} batch norm (model.batch_norm)")
     if spec.pretrained and spec.width_mult != 1.0 and spec.weights_path is None:
-        raise ValueError("model.pretrained=true needs model.width_mult=1 (torchvision's widths)")
+        raise ConfigError("model.pretrained=true needs model.width_mult=1 (torchvision's widths)")
 
 
 def variant_name(cfg: ModelConfig) -> str:

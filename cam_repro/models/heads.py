@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from cam_repro.errors import ConfigError
 from cam_repro.models.config import ModelConfig
 
 
@@ -19,7 +20,7 @@ class GlobalPool(nn.Module):
     def __init__(self, kind: str) -> None:
         super().__init__()
         if kind not in ("gap", "gmp"):
-            raise ValueError(f"global pooling must be 'gap' or 'gmp', got {kind!r}")
+            raise ConfigError(f"global pooling must be 'gap' or 'gmp', got {kind!r}")
         self.kind = kind
 
     def forward(self, x: Tensor) -> Tensor:
@@ -54,7 +55,7 @@ class CAMNet(nn.Module):
         self.backbone = backbone
         if head_channels > 0:
             if in_channels % head_groups or head_channels % head_groups:
-                raise ValueError(
+                raise ConfigError(
                     f"head_groups={head_groups} must divide the conv's input ({in_channels}) "
                     f"and output ({head_channels}) channels"
                 )

@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
+from cam_repro.errors import ConfigError, InputFileError, MissingFileError, WeightsUnavailableError
 from cam_repro.models.config import ModelConfig, variant_name
 
 log = logging.getLogger(__name__)
@@ -49,7 +50,7 @@ def download_torchvision_state_dict(cfg: ModelConfig) -> dict[str, Tensor]:
     except KeyError:
         choices = ", ".join(enum.__members__)
         msg = f"model.weights={cfg.weights!r} is not one of {enum.__name__}: {choices}"
-        raise ValueError(msg) from None
+        raise ConfigError(msg) from None
     try:
         return weights.get_state_dict(progress=False, check_hash=True)
     except OSError as err:  # URLError, timeouts, refused connections, read-only cache
@@ -60,10 +61,6 @@ def download_torchvision_state_dict(cfg: ModelConfig) -> dict[str, Tensor]:
             f"machine looks offline: fetch {weights.url} elsewhere and pass "
             f"model.weights_path=FILE, or put the file at {cache}"
         ) from None
-
-
-class WeightsUnavailableError(RuntimeError):
-    """Pretrained weights were asked for but cannot be had on this machine."""
 
 
 def load_torchvision_state_dict(
@@ -83,17 +80,16 @@ def load_torchvision_state_dict(
             if ours.rsplit(".", 1)[0] == last_linear:  # another number of classes: keep fresh
                 skipped_classifier = True
                 continue
-            raise ValueError(
+            raise InputFileError(
                 f"{source}: {key} has shape {tuple(value.shape)} but {variant_name(cfg)} expects "
                 f"{tuple(own[ours].shape)} for {ours} (is width_mult 1 and batch_norm right?)"
             )
         mapped[ours] = value
     if not mapped:
-        raise ValueError(f"{source}: no tensor matches {variant_name(cfg)}'s reused layers")
+        raise InputFileError(f"{source}: no tensor matches {variant_name(cfg)}'s reused layers")
     model.load_state_dict(mapped, strict=False)
-    transform = getattr(model, "backbone", None)
-    if cfg.arch == "googlenet" and cfg.transform_input is not False and transform is not None:
-        transform.transform_input.fill_(True)  # torchvision's GoogLeNet weights expect it
+    if cfg.arch == "googlenet" and cfg.transform_input is not False:
+        model.backbone.transform_input.fill_(True)  # torchvision's GoogLeNet weights expect it
     fresh = len(own) - len(mapped)
     log.info(
         "%s: loaded %d tensors from %s; %d stay freshly initialised%s",
@@ -110,12 +106,12 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a file: bare, or in a checkpoint under 'model' or 'state_dict'."""
     path = Path(path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(f"model.weights_path: {path} does not exist")
+        raise MissingFileError(f"model.weights_path: {path} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
         detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(
+        raise InputFileError(
             f"{path}: not a PyTorch weights file that loads safely ({detail})"
         ) from None
     if isinstance(obj, Mapping):
@@ -128,7 +124,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         or not obj
         or not all(isinstance(v, Tensor) for v in obj.values())
     ):
-        raise ValueError(f"{path}: expected a state dict (parameter name -> tensor)")
+        raise InputFileError(f"{path}: expected a state dict (parameter name -> tensor)")
     # Checkpoints of DistributedDataParallel or torch.compile'd models carry these prefixes.
     return {_strip_prefixes(k): v for k, v in obj.items()}
 
@@ -146,11 +142,15 @@ def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> N
     if not any(k.startswith("backbone.") for k in state):
         load_torchvision_state_dict(model, state, cfg, str(path))
         return
-    result = model.load_state_dict(state, strict=False)
+    own = model.state_dict()
     problems = []
-    if result.missing_keys:
-        problems.append(f"missing {', '.join(result.missing_keys[:3])}")
-    if result.unexpected_keys:
-        problems.append(f"unexpected {', '.join(result.unexpected_keys[:3])}")
+    if missing := [k for k in own if k not in state]:
+        problems.append(f"missing {', '.join(missing[:3])}")
+    if unexpected := [k for k in state if k not in own]:
+        problems.append(f"unexpected {', '.join(unexpected[:3])}")
+    if wrong := [k for k in own if k in state and state[k].shape != own[k].shape]:
+        k = wrong[0]
+        problems.append(f"{k} has shape {tuple(state[k].shape)}, expected {tuple(own[k].shape)}")
     if problems:
-        raise ValueError(f"{path}: does not fit {variant_name(cfg)}: {'; '.join(problems)}")
+        raise InputFileError(f"{path}: does not fit {variant_name(cfg)}: {'; '.join(problems)}")
+    model.load_state_dict(state)
