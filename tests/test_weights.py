@@ -130,3 +130,9 @@ def test_torchvision_file_of_wrong_width(tmp_path: Path) -> None:
     path = _save(tvm.alexnet().state_dict(), tmp_path / "alexnet.pth")
     with pytest.raises(ValueError, match=re.escape("alexnet.pth: features.0.weight has shape")):
         build_model({"arch": "alexnet", "width_mult": 0.5, "weights_path": path}, 10)
+
+
+def test_torchvision_file_of_another_architecture(tmp_path: Path) -> None:
+    path = _save(tvm.resnet18().state_dict(), tmp_path / "resnet18.pth")
+    with pytest.raises(ValueError, match=re.escape("resnet18.pth: no tensor matches alexnet_gap")):
+        build_model({"arch": "alexnet", "weights_path": path}, 10)

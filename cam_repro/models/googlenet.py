@@ -7,6 +7,7 @@ training from scratch); their pretrained weights are skipped.
 
 from __future__ import annotations
 
+import functools
 from collections import OrderedDict
 
 import torch
@@ -39,7 +40,7 @@ class GoogLeNetTrunk(nn.Sequential):
     """GoogLeNet from conv1 up to `last` (an inception block), torchvision's names and layout."""
 
     def __init__(self, width_mult: float, last: str = "inception5b") -> None:
-        w = lambda c: scaled(c, width_mult)  # noqa: E731
+        w = functools.partial(scaled, width_mult=width_mult)
         c1, c2, c3 = w(64), w(64), w(192)
         layers: OrderedDict[str, nn.Module] = OrderedDict(
             conv1=BasicConv2d(3, c1, kernel_size=7, stride=2, padding=3),

@@ -42,6 +42,13 @@ def torchvision_keymap(cfg: ModelConfig) -> list[tuple[str, str | None]]:
     return [("fc.", fc), ("aux1.", None), ("aux2.", None), ("", "backbone.")]
 
 
+def _map_key(key: str, keymap: list[tuple[str, str | None]]) -> str | None:
+    for src, dst in keymap:
+        if key.startswith(src):
+            return None if dst is None else dst + key[len(src) :]
+    return None
+
+
 def download_torchvision_state_dict(cfg: ModelConfig) -> dict[str, Tensor]:
     """torchvision's ImageNet state dict for `cfg` (from torch.hub's cache, or downloaded)."""
     enum = torchvision_weights_enum(cfg)
@@ -73,7 +80,7 @@ def load_torchvision_state_dict(
     mapped: dict[str, Tensor] = {}
     skipped_classifier = False
     for key, value in state.items():
-        ours = next((dst and dst + key[len(src) :] for src, dst in keymap if key.startswith(src)))
+        ours = _map_key(key, keymap)
         if ours is None or ours not in own:
             continue
         if own[ours].shape != value.shape:
@@ -82,7 +89,7 @@ def load_torchvision_state_dict(
                 continue
             raise InputFileError(
                 f"{source}: {key} has shape {tuple(value.shape)} but {variant_name(cfg)} expects "
-                f"{tuple(own[ours].shape)} for {ours} (is width_mult 1 and batch_norm right?)"
+                f"{tuple(own[ours].shape)} for {ours} (options such as width_mult change it)"
             )
         mapped[ours] = value
     if not mapped:
