@@ -29,11 +29,8 @@ INCEPTIONS: dict[str, tuple[int, int, int, int, int, int]] = {
     "inception5a": (256, 160, 320, 32, 128, 128),
     "inception5b": (384, 192, 384, 48, 128, 128),
 }
-# Max poolings placed before these blocks (torchvision's maxpool3 and maxpool4).
-_POOL_BEFORE = {
-    "inception4a": ("maxpool3", nn.MaxPool2d(3, stride=2, ceil_mode=True)),
-    "inception5a": ("maxpool4", nn.MaxPool2d(2, stride=2, ceil_mode=True)),
-}
+# Max poolings (name, kernel) placed before these blocks: torchvision's maxpool3 and maxpool4.
+_POOL_BEFORE = {"inception4a": ("maxpool3", 3), "inception5a": ("maxpool4", 2)}
 
 
 class GoogLeNetTrunk(nn.Sequential):
@@ -52,8 +49,8 @@ class GoogLeNetTrunk(nn.Sequential):
         channels = c3
         for name, widths in INCEPTIONS.items():
             if name in _POOL_BEFORE:
-                pool_name, pool = _POOL_BEFORE[name]
-                layers[pool_name] = pool
+                pool_name, kernel = _POOL_BEFORE[name]
+                layers[pool_name] = nn.MaxPool2d(kernel, stride=2, ceil_mode=True)
             ch1, ch3r, ch3, ch5r, ch5, proj = (w(c) for c in widths)
             layers[name] = Inception(channels, ch1, ch3r, ch3, ch5r, ch5, proj)
             channels = ch1 + ch3 + ch5 + proj

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from cam_repro.errors import ConfigError
-from cam_repro.models.config import ModelConfig
+from cam_repro.models.config import POOLS, ModelConfig
 
 
 def scaled(channels: int, width_mult: float, divisor: int = 1) -> int:
@@ -19,7 +19,7 @@ class GlobalPool(nn.Module):
 
     def __init__(self, kind: str) -> None:
         super().__init__()
-        if kind not in ("gap", "gmp"):
+        if kind not in POOLS:
             raise ConfigError(f"global pooling must be 'gap' or 'gmp', got {kind!r}")
         self.kind = kind
 
@@ -72,10 +72,6 @@ class CAMNet(nn.Module):
         self.classifier = nn.Linear(num_features, num_classes)
         nn.init.normal_(self.classifier.weight, 0.0, 0.01)
         nn.init.zeros_(self.classifier.bias)
-
-    @property
-    def num_features(self) -> int:
-        return self.classifier.in_features
 
     def features(self, x: Tensor) -> Tensor:
         """Images (B, 3, H, W) -> last conv maps (B, K, h, w)."""

@@ -13,13 +13,13 @@ from cam_repro.models.heads import CAMNet
 
 @dataclass
 class ModelSummary:
+    arch: str  # e.g. vgg16
     variant: str  # our name, e.g. vgg16_gap
     paper_name: str  # the paper's, e.g. VGGnet-GAP
     params: int
     map_channels: int | None  # K of the last conv map f_k (CAM models only)
     map_size: tuple[int, int] | None  # (h, w) of the last conv map at the given input
     num_classes: int
-    cam: bool
 
 
 def summarize(model: nn.Module, cfg: ModelConfig, input_size: int = 224) -> ModelSummary:
@@ -38,20 +38,19 @@ def summarize(model: nn.Module, cfg: ModelConfig, input_size: int = 224) -> Mode
     finally:
         model.train(was_training)
     return ModelSummary(
+        arch=cfg.arch,
         variant=variant_name(cfg),
         paper_name=paper_name(cfg),
         params=sum(p.numel() for p in model.parameters()),
         map_channels=channels,
         map_size=size,
         num_classes=logits.shape[1],
-        cam=isinstance(model, CAMNet),
     )
 
 
 def zoo_order(row: ModelSummary) -> tuple[int, str]:
     """Sort key: the paper's architectures in order, each original before its GAP/GMP variants."""
-    arch = next(a for a in sorted(ARCHS, key=len, reverse=True) if row.variant.startswith(a))
-    return ARCHS.index(arch), row.variant
+    return ARCHS.index(row.arch), row.variant
 
 
 def summary_table(rows: list[ModelSummary], input_size: int) -> str:
