@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from hydra.core.config_store import ConfigStore
 
+from cam_repro.data.config import DataConfig
+from cam_repro.data.synthetic import SynthConfig
 from cam_repro.models.config import ModelConfig
 
 
@@ -18,7 +20,17 @@ class ModelsAppConfig:
     num_classes: int = 1000
 
 
+@dataclass
+class DataAppConfig:
+    """`cam-data`: read a dataset's splits, check every annotation, and report what is there."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+
+
 def register_schemas() -> None:
     """Put the app schemas in Hydra's ConfigStore (the configs' defaults lists name them)."""
     cs = ConfigStore.instance()
     cs.store(name="models_schema", node=ModelsAppConfig)
+    cs.store(name="data_schema", node=DataAppConfig)
+    cs.store(name="synth_schema", node=SynthConfig)

@@ -1,0 +1,220 @@
+"""Annotation files of ILSVRC and CUB: read (with one-line errors naming the file) and write.
+
+Every box leaving this module is **0-based inclusive pixel coordinates of the original image**:
+`(x0, y0, x1, y1)` with `0 <= x0 <= x1 <= W - 1`, the box covering pixel columns x0..x1. The
+conversion from each source format:
+
+- ILSVRC XML (PASCAL VOC style, `ILSVRC2012_bbox_val_v3` and the Kaggle `Annotations/`) and the
+  Kaggle `LOC_val_solution.csv` (the same numbers) are 1-based inclusive, as in the ILSVRC devkit
+  (`xmax` reaches the image width). So x0 = xmin - 1, x1 = xmax - 1. A few ILSVRC boxes have
+  `xmin = 0`; it is read as the first column (clamped to 0), not as an error.
+- CUB-200-2011 `bounding_boxes.txt` is `x y width height` in 0-based pixels (floats with integer
+  values): x0 = x, x1 = x + width - 1.
+
+A box is an error if x1 < x0 (y1 < y0) or if it lies outside the image by more than those
+conventions allow. XML is parsed without resolving any entity: a file that declares a DTD or
+entities is rejected (ILSVRC's never do).
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from xml.sax.saxutils import escape
+
+import numpy as np
+
+from cam_repro.errors import InputFileError, MissingFileError
+
+WNID_PATTERN = re.compile(r"^n\d{8}$")
+
+
+@dataclass(eq=False)
+class Annotation:
+    """The objects of one image: its size and every box with its class (wnid)."""
+
+    size: tuple[int, int] | None  # (width, height) as the file states it; None: not stated
+    wnids: list[str]  # one per box
+    boxes: np.ndarray  # (k, 4) int64, 0-based inclusive x0, y0, x1, y1
+
+
+def empty_boxes() -> np.ndarray:
+    return np.zeros((0, 4), dtype=np.int64)
+
+
+def check_box(
+    box: tuple[int, int, int, int], size: tuple[int, int] | None, where: str
+) -> tuple[int, int, int, int]:
+    """Validate a 0-based inclusive box against the image size; return it (clamped at 0)."""
+    x0, y0, x1, y1 = box
+    if x1 < x0 or y1 < y0:
+        raise InputFileError(f"{where}: box has x1 < x0 or y1 < y0: {box}")
+    # -1 is a 1-based file's 0 (a few ILSVRC boxes start there): read it as the first pixel.
+    if x0 < -1 or y0 < -1 or (size is not None and (x1 >= size[0] or y1 >= size[1])):
+        shape = f" of the {size[0]}x{size[1]} image" if size else ""
+        raise InputFileError(
+            f"{where}: box {box} (0-based inclusive) lies outside the bounds{shape}"
+        )
+    return max(x0, 0), max(y0, 0), x1, y1
+
+
+def _xml_root(path: Path) -> ET.Element:
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
+    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+        raise InputFileError(f"{path}: declares a DTD or entities, which are never resolved")
+    try:
+        return ET.fromstring(data)
+    except ET.ParseError as err:
+        raise InputFileError(f"{path}: XML does not parse: {err}") from None
+
+
+def _int_field(node: ET.Element, tag: str, path: Path, what: str) -> int:
+    text = node.findtext(tag)
+    if text is None:
+        raise InputFileError(f"{path}: {what} has no <{tag}>")
+    try:
+        return round(float(text))
+    except ValueError:
+        raise InputFileError(f"{path}: {what} <{tag}> is not a number: {text.strip()!r}") from None
+
+
+def read_voc_xml(path: Path) -> Annotation:
+    """One ILSVRC (PASCAL VOC style) XML file: size and every `<object>`'s wnid and box."""
+    root = _xml_root(path)
+    size = None
+    size_node = root.find("size")
+    if size_node is not None:
+        size = (
+            _int_field(size_node, "width", path, "<size>"),
+            _int_field(size_node, "height", path, "<size>"),
+        )
+        if size[0] < 1 or size[1] < 1:
+            raise InputFileError(f"{path}: <size> must be positive, got {size[0]}x{size[1]}")
+    wnids, boxes = [], []
+    for i, obj in enumerate(root.iter("object"), start=1):
+        name = (obj.findtext("name") or "").strip()
+        what = f"object {i}" + (f" ({name})" if name else "")
+        if not name:
+            raise InputFileError(f"{path}: {what} has no <name>")
+        bnd = obj.find("bndbox")
+        if bnd is None:
+            raise InputFileError(f"{path}: {what} has no <bndbox>")
+        xmin, ymin, xmax, ymax = (
+            _int_field(bnd, t, path, what) for t in ("xmin", "ymin", "xmax", "ymax")
+        )
+        wnids.append(name)
+        boxes.append(check_box((xmin - 1, ymin - 1, xmax - 1, ymax - 1), size, f"{path}: {what}"))
+    return Annotation(size, wnids, np.array(boxes, dtype=np.int64).reshape(-1, 4))
+
+
+def voc_xml(
+    filename: str, folder: str, size: tuple[int, int], wnids: list[str], boxes: np.ndarray
+) -> str:
+    """The ILSVRC XML text of an image (boxes 0-based inclusive in, 1-based in the file)."""
+    objects = "".join(
+        f"\t<object>\n\t\t<name>{escape(w)}</name>\n\t\t<pose>Unspecified</pose>\n"
+        f"\t\t<truncated>0</truncated>\n\t\t<difficult>0</difficult>\n\t\t<bndbox>\n"
+        f"\t\t\t<xmin>{x0 + 1}</xmin>\n\t\t\t<ymin>{y0 + 1}</ymin>\n"
+        f"\t\t\t<xmax>{x1 + 1}</xmax>\n\t\t\t<ymax>{y1 + 1}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+        for w, (x0, y0, x1, y1) in zip(wnids, boxes.tolist(), strict=True)
+    )
+    return (
+        f"<annotation>\n\t<folder>{escape(folder)}</folder>\n\t<filename>{escape(filename)}</filename>\n"
+        f"\t<source>\n\t\t<database>ILSVRC_2012</database>\n\t</source>\n"
+        f"\t<size>\n\t\t<width>{size[0]}</width>\n\t\t<height>{size[1]}</height>\n"
+        f"\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n{objects}</annotation>\n"
+    )
+
+
+def read_loc_csv(path: Path) -> dict[str, Annotation]:
+    """Kaggle's `LOC_val_solution.csv`: `ImageId,PredictionString` (`wnid x0 y0 x1 y1` repeated)."""
+    out: dict[str, Annotation] = {}
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
+    except (UnicodeDecodeError, csv.Error) as err:
+        raise InputFileError(f"{path}: not a CSV text file: {err}") from None
+    if not rows or [c.strip() for c in rows[0]] != ["ImageId", "PredictionString"]:
+        raise InputFileError(f"{path}: the header must be 'ImageId,PredictionString'")
+    for line, row in enumerate(rows[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2:
+            raise InputFileError(f"{path} line {line}: expected 2 fields, got {len(row)}")
+        image_id, tokens = row[0].strip(), row[1].split()
+        if not tokens or len(tokens) % 5:
+            raise InputFileError(
+                f"{path} line {line}: malformed PredictionString {row[1].strip()!r}: "
+                "expected groups of 'wnid x0 y0 x1 y1'"
+            )
+        wnids, boxes = [], []
+        for k in range(0, len(tokens), 5):
+            try:
+                xmin, ymin, xmax, ymax = (int(t) for t in tokens[k + 1 : k + 5])
+            except ValueError:
+                raise InputFileError(
+                    f"{path} line {line}: malformed PredictionString: box {tokens[k + 1 : k + 5]} "
+                    "is not 4 integers"
+                ) from None
+            wnids.append(tokens[k])
+            box = (xmin - 1, ymin - 1, xmax - 1, ymax - 1)
+            boxes.append(check_box(box, None, f"{path} line {line} ({image_id})"))
+        if image_id in out:
+            raise InputFileError(f"{path} line {line}: image {image_id} appears twice")
+        out[image_id] = Annotation(None, wnids, np.array(boxes, dtype=np.int64).reshape(-1, 4))
+    return out
+
+
+def loc_csv_row(image_id: str, wnids: list[str], boxes: np.ndarray) -> str:
+    """One `LOC_val_solution.csv` line (boxes 0-based inclusive in, 1-based in the file)."""
+    pred = "".join(
+        f"{w} {x0 + 1} {y0 + 1} {x1 + 1} {y1 + 1} "
+        for w, (x0, y0, x1, y1) in zip(wnids, boxes.tolist(), strict=True)
+    )
+    return f"{image_id},{pred}\n"
+
+
+def read_synset_mapping(path: Path) -> dict[str, str]:
+    """`LOC_synset_mapping.txt` (or `synset_words.txt`): `wnid words` per line -> {wnid: words}."""
+    names: dict[str, str] = {}
+    try:
+        lines = path.read_text().splitlines()
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
+    except UnicodeDecodeError:
+        raise InputFileError(f"{path}: not a text file") from None
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        wnid, _, words = line.strip().partition(" ")
+        if not WNID_PATTERN.match(wnid):
+            raise InputFileError(
+                f"{path} line {line_no}: expected 'wnid words', got {line.strip()!r}"
+            )
+        names[wnid] = words.strip() or wnid
+    return names
+
+
+def read_table(path: Path, columns: int, what: str) -> dict[int, list[str]]:
+    """A CUB metadata file: `id field...` per line -> {id: fields} (exactly `columns` fields)."""
+    if not path.is_file():
+        raise MissingFileError(f"{path}: missing ({what})")
+    table: dict[int, list[str]] = {}
+    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=columns) if columns == 1 else line.split()
+        if len(fields) != columns + 1 or not fields[0].isdigit():
+            raise InputFileError(
+                f"{path} line {line_no}: expected '<id> {what}', got {line.strip()!r}"
+            )
+        table[int(fields[0])] = fields[1:]
+    return table

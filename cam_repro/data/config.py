@@ -1,0 +1,91 @@
+"""The data config: one typed schema for `configs/data/*.yaml`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from cam_repro.errors import ConfigError
+
+SOURCES = ("imagenet", "cub")
+LAYOUTS = ("auto", "kaggle", "classic")
+VAL_LABELS = ("auto", "xml", "csv")
+AUGMENTS = ("random_resized_crop", "scale_crop", "translate", "none")
+BAD_IMAGES = ("error", "skip")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass
+class DataConfig:
+    """Where the images and boxes are, and how images become tensors."""
+
+    source: str = "imagenet"  # imagenet (ILSVRC layouts; the synthetic set too) | cub
+    root: str = MISSING
+    # ImageNet: kaggle (ILSVRC/Data/CLS-LOC/...) | classic (train/<wnid>/, val/) | auto (detect)
+    layout: str = "auto"
+    # ImageNet val labels and boxes: xml (per-image files) | csv (LOC_val_solution.csv) | auto
+    # (XML when the folder exists, else the CSV)
+    val_labels: str = "auto"
+    # Classic layout: the folder of val XML files or the CSV; null = look in the usual places
+    # (root/val_boxes, root/bbox_val, root/ILSVRC2012_bbox_val_v3[/val], XML beside the images,
+    # root/LOC_val_solution.csv)
+    val_annotations: str | None = None
+    image_size: int = 224  # side of the train crop and of the (square) eval image
+    resize_size: int = 256  # scale_crop: the shorter side before the random crop
+    train_augment: str = (
+        "random_resized_crop"  # random_resized_crop | scale_crop | translate | none
+    )
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random_resized_crop
+    translate_px: int = 4  # translate: shift by up to this many pixels (reflect padding)
+    hflip: bool = True
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    # An unreadable or corrupt image: error (stop, naming the file) | skip (leave it out, count it)
+    bad_images: str = "error"
+
+
+def data_config(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> DataConfig:
+    """Validate a data config (dict, DictConfig or DataConfig) into a DataConfig."""
+    if isinstance(cfg, DataConfig):
+        cfg = OmegaConf.structured(cfg)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(DataConfig), cfg)
+        spec: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        where = f"data.{key}: " if key else ""
+        raise ConfigError(f"invalid data config: {where}{str(err).splitlines()[0]}") from None
+    _validate(spec)
+    return spec
+
+
+def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"data.{key} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def _validate(spec: DataConfig) -> None:
+    _choice(spec.source, "source", SOURCES)
+    _choice(spec.layout, "layout", LAYOUTS)
+    _choice(spec.val_labels, "val_labels", VAL_LABELS)
+    _choice(spec.train_augment, "train_augment", AUGMENTS)
+    _choice(spec.bad_images, "bad_images", BAD_IMAGES)
+    if spec.image_size < 8:
+        raise ConfigError(f"data.image_size must be >= 8, got {spec.image_size}")
+    if spec.resize_size < spec.image_size:
+        raise ConfigError(
+            f"data.resize_size ({spec.resize_size}) must be >= data.image_size ({spec.image_size})"
+        )
+    if len(spec.crop_scale) != 2 or not 0 < spec.crop_scale[0] <= spec.crop_scale[1] <= 1:
+        raise ConfigError(
+            f"data.crop_scale must be [min, max] with 0 < min <= max <= 1, got {spec.crop_scale}"
+        )
+    if spec.translate_px < 0:
+        raise ConfigError(f"data.translate_px must be >= 0, got {spec.translate_px}")
+    if len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
+        raise ConfigError("data.mean and data.std must be 3 numbers (RGB), std > 0")

@@ -1,0 +1,110 @@
+"""What a reader returns: samples with labels, image sizes and ground-truth boxes; image loading."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from cam_repro.data.annotations import empty_boxes
+from cam_repro.errors import InputFileError
+
+log = logging.getLogger(__name__)
+
+# torchvision's ImageFolder extensions, matched case-insensitively (ILSVRC uses .JPEG).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+# PIL's errors for a file that is not an image, is truncated, or is absurdly large.
+_IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass(eq=False)
+class Sample:
+    """One image. Boxes are 0-based inclusive pixel coordinates of the original image."""
+
+    path: Path
+    label: int
+    size: tuple[int, int] | None = None  # (width, height) of the original image; None: not read
+    boxes: np.ndarray = field(default_factory=empty_boxes)  # (k, 4) int64 x0, y0, x1, y1
+    box_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (k,)
+    mask_path: Path | None = None  # binary foreground mask (PNG), where the dataset has one
+
+    @property
+    def image_id(self) -> str:
+        return self.path.stem
+
+
+@dataclass(eq=False)
+class DataSplit:
+    """The samples of one split, and the classes (label i is `classes[i]`)."""
+
+    split: str
+    root: Path
+    classes: list[str]  # wnids (ImageNet) or class folder names (CUB), sorted
+    class_names: list[str]  # human-readable names, same order
+    samples: list[Sample]
+    source: str  # where labels and boxes came from, and their coordinate conversion
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images left out
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def describe(self) -> str:
+        """A few lines on what the split holds (for `cam-data` and logs)."""
+        n_boxes = [len(s.boxes) for s in self.samples]
+        lines = [f"{self.split}: {len(self.samples)} images of {len(self.classes)} classes"]
+        if any(n_boxes):
+            multi = sum(n > 1 for n in n_boxes)
+            lines.append(f"  boxes: {sum(n_boxes)} ({multi} images with more than one)")
+        sizes = [s.size for s in self.samples if s.size is not None]
+        if sizes:
+            w, h = zip(*sizes, strict=True)
+            lines.append(f"  image sizes: width {min(w)}-{max(w)}, height {min(h)}-{max(h)}")
+        masks = sum(s.mask_path is not None for s in self.samples)
+        if masks:
+            lines.append(f"  foreground masks: {masks}")
+        if self.skipped:
+            lines.append(f"  skipped unreadable images: {len(self.skipped)}")
+        lines.append(f"  source: {self.source}")
+        return "\n".join(lines)
+
+
+def is_image_file(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def load_image(path: Path) -> Image.Image:
+    """The image at `path` as RGB; an unreadable or corrupt file raises InputFileError naming it."""
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: image file is missing") from None
+    except _IMAGE_ERRORS as err:
+        raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
+
+
+def read_image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: image file is missing") from None
+    except _IMAGE_ERRORS as err:
+        raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
+
+
+def report_skipped(skipped: list[tuple[Path, str]], split: str) -> None:
+    """Log how many unreadable images a split left out (bad_images=skip), and the first few."""
+    if skipped:
+        first = "; ".join(f"{p}: {why}" for p, why in skipped[:3])
+        log.warning(
+            "%s: skipped %d unreadable image(s) (data.bad_images=skip): %s%s",
+            split,
+            len(skipped),
+            first,
+            " ..." if len(skipped) > 3 else "",
+        )

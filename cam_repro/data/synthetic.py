@@ -1,0 +1,402 @@
+"""The embedded synthetic localization benchmark: scenes drawn in numpy, one class per image.
+
+Design and reasons: docs/synthetic.md (from measurements in the project's design notes).
+`evidence="parts"` (default): a class-neutral shape (ellipse, rectangle, blob) tiled in cells, each
+cell drawing one of a few body textures shared by every class; a class is a pair of them that
+together dominate (`pair_prob` each), so no single cell decides the class, plus one small key part
+(disc or square) with a texture unique to the class. `evidence="uniform"`: the same scenes with the
+class's own texture over the whole object and no key part. Both: random colours per instance,
+objects of widely varying size, some images with two objects of the class, class-neutral
+distractors (behind) and occluders (in front) on a noisy gradient.
+Everything here is pure: `render_scene(spec, label, rng)` returns pixels plus the generator's own
+description of every object; `synth_writer` puts scenes on disk.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+from scipy import ndimage
+
+from cam_repro.data.textures import MAX_PHASE, TEXTURE_NAMES, texture_bank
+from cam_repro.errors import ConfigError
+
+EVIDENCE = ("parts", "uniform")
+SHAPES = ("ellipse", "rectangle", "blob")
+WNID_BASE = 90000000  # synthetic wnids n90000000, n90000001, ... (real ones start at n0...)
+
+
+@dataclass
+class SynthConfig:
+    """`cam-synth` (configs/synth.yaml). Fractions are of the image side."""
+
+    out: str = "data/synthetic"  # the dataset folder to write (Kaggle ILSVRC layout)
+    seed: int = 0
+    num_classes: int = 10
+    train_per_class: int = 300
+    val_per_class: int = 50
+    image_size: int = 64
+    evidence: str = "parts"  # parts | uniform
+    object_side: list[float] = field(default_factory=lambda: [0.4, 1.0])  # box width and height
+    two_object_prob: float = 0.15  # images with two objects of the class (sides up to the mean)
+    distractors: list[int] = field(default_factory=lambda: [2, 6])  # how many, min and max
+    distractor_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
+    occluders: list[int] = field(default_factory=lambda: [0, 2])
+    occluder_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
+    cell_size: int = 8  # px; parts: the body's texture cells
+    body_textures: int = 5  # parts: shared body textures; classes are pairs of them
+    pair_prob: float = 0.38  # parts: chance of each of the class's two body textures per cell
+    key_part_size: list[float] = field(default_factory=lambda: [0.30, 0.45])  # / sqrt(box area)
+    background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
+    pixel_noise: float = 3.0  # std of the noise over the whole image, 0-255
+    jpeg_quality: int = 90
+    workers: int = 0  # processes writing images; 0 = one per CPU core
+    overwrite: bool = (
+        False  # replace an existing `out` (else an existing, non-empty out is an error)
+    )
+
+
+@dataclass(frozen=True)
+class ClassDesign:
+    """What makes a class: its wnid, its body texture pair and its key texture."""
+
+    wnid: str
+    name: str
+    body_pair: tuple[int, int]  # indices into TEXTURE_NAMES
+    key_texture: int
+    cell_probs: tuple[float, ...]  # per body texture, the chance a cell draws it
+
+
+@dataclass(eq=False)
+class KeyPart:
+    shape: str  # disc | square
+    texture: int
+    box: tuple[int, int, int, int]  # 0-based inclusive
+    mask: np.ndarray  # (H, W) bool
+
+
+@dataclass(eq=False)
+class SynthObject:
+    """One drawn object, as the generator made it. `mask` is its visible pixels."""
+
+    shape: str
+    mask: np.ndarray  # (H, W) bool, after the objects and occluders drawn over it
+    box: tuple[int, int, int, int]  # tight box of `mask`, 0-based inclusive
+    textures: tuple[int, ...]  # every texture on its visible pixels (body and key part)
+    body_textures: tuple[int, ...]  # the textures of its visible body (outside the key part)
+    cell_textures: np.ndarray | None  # parts: (rows, cols) texture per cell; uniform: None
+    key_part: KeyPart | None  # parts: the class key part; uniform: None
+    colours: tuple[tuple[int, int, int], tuple[int, int, int]]
+
+
+@dataclass(eq=False)
+class Scene:
+    image: np.ndarray  # (H, W, 3) uint8
+    label: int
+    objects: list[SynthObject]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(H, W) bool: the pixels of the class's objects (the foreground)."""
+        return np.logical_or.reduce([o.mask for o in self.objects])
+
+    @property
+    def boxes(self) -> np.ndarray:
+        return np.array([o.box for o in self.objects], dtype=np.int64).reshape(-1, 4)
+
+
+def synth_config(cfg: SynthConfig | Mapping[str, Any] | DictConfig) -> SynthConfig:
+    """Validate a generator config (dict, DictConfig or SynthConfig) into a SynthConfig."""
+    if isinstance(cfg, SynthConfig):
+        cfg = OmegaConf.structured(cfg)
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(SynthConfig), cfg)
+        spec: SynthConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
+    except OmegaConfBaseException as err:
+        key = getattr(err, "full_key", None)
+        raise ConfigError(f"invalid synth config: {key + ': ' if key else ''}{err}") from None
+    _validate(spec)
+    return spec
+
+
+def _range(values: list, key: str, lo: float, hi: float) -> None:
+    if len(values) != 2 or not lo <= values[0] <= values[1] <= hi:
+        raise ConfigError(f"{key} must be [min, max] with {lo} <= min <= max <= {hi}, got {values}")
+
+
+def _validate(spec: SynthConfig) -> None:
+    if spec.evidence not in EVIDENCE:
+        raise ConfigError(f"evidence must be 'parts' or 'uniform', got {spec.evidence!r}")
+    if spec.image_size < 16:
+        raise ConfigError(f"image_size must be >= 16, got {spec.image_size}")
+    if spec.train_per_class < 0 or spec.val_per_class < 1:
+        raise ConfigError("train_per_class must be >= 0 and val_per_class >= 1")
+    pairs = math.comb(spec.body_textures, 2)
+    keys = len(TEXTURE_NAMES) - spec.body_textures
+    if spec.body_textures < 3:
+        raise ConfigError(f"body_textures must be >= 3, got {spec.body_textures}")
+    if not 2 <= spec.num_classes <= min(pairs, keys):
+        raise ConfigError(
+            f"num_classes must be 2..{min(pairs, keys)} with body_textures={spec.body_textures} "
+            f"({pairs} body pairs, {keys} key textures left); got {spec.num_classes}"
+        )
+    if not 1 / spec.body_textures < spec.pair_prob <= 0.5:
+        raise ConfigError(f"pair_prob must be in (1/body_textures, 0.5], got {spec.pair_prob}")
+    _range(spec.object_side, "object_side", 0.05, 1.0)
+    _range(spec.distractor_side, "distractor_side", 0.0, 1.0)
+    _range(spec.occluder_side, "occluder_side", 0.0, 1.0)
+    _range(spec.key_part_size, "key_part_size", 0.05, 1.0)
+    _range(spec.distractors, "distractors", 0, 50)
+    _range(spec.occluders, "occluders", 0, 10)
+    if not 0 <= spec.two_object_prob <= 1:
+        raise ConfigError(f"two_object_prob must be in [0, 1], got {spec.two_object_prob}")
+    if spec.cell_size < 2:
+        raise ConfigError(f"cell_size must be >= 2, got {spec.cell_size}")
+    if not 1 <= spec.jpeg_quality <= 100:
+        raise ConfigError(f"jpeg_quality must be 1..100, got {spec.jpeg_quality}")
+    if spec.background_noise < 0 or spec.pixel_noise < 0 or spec.workers < 0:
+        raise ConfigError("background_noise, pixel_noise and workers must be >= 0")
+
+
+def class_designs(spec: SynthConfig) -> list[ClassDesign]:
+    """Class c: the c-th pair of body textures, and key texture body_textures + c."""
+    n = spec.body_textures
+    other = (1.0 - 2 * spec.pair_prob) / (n - 2)
+    designs = []
+    for c, pair in enumerate(
+        itertools.islice(itertools.combinations(range(n), 2), spec.num_classes)
+    ):
+        key = n + c
+        probs = tuple(spec.pair_prob if t in pair else other for t in range(n))
+        name = (
+            f"synthetic class {c}: body {TEXTURE_NAMES[pair[0]]}+{TEXTURE_NAMES[pair[1]]}, "
+            f"key part {TEXTURE_NAMES[key]}"
+        )
+        designs.append(ClassDesign(f"n{WNID_BASE + c:08d}", name, pair, key, probs))
+    return designs
+
+
+def image_rng(seed: int, split: str, index: int) -> np.random.Generator:
+    """The generator of one image: independent of every other, so images can be drawn in any order
+    or process and still come out identical."""
+    return np.random.default_rng([seed, {"train": 0, "val": 1}[split], index])
+
+
+class SceneRenderer:
+    """Draws scenes of one config (holds the texture bank and pixel grids)."""
+
+    def __init__(self, spec: SynthConfig) -> None:
+        self.spec = spec
+        self.size = spec.image_size
+        self.bank = texture_bank(self.size)  # (T, S + MAX_PHASE, S + MAX_PHASE)
+        self.designs = class_designs(spec)
+        self.yy, self.xx = np.mgrid[0 : self.size, 0 : self.size]
+        self.centres_y, self.centres_x = self.yy + 0.5, self.xx + 0.5
+
+    # -- shapes -----------------------------------------------------------------------------
+    def _sides(self, rng: np.random.Generator, lo_hi: list[float]) -> tuple[float, float]:
+        lo, hi = lo_hi
+        return rng.uniform(lo, hi) * self.size, rng.uniform(lo, hi) * self.size
+
+    def _shape_mask(
+        self, rng: np.random.Generator, shape: str, w: float, h: float, cx: float, cy: float
+    ) -> np.ndarray:
+        u = (self.centres_x - cx) / (w / 2)
+        v = (self.centres_y - cy) / (h / 2)
+        if shape == "rectangle":
+            return (np.abs(u) <= 1) & (np.abs(v) <= 1)
+        if shape == "ellipse":
+            return u * u + v * v <= 1
+        # blob: a wobbly ellipse, radius 1 + sum_k a_k cos(k theta + phi_k), scaled to fit the box
+        amps, phases = rng.uniform(0.0, 0.12, 3), rng.uniform(0, 2 * np.pi, 3)
+        theta = np.arctan2(v, u)
+        k = np.arange(2, 5)[:, None, None]
+        radius = 1 + (amps[:, None, None] * np.cos(k * theta + phases[:, None, None])).sum(0)
+        return np.sqrt(u * u + v * v) <= radius / (1 + amps.sum())
+
+    def _placed_mask(
+        self, rng: np.random.Generator, lo_hi: list[float], shapes: tuple[str, ...] = SHAPES
+    ) -> tuple[str, np.ndarray]:
+        """A shape of random sides (fractions lo_hi of the image), fully inside the image."""
+        w, h = self._sides(rng, lo_hi)
+        cx, cy = rng.uniform(w / 2, self.size - w / 2), rng.uniform(h / 2, self.size - h / 2)
+        shape = shapes[rng.integers(len(shapes))]
+        mask = self._shape_mask(rng, shape, w, h, cx, cy)
+        if not mask.any():  # a shape thinner than a pixel: keep its centre pixel
+            mask[min(int(cy), self.size - 1), min(int(cx), self.size - 1)] = True
+        return shape, mask
+
+    # -- paint --------------------------------------------------------------------------------
+    def _colours(self, rng: np.random.Generator) -> np.ndarray:
+        """Two random colours whose luminance differs by >= 60 (so the pattern shows)."""
+        luma = np.array([0.299, 0.587, 0.114])
+        for _ in range(100):
+            pair = rng.integers(0, 256, (2, 3))
+            if abs(float((pair[0] - pair[1]) @ luma)) >= 60:
+                break
+        return pair.astype(np.float32)
+
+    def _paint(
+        self,
+        image: np.ndarray,
+        mask: np.ndarray,
+        texture_map: np.ndarray,
+        colours: np.ndarray,
+        rng: np.random.Generator,
+    ) -> None:
+        """Paint the pixels of `mask` with per-pixel textures `texture_map` in two colours."""
+        py, px = rng.integers(0, MAX_PHASE, 2)
+        ys, xs = np.nonzero(mask)
+        pattern = self.bank[texture_map[ys, xs], ys + py, xs + px][:, None]  # (n, 1) 0/1
+        image[ys, xs] = colours[0] + pattern * (colours[1] - colours[0])
+
+    def _background(self, rng: np.random.Generator) -> np.ndarray:
+        a, b = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+        angle = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(angle) * self.centres_x + np.sin(angle) * self.centres_y) / self.size
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)
+        image = a + t[..., None].astype(np.float32) * (b - a)
+        return image + rng.normal(0, self.spec.background_noise, image.shape).astype(np.float32)
+
+    # -- objects ------------------------------------------------------------------------------
+    def _object_textures(
+        self, rng: np.random.Generator, design: ClassDesign, mask: np.ndarray, shape: str
+    ) -> tuple[np.ndarray, np.ndarray | None, KeyPart | None]:
+        """Per-pixel texture ids of an object, its cell grid and its key part (parts evidence)."""
+        spec = self.spec
+        if spec.evidence == "uniform":
+            return np.full(mask.shape, design.key_texture), None, None
+        ys, xs = np.nonzero(mask)
+        oy, ox = ys.min(), xs.min()
+        cell = spec.cell_size
+        rows, cols = (ys.max() - oy) // cell + 1, (xs.max() - ox) // cell + 1
+        cells = rng.choice(spec.body_textures, size=(rows, cols), p=design.cell_probs)
+        texture_map = np.full(mask.shape, -1)
+        texture_map[ys, xs] = cells[(ys - oy) // cell, (xs - ox) // cell]
+        # The key part: a disc or square, diameter key_part_size * sqrt(box area), inside the body.
+        side = math.sqrt(float(xs.max() - xs.min() + 1) * float(ys.max() - ys.min() + 1))
+        diameter = rng.uniform(*spec.key_part_size) * side
+        depth = ndimage.distance_transform_edt(mask)
+        inside = np.flatnonzero(depth >= diameter / 2)
+        where = inside[rng.integers(len(inside))] if len(inside) else int(np.argmax(depth))
+        cy, cx = divmod(where, self.size)
+        key_shape = ("disc", "square")[rng.integers(2)]
+        dy, dx = self.centres_y - (cy + 0.5), self.centres_x - (cx + 0.5)
+        if key_shape == "disc":
+            key = dy * dy + dx * dx <= (diameter / 2) ** 2
+        else:
+            key = (np.abs(dy) <= diameter / 2) & (np.abs(dx) <= diameter / 2)
+        key &= mask
+        key[cy, cx] = True
+        texture_map[key] = design.key_texture
+        return texture_map, cells, KeyPart(key_shape, design.key_texture, _tight_box(key), key)
+
+    def render(self, label: int, rng: np.random.Generator) -> Scene:
+        """One scene of class `label`."""
+        spec, design = self.spec, self.designs[label]
+        image = self._background(rng)
+        for _ in range(rng.integers(spec.distractors[0], spec.distractors[1] + 1)):
+            _, mask = self._placed_mask(rng, spec.distractor_side)
+            texture = np.full(mask.shape, rng.integers(spec.body_textures))
+            self._paint(image, mask, texture, self._colours(rng), rng)
+        drawn: list[dict[str, Any]] = []
+        count = 2 if rng.uniform() < spec.two_object_prob else 1
+        lo, hi = spec.object_side
+        sides = [lo, (lo + hi) / 2] if count == 2 else [lo, hi]
+        for _ in range(count):
+            shape, mask, ok = self._free_place(rng, sides, drawn)
+            if not ok:
+                break
+            texture_map, cells, key = self._object_textures(rng, design, mask, shape)
+            colours = self._colours(rng)
+            self._paint(image, mask, texture_map, colours, rng)
+            for prev in drawn:
+                prev["visible"] &= ~mask
+            drawn.append(
+                dict(
+                    shape=shape,
+                    full=mask,
+                    visible=mask.copy(),
+                    textures=texture_map,
+                    cells=cells,
+                    key=key,
+                    colours=colours,
+                )
+            )
+        for _ in range(rng.integers(spec.occluders[0], spec.occluders[1] + 1)):
+            self._occlude(rng, image, drawn)
+        image += rng.normal(0, spec.pixel_noise, image.shape).astype(np.float32)
+        pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
+        return Scene(pixels, label, [_describe(d) for d in drawn])
+
+    def _free_place(
+        self, rng: np.random.Generator, sides: list[float], drawn: list[dict[str, Any]]
+    ) -> tuple[str, np.ndarray, bool]:
+        """Place a new object so that each earlier one keeps half its pixels and its key part."""
+        for _ in range(30):
+            shape, mask = self._placed_mask(rng, sides)
+            if all(_keeps(d, mask) for d in drawn):
+                return shape, mask, True
+        return shape, mask, False
+
+    def _occlude(
+        self, rng: np.random.Generator, image: np.ndarray, drawn: list[dict[str, Any]]
+    ) -> None:
+        """A plain noisy shape over part of an object, never over its key part or most of it."""
+        target = drawn[rng.integers(len(drawn))]
+        ys, xs = np.nonzero(target["visible"])
+        for _ in range(10):
+            w, h = self._sides(rng, self.spec.occluder_side)
+            i = rng.integers(len(ys))
+            mask = self._shape_mask(
+                rng,
+                "ellipse" if rng.uniform() < 0.5 else "rectangle",
+                w,
+                h,
+                xs[i] + 0.5,
+                ys[i] + 0.5,
+            )
+            if all(_keeps(d, mask) for d in drawn):
+                break
+        else:
+            return
+        colour = rng.uniform(0, 255, 3).astype(np.float32)
+        noise = rng.normal(0, self.spec.background_noise, (int(mask.sum()), 3))
+        image[mask] = colour + noise.astype(np.float32)
+        for d in drawn:
+            d["visible"] &= ~mask
+
+
+def _keeps(drawn: dict[str, Any], cover: np.ndarray) -> bool:
+    """Would `drawn` keep its key part and at least half of its pixels under `cover`?"""
+    key = drawn["key"]
+    if key is not None and (key.mask & cover).any():
+        return False
+    return (drawn["visible"] & ~cover).sum() >= 0.5 * drawn["full"].sum()
+
+
+def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    ys, xs = np.nonzero(mask)
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def _describe(d: dict[str, Any]) -> SynthObject:
+    visible, textures, key = d["visible"], d["textures"], d["key"]
+    body = visible & ~key.mask if key is not None else visible
+    return SynthObject(
+        shape=d["shape"],
+        mask=visible,
+        box=_tight_box(visible),
+        textures=tuple(sorted({int(t) for t in np.unique(textures[visible])})),
+        body_textures=tuple(sorted({int(t) for t in np.unique(textures[body])})),
+        cell_textures=d["cells"],
+        key_part=key,
+        colours=tuple(tuple(int(c) for c in col) for col in d["colours"]),  # type: ignore[arg-type]
+    )
