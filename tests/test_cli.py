@@ -57,3 +57,29 @@ def test_cam_models_bad_value_is_one_line_error(tmp_path: Path) -> None:
     result = run(tmp_path, "cam-models", "model=vgg16_gap", "model.width_mult=-1")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: model.width_mult must be a finite number > 0, got -1.0"
+
+
+def test_cam_synth_then_cam_data_reads_it(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    args = ["num_classes=3", "train_per_class=4", "val_per_class=2", "image_size=32", "workers=1"]
+    result = run(tmp_path, "cam-synth", f"out={out}", *args)
+    assert result.returncode == 0, result.stderr
+    assert "wrote 12 train and 6 val images" in result.stdout
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["synth"]  # only `out` is written
+    result = run(tmp_path, "cam-data", "data=synthetic", f"data.root={out}")
+    assert result.returncode == 0, result.stderr
+    assert "train: 12 images of 3 classes" in result.stdout
+    assert "val: 6 images of 3 classes" in result.stdout
+    assert "foreground masks: 6" in result.stdout
+    assert "classes: 3: n90000000 (synthetic class 0: body hstripes4+vstripes4" in result.stdout
+
+
+def test_cam_data_bad_input_is_one_line_error(tmp_path: Path) -> None:
+    result = run(tmp_path, "cam-data", f"data.root={tmp_path / 'missing'}")
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        f"error: data.root {tmp_path / 'missing'} does not exist or is not a folder"
+    ]
+    result = run(tmp_path, "cam-synth", "out=x", "evidence=stripes")
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: evidence must be 'parts' or 'uniform', got 'stripes'"

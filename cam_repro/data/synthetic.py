@@ -54,6 +54,7 @@ class SynthConfig:
     body_textures: int = 5  # parts: shared body textures; classes are pairs of them
     pair_prob: float = 0.38  # parts: chance of each of the class's two body textures per cell
     key_part_size: list[float] = field(default_factory=lambda: [0.30, 0.45])  # / sqrt(box area)
+    contrast: list[float] = field(default_factory=lambda: [60.0, 160.0])  # luminance gap, 0-255
     background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
     pixel_noise: float = 3.0  # std of the noise over the whole image, 0-255
     jpeg_quality: int = 90
@@ -153,6 +154,7 @@ def _validate(spec: SynthConfig) -> None:
     _range(spec.distractor_side, "distractor_side", 0.0, 1.0)
     _range(spec.occluder_side, "occluder_side", 0.0, 1.0)
     _range(spec.key_part_size, "key_part_size", 0.05, 1.0)
+    _range(spec.contrast, "contrast", 1.0, 255.0)
     _range(spec.distractors, "distractors", 0, 50)
     _range(spec.occluders, "occluders", 0, 10)
     if not 0 <= spec.two_object_prob <= 1:
@@ -235,13 +237,17 @@ class SceneRenderer:
 
     # -- paint --------------------------------------------------------------------------------
     def _colours(self, rng: np.random.Generator) -> np.ndarray:
-        """Two random colours whose luminance differs by >= 60 (so the pattern shows)."""
+        """Two random colours whose luminance differs by an amount in `contrast`."""
         luma = np.array([0.299, 0.587, 0.114])
+        lo, hi = self.spec.contrast
         for _ in range(100):
-            pair = rng.integers(0, 256, (2, 3))
-            if abs(float((pair[0] - pair[1]) @ luma)) >= 60:
+            first = rng.uniform(0, 255, 3)
+            step = rng.normal(0, 1, 3)
+            step *= rng.uniform(lo, hi) / max(abs(float(step @ luma)), 1e-3)
+            second = np.clip(first + step, 0, 255)
+            if lo <= abs(float((second - first) @ luma)) <= hi:
                 break
-        return pair.astype(np.float32)
+        return np.stack([first, second]).astype(np.float32)
 
     def _paint(
         self,

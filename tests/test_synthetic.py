@@ -1,0 +1,154 @@
+"""The synthetic benchmark: round trip through the ILSVRC reader, determinism, the two designs."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_repro.data import read_split
+from cam_repro.data.synth_writer import generate
+from cam_repro.data.synthetic import SceneRenderer, class_designs, image_rng, synth_config
+from cam_repro.errors import ConfigError, InputFileError
+
+TINY = {"num_classes": 4, "train_per_class": 3, "val_per_class": 5, "image_size": 48, "workers": 1}
+
+
+def _digest(root: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "tiny"
+    generate({**TINY, "out": str(out), "seed": 3})
+    return out
+
+
+def test_round_trip_through_the_imagenet_reader(tiny: Path) -> None:
+    spec = synth_config({**TINY, "seed": 3})
+    renderer = SceneRenderer(spec)
+    designs = class_designs(spec)
+    val = read_split({"root": str(tiny)}, "val")
+    train = read_split({"root": str(tiny)}, "train")
+    assert val.classes == train.classes == [d.wnid for d in designs]
+    assert val.class_names == [d.name for d in designs]
+    assert len(train) == 12 and len(val) == 20
+    assert sorted(s.label for s in val.samples) == [c for c in range(4) for _ in range(5)]
+    for index, sample in enumerate(val.samples, start=1):
+        scene = renderer.render(sample.label, image_rng(3, "val", index))
+        assert sample.image_id == f"ILSVRC2012_val_{index:08d}"
+        assert sample.size == (48, 48)
+        assert np.array_equal(sample.boxes, scene.boxes)
+        assert sample.box_labels.tolist() == [sample.label] * len(scene.objects)
+        mask = np.asarray(Image.open(sample.mask_path)) > 0
+        assert np.array_equal(mask, scene.mask)
+        pixels = np.asarray(Image.open(sample.path).convert("RGB"), dtype=np.int16)
+        other = renderer.render(sample.label, image_rng(3, "val", index + 100))
+        own_error = np.abs(pixels - scene.image).mean()  # the JPEG of the drawn scene: noise lost
+        assert own_error < 10 and own_error < np.abs(pixels - other.image).mean() / 3
+    # the CSV says the same as the XML files
+    csv = read_split({"root": str(tiny), "val_labels": "csv"}, "val")
+    assert [s.boxes.tolist() for s in csv.samples] == [s.boxes.tolist() for s in val.samples]
+
+
+def test_boxes_are_tight_around_the_masks(tiny: Path) -> None:
+    for sample in read_split({"root": str(tiny)}, "val").samples:
+        ys, xs = np.nonzero(np.asarray(Image.open(sample.mask_path)))
+        union = sample.boxes[:, :2].min(0).tolist() + sample.boxes[:, 2:].max(0).tolist()
+        assert union == [xs.min(), ys.min(), xs.max(), ys.max()]
+
+
+def test_same_config_gives_byte_identical_files(tiny: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    generate({**TINY, "out": str(again), "seed": 3, "workers": 2})
+    assert _digest(again) == _digest(tiny)
+    other = tmp_path / "other"
+    generate({**TINY, "out": str(other), "seed": 4})
+    assert _digest(other) != _digest(tiny)
+
+
+def test_refuses_to_overwrite_unless_asked(tiny: Path, tmp_path: Path) -> None:
+    out = tmp_path / "keep"
+    out.mkdir()
+    (out / "mine.txt").write_text("work")
+    with pytest.raises(InputFileError, match=r"keep exists and is not empty; pass overwrite=true"):
+        generate({**TINY, "out": str(out)})
+    assert (out / "mine.txt").read_text() == "work"
+    generate({**TINY, "out": str(out), "seed": 3, "overwrite": True})
+    assert _digest(out) == _digest(tiny)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]  # no temporary folders left
+
+
+def _scenes(evidence: str, n: int = 40) -> list:
+    spec = synth_config({**TINY, "image_size": 64, "evidence": evidence})
+    renderer = SceneRenderer(spec)
+    return [renderer.render(i % 4, image_rng(0, "train", i)) for i in range(n)]
+
+
+def test_parts_design_spreads_shared_textures_plus_one_class_key_part() -> None:
+    designs = class_designs(synth_config(TINY))
+    body = set(range(5))
+    for scene in _scenes("parts"):
+        design = designs[scene.label]
+        others = {d.key_texture for d in designs if d is not design}
+        for obj in scene.objects:
+            assert len(obj.body_textures) > 1 and set(obj.body_textures) <= body
+            assert obj.key_part is not None and obj.key_part.texture == design.key_texture
+            assert obj.key_part.texture not in body | others  # unique to the class
+            assert design.key_texture in obj.textures
+            assert (obj.key_part.mask <= obj.mask).all() and obj.key_part.mask.any()
+            assert obj.key_part.mask.sum() < 0.5 * obj.mask.sum()
+            assert set(np.unique(obj.cell_textures)) <= body
+
+
+def test_parts_cells_follow_the_class_pair() -> None:
+    counts = np.zeros((4, 5))
+    for scene in _scenes("parts", 200):
+        for obj in scene.objects:
+            counts[scene.label] += np.bincount(obj.cell_textures.ravel(), minlength=5)
+    share = counts / counts.sum(1, keepdims=True)
+    for label, design in enumerate(class_designs(synth_config(TINY))):
+        assert np.argsort(share[label])[-2:].tolist() == sorted(
+            design.body_pair, key=lambda t: share[label, t]
+        )
+        assert share[label].max() < 0.5  # no texture alone makes up the class
+
+
+def test_uniform_design_has_one_class_texture_and_no_parts() -> None:
+    designs = class_designs(synth_config(TINY))
+    for scene in _scenes("uniform"):
+        for obj in scene.objects:
+            assert obj.textures == obj.body_textures == (designs[scene.label].key_texture,)
+            assert obj.key_part is None and obj.cell_textures is None
+
+
+def test_scenes_vary_as_configured() -> None:
+    scenes = _scenes("parts", 200)
+    sides = [max(o.box[2] - o.box[0], o.box[3] - o.box[1]) + 1 for s in scenes for o in s.objects]
+    assert min(sides) < 0.55 * 64 and max(sides) > 0.9 * 64
+    two = sum(len(s.objects) == 2 for s in scenes) / len(scenes)
+    assert 0.05 < two < 0.25
+    assert {o.shape for s in scenes for o in s.objects} == {"ellipse", "rectangle", "blob"}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ({"evidence": "stripes"}, "evidence must be"),
+        ({"num_classes": 11}, r"num_classes must be 2..10"),
+        ({"object_side": [0.8, 0.4]}, "object_side"),
+        ({"pair_prob": 0.1}, "pair_prob"),
+        ({"colour": 1}, "colour"),
+    ],
+)
+def test_config_errors(override: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        synth_config(override)
