@@ -223,8 +223,12 @@ def _val_sample(
         if not xml.is_file():
             raise MissingFileError(f"{xml}: missing (the annotation of val image {path.name})")
         ann, where = read_voc_xml(xml), str(xml)
-    else:
+    elif folder_wnid is not None:
         ann, where = Annotation(None, [folder_wnid], np.zeros((0, 4), np.int64)), str(path)
+    else:
+        raise InputFileError(
+            f"{path}: no label: no annotation file and not in a val/<wnid>/ folder"
+        )
     if not ann.wnids:
         raise InputFileError(f"{where}: no <object>, so no label")
     for wnid in ann.wnids:

@@ -52,11 +52,11 @@ class SynthConfig:
     occluder_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
     cell_size: int = 8  # px; parts: the body's texture cells
     body_textures: int = 5  # parts: shared body textures; classes are pairs of them
-    pair_prob: float = 0.38  # parts: chance of each of the class's two body textures per cell
-    key_part_size: list[float] = field(default_factory=lambda: [0.30, 0.45])  # / sqrt(box area)
-    contrast: list[float] = field(default_factory=lambda: [60.0, 160.0])  # luminance gap, 0-255
+    pair_prob: float = 0.45  # parts: chance of each of the class's two body textures per cell
+    key_part_size: list[float] = field(default_factory=lambda: [0.25, 0.40])  # / sqrt(box area)
+    contrast: list[float] = field(default_factory=lambda: [20.0, 70.0])  # luminance gap, 0-255
     background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
-    pixel_noise: float = 3.0  # std of the noise over the whole image, 0-255
+    pixel_noise: float = 8.0  # std of the noise over the whole image, 0-255
     jpeg_quality: int = 90
     workers: int = 0  # processes writing images; 0 = one per CPU core
     overwrite: bool = (
