@@ -6,10 +6,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, DictConfig
 
 from cam_repro.errors import ConfigError
+from cam_repro.typed_config import to_schema
 
 SOURCES = ("imagenet", "cub")
 LAYOUTS = ("auto", "kaggle", "classic")
@@ -51,15 +51,7 @@ class DataConfig:
 
 def data_config(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> DataConfig:
     """Validate a data config (dict, DictConfig or DataConfig) into a DataConfig."""
-    if isinstance(cfg, DataConfig):
-        cfg = OmegaConf.structured(cfg)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(DataConfig), cfg)
-        spec: DataConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        where = f"data.{key}: " if key else ""
-        raise ConfigError(f"invalid data config: {where}{str(err).splitlines()[0]}") from None
+    spec = to_schema(DataConfig, cfg, "data")
     _validate(spec)
     return spec
 

@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import DictConfig
 from scipy import ndimage
 
 from cam_repro.data.textures import MAX_PHASE, TEXTURE_NAMES, texture_bank
 from cam_repro.errors import ConfigError
+from cam_repro.typed_config import to_schema
 
 EVIDENCE = ("parts", "uniform")
 SHAPES = ("ellipse", "rectangle", "blob")
@@ -115,14 +115,7 @@ class Scene:
 
 def synth_config(cfg: SynthConfig | Mapping[str, Any] | DictConfig) -> SynthConfig:
     """Validate a generator config (dict, DictConfig or SynthConfig) into a SynthConfig."""
-    if isinstance(cfg, SynthConfig):
-        cfg = OmegaConf.structured(cfg)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(SynthConfig), cfg)
-        spec: SynthConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        raise ConfigError(f"invalid synth config: {key + ': ' if key else ''}{err}") from None
+    spec = to_schema(SynthConfig, cfg)
     _validate(spec)
     return spec
 

@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf import MISSING, DictConfig
 
 from cam_repro.errors import ConfigError
+from cam_repro.typed_config import to_schema
 
 ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50")
 POOLS = ("gap", "gmp")
@@ -51,15 +51,7 @@ class ModelConfig:
 
 def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConfig:
     """Validate a model config (dict, DictConfig or ModelConfig) into a ModelConfig."""
-    if isinstance(cfg, ModelConfig):
-        cfg = OmegaConf.structured(cfg)
-    try:
-        merged = OmegaConf.merge(OmegaConf.structured(ModelConfig), cfg)
-        spec: ModelConfig = OmegaConf.to_object(merged)  # type: ignore[assignment]
-    except OmegaConfBaseException as err:
-        key = getattr(err, "full_key", None)
-        where = f"model.{key}: " if key else ""
-        raise ConfigError(f"invalid model config: {where}{str(err).splitlines()[0]}") from None
+    spec = to_schema(ModelConfig, cfg, "model")
     _validate(spec)
     return spec
 
