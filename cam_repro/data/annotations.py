@@ -182,16 +182,19 @@ def loc_csv_row(image_id: str, wnids: list[str], boxes: np.ndarray) -> str:
     return f"{image_id},{pred}\n"
 
 
-def read_synset_mapping(path: Path) -> dict[str, str]:
-    """`LOC_synset_mapping.txt` (or `synset_words.txt`): `wnid words` per line -> {wnid: words}."""
-    names: dict[str, str] = {}
+def _text_lines(path: Path) -> list[str]:
     try:
-        lines = path.read_text().splitlines()
+        return path.read_text().splitlines()
     except OSError as err:
         raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
     except UnicodeDecodeError:
         raise InputFileError(f"{path}: not a text file") from None
-    for line_no, line in enumerate(lines, start=1):
+
+
+def read_synset_mapping(path: Path) -> dict[str, str]:
+    """`LOC_synset_mapping.txt` (or `synset_words.txt`): `wnid words` per line -> {wnid: words}."""
+    names: dict[str, str] = {}
+    for line_no, line in enumerate(_text_lines(path), start=1):
         if not line.strip():
             continue
         wnid, _, words = line.strip().partition(" ")
@@ -208,7 +211,7 @@ def read_table(path: Path, columns: int, what: str) -> dict[int, list[str]]:
     if not path.is_file():
         raise MissingFileError(f"{path}: missing ({what})")
     table: dict[int, list[str]] = {}
-    for line_no, line in enumerate(path.read_text().splitlines(), start=1):
+    for line_no, line in enumerate(_text_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=columns) if columns == 1 else line.split()

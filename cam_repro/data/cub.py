@@ -49,9 +49,9 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
     names = [c.split(".", 1)[-1].replace("_", " ") for c in classes]
     index = {c: i for i, c in enumerate(class_ids)}
     want = "1" if split == "train" else "0"
+    box_file = root / "bounding_boxes.txt"
     samples, skipped = [], []
     for image_id in sorted(images):
-        where = f"{root / 'images.txt'} (image {image_id})"
         for table, file in ((labels, "image_class_labels.txt"), (is_train, "train_test_split.txt")):
             if image_id not in table:
                 raise InputFileError(f"{root / file}: no line for image {image_id}")
@@ -65,9 +65,8 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
                 skipped.append((path, str(err).removeprefix(f"{path}: ")))
                 continue
             raise
-        box_file = root / "bounding_boxes.txt"
         if image_id not in boxes:
-            raise InputFileError(f"{box_file}: no box for image {image_id} ({where})")
+            raise InputFileError(f"{box_file}: no box for image {image_id}")
         x, y, w, h = (_number(v, f"{box_file} (image {image_id})") for v in boxes[image_id])
         box = (round(x), round(y), round(x + w) - 1, round(y + h) - 1)
         box = check_box(box, size, f"{box_file} (image {image_id})")

@@ -147,8 +147,7 @@ def _train_split(layout: Layout, classes: list[str], names: list[str]) -> DataSp
         images = _images_in(layout.train_dir / wnid)
         if not images:
             raise InputFileError(
-                f"{layout.train_dir / wnid}: class folder has no images "
-                f"({', '.join(('.JPEG', '.jpg', '.png'))}, ...)"
+                f"{layout.train_dir / wnid}: class folder has no images (.JPEG, .jpg, .png, ...)"
             )
         samples += [Sample(path, label) for path in images]
     source = f"ILSVRC {layout.name} layout, labels from the train class folders"

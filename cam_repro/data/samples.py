@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -75,26 +77,28 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def load_image(path: Path) -> Image.Image:
-    """The image at `path` as RGB; an unreadable or corrupt file raises InputFileError naming it."""
+@contextmanager
+def _open_image(path: Path) -> Iterator[Image.Image]:
+    """Image.open, with a missing, unreadable or corrupt file as an InputFileError naming it."""
     try:
         with Image.open(path) as img:
-            return img.convert("RGB")
+            yield img
     except FileNotFoundError:
         raise InputFileError(f"{path}: image file is missing") from None
     except _IMAGE_ERRORS as err:
         raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
+
+
+def load_image(path: Path) -> Image.Image:
+    """The image at `path` as RGB, fully decoded."""
+    with _open_image(path) as img:
+        return img.convert("RGB")
 
 
 def read_image_size(path: Path) -> tuple[int, int]:
     """(width, height) from the image header, without decoding the pixels."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except FileNotFoundError:
-        raise InputFileError(f"{path}: image file is missing") from None
-    except _IMAGE_ERRORS as err:
-        raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
+    with _open_image(path) as img:
+        return img.size
 
 
 def report_skipped(skipped: list[tuple[Path, str]], split: str) -> None:
