@@ -41,6 +41,8 @@ def test_cam_by_hand() -> None:
         {"arch": "resnet50", "width_mult": 0.125, "output_stride": 16},
         {"arch": "alexnet_star", "width_mult": 0.25},
         {"arch": "googlenet", "modified": False, "width_mult": 0.25},
+        {"arch": "tiny", "head_channels": 0},
+        {"arch": "tiny", "head_channels": 0, "num_pools": 3},
     ],
 )
 def test_gap_identity_logit_is_cam_mean_plus_bias(cfg) -> None:

@@ -147,6 +147,9 @@ def test_global_pool_by_hand() -> None:
         ({"arch": "alexnet_star", "modified": False}, "only as a CAM model"),
         ({"arch": "vgg16", "output_stride": 16}, "resnet50 only"),
         ({"arch": "vgg16", "pretrained": True, "width_mult": 0.5}, "width_mult=1"),
+        ({"arch": "tiny", "num_pools": 4}, "num_pools must be 2 or 3"),
+        ({"arch": "tiny", "modified": False}, "only as a CAM model"),
+        ({"arch": "tiny", "pretrained": True}, "no pretrained weights"),
     ],
 )
 def test_bad_configs_give_clear_errors(cfg, message: str) -> None:
@@ -162,3 +165,26 @@ def test_bad_num_classes() -> None:
 def test_head_groups_must_divide_channels() -> None:
     with pytest.raises(ValueError, match="head_groups=3 must divide"):
         build_model({"arch": "vgg16", "width_mult": 0.25, "head_groups": 3}, num_classes=2)
+
+
+@pytest.mark.parametrize(
+    ("variant", "side", "name"),
+    [
+        ("tiny_gap", 16, "Tiny-GAP"),
+        ("tiny_gmp", 16, "Tiny-GMP"),
+        ("tiny_gap_8x8", 8, "Tiny-GAP (8x8)"),
+        ("tiny_gmp_8x8", 8, "Tiny-GMP (8x8)"),
+    ],
+)
+def test_tiny_benchmark_network(model_cfg, variant: str, side: int, name: str) -> None:
+    cfg = model_config(model_cfg(variant))
+    model = build_model(cfg, num_classes=10)
+    assert isinstance(model, CAMNet) and isinstance(model.head, nn.Identity)
+    assert tuple(_last_map(model, 64)) == (1, 96, side, side)  # stride 4 (8 with the third pool)
+    # DESIGN.md's 137k: convs 3*24*9 + 24*48*9 + 48*96*9 + 96*96*9 = 135,432 (no bias, BN follows),
+    # BN 2 * (24 + 48 + 96 + 96) = 528, linear 96 * 10 + 10 = 970.
+    assert _n_params(model) == 136_930
+    assert model.pool.kind == variant.split("_")[1]
+    assert variant_name(cfg) == variant and paper_name(cfg) == name
+    half = build_model(model_cfg(variant, "model.width_mult=0.5"), num_classes=10)
+    assert _last_map(half, 64)[1] == 48

@@ -14,6 +14,7 @@ from cam_repro.models.config import ARCHS, ModelConfig, model_config, paper_name
 from cam_repro.models.googlenet import build_googlenet
 from cam_repro.models.heads import CAMNet, FCNet, GlobalPool
 from cam_repro.models.resnet import build_resnet50
+from cam_repro.models.tiny import build_tiny
 from cam_repro.models.vgg import build_vgg16
 from cam_repro.models.weights import (
     download_torchvision_state_dict,
@@ -40,6 +41,7 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "vgg16": build_vgg16,
     "googlenet": build_googlenet,
     "resnet50": build_resnet50,
+    "tiny": build_tiny,
 }
 
 

@@ -12,7 +12,7 @@ from omegaconf import MISSING, DictConfig
 from cam_repro.errors import ConfigError
 from cam_repro.typed_config import to_schema
 
-ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50")
+ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50", "tiny")
 POOLS = ("gap", "gmp")
 
 # The paper's names (Tables 1 and 2) and ours for reports.
@@ -22,6 +22,7 @@ _PAPER_ARCH_NAMES = {
     "vgg16": "VGGnet",
     "googlenet": "GoogLeNet",
     "resnet50": "ResNet-50",
+    "tiny": "Tiny",
 }
 
 
@@ -29,7 +30,7 @@ _PAPER_ARCH_NAMES = {
 class ModelConfig:
     """Every option of every architecture; `configs/model/<variant>.yaml` sets what differs."""
 
-    arch: str = MISSING  # alexnet | alexnet_star | vgg16 | googlenet | resnet50
+    arch: str = MISSING  # alexnet | alexnet_star | vgg16 | googlenet | resnet50 | tiny
     # false: the network as torchvision builds it (FC layers, or GoogLeNet/ResNet's own GAP head).
     # true: cut where the paper cuts it, then conv3x3 (head_channels) + ReLU, global pool, linear.
     modified: bool = True
@@ -47,6 +48,7 @@ class ModelConfig:
     dilate: bool = False  # ResNet-50: replace the removed strides by dilation (torchvision's way)
     conv5_channels: int | None = None  # AlexNet*: null = 256 (torchvision); 384 in the release
     star_channels: int = 512  # AlexNet*: units of the two extra convs (conv6, conv7)
+    num_pools: int = 2  # tiny: 2 (16x16 map at 64 px) or 3 (8x8: the resolution ablation)
 
 
 def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConfig:
@@ -73,25 +75,38 @@ def _validate(spec: ModelConfig) -> None:
         raise ConfigError(f"model.output_stride must be 8, 16 or 32, got {spec.output_stride}")
     if spec.output_stride != 32 and spec.arch != "resnet50":
         raise ConfigError("model.output_stride applies to resnet50 only")
-    if spec.arch == "alexnet_star" and not spec.modified:
-        raise ConfigError("alexnet_star exists only as a CAM model (model.modified=true)")
+    if spec.arch in ("alexnet_star", "tiny") and not spec.modified:
+        raise ConfigError(f"{spec.arch} exists only as a CAM model (model.modified=true)")
+    if spec.num_pools not in (2, 3):
+        raise ConfigError(f"model.num_pools must be 2 or 3 (tiny only), got {spec.num_pools}")
     if not spec.modified and spec.pool != "gap" and spec.arch in ("googlenet", "resnet50"):
         raise ConfigError(f"the original {spec.arch} ends in GAP; use model.modified=true for GMP")
-    bn_fixed = {"alexnet": False, "alexnet_star": False, "googlenet": True, "resnet50": True}
+    bn_fixed = {
+        "alexnet": False,
+        "alexnet_star": False,
+        "googlenet": True,
+        "resnet50": True,
+        "tiny": True,
+    }
     fixed = bn_fixed.get(spec.arch)
     if spec.batch_norm is not None and fixed is not None and spec.batch_norm != fixed:
         have = "always uses" if fixed else "has no variant with"
         raise ConfigError(f"torchvision's {spec.arch} {have} batch norm (model.batch_norm)")
+    if spec.pretrained and spec.arch == "tiny":
+        raise ConfigError("the tiny benchmark network has no pretrained weights (model.pretrained)")
     if spec.pretrained and spec.width_mult != 1.0 and spec.weights_path is None:
         raise ConfigError("model.pretrained=true needs model.width_mult=1 (torchvision's widths)")
 
 
 def variant_name(cfg: ModelConfig) -> str:
     """Our name of a variant: the config file's name, e.g. 'vgg16_gap' or 'googlenet'."""
+    if cfg.arch == "tiny" and cfg.num_pools != 2:
+        return f"tiny_{cfg.pool}_8x8"
     return f"{cfg.arch}_{cfg.pool}" if cfg.modified else cfg.arch
 
 
 def paper_name(cfg: ModelConfig) -> str:
     """The paper's name of a variant, e.g. 'VGGnet-GAP' or 'GoogLeNet' (original)."""
     name = _PAPER_ARCH_NAMES[cfg.arch]
-    return f"{name}-{cfg.pool.upper()}" if cfg.modified else name
+    suffix = " (8x8)" if cfg.arch == "tiny" and cfg.num_pools != 2 else ""
+    return f"{name}-{cfg.pool.upper()}{suffix}" if cfg.modified else name

@@ -33,12 +33,13 @@ def _features(width_mult: float, batch_norm: bool) -> tuple[nn.Sequential, int]:
     return nn.Sequential(*layers), channels
 
 
-def _init(model: nn.Module) -> None:
+def init_vgg(model: nn.Module) -> None:
     """torchvision's VGG initialisation."""
     for m in model.modules():
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
@@ -50,7 +51,7 @@ def _init(model: nn.Module) -> None:
 def build_vgg16(cfg: ModelConfig, num_classes: int) -> nn.Module:
     """Original VGG16 (torchvision's `vgg16` / `vgg16_bn`) or VGGnet-GAP/GMP (14x14 map)."""
     features, channels = _features(cfg.width_mult, bool(cfg.batch_norm))
-    _init(features)
+    init_vgg(features)
     if cfg.modified:
         return cam_net(features[:-1], channels, cfg, num_classes)  # without pool5
     hidden = scaled(4096, cfg.width_mult)
@@ -64,5 +65,5 @@ def build_vgg16(cfg: ModelConfig, num_classes: int) -> nn.Module:
         nn.Dropout(p),
         nn.Linear(hidden, num_classes),
     )
-    _init(classifier)
+    init_vgg(classifier)
     return FCNet(features, 7, classifier)
