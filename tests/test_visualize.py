@@ -107,6 +107,22 @@ def test_draw_boxes_width_grows_inwards_and_several_boxes() -> None:
     assert np.array_equal(draw_boxes(image, np.zeros((0, 4))), image)
 
 
+def test_draw_boxes_thin_boxes_and_boxes_past_the_edge() -> None:
+    image = np.zeros((6, 7, 3), dtype=np.uint8)
+    # a one-pixel-tall box is one row (Pillow's rectangle draws two), a one-pixel box one pixel
+    out = draw_boxes(image, [[1, 2, 4, 2], [6, 5, 6, 5]], color=(5, 5, 5), width=3)
+    drawn = (out == 5).all(axis=-1)
+    expected = np.zeros((6, 7), dtype=bool)
+    expected[2, 1:5] = True
+    expected[5, 6] = True
+    assert np.array_equal(drawn, expected)
+    # only the visible edges: left x = 4 and bottom y = 3; top y = -1 and right x = 9 fall outside
+    out = draw_boxes(image, [[4, -1, 9, 3], [10, 0, 12, 2]], color=(5, 5, 5))
+    expected = np.zeros((6, 7), dtype=bool)
+    expected[0:4, 4] = expected[3, 4:7] = True
+    assert np.array_equal((out == 5).all(axis=-1), expected)
+
+
 def test_denormalize_round_trips_uint8() -> None:
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     image = np.arange(2 * 3 * 3, dtype=np.uint8).reshape(2, 3, 3) * 15  # 0..255
