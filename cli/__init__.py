@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import functools
+import os
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from omegaconf import OmegaConf
 
 from cam_repro.errors import CamReproError
 from cam_repro.schema import register_schemas
@@ -20,6 +24,21 @@ if not Path(CONFIG_DIR, "model").is_dir():
     )
 
 register_schemas()
+
+
+def run_stamp() -> str:
+    """A run folder's name: the launch time, or torchrun's run id shared by all its processes.
+
+    Each torchrun process composes the config itself, a moment apart; the time could differ
+    between them, the run id (`--rdzv-id`, random with `--standalone`) does not.
+    """
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if "RANK" in os.environ and run_id != "none":
+        return f"torchrun-{run_id}"
+    return time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
 
 
 def user_errors(task: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ from cam_repro.data.cub import read_cub
 from cam_repro.data.dataset import LocalizationDataset, collate_skipping
 from cam_repro.data.imagenet import read_imagenet
 from cam_repro.data.samples import DataSplit, Sample, load_image, report_skipped
-from cam_repro.data.transforms import eval_transform, train_transform
+from cam_repro.data.transforms import eval_transform, normalize, train_transform
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -29,6 +29,7 @@ __all__ = [
     "data_config",
     "eval_transform",
     "load_image",
+    "normalize",
     "read_split",
     "train_transform",
 ]

@@ -16,6 +16,7 @@ LAYOUTS = ("auto", "kaggle", "classic")
 VAL_LABELS = ("auto", "xml", "csv")
 AUGMENTS = ("random_resized_crop", "scale_crop", "translate", "none")
 BAD_IMAGES = ("error", "skip")
+CACHES = ("none", "memory")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -47,6 +48,13 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     # An unreadable or corrupt image: error (stop, naming the file) | skip (leave it out, count it)
     bad_images: str = "error"
+    # Loading (training and evaluation)
+    batch_size: int = 64  # per process: torchrun with N processes trains on N x batch_size
+    num_workers: int = 4  # DataLoader worker processes (0: load in the main process)
+    pin_memory: bool = True  # page-locked batches for faster copies to a GPU (ignored on CPU)
+    persistent_workers: bool = True  # keep workers alive between epochs
+    prefetch_factor: int | None = None  # batches each worker loads ahead; null: PyTorch's (2)
+    cache: str = "none"  # memory: decode every image once and keep it in RAM (small datasets)
 
 
 def data_config(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> DataConfig:
@@ -67,6 +75,13 @@ def _validate(spec: DataConfig) -> None:
     _choice(spec.val_labels, "val_labels", VAL_LABELS)
     _choice(spec.train_augment, "train_augment", AUGMENTS)
     _choice(spec.bad_images, "bad_images", BAD_IMAGES)
+    _choice(spec.cache, "cache", CACHES)
+    if spec.batch_size < 1:
+        raise ConfigError(f"data.batch_size must be >= 1, got {spec.batch_size}")
+    if spec.num_workers < 0:
+        raise ConfigError(f"data.num_workers must be >= 0, got {spec.num_workers}")
+    if spec.prefetch_factor is not None and spec.prefetch_factor < 1:
+        raise ConfigError(f"data.prefetch_factor must be >= 1, got {spec.prefetch_factor}")
     if spec.image_size < 8:
         raise ConfigError(f"data.image_size must be >= 8, got {spec.image_size}")
     if spec.resize_size < spec.image_size:

@@ -1,44 +1,89 @@
-"""Image transforms from the data config: train augmentation and the eval resize.
+"""Image transforms from the data config: train augmentation, the eval resize, normalisation.
 
-Both take a PIL image or a uint8 (3, H, W) tensor and return a normalised float (3, S, S) tensor.
-The eval transform resizes the whole image to S x S (no crop), so ground-truth boxes follow with
-`cam_repro.boxes.scale_boxes(boxes, sample.size, (S, S))`.
+The per-image transforms take a PIL image or a uint8 (3, H, W) tensor and return a uint8
+(3, S, S) tensor: only geometry happens per image. `normalize` then turns a whole uint8 batch into
+the network's float input on the device, which is faster than per image and moves 4x fewer bytes
+to a GPU. The eval transform resizes the whole image to S x S (no crop), so ground-truth boxes
+follow with `cam_repro.boxes.scale_boxes(boxes, sample.size, (S, S))`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+from torch import Tensor
 from torchvision.transforms import v2
 
 from cam_repro.data.config import DataConfig
 
 
-def _finish(cfg: DataConfig) -> list[v2.Transform]:
-    return [v2.ToDtype(torch.float32, scale=True), v2.Normalize(cfg.mean, cfg.std)]
+class RandomTranslate:
+    """Shift a (C, H, W) image by up to `max_px` pixels each way, filling by reflection.
+
+    The same as `v2.RandomCrop(size, padding=max_px, padding_mode="reflect")` on a same-size image,
+    but by indexing instead of padding: about 3x faster, which matters at 64 px on a CPU.
+    """
+
+    def __init__(self, max_px: int) -> None:
+        self.max_px = max_px
+
+    @staticmethod
+    def _reflected(n: int, shift: int) -> Tensor:
+        idx = torch.arange(n) + shift
+        idx = torch.where(idx < 0, -idx, idx)  # reflect without repeating the edge
+        return torch.where(idx > n - 1, 2 * (n - 1) - idx, idx)
+
+    def __call__(self, image: Tensor) -> Tensor:
+        dx, dy = (torch.randint(0, 2 * self.max_px + 1, (2,)) - self.max_px).tolist()
+        h, w = image.shape[-2:]
+        return image[..., self._reflected(h, dy), :][..., self._reflected(w, dx)]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(max_px={self.max_px})"
 
 
 def train_transform(cfg: DataConfig) -> v2.Compose:
-    """Train augmentation, then an optional horizontal flip.
+    """Train augmentation, then an optional horizontal flip; uint8 (3, S, S) out.
 
     random_resized_crop: Inception-style; scale_crop: VGG-style (shorter side to resize_size, random
     crop); translate: resize to S x S, shift by up to translate_px; none: resize to S x S.
     """
     size = cfg.image_size
-    steps: list[v2.Transform] = [v2.ToImage()]
+    steps: list = [v2.ToImage()]
     if cfg.train_augment == "random_resized_crop":
         steps.append(v2.RandomResizedCrop(size, scale=tuple(cfg.crop_scale), antialias=True))
     elif cfg.train_augment == "scale_crop":
         steps += [v2.Resize(cfg.resize_size, antialias=True), v2.RandomCrop(size)]
     else:
-        steps.append(v2.Resize((size, size), antialias=True))
+        steps.append(_ExactSize(size))
         if cfg.train_augment == "translate" and cfg.translate_px > 0:
-            steps.append(v2.RandomCrop(size, padding=cfg.translate_px, padding_mode="reflect"))
+            steps.append(RandomTranslate(cfg.translate_px))
     if cfg.hflip:
         steps.append(v2.RandomHorizontalFlip())
-    return v2.Compose(steps + _finish(cfg))
+    return v2.Compose(steps)
 
 
 def eval_transform(cfg: DataConfig) -> v2.Compose:
     """The whole image resized to image_size x image_size (the WSOL evaluation's resize)."""
-    size = cfg.image_size
-    return v2.Compose([v2.ToImage(), v2.Resize((size, size), antialias=True), *_finish(cfg)])
+    return v2.Compose([v2.ToImage(), _ExactSize(cfg.image_size)])
+
+
+class _ExactSize:
+    """Resize to S x S (antialiased); an image already S x S passes untouched."""
+
+    def __init__(self, size: int) -> None:
+        self.resize = v2.Resize((size, size), antialias=True)
+        self.size = size
+
+    def __call__(self, image: Tensor) -> Tensor:
+        if tuple(image.shape[-2:]) == (self.size, self.size):
+            return image
+        return self.resize(image)
+
+
+def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """uint8 images (B, 3, H, W) -> float32 (x / 255 - mean) / std, on the images' device."""
+    m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
+    return (images.float() / 255.0 - m) / s

@@ -49,15 +49,18 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     """The network `cfg` describes, with `num_classes` outputs; `forward` gives logits.
 
     CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`.
-    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`.
+    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`; then
+    `model.reused_keys` holds the names of the loaded tensors (the rest are new layers, which
+    fine-tuning may give a larger learning rate).
     """
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     model = _BUILDERS[spec.arch](spec, num_classes)
     if spec.weights_path:
-        load_weights_file(model, spec.weights_path, spec)
+        model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
     elif spec.pretrained:
         state = download_torchvision_state_dict(spec)
-        load_torchvision_state_dict(model, state, spec, f"torchvision {spec.weights}")
+        loaded = load_torchvision_state_dict(model, state, spec, f"torchvision {spec.weights}")
+        model.reused_keys = frozenset(loaded)
     return model

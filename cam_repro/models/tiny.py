@@ -4,6 +4,9 @@
 classes), so a 64 px image gives a 16x16 last map (stride 4). `num_pools=3` adds a pooling before
 the last conv: an 8x8 map, for the paper's mapping-resolution ablation. The head is the paper's:
 GAP or GMP and one linear layer (no added 1024-unit conv unless `head_channels` asks for one).
+Layers keep PyTorch's default initialisation, as in the measured recipe: with the VGG init
+(Kaiming-normal convs, a N(0, 0.01) linear layer) the same recipe trains markedly slower (15.6%
+vs ~6% val error after 8 epochs on the default synthetic set).
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from torch import nn
 
 from cam_repro.models.config import ModelConfig
 from cam_repro.models.heads import cam_net, scaled
-from cam_repro.models.vgg import init_vgg
 
 TINY_LAYERS: dict[int, list[int | str]] = {
     2: [24, "M", 48, "M", 96, 96],  # 16x16 at 64 px
@@ -35,6 +37,6 @@ def build_tiny(cfg: ModelConfig, num_classes: int) -> nn.Module:
             nn.ReLU(inplace=True),
         ]
         channels = width
-    backbone = nn.Sequential(*layers)
-    init_vgg(backbone)
-    return cam_net(backbone, channels, cfg, num_classes)
+    net = cam_net(nn.Sequential(*layers), channels, cfg, num_classes)
+    net.classifier.reset_parameters()  # PyTorch's default, not CAMNet's N(0, 0.01)
+    return net

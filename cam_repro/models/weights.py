@@ -72,8 +72,8 @@ def download_torchvision_state_dict(cfg: ModelConfig) -> dict[str, Tensor]:
 
 def load_torchvision_state_dict(
     model: nn.Module, state: Mapping[str, Tensor], cfg: ModelConfig, source: str
-) -> int:
-    """Copy every tensor of a torchvision state dict that our model reuses; returns their count."""
+) -> set[str]:
+    """Copy every tensor of a torchvision state dict that our model reuses; returns their names."""
     own = model.state_dict()
     last_linear = [name for name, m in model.named_modules() if isinstance(m, nn.Linear)][-1]
     keymap = torchvision_keymap(cfg)
@@ -106,7 +106,7 @@ def load_torchvision_state_dict(
         fresh,
         " (classifier: other number of classes)" if skipped_classifier else "",
     )
-    return len(mapped)
+    return set(mapped)
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
@@ -143,12 +143,14 @@ def _strip_prefixes(key: str) -> str:
     return key
 
 
-def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> None:
-    """Load a local state dict: our own (keys under `backbone.`) strictly, torchvision's by name."""
+def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> set[str]:
+    """Load a local state dict: our own (keys under `backbone.`) strictly, torchvision's by name.
+
+    Returns the names of the tensors loaded.
+    """
     state = read_state_dict(path)
     if not any(k.startswith("backbone.") for k in state):
-        load_torchvision_state_dict(model, state, cfg, str(path))
-        return
+        return load_torchvision_state_dict(model, state, cfg, str(path))
     own = model.state_dict()
     problems = []
     if missing := [k for k in own if k not in state]:
@@ -161,3 +163,4 @@ def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> N
     if problems:
         raise InputFileError(f"{path}: does not fit {variant_name(cfg)}: {'; '.join(problems)}")
     model.load_state_dict(state)
+    return set(state)

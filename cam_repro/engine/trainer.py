@@ -1,0 +1,599 @@
+"""The training loop: one process, or one of many under torchrun (DDP).
+
+A run writes into its run dir: config.yaml, train.log, metrics.json, checkpoints/last.pt and
+checkpoints/best.pt, and TensorBoard events under tb/. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from contextlib import nullcontext
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+from PIL import Image
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from cam_repro.boxes import scale_boxes
+from cam_repro.cam import predict_with_cams, unwrap
+from cam_repro.data import normalize, read_split
+from cam_repro.engine import distributed as D
+from cam_repro.engine.checkpoint import (
+    atomic_write,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from cam_repro.engine.config import TrainConfig, train_config
+from cam_repro.engine.loaders import eval_loader, steps_per_epoch, to_device, train_loader
+from cam_repro.engine.optim import build_optimizer, build_scheduler
+from cam_repro.errors import CamReproError, ConfigError
+from cam_repro.models import CAMNet, build_model, paper_name, variant_name
+from cam_repro.visualize import draw_boxes, normalize_cam, overlay
+
+log = logging.getLogger(__name__)
+
+StepHook = Callable[["Trainer"], None]
+
+
+class TrainingDivergedError(CamReproError, FloatingPointError):
+    """The loss (or a weight) became NaN or infinite."""
+
+
+def amp_dtype(amp: str) -> torch.dtype | None:
+    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def autocast(device: torch.device, amp: str):
+    """Mixed precision for the forward pass, or nothing."""
+    dtype = amp_dtype(amp)
+    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def model_input(images: Tensor, spec: TrainConfig) -> Tensor:
+    """A uint8 batch on the device -> the normalised float input, NHWC if asked."""
+    x = normalize(images, spec.data.mean, spec.data.std)
+    if spec.trainer.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module, loader, spec: TrainConfig, env: D.Dist, desc: str = "val"
+) -> dict[str, float]:
+    """Classification loss, top-1 and top-5 error (%) over the loader, summed over processes."""
+    net = unwrap(model)
+    was_training = net.training
+    net.eval()
+    sums = torch.zeros(4, dtype=torch.float64, device=env.device)  # loss, top-1, top-5, images
+    show = spec.trainer.progress and env.is_main
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not show):
+        if batch is None:
+            continue
+        images, labels, _ = to_device(batch, env)
+        with autocast(env.device, spec.trainer.amp):
+            logits = net(model_input(images, spec))
+        logits = logits.float()
+        top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, 5)
+        hit = top == labels[:, None]
+        sums += torch.stack(
+            [
+                F.cross_entropy(logits, labels, reduction="sum").double(),
+                hit[:, 0].sum().double(),
+                hit.any(dim=1).sum().double(),
+                torch.tensor(float(len(labels)), dtype=torch.float64, device=env.device),
+            ]
+        )
+    net.train(was_training)
+    loss, top1, top5, n = D.all_reduce_sum(sums, env).tolist()
+    n = max(n, 1.0)
+    return {
+        "loss": loss / n,
+        "top1_err": 100.0 * (1 - top1 / n),
+        "top5_err": 100.0 * (1 - top5 / n),
+        "images": int(n),
+    }
+
+
+def weights_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer's bytes: equal digests, bit-identical weights."""
+    h = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()
+
+
+def _attach_log_file(path: Path) -> logging.Handler:
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    if root.level > logging.INFO or root.level == logging.NOTSET:
+        root.setLevel(logging.INFO)
+    return handler
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+class Trainer:
+    """Builds data, model, optimizer and scheduler from the config, then `fit()`s."""
+
+    def __init__(self, spec: TrainConfig, run_dir: Path, env: D.Dist) -> None:
+        self.spec, self.run_dir, self.env = spec, run_dir, env
+        self.ckpt_dir = run_dir / "checkpoints"
+        self.last_path, self.best_path = self.ckpt_dir / "last.pt", self.ckpt_dir / "best.pt"
+        t = spec.trainer
+        if t.amp == "fp16" and env.device.type != "cuda":
+            raise ConfigError("trainer.amp=fp16 needs a GPU; use trainer.amp=bf16 on CPU")
+        if t.threads:
+            torch.set_num_threads(t.threads)
+        if t.deterministic:
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif env.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+
+        self.train_data = read_split(spec.data, "train")
+        self.val_data = read_split(spec.data, "val")
+        self.classes = self.train_data.classes
+        if self.val_data.classes != self.classes:
+            raise ConfigError(f"{spec.data.root}: the train and val splits have different classes")
+
+        torch.manual_seed(spec.seed)  # the same initial weights in every process
+        model = build_model(spec.model, len(self.classes))
+        reused = getattr(model, "reused_keys", None)
+        if t.sync_bn and env.distributed:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        model.to(env.device)
+        if t.channels_last:
+            model.to(memory_format=torch.channels_last)
+        self.model = model  # the plain module: state dicts, evaluation, CAMs
+        self.optimizer = build_optimizer(model, spec.optim, reused)
+        self.train_loader = train_loader(self.train_data, spec.data, env, spec.seed)
+        self.val_loader = eval_loader(self.val_data, spec.data, env)
+        self.steps = steps_per_epoch(self.train_loader)
+        self.scheduler = build_scheduler(self.optimizer, spec.optim, t.epochs, self.steps)
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=t.amp == "fp16")
+        self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None
+        self.partial = torch.zeros(3, dtype=torch.float64)  # train loss, correct, images so far
+        self.resumed_from: str | None = None
+        self.rank_digests: list[object] = []
+        self._resume()
+
+        net: nn.Module = model
+        if env.distributed:
+            ids = [env.device.index] if env.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.net = torch.compile(net) if t.compile else net  # what the training step calls
+        self.writer = None
+        if env.is_main and t.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            purge = self.global_step if self.resumed_from else None
+            self.writer = SummaryWriter(str(run_dir / "tb"), purge_step=purge)
+        self.cam_indices = self._pick_cam_images()
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def _resume(self) -> None:
+        resume = self.spec.trainer.resume
+        if resume is None:
+            if self.last_path.exists():
+                raise ConfigError(
+                    f"{self.run_dir} already holds a run ({self.last_path}); continue it with "
+                    "trainer.resume=auto, or choose another hydra.run.dir"
+                )
+            return
+        if resume == "auto":
+            if not self.last_path.exists():
+                log.info("trainer.resume=auto: no %s yet, starting from scratch", self.last_path)
+                return
+            path = self.last_path
+        else:
+            path = Path(resume).expanduser()
+        state = load_checkpoint(path)
+        self._check_compatible(state, path)
+        self.model.load_state_dict(state["model"])
+        for key, obj in (
+            ("optimizer", self.optimizer),
+            ("scheduler", self.scheduler),
+            ("scaler", self.scaler),
+        ):
+            if key not in state:
+                raise ConfigError(f"{path}: holds no {key} state; it cannot resume a run")
+            obj.load_state_dict(state[key])
+        self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
+        self.global_step = state["global_step"]
+        self.history, self.best = list(state["history"]), state["best"]
+        rngs = state["rng"]
+        same_world = len(rngs) == self.env.world_size
+        set_rng_state(rngs[self.env.rank] if same_world else rngs[0])
+        partials = state["partial"]
+        self.partial = (
+            partials[self.env.rank].clone() if same_world else torch.zeros(3, dtype=torch.float64)
+        )
+        if not same_world and self.step_in_epoch:
+            log.warning("resuming mid-epoch with another number of processes: not bit-exact")
+        self.resumed_from = str(path)
+        log.info(
+            "resumed from %s: epoch %d, batch %d (step %d)",
+            path,
+            self.epoch + 1,
+            self.step_in_epoch,
+            self.global_step,
+        )
+
+    def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
+        ours = asdict(self.spec.model)
+        theirs = state["config"].get("model", {})
+        for key in ("weights_path", "pretrained"):  # where the first weights came from
+            ours.pop(key, None)
+            theirs = {k: v for k, v in theirs.items() if k != key}
+        if ours != theirs:
+            diff = sorted(k for k in ours if ours.get(k) != theirs.get(k))
+            raise ConfigError(
+                f"{path}: was trained with another model config ({', '.join(diff)} differ); "
+                "resume with the same model.* settings"
+            )
+        if list(state["classes"]) != self.classes:
+            raise ConfigError(f"{path}: was trained on other classes than {self.spec.data.root}")
+        before = state["config"].get("trainer", {}).get("epochs")
+        if self.spec.optim.schedule == "onecycle" and before != self.spec.trainer.epochs:
+            raise ConfigError(
+                f"{path}: a one-cycle schedule is laid out over its {before} epochs; resume it "
+                f"with trainer.epochs={before} (or fine-tune from it: model.weights_path={path})"
+            )
+        if state.get("steps_per_epoch") not in (None, self.steps):
+            raise ConfigError(
+                f"{path}: was trained with {state['steps_per_epoch']} batches per epoch, this run "
+                f"has {self.steps}; resume with the same data and data.batch_size"
+            )
+
+    def _state(self) -> dict[str, Any]:
+        """Everything a resume needs; call on every process (it gathers RNG states)."""
+        rngs = D.gather_objects(rng_state(), self.env)
+        partials = D.gather_objects(self.partial.cpu(), self.env)
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "epoch": self.epoch,
+            "step_in_epoch": self.step_in_epoch,
+            "global_step": self.global_step,
+            "steps_per_epoch": self.steps,
+            "rng": rngs,
+            "partial": partials,
+            "history": self.history,
+            "best": self.best,
+            "config": OmegaConf.to_container(OmegaConf.structured(self.spec)),
+            "classes": self.classes,
+            "class_names": self.train_data.class_names,
+            "variant": variant_name(self.spec.model),
+            "paper_name": paper_name(self.spec.model),
+            "world_size": self.env.world_size,
+        }
+
+    def _save(self, best: bool = False) -> None:
+        self._check_weights_finite()
+        state = self._state()
+        if self.env.is_main:
+            save_checkpoint(self.last_path, state)
+            if best:
+                atomic_write(self.best_path, lambda tmp: shutil.copyfile(self.last_path, tmp))
+        D.barrier(self.env)
+
+    # -- divergence --------------------------------------------------------------------------
+
+    def _diverged(self, what: str) -> TrainingDivergedError:
+        if self.last_path.exists():
+            kept = f"the last good checkpoint is kept: {self.last_path}"
+        else:
+            kept = "no checkpoint had been written yet"
+        where = f"epoch {self.epoch + 1}, batch {self.step_in_epoch}"
+        self._write_metrics(status=f"diverged: {what} at {where}")
+        return TrainingDivergedError(
+            f"{what} at {where} (step {self.global_step}); training stopped, {kept}. "
+            "Lower optim.lr, or use warm-up (optim.warmup_epochs) or gradient-safe AMP settings"
+        )
+
+    def _check_weights_finite(self) -> None:
+        bad = torch.zeros(1, device=self.env.device)
+        for p in self.model.parameters():
+            bad += (~torch.isfinite(p)).any()
+        if D.all_reduce_sum(bad, self.env).item():
+            raise self._diverged("a weight became NaN or infinite")
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def fit(self, on_step: StepHook | None = None) -> dict[str, Any]:
+        t = self.spec.trainer
+        if self.env.is_main:
+            self._log_start()
+        start = time.perf_counter()
+        epochs = tqdm(
+            range(self.epoch, t.epochs),
+            desc="epochs",
+            initial=self.epoch,
+            total=t.epochs,
+            disable=not (t.progress and self.env.is_main),
+        )
+        for epoch in epochs:
+            self.epoch = epoch
+            train_stats = self._train_epoch(on_step)
+            entry: dict[str, Any] = {"epoch": epoch + 1, **train_stats}
+            last = epoch + 1 == t.epochs
+            improved = False
+            if (epoch + 1) % t.eval_every == 0 or last:
+                D.broadcast_buffers(self.model, self.env)  # evaluate and save rank 0's model
+                val = evaluate(self.model, self.val_loader, self.spec, self.env)
+                entry.update({f"val_{k}": v for k, v in val.items() if k != "images"})
+                improved = self.best is None or val["top1_err"] < self.best["val_top1_err"]
+                if improved:
+                    self.best = dict(entry)
+            self.history.append(entry)
+            self.epoch, self.step_in_epoch = epoch + 1, 0
+            self.partial = torch.zeros(3, dtype=torch.float64)
+            self._save(best=improved)
+            if self.env.is_main:
+                self._log_epoch(entry)
+                self._write_metrics(status="running" if not last else "finished")
+        digests = D.gather_objects(weights_digest(self.model), self.env)
+        if len(set(digests)) > 1:
+            log.warning("the processes ended with different weights: %s", digests)
+        if self.env.is_main:
+            self.rank_digests = digests
+            elapsed = time.perf_counter() - start
+            log.info("done in %.1f s; best val top-1 error %s", elapsed, self._best_text())
+            metrics = self._write_metrics(status="finished")
+        else:
+            metrics = {}
+        if self.writer:
+            self.writer.close()
+        return metrics
+
+    def _train_epoch(self, on_step: StepHook | None) -> dict[str, float]:
+        t, env = self.spec.trainer, self.env
+        self.train_loader.sampler.set_position(
+            self.epoch, self.step_in_epoch * self.spec.data.batch_size
+        )
+        self.net.train()
+        stats = self.partial.to(env.device)  # loss sum, correct, images in this epoch
+        window = torch.zeros(2, dtype=torch.float64, device=env.device)  # loss sum, images
+        seen, tick = 0, time.perf_counter()
+        lr = self.optimizer.param_groups[0]["lr"]
+        batches = tqdm(
+            self.train_loader,
+            desc=f"epoch {self.epoch + 1}/{t.epochs}",
+            leave=False,
+            initial=self.step_in_epoch,
+            total=self.steps,
+            disable=not (t.progress and env.is_main),
+        )
+        for batch in batches:
+            self.step_in_epoch += 1
+            if batch is None:
+                continue
+            images, labels, _ = to_device(batch, env)
+            with autocast(env.device, t.amp):
+                logits = self.net(model_input(images, self.spec))
+            loss = F.cross_entropy(logits.float(), labels)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            lr = self.optimizer.param_groups[0]["lr"]  # the lr this batch used
+            self.scheduler.step()
+            self.global_step += 1
+            n = len(labels)
+            seen += n
+            step_loss = loss.detach().double() * n
+            stats += torch.stack(
+                [step_loss, (logits.argmax(1) == labels).sum().double(), step_loss.new_tensor(n)]
+            )
+            window += torch.stack([step_loss, step_loss.new_tensor(n)])
+            if self.step_in_epoch % t.log_every == 0 or self.step_in_epoch == self.steps:
+                mean_loss = self._log_window(window)
+                batches.set_postfix(loss=f"{mean_loss:.4f}", refresh=False)
+                window.zero_()
+            # (The epoch's end saves anyway.)
+            if (
+                t.checkpoint_every
+                and self.global_step % t.checkpoint_every == 0
+                and self.step_in_epoch < self.steps
+            ):
+                self.partial = stats.cpu()
+                self._save()
+            if on_step is not None:
+                on_step(self)
+        elapsed = time.perf_counter() - tick
+        totals = D.all_reduce_sum(stats.clone(), env)
+        loss_sum, correct, count = totals.tolist()
+        if not math.isfinite(loss_sum):
+            raise self._diverged(f"the training loss became {loss_sum}")
+        seen_all = D.all_reduce_sum(torch.tensor([float(seen)], device=env.device), env).item()
+        count = max(count, 1.0)
+        return {
+            "train_loss": loss_sum / count,
+            "train_top1_err": 100.0 * (1 - correct / count),
+            "lr": lr,
+            "images_per_s": seen_all / max(elapsed, 1e-9),
+            "epoch_time_s": elapsed,
+        }
+
+    def _log_window(self, window: Tensor) -> float:
+        """Reduce the last batches' loss over processes, stop on NaN/inf, log to TensorBoard."""
+        loss_sum, count = D.all_reduce_sum(window.clone(), self.env).tolist()
+        mean = loss_sum / max(count, 1.0)
+        if not math.isfinite(mean):
+            raise self._diverged(f"the training loss became {mean}")
+        if self.writer:
+            self.writer.add_scalar("train/loss", mean, self.global_step)
+            self.writer.add_scalar(
+                "train/lr", self.optimizer.param_groups[0]["lr"], self.global_step
+            )
+        return mean
+
+    # -- reporting ---------------------------------------------------------------------------
+
+    def _log_start(self) -> None:
+        s = self.spec
+        params = sum(p.numel() for p in self.model.parameters())
+        log.info(
+            "%s (%s): %s parameters, %d classes; train %d images, val %d; %d batches of %d per "
+            "epoch x %d process(es), %d epochs on %s%s",
+            variant_name(s.model),
+            paper_name(s.model),
+            f"{params:,}",
+            len(self.classes),
+            len(self.train_data),
+            len(self.val_data),
+            self.steps,
+            s.data.batch_size,
+            self.env.world_size,
+            s.trainer.epochs,
+            self.env.device,
+            f"; resumed from {self.resumed_from}" if self.resumed_from else "",
+        )
+        log.info("run dir: %s", self.run_dir)
+
+    def _log_epoch(self, e: dict[str, Any]) -> None:
+        val = ""
+        if "val_top1_err" in e:
+            val = (
+                f" | val loss {e['val_loss']:.4f}, top-1 err {e['val_top1_err']:.2f}%, "
+                f"top-5 err {e['val_top5_err']:.2f}%"
+            )
+        log.info(
+            "epoch %d/%d: train loss %.4f, top-1 err %.2f%%%s | lr %.3g, %.0f img/s, %.1f s",
+            e["epoch"],
+            self.spec.trainer.epochs,
+            e["train_loss"],
+            e["train_top1_err"],
+            val,
+            e["lr"],
+            e["images_per_s"],
+            e["epoch_time_s"],
+        )
+        if self.writer:
+            step = self.global_step
+            for key, value in e.items():
+                if key != "epoch":
+                    self.writer.add_scalar(f"epoch/{key}", value, step)
+            if "val_top1_err" in e:
+                self._log_cams(step)
+            self.writer.flush()
+
+    def _best_text(self) -> str:
+        if not self.best:
+            return "n/a"
+        return f"{self.best['val_top1_err']:.2f}% (epoch {self.best['epoch']})"
+
+    def _write_metrics(self, status: str) -> dict[str, Any]:
+        if not self.env.is_main:
+            return {}
+        final = self.history[-1] if self.history else None
+        metrics = {
+            "status": status,
+            "variant": variant_name(self.spec.model),
+            "paper_name": paper_name(self.spec.model),
+            "seed": self.spec.seed,
+            "num_classes": len(self.classes),
+            "num_train": len(self.train_data),
+            "num_val": len(self.val_data),
+            "world_size": self.env.world_size,
+            "epochs_done": len(self.history),
+            "global_step": self.global_step,
+            "best": self.best,
+            "final": final,
+            "epochs": self.history,
+            "checkpoints": {"last": "checkpoints/last.pt", "best": "checkpoints/best.pt"},
+        }
+        if self.rank_digests:  # one per process: equal when DDP kept them in step
+            metrics["rank_weight_digests"] = self.rank_digests
+        _write_json(self.run_dir / "metrics.json", metrics)
+        return metrics
+
+    def _pick_cam_images(self) -> list[int]:
+        n = min(self.spec.trainer.cam_images, len(self.val_data))
+        if not (self.writer and n and isinstance(self.model, CAMNet)):
+            return []
+        return np.linspace(0, len(self.val_data) - 1, n).round().astype(int).tolist()
+
+    @torch.no_grad()
+    def _log_cams(self, step: int) -> None:
+        """The top-1 CAM of a few fixed val images, over the image, with the GT boxes (green)."""
+        if not self.cam_indices:
+            return
+        dataset = self.val_loader.dataset
+        items = [dataset[i] for i in self.cam_indices]
+        items = [it for it in items if it is not None]
+        if not items:
+            return
+        images = torch.stack([it[0] for it in items]).to(self.env.device)  # uint8 (N, 3, S, S)
+        net = unwrap(self.model)
+        net.eval()
+        out = predict_with_cams(net, model_input(images, self.spec).float(), topk=1)
+        net.train()
+        size = images.shape[-1]
+        show = max(size, 128)  # small benchmark images are drawn larger
+        pictures = []
+        for (image, _, index), cam in zip(items, out.cams[:, 0].float().cpu(), strict=True):
+            pixels = np.ascontiguousarray(image.permute(1, 2, 0).numpy())
+            pixels = np.asarray(Image.fromarray(pixels).resize((show, show), Image.NEAREST))
+            picture = overlay(pixels, normalize_cam(cam.numpy(), "max"))
+            sample = self.val_data.samples[index]
+            if sample.size is not None and len(sample.boxes):
+                picture = draw_boxes(picture, scale_boxes(sample.boxes, sample.size, (show, show)))
+            pictures.append(torch.from_numpy(picture).permute(2, 0, 1))
+        self.writer.add_images("val/cam_top1", torch.stack(pictures), step, dataformats="NCHW")
+
+
+def train(
+    cfg: TrainConfig | Any, run_dir: str | Path, on_step: StepHook | None = None
+) -> dict[str, Any]:
+    """Train as `cfg` says, writing into `run_dir`; returns the metrics (rank 0; {} elsewhere).
+
+    `on_step(trainer)` is called after every optimizer step (`trainer.global_step`,
+    `trainer.model`): a hook for tests and notebooks.
+    """
+    spec = train_config(cfg)
+    run_dir = Path(run_dir)
+    env = D.setup(spec.trainer.device, spec.trainer.dist_backend)
+    handler = None
+    try:
+        if env.is_main:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            handler = _attach_log_file(run_dir / "train.log")
+            config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
+            atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(config_text))
+        else:
+            logging.getLogger().setLevel(logging.WARNING)
+        return Trainer(spec, run_dir, env).fit(on_step)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+        D.teardown()
