@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from conftest import SMALL_TRAIN
+
+from cam_repro.data import read_split
+from cam_repro.engine import evaluate, load_model
+from cam_repro.engine.config import train_config
+from cam_repro.engine.distributed import Dist
+from cam_repro.engine.loaders import eval_loader
+from cam_repro.engine.trainer import weights_digest
+from cam_repro_cli import run_stamp
 
 BIN = Path(sys.executable).parent
 
@@ -83,3 +94,87 @@ def test_cam_data_bad_input_is_one_line_error(tmp_path: Path) -> None:
     result = run(tmp_path, "cam-synth", "out=x", "evidence=stripes")
     assert result.returncode == 1
     assert result.stderr.strip() == "error: evidence must be 'parts' or 'uniform', got 'stripes'"
+
+
+def _metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_cam_train_writes_only_into_its_run_dir(small_data: Path, tmp_path: Path) -> None:
+    result = run(
+        tmp_path, "cam-train", f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=1",
+        "hydra.run.dir=run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "epoch 1/1: train loss" in result.stdout
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    assert _metrics(tmp_path / "run")["final"]["epoch"] == 1
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("trainer.epoch=2", r"Key 'epoch' not in 'TrainerConfig'"),
+        ("data.root=nowhere/at/all", r"^error: .*nowhere/at/all"),
+        ("optim.lr=-0.1", r"^error: optim\.lr must be a finite number > 0, got -0\.1$"),
+        ("trainer.resume=broken.pt", r"^error: .*broken\.pt: not a readable cam-repro checkpoint"),
+    ],
+    ids=["typo", "missing-root", "bad-value", "corrupt-checkpoint"],
+)
+def test_cam_train_bad_input_is_one_clear_line(
+    small_data: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 not really a zip")
+    root = [] if override.startswith("data.root") else [f"data.root={small_data}"]
+    result = run(tmp_path, "cam-train", *root, *SMALL_TRAIN, override, "hydra.run.dir=run")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr.strip(), re.MULTILINE), result.stderr
+
+
+def test_cam_train_multirun_gives_each_job_a_folder(small_data: Path, tmp_path: Path) -> None:
+    result = run(
+        tmp_path, "cam-train", "-m", "model=tiny_gap,tiny_gmp", "seed=0,1",
+        f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=1", "hydra.sweep.dir=sweep",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert len(jobs) == 4
+    seen = {(m["variant"], m["seed"]) for m in map(_metrics, jobs)}
+    assert seen == {("tiny_gap", 0), ("tiny_gap", 1), ("tiny_gmp", 0), ("tiny_gmp", 1)}
+    assert jobs[0].name.startswith("0_") and "model=tiny_gap" in jobs[0].name
+
+
+def test_torchrun_two_cpu_processes(small_data: Path, tmp_path: Path) -> None:
+    """DDP with gloo: both processes end with identical weights, and the accuracy the run
+    reports equals a single-process evaluation of the checkpoint it saved."""
+    result = run(
+        tmp_path, "torchrun", "--standalone", "--nproc_per_node=2", str(BIN / "cam-train"),
+        f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=2", "hydra.run.dir=run",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    metrics = _metrics(tmp_path / "run")
+    assert metrics["world_size"] == 2
+    digests = metrics["rank_weight_digests"]
+    assert len(digests) == 2 and digests[0] == digests[1]
+    # 192 images over 2 processes in batches of 32: 3 steps per epoch each.
+    assert metrics["global_step"] == 6
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+    model, state = load_model(tmp_path / "run" / "checkpoints" / "last.pt")
+    assert weights_digest(model) == digests[0]
+    spec = train_config(state["config"])
+    val = evaluate(
+        model, eval_loader(read_split(spec.data, "val"), spec.data, Dist()), spec, Dist()
+    )
+    assert val["images"] == 48
+    assert val["top1_err"] == metrics["final"]["val_top1_err"]
+    assert val["top5_err"] == metrics["final"]["val_top5_err"]
+
+
+def test_run_stamp_is_shared_by_torchrun_processes(monkeypatch) -> None:
+    monkeypatch.delenv("RANK", raising=False)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", run_stamp())
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc123")
+    assert run_stamp() == "torchrun-abc123"

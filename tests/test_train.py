@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import SMALL_TRAIN
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from cam_repro.data import read_split
-from cam_repro.data.synth_writer import generate
 from cam_repro.engine import TrainingDivergedError, evaluate, load_checkpoint, load_model, train
 from cam_repro.engine.config import train_config
 from cam_repro.engine.distributed import Dist
@@ -23,34 +23,11 @@ from cam_repro.engine.loaders import eval_loader
 from cam_repro.errors import ConfigError
 from cam_repro_cli import CONFIG_DIR
 
-# 3 classes of 32 px images, 64 train and 16 val each: 6 batches of 32 per epoch, ~0.3 s an epoch.
-SMALL = {
-    "num_classes": 3,
-    "train_per_class": 64,
-    "val_per_class": 16,
-    "image_size": 32,
-    "evidence": "uniform",
-}
-TRAIN_OVERRIDES = [
-    "data.image_size=32",
-    "data.resize_size=32",
-    "data.batch_size=32",
-    "trainer.device=cpu",
-    "trainer.progress=false",
-]
-
-
-@pytest.fixture(scope="session")
-def small_data(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("synth") / "small"
-    generate({**SMALL, "out": str(out)})
-    return out
-
 
 def train_cfg(root: Path, *overrides: str) -> DictConfig:
     """configs/train.yaml composed as the command line does, on the small dataset."""
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        return compose("train", [f"data.root={root}", *TRAIN_OVERRIDES, *overrides])
+        return compose("train", [f"data.root={root}", *SMALL_TRAIN, *overrides])
 
 
 def final_state(run_dir: Path) -> dict[str, torch.Tensor]:
