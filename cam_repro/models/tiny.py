@@ -5,8 +5,8 @@ classes), so a 64 px image gives a 16x16 last map (stride 4). `num_pools=3` adds
 the last conv: an 8x8 map, for the paper's mapping-resolution ablation. The head is the paper's:
 GAP or GMP and one linear layer (no added 1024-unit conv unless `head_channels` asks for one).
 Layers keep PyTorch's default initialisation, as in the measured recipe: with the VGG init
-(Kaiming-normal convs, a N(0, 0.01) linear layer) the same recipe trains markedly slower (15.6%
-vs ~6% val error after 8 epochs on the default synthetic set).
+(Kaiming-normal convs, a N(0, 0.01) linear layer) the same recipe trains markedly slower (val top-1
+error 15.6% vs 8.6% after 8 epochs on the default synthetic set, tiny_gap, seed 0).
 """
 
 from __future__ import annotations
