@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 from conftest import SMALL_TRAIN
+from data_fixtures import write_classic, write_cub
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -171,3 +172,22 @@ def test_bf16_autocast_and_channels_last_train_on_cpu(small_data: Path, tmp_path
     # Autocast computes in bf16 but keeps the weights in float32, NCHW or not.
     weights = final_state(tmp_path / "run")
     assert weights["backbone.0.weight"].dtype == torch.float32
+
+
+@pytest.mark.parametrize("source", ["imagenet", "cub"])
+def test_trains_on_ilsvrc_and_cub_folders(tmp_path: Path, source: str) -> None:
+    """The real-data paths: JPEGs decoded by 2 worker processes, classic ILSVRC or CUB tables."""
+    if source == "imagenet":
+        root, counts = write_classic(tmp_path / "ilsvrc"), (6, 3)
+    else:
+        root, counts = write_cub(tmp_path / "cub"), (2, 2)
+    cfg = train_cfg(
+        root, f"data={source}", "data.image_size=16", "data.resize_size=16", "data.batch_size=4",
+        "data.num_workers=2", "trainer.epochs=2", "trainer.cam_images=2",
+    )  # fmt: skip
+    metrics = train(cfg, tmp_path / "run")
+    assert (metrics["num_train"], metrics["num_val"]) == counts
+    assert metrics["status"] == "finished" and metrics["global_step"] == 2 * -(-counts[0] // 4)
+    assert math.isfinite(metrics["final"]["val_loss"])
+    state = load_checkpoint(tmp_path / "run" / "checkpoints" / "best.pt")
+    assert len(state["classes"]) == (3 if source == "imagenet" else 2)
