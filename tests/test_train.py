@@ -139,8 +139,10 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(
 def test_a_run_dir_with_a_run_is_not_overwritten(small_data: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     train(train_cfg(small_data, "trainer.epochs=1", "optim=sgd"), run)
+    config = (run / "config.yaml").read_text()
     with pytest.raises(ConfigError, match=r"already holds a run.*trainer.resume=auto"):
-        train(train_cfg(small_data, "trainer.epochs=1", "optim=sgd"), run)
+        train(train_cfg(small_data, "trainer.epochs=1", "optim=sgd", "seed=5"), run)
+    assert (run / "config.yaml").read_text() == config  # the refused run wrote nothing over it
     again = ["trainer.resume=auto", "optim=sgd"]
     with pytest.raises(ConfigError, match=r"another model config \(pool differ\)"):
         train(train_cfg(small_data, *again, "model=tiny_gmp"), run)

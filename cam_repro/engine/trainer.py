@@ -26,6 +26,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torch import Tensor, nn
 from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cam_repro.boxes import scale_boxes
 from cam_repro.cam import predict_with_cams, unwrap
@@ -329,6 +330,12 @@ class Trainer:
     # -- the loop ----------------------------------------------------------------------------
 
     def fit(self, on_step: StepHook | None = None) -> dict[str, Any]:
+        """Train the remaining epochs; returns the metrics (rank 0; {} elsewhere)."""
+        bars = self.spec.trainer.progress and self.env.is_main
+        with logging_redirect_tqdm() if bars else nullcontext():  # log lines above the bars
+            return self._fit(on_step)
+
+    def _fit(self, on_step: StepHook | None) -> dict[str, Any]:
         t = self.spec.trainer
         if self.env.is_main:
             self._log_start()
@@ -587,11 +594,13 @@ def train(
         if env.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
             handler = _attach_log_file(run_dir / "train.log")
-            config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
-            atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(config_text))
         else:
             logging.getLogger().setLevel(logging.WARNING)
-        return Trainer(spec, run_dir, env).fit(on_step)
+        trainer = Trainer(spec, run_dir, env)  # refuses a run dir holding another run
+        if env.is_main:
+            config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
+            atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(config_text))
+        return trainer.fit(on_step)
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
