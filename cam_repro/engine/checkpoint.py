@@ -11,7 +11,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from cam_repro.errors import InputFileError, MissingFileError
+from cam_repro.errors import InputFileError
+from cam_repro.models import build_model
+from cam_repro.models.weights import torch_load_safely
 
 FORMAT = "cam-repro-checkpoint/1"
 
@@ -37,15 +39,11 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """A checkpoint written by `save_checkpoint`, loaded safely on the CPU; clear errors if not."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingFileError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle errors, foreign formats: many types
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputFileError(
-            f"{path}: not a readable cam-repro checkpoint (corrupt or truncated?): {detail}"
-        ) from None
+    state = torch_load_safely(
+        path,
+        missing="checkpoint {path} does not exist",
+        unreadable="{path}: not a readable cam-repro checkpoint (corrupt or truncated?): {detail}",
+    )
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         found = state.get("format") if isinstance(state, dict) else type(state).__name__
         raise InputFileError(
@@ -59,8 +57,6 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network a checkpoint holds (built from its saved model config), and the checkpoint."""
-    from cam_repro.models import build_model  # models import torchvision: only when needed
-
     state = load_checkpoint(path)
     model = build_model(state["config"]["model"], len(state["classes"]))
     try:

@@ -101,12 +101,3 @@ def gather_objects(obj: object, env: Dist) -> list[object]:
     out: list[object] = [None] * env.world_size
     dist.all_gather_object(out, obj)
     return out
-
-
-def broadcast_object(obj: object, env: Dist) -> object:
-    """Rank 0's `obj` on every process."""
-    if not env.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

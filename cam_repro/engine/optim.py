@@ -57,11 +57,11 @@ def build_optimizer(
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=tuple(cfg.betas))
 
 
-def lr_factor(cfg: OptimConfig, steps_per_epoch: int) -> Callable[[int], float]:
-    """The lr multiplier after `step` batches, for every schedule but onecycle."""
+def lr_factor(cfg: OptimConfig, steps_per_epoch: int, total: int) -> Callable[[int], float]:
+    """The lr multiplier after `step` of `total` batches, for every schedule but onecycle."""
     warmup = cfg.warmup_epochs * steps_per_epoch
 
-    def factor(step: int, total: int) -> float:
+    def factor(step: int) -> float:
         if step < warmup:
             return cfg.warmup_factor + (1 - cfg.warmup_factor) * step / warmup
         epoch = step / steps_per_epoch
@@ -93,5 +93,4 @@ def build_scheduler(
             final_div_factor=cfg.final_div_factor,
             cycle_momentum=False,  # the measured recipe keeps Nesterov momentum at 0.9
         )
-    factor = lr_factor(cfg, steps_per_epoch)
-    return LambdaLR(optimizer, lambda step: factor(step, total))
+    return LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch, total))

@@ -247,11 +247,9 @@ class Trainer:
         )
 
     def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
-        ours = asdict(self.spec.model)
-        theirs = state["config"].get("model", {})
-        for key in ("weights_path", "pretrained"):  # where the first weights came from
-            ours.pop(key, None)
-            theirs = {k: v for k, v in theirs.items() if k != key}
+        origin = ("weights_path", "pretrained")  # where the first weights came from: may differ
+        ours = {k: v for k, v in asdict(self.spec.model).items() if k not in origin}
+        theirs = {k: v for k, v in state["config"].get("model", {}).items() if k not in origin}
         if ours != theirs:
             diff = sorted(k for k in ours if ours.get(k) != theirs.get(k))
             raise ConfigError(
@@ -366,7 +364,7 @@ class Trainer:
             self._save(best=improved)
             if self.env.is_main:
                 self._log_epoch(entry)
-                self._write_metrics(status="running" if not last else "finished")
+                self._write_metrics(status="running")  # "finished" once the loop is done
         digests = D.gather_objects(weights_digest(self.model), self.env)
         if len(set(digests)) > 1:
             log.warning("the processes ended with different weights: %s", digests)
@@ -389,7 +387,8 @@ class Trainer:
         self.net.train()
         stats = self.partial.to(env.device)  # loss sum, correct, images in this epoch
         window = torch.zeros(2, dtype=torch.float64, device=env.device)  # loss sum, images
-        seen, tick = 0, time.perf_counter()
+        tick = time.perf_counter()
+        resumed_images = stats[2].item()  # trained before a mid-epoch resume: not timed here
         lr = self.optimizer.param_groups[0]["lr"]
         batches = tqdm(
             self.train_loader,
@@ -415,7 +414,6 @@ class Trainer:
             self.scheduler.step()
             self.global_step += 1
             n = len(labels)
-            seen += n
             step_loss = loss.detach().double() * n
             stats += torch.stack(
                 [step_loss, (logits.argmax(1) == labels).sum().double(), step_loss.new_tensor(n)]
@@ -436,11 +434,11 @@ class Trainer:
             if on_step is not None:
                 on_step(self)
         elapsed = time.perf_counter() - tick
-        totals = D.all_reduce_sum(stats.clone(), env)
-        loss_sum, correct, count = totals.tolist()
+        timed = (stats[2] - resumed_images).view(1)  # images trained in this session
+        totals = D.all_reduce_sum(torch.cat([stats, timed]), env)
+        loss_sum, correct, count, seen_all = totals.tolist()
         if not math.isfinite(loss_sum):
             raise self._diverged(f"the training loss became {loss_sum}")
-        seen_all = D.all_reduce_sum(torch.tensor([float(seen)], device=env.device), env).item()
         count = max(count, 1.0)
         return {
             "train_loss": loss_sum / count,

@@ -109,18 +109,27 @@ def load_torchvision_state_dict(
     return set(mapped)
 
 
+def torch_load_safely(path: str | Path, missing: str, unreadable: str) -> object:
+    """`torch.load(path, weights_only=True)` on the CPU; a missing or unloadable file raises one
+    line from the templates `missing` ({path}) and `unreadable` ({path}, {detail})."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingFileError(missing.format(path=path))
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated or foreign files
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise InputFileError(unreadable.format(path=path, detail=detail)) from None
+
+
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """A state dict from a file: bare, or in a checkpoint under 'model' or 'state_dict'."""
     path = Path(path).expanduser()
-    if not path.is_file():
-        raise MissingFileError(f"model.weights_path: {path} does not exist")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for truncated or foreign files
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise InputFileError(
-            f"{path}: not a PyTorch weights file that loads safely ({detail})"
-        ) from None
+    obj = torch_load_safely(
+        path,
+        missing="model.weights_path: {path} does not exist",
+        unreadable="{path}: not a PyTorch weights file that loads safely ({detail})",
+    )
     if isinstance(obj, Mapping):
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), Mapping):
