@@ -9,6 +9,7 @@ from hydra.core.config_store import ConfigStore
 from cam_repro.data.config import DataConfig
 from cam_repro.data.synthetic import SynthConfig
 from cam_repro.engine.config import TrainConfig
+from cam_repro.eval_config import EvalConfig
 from cam_repro.models.config import ModelConfig
 
 
@@ -36,3 +37,4 @@ def register_schemas() -> None:
     cs.store(name="data_schema", node=DataAppConfig)
     cs.store(name="synth_schema", node=SynthConfig)
     cs.store(name="train_schema", node=TrainConfig)
+    cs.store(name="eval_schema", node=EvalConfig)

@@ -221,3 +221,29 @@ def read_table(path: Path, columns: int, what: str) -> dict[int, list[str]]:
             )
         table[int(fields[0])] = fields[1:]
     return table
+
+
+def read_blacklist(path: Path) -> set[str]:
+    """A val blacklist (ILSVRC2014_clsloc_validation_blacklist.txt) -> the image ids it names.
+
+    One entry per line: a 1-based val index (36 means ILSVRC2012_val_00000036) or an image id.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise MissingFileError(f"data.blacklist {path} does not exist")
+    ids: set[str] = set()
+    for line_no, line in enumerate(_text_lines(path), start=1):
+        entry = line.strip()
+        if not entry or entry.startswith("#"):
+            continue
+        if entry.isdigit():
+            if int(entry) < 1:
+                raise InputFileError(f"{path} line {line_no}: val indices start at 1, got {entry}")
+            ids.add(f"ILSVRC2012_val_{int(entry):08d}")
+        elif len(entry.split()) == 1:
+            ids.add(Path(entry).stem)
+        else:
+            raise InputFileError(
+                f"{path} line {line_no}: expected a val index or an image id, got {entry!r}"
+            )
+    return ids

@@ -55,6 +55,10 @@ class DataConfig:
     persistent_workers: bool = True  # keep workers alive between epochs
     prefetch_factor: int | None = None  # batches each worker loads ahead; null: PyTorch's (2)
     cache: str = "none"  # memory: decode every image once and keep it in RAM (small datasets)
+    # Evaluation: val images left out of the localization errors (not of classification), as the
+    # released evaluation leaves out the ILSVRC2014 blacklist (1,762 images). A text file with one
+    # val index per line (1-based: 36 is ILSVRC2012_val_00000036) or one image id per line.
+    blacklist: str | None = None
 
 
 def data_config(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> DataConfig:

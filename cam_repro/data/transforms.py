@@ -66,7 +66,13 @@ def train_transform(cfg: DataConfig) -> v2.Compose:
 
 def eval_transform(cfg: DataConfig) -> v2.Compose:
     """The whole image resized to image_size x image_size (the WSOL evaluation's resize)."""
-    return v2.Compose([v2.ToImage(), _ExactSize(cfg.image_size)])
+    return resize_transform(cfg.image_size)
+
+
+def resize_transform(size: int) -> v2.Compose:
+    """The whole image resized to size x size (uint8 out), e.g. the ten-crop evaluation's
+    resize_size image."""
+    return v2.Compose([v2.ToImage(), _ExactSize(size)])
 
 
 class _ExactSize:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
@@ -95,10 +95,13 @@ def train_loader(data: DataSplit, cfg: DataConfig, env: Dist, seed: int) -> Data
     return _loader(dataset, sampler, cfg, env, drop_last)
 
 
-def eval_loader(data: DataSplit, cfg: DataConfig, env: Dist) -> DataLoader:
-    """This process's shard of the split, in order, resized to image_size (uint8)."""
+def eval_loader(
+    data: DataSplit, cfg: DataConfig, env: Dist, transform: Callable | None = None
+) -> DataLoader:
+    """This process's shard of the split, in order, resized to image_size (uint8) unless another
+    `transform` is given."""
     dataset = LocalizationDataset(
-        data, eval_transform(cfg), cfg.bad_images, cache=cfg.cache == "memory"
+        data, transform or eval_transform(cfg), cfg.bad_images, cache=cfg.cache == "memory"
     )
     return _loader(dataset, ShardSampler(len(dataset), env), cfg, env)
 

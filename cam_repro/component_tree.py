@@ -1,0 +1,253 @@
+"""One pass over a threshold sweep: boxes of the connected components of {map >= t} for every t.
+
+The components at a lower threshold are unions of those at a higher one, so instead of labelling
+the map once per threshold, pixels are added from the brightest level down and merged into their
+8-connected neighbours with a union-find (a component tree). Each component keeps its tight
+inclusive box (x0, y0, x1, y1), its pixel count and its first pixel in raster order; after each
+level only the components whose box grew are scored against the GT boxes again.
+
+Levels: with thresholds t_0 < ... < t_{T-1}, a pixel of value v has level #{i : t_i <= v}, so it
+belongs to the set of threshold index i iff level > i. Adding the pixels of level i + 1 (after all
+higher levels) yields exactly the components of {v >= t_i}.
+
+Everything here is compiled with numba (cache=True) for one signature per function: the caller
+passes C-contiguous float64 maps, int64 boxes and float64 thresholds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+def level_table(thresholds: np.ndarray, buckets: int) -> np.ndarray:
+    """(buckets + 1,) int64: table[b] = #{t < b / buckets}, a start for the search in `_level`."""
+    edges = np.arange(buckets + 1, dtype=np.float64) / buckets
+    return np.searchsorted(thresholds, edges, side="left").astype(np.int64)
+
+
+@njit(cache=True)
+def _level(v: float, thresholds: np.ndarray, table: np.ndarray) -> int:
+    """#{t <= v}: start from the bucket table, then walk to the exact count (correct from any
+    start; one or two steps when the thresholds are spread over [0, 1])."""
+    buckets = table.shape[0] - 1
+    b = int(v * buckets)
+    b = min(max(b, 0), buckets)
+    k = table[b]
+    n = thresholds.shape[0]
+    while k < n and thresholds[k] <= v:
+        k += 1
+    while k > 0 and thresholds[k - 1] > v:
+        k -= 1
+    return k
+
+
+def _ring_runs() -> np.ndarray:
+    """(256, 5) int64: for each 8-bit mask of added neighbours, [count, k1, k2, ...], the ring
+    positions at which a run of consecutive added neighbours starts.
+
+    Neighbours consecutive in the ring N, NE, E, SE, S, SW, W, NW touch each other, so a run is
+    already one component: one union per run (at most 4) instead of one per neighbour.
+    """
+    runs = np.zeros((256, 5), dtype=np.int64)
+    for mask in range(1, 256):
+        bits = [(mask >> k) & 1 for k in range(8)]
+        starts = [k for k in range(8) if bits[k] and not bits[k - 1]] or [0]  # 255: one run
+        runs[mask, 0] = len(starts)
+        runs[mask, 1 : 1 + len(starts)] = starts
+    return runs
+
+
+RING_RUNS = _ring_runs()
+
+
+@njit(cache=True)
+def _find(parent: np.ndarray, i: int) -> int:
+    """Root of i, with path halving (no write when i's parent is the root, the common case)."""
+    while True:
+        up = parent[i]
+        if up == i:
+            return i
+        top = parent[up]
+        if top == up:
+            return up
+        parent[i] = top
+        i = top
+
+
+@njit(cache=True)
+def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: int) -> float:
+    """Max inclusive IoU of one box against gt[g0:g1] (same arithmetic as wsol._iou_matrix)."""
+    best = 0.0
+    area = (x1 - x0 + 1) * (y1 - y0 + 1)
+    for g in range(g0, g1):
+        iw = min(x1, gt[g, 2]) - max(x0, gt[g, 0]) + 1
+        ih = min(y1, gt[g, 3]) - max(y0, gt[g, 1]) + 1
+        if iw <= 0 or ih <= 0:
+            continue
+        inter = iw * ih
+        union = area + (gt[g, 2] - gt[g, 0] + 1) * (gt[g, 3] - gt[g, 1] + 1) - inter
+        iou = inter / union
+        if iou > best:
+            best = iou
+    return best
+
+
+@njit(cache=True)
+def sweep_hits(
+    maps: np.ndarray,
+    thresholds: np.ndarray,
+    table: np.ndarray,
+    gt: np.ndarray,
+    gt_start: np.ndarray,
+    iou_thr: np.ndarray,
+    all_components: bool,
+    ring_runs: np.ndarray,
+) -> np.ndarray:
+    """Which (threshold, IoU level) pairs localize each image.
+
+    maps (N, H, W) float64; thresholds (T,) float64 strictly increasing; table from
+    `level_table`; gt (G, 4) int64 inclusive boxes, image n owning gt[gt_start[n]:gt_start[n+1]];
+    iou_thr (D,) float64 (fractions, e.g. 0.5); ring_runs = RING_RUNS. Returns hits (N, T, D)
+    bool: hits[n, i, j] is True iff some candidate box of {maps[n] >= thresholds[i]} has
+    IoU >= iou_thr[j] with some GT box of image n. Candidates: every 8-connected component's box
+    (all_components) or only the largest component's (most pixels; ties to the one whose first
+    pixel in raster order comes first).
+    """
+    n_img, h, w = maps.shape
+    n_thr = thresholds.shape[0]
+    n_iou = iou_thr.shape[0]
+    hw = h * w
+    hits = np.zeros((n_img, n_thr, n_iou), dtype=np.bool_)
+
+    level = np.empty(hw, dtype=np.int64)
+    order = np.empty(hw, dtype=np.int64)  # pixels grouped by level, highest level first
+    start = np.zeros(n_thr + 2, dtype=np.int64)
+    # Union-find over the map padded by a one-pixel border that is never added, so neighbours
+    # need no bounds checks. Padded index (y + 1) * (w + 2) + x + 1 keeps the raster order.
+    wp = w + 2
+    n_pad = (h + 2) * wp
+    ring = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1])  # N, NE, ..., NW
+    parent = np.empty(n_pad, dtype=np.int64)  # -1: not added (yet)
+    size = np.empty(n_pad, dtype=np.int64)
+    first = np.empty(n_pad, dtype=np.int64)  # smallest padded index in the component
+    bx0 = np.empty(n_pad, dtype=np.int64)  # the component's box, in map coordinates
+    by0 = np.empty(n_pad, dtype=np.int64)
+    bx1 = np.empty(n_pad, dtype=np.int64)
+    by1 = np.empty(n_pad, dtype=np.int64)
+    iou = np.empty(n_pad, dtype=np.float64)  # score of the root's box when it was last scored
+    scored = np.empty(n_pad, dtype=np.bool_)  # the root's iou is counted in `alive_hits`
+    stamp = np.empty(n_pad, dtype=np.int64)  # last level at which the root was queued
+    dirty = np.empty(hw, dtype=np.int64)  # roots whose box grew during the current level
+    alive_hits = np.zeros(n_iou, dtype=np.int64)  # live roots with iou >= iou_thr[j]
+
+    for n in range(n_img):
+        g0 = gt_start[n]
+        g1 = gt_start[n + 1]
+        m = maps[n]
+
+        # counting sort of the pixels by level, descending; raster order within a level
+        start[:] = 0
+        for y in range(h):
+            for x in range(w):
+                k = _level(m[y, x], thresholds, table)
+                level[y * w + x] = k
+                start[n_thr - k + 1] += 1
+        for k in range(1, n_thr + 2):
+            start[k] += start[k - 1]
+        for p in range(hw):
+            slot = n_thr - level[p]
+            order[start[slot]] = p
+            start[slot] += 1
+        # start[slot] is now the end of slot `slot`; slot s holds level n_thr - s
+
+        parent[:] = -1
+        stamp[:] = -1
+        alive_hits[:] = 0
+        best = -1  # largest live root (all_components=False)
+        pos = 0
+        for i in range(n_thr - 1, -1, -1):  # threshold index; add the pixels of level i + 1
+            end = start[n_thr - (i + 1)]
+            n_dirty = 0
+            while pos < end:
+                py = order[pos] // w
+                px = order[pos] - py * w
+                pos += 1
+                p = (py + 1) * wp + px + 1
+                parent[p] = p
+                size[p] = 1
+                first[p] = p
+                bx0[p] = px
+                bx1[p] = px
+                by0[p] = py
+                by1[p] = py
+                scored[p] = False
+                stamp[p] = i
+                dirty[n_dirty] = p
+                n_dirty += 1
+                if not all_components and (best < 0 or (size[best] == 1 and first[best] > p)):
+                    best = p
+                mask = 0
+                for k in range(8):
+                    mask |= (parent[p + ring[k]] >= 0) << k
+                root = p  # p's root, kept up to date through the merges below
+                for r in range(ring_runs[mask, 0]):
+                    b = _find(parent, p + ring[ring_runs[mask, 1 + r]])
+                    if b == root:
+                        continue
+                    a = root
+                    if size[a] > size[b]:  # the larger (or the older, on ties) stays root
+                        a, b = b, a
+                    root = b
+                    # merge a into b
+                    parent[a] = b
+                    size[b] += size[a]
+                    first[b] = min(first[b], first[a])
+                    grew = False
+                    if bx0[a] < bx0[b]:
+                        bx0[b] = bx0[a]
+                        grew = True
+                    if by0[a] < by0[b]:
+                        by0[b] = by0[a]
+                        grew = True
+                    if bx1[a] > bx1[b]:
+                        bx1[b] = bx1[a]
+                        grew = True
+                    if by1[a] > by1[b]:
+                        by1[b] = by1[a]
+                        grew = True
+                    if all_components:
+                        if scored[a]:
+                            for j in range(n_iou):
+                                if iou[a] >= iou_thr[j]:
+                                    alive_hits[j] -= 1
+                        if grew and stamp[b] != i:
+                            stamp[b] = i
+                            dirty[n_dirty] = b
+                            n_dirty += 1
+                    elif best in (a, b):
+                        best = b  # b now outgrows every other component
+                    elif size[b] > size[best] or (size[b] == size[best] and first[b] < first[best]):
+                        best = b
+
+            if all_components:
+                for d in range(n_dirty):
+                    r = dirty[d]
+                    if parent[r] != r:
+                        continue  # merged into another root later in this level
+                    if scored[r]:
+                        for j in range(n_iou):
+                            if iou[r] >= iou_thr[j]:
+                                alive_hits[j] -= 1
+                    iou[r] = _best_iou(bx0[r], by0[r], bx1[r], by1[r], gt, g0, g1)
+                    scored[r] = True
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] += 1
+                for j in range(n_iou):
+                    hits[n, i, j] = alive_hits[j] > 0
+            elif best >= 0:
+                score = _best_iou(bx0[best], by0[best], bx1[best], by1[best], gt, g0, g1)
+                for j in range(n_iou):
+                    hits[n, i, j] = score >= iou_thr[j]
+    return hits

@@ -1,0 +1,349 @@
+"""WSOL metrics of Choe et al., CVPR 2020: MaxBoxAccV2 (boxes) and PxAP (masks).
+
+Conventions follow their code (github clovaai/wsolevaluation, evaluation.py: BoxEvaluator,
+MaskEvaluator, calculate_multiple_iou, compute_bboxes_from_scoremaps): maps already in [0, 1]
+(the GT class's CAM, resized to the evaluated size, min-max normalised); thresholds 0.000, 0.001,
+..., 0.999; boxes inclusive (x0, y0, x1, y1) with IoU = inter / (area_a + area_b - inter) on
+pixel counts; an image is correct at (t, delta) if its best (candidate, GT) IoU >= delta / 100;
+MaxBoxAcc at delta = the best % correct over t, picked separately per delta; MaxBoxAccV2 = the
+mean over delta in (30, 50, 70) with every component a candidate (their box_v2_metric sets
+multi_contour_eval and multi_iou_eval). Their older MaxBoxAcc is
+max_box_acc(..., iou_thresholds=(50,), all_components=False).
+
+How our box candidates differ from their OpenCV code, and why. Each point was read in their
+evaluation.py and checked by running its steps with opencv-python 4.14 on small hand-made maps,
+which also showed that their outer contours enclose the same 8-connected components as ours:
+
+(a) Quantisation. They threshold `(scoremap * 255).astype(np.uint8)` (truncated) at
+    `int(t * max)`, so thresholds 0.000 .. 0.999 collapse onto 255 integer levels (e.g.
+    t = 0.000 .. 0.003 all threshold at 0, t = 0.004 .. 0.007 at 1). We threshold the float map
+    at t itself, so every threshold of the sweep is a distinct cut. Their threshold is also
+    relative to the map's (quantised) max; ours is absolute, the same thing for a min-max
+    normalised map (max 1 -> 255).
+(b) Strict vs non-strict. cv2.THRESH_BINARY keeps pixels strictly > the threshold; we keep
+    pixels >= t, the rule of the CAM paper and of our single-threshold box extractor. Together
+    with (a): at t = 0 they drop pixels below 1/255, we keep the whole map (one whole-image box).
+(c) Holes. cv2.findContours with RETR_TREE returns the inner (hole) contours too, and each
+    becomes a candidate box (the box of the foreground pixels bordering the hole). We take the
+    8-connected components of {map >= t}, so a hole is never a candidate; a blob inside a hole is
+    its own component in both. A hole's box is not a localisation the map proposes, and the
+    candidate set then depends only on the pixel set (no contour tracing).
+(d) Box size. They take `x, y, w, h = cv2.boundingRect(c)` and emit (x, y, x + w, y + h) clipped
+    to (W - 1, H - 1): one pixel wider and taller than the component's tight inclusive box (except
+    at the right/bottom image border), while their IoU counts pixels inclusively. We emit the tight
+    inclusive box, consistent with the IoU and with our GT boxes.
+(e) Empty threshold. With no contour they emit the box (0, 0, 0, 0), which is scored (it matches a
+    GT box (0, 0, 0, 0)). We emit no box: the image is wrong at that threshold.
+(f) Largest component (all_components=False, their multi_contour_eval=False). They keep
+    max(contours, key=cv2.contourArea), the polygon area of the traced outer contour (0 for a
+    one-pixel-wide line, ties to OpenCV's contour order); we keep the component with the most
+    pixels, ties to the component whose first pixel in raster order (y * W + x) comes first.
+
+Default thresholds are np.arange(1000) / 1000, the correctly rounded decimals; their
+np.arange(0, 1, 0.001) differs in the last bit for 144 of the 1000 values, which matters only for
+a float threshold that lands exactly on a pixel value. Maps are compared in float64: a float32
+map's 0.7 is 0.699999988 and does not pass t = 0.7.
+
+max_box_acc computes the sweep in one pass (cam_repro.component_tree); max_box_acc_loop labels the
+map once per threshold with scipy and is the reference the tests and scripts/bench_maxboxacc.py
+compare against.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from scipy import ndimage
+
+from cam_repro.component_tree import RING_RUNS, level_table, sweep_hits
+
+DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
+_CHUNK = 64  # images per compiled call: bounds the float64 copy and the (n, T, D) hit array
+
+
+def default_thresholds() -> np.ndarray:
+    """0.000, 0.001, ..., 0.999 (wsolevaluation's cam_curve_interval=0.001)."""
+    return np.arange(1000, dtype=np.float64) / 1000
+
+
+def _as_maps(cams: Any) -> np.ndarray:
+    """(N, H, W) numpy array or torch tensor in [0, 1] -> validated numpy array."""
+    if hasattr(cams, "detach"):  # torch tensor
+        cams = cams.detach().cpu().numpy()
+    cams = np.asarray(cams)
+    if cams.ndim != 3:
+        raise ValueError(f"cams must be (N, H, W), got shape {cams.shape}")
+    if not np.issubdtype(cams.dtype, np.floating):
+        raise ValueError(f"cams must be floating point maps in [0, 1], got dtype {cams.dtype}")
+    if cams.shape[0] == 0 or cams.shape[1] == 0 or cams.shape[2] == 0:
+        raise ValueError(f"cams must hold at least one non-empty map, got shape {cams.shape}")
+    if np.isnan(cams).any():
+        raise ValueError("cams contain NaN")
+    lo, hi = float(cams.min()), float(cams.max())
+    if lo < 0 or hi > 1:
+        raise ValueError(f"cams must lie in [0, 1] (min-max normalised), got [{lo}, {hi}]")
+    return cams
+
+
+def _as_thresholds(thresholds: Any) -> np.ndarray:
+    if thresholds is None:
+        return default_thresholds()
+    t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
+    if t.size == 0:
+        raise ValueError("thresholds must not be empty")
+    if not np.isfinite(t).all() or t[0] < 0 or t[-1] > 1:
+        raise ValueError(f"thresholds must lie in [0, 1], got [{t.min()}, {t.max()}]")
+    if (np.diff(t) <= 0).any():
+        raise ValueError("thresholds must be strictly increasing")
+    return np.ascontiguousarray(t)
+
+
+def _as_iou_thresholds(iou_thresholds: Sequence[float]) -> tuple:
+    deltas = tuple(iou_thresholds)
+    if not deltas:
+        raise ValueError("iou_thresholds must not be empty")
+    if len(set(deltas)) != len(deltas):
+        raise ValueError(f"iou_thresholds must be distinct, got {deltas}")
+    for d in deltas:
+        if not 0 < d <= 100:
+            raise ValueError(f"iou_thresholds are percentages in (0, 100], got {d}")
+    return deltas
+
+
+def _as_gt(gt_boxes: Sequence[Any], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """N lists of inclusive boxes -> stacked (G, 4) int64 and offsets (N + 1,) int64."""
+    if len(gt_boxes) != n:
+        raise ValueError(f"gt_boxes has {len(gt_boxes)} entries for {n} maps")
+    boxes = []
+    for i, b in enumerate(gt_boxes):
+        if hasattr(b, "detach"):
+            b = b.detach().cpu().numpy()
+        b = np.asarray(b)
+        if b.size == 0 or b.ndim > 2 or b.shape[-1] != 4:
+            raise ValueError(f"gt_boxes[{i}] must be (k, 4) with k >= 1, got shape {b.shape}")
+        b = b.reshape(-1, 4)
+        bi = b.astype(np.int64)
+        if not np.array_equal(bi, b):
+            raise ValueError(f"gt_boxes[{i}] must hold integer pixel coordinates")
+        if (bi[:, 2] < bi[:, 0]).any() or (bi[:, 3] < bi[:, 1]).any():
+            raise ValueError(f"gt_boxes[{i}] must be (x0, y0, x1, y1) with x0 <= x1, y0 <= y1")
+        boxes.append(bi)
+    start = np.zeros(n + 1, dtype=np.int64)
+    start[1:] = np.cumsum([len(b) for b in boxes])
+    return np.ascontiguousarray(np.concatenate(boxes)), start
+
+
+def _summary(correct: np.ndarray, thresholds: np.ndarray, deltas: tuple, n: int) -> dict:
+    """correct (T, D) = images correct per (threshold, delta) -> the documented result dict."""
+    acc = correct * 100.0 / float(n)  # (T, D), the same arithmetic as theirs
+    best = acc.argmax(axis=0)  # first (lowest) threshold on ties
+    box_acc = {d: float(acc[best[j], j]) for j, d in enumerate(deltas)}
+    curve: dict = {"thresholds": thresholds.tolist()}
+    curve.update({d: acc[:, j].tolist() for j, d in enumerate(deltas)})
+    return {
+        "box_acc": box_acc,
+        "best_threshold": {d: float(thresholds[best[j]]) for j, d in enumerate(deltas)},
+        "maxboxacc_v2": float(np.mean(list(box_acc.values()))),
+        "curve": curve,
+    }
+
+
+class BoxAccMeter:
+    """Box accuracy at every threshold, accumulated batch by batch (one pass per map).
+
+    `update(cams, gt_boxes)` as for `max_box_acc`; `hits` (T, D) counts the images correct at each
+    (threshold, IoU level) and `images` the images seen; `summary()` is `max_box_acc`'s result.
+    Processes of a distributed run each fill their own and sum them with `all_reduce`.
+    """
+
+    def __init__(
+        self,
+        thresholds: Sequence[float] | np.ndarray | None = None,
+        iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+        all_components: bool = True,
+    ) -> None:
+        self.thresholds = _as_thresholds(thresholds)
+        self.deltas = _as_iou_thresholds(iou_thresholds)
+        self.all_components = bool(all_components)
+        self._table = level_table(self.thresholds, max(1024, 2 * len(self.thresholds)))
+        self._iou = np.array(self.deltas, dtype=np.float64) / 100
+        self.hits = np.zeros((len(self.thresholds), len(self.deltas)), dtype=np.int64)
+        self.images = 0
+
+    def update(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
+        maps = _as_maps(cams)
+        gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
+        for s in range(0, maps.shape[0], _CHUNK):
+            e = min(s + _CHUNK, maps.shape[0])
+            chunk = np.ascontiguousarray(maps[s:e], dtype=np.float64)
+            off = gt_start[s : e + 1]
+            image_gt = gt[off[0] : off[-1]]
+            hits = sweep_hits(
+                chunk, self.thresholds, self._table, image_gt, off - off[0], self._iou,
+                self.all_components, RING_RUNS,
+            )  # fmt: skip
+            self.hits += hits.sum(axis=0)
+        self.images += maps.shape[0]
+
+    def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Sum `hits` and `images` over processes with `reduce_sum` (e.g. an all-reduce)."""
+        flat = torch.from_numpy(np.append(self.hits.ravel(), self.images))
+        total = reduce_sum(flat).numpy()
+        self.hits = total[:-1].reshape(self.hits.shape).astype(np.int64)
+        self.images = int(total[-1])
+
+    def summary(self) -> dict:
+        if self.images == 0:
+            raise ValueError("no image was accumulated")
+        return _summary(self.hits, self.thresholds, self.deltas, self.images)
+
+
+def max_box_acc(
+    cams: Any,
+    gt_boxes: Sequence[Any],
+    thresholds: Sequence[float] | np.ndarray | None = None,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    all_components: bool = True,
+) -> dict:
+    """MaxBoxAccV2 (all_components=True) or MaxBoxAcc per IoU level, in one pass per map.
+
+    cams: (N, H, W) numpy array or torch tensor, values in [0, 1]. gt_boxes: N arrays (k_i, 4),
+    k_i >= 1, inclusive (x0, y0, x1, y1) in map pixels. thresholds: strictly increasing values in
+    [0, 1] (default 0.000 .. 0.999); a pixel passes t if value >= t. iou_thresholds: percentages.
+    Candidates at t: the tight boxes of the 8-connected components of {cam >= t} (or of the
+    largest one); no box if no pixel passes.
+
+    Returns, with D the iou_thresholds as given (e.g. 30, 50, 70) and T thresholds:
+        {"box_acc": {D: float %},             # max over thresholds of % images correct
+         "best_threshold": {D: float},        # the lowest threshold reaching it
+         "maxboxacc_v2": float %,             # mean of box_acc over D
+         "curve": {"thresholds": [T floats],  # plain lists
+                   D: [T floats, % correct at each threshold]}}
+    """
+    meter = BoxAccMeter(thresholds, iou_thresholds, all_components)
+    meter.update(cams, gt_boxes)
+    return meter.summary()
+
+
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Inclusive IoU of every box in a (n, 4) with every box in b (m, 4) -> (n, m) float64."""
+    a = a[:, None, :]  # (n, 1, 4)
+    b = b[None, :, :]  # (1, m, 4)
+    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1
+    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
+    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
+    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
+    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+    return inter / (area_a + area_b - inter)
+
+
+_EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
+
+
+def _component_boxes(mask: np.ndarray, all_components: bool) -> np.ndarray:
+    """Tight inclusive boxes (k, 4) of the 8-connected components of a bool (H, W) mask."""
+    labels, count = ndimage.label(mask, structure=_EIGHT_CONNECTED)
+    if count == 0:
+        return np.zeros((0, 4), dtype=np.int64)
+    slices = ndimage.find_objects(labels)
+    if not all_components:
+        # scipy numbers components in raster order of their first pixel, so argmax's first
+        # maximum is the tie-break of the one-pass kernel
+        sizes = np.bincount(labels.ravel())[1:]
+        slices = [slices[int(sizes.argmax())]]
+    return np.array(
+        [[sx.start, sy.start, sx.stop - 1, sy.stop - 1] for sy, sx in slices], dtype=np.int64
+    )
+
+
+def max_box_acc_loop(
+    cams: Any,
+    gt_boxes: Sequence[Any],
+    thresholds: Sequence[float] | np.ndarray | None = None,
+    iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
+    all_components: bool = True,
+) -> dict:
+    """max_box_acc by labelling each map once per threshold (scipy): the slow reference."""
+    maps = _as_maps(cams)
+    t = _as_thresholds(thresholds)
+    deltas = _as_iou_thresholds(iou_thresholds)
+    gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
+    iou_thr = np.array(deltas, dtype=np.float64) / 100
+    correct = np.zeros((len(t), len(deltas)), dtype=np.int64)
+    for n in range(maps.shape[0]):
+        m = maps[n].astype(np.float64)
+        image_gt = gt[gt_start[n] : gt_start[n + 1]]
+        for i in range(len(t)):
+            boxes = _component_boxes(m >= t[i], all_components)
+            if len(boxes):
+                correct[i] += _iou_matrix(boxes, image_gt).max() >= iou_thr
+    return _summary(correct, t, deltas, maps.shape[0])
+
+
+class PxAPMeter:
+    """PxAP's two pixel-score histograms, accumulated batch by batch; `value()` is `pxap`'s."""
+
+    def __init__(self, thresholds: Sequence[float] | np.ndarray | None = None) -> None:
+        self.thresholds = _as_thresholds(thresholds)
+        self._edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
+        self.fg = np.zeros(len(self._edges) - 1, dtype=np.int64)
+        self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
+
+    def update(self, cams: Any, masks: Any) -> None:
+        maps = _as_maps(cams)
+        if hasattr(masks, "detach"):
+            masks = masks.detach().cpu().numpy()
+        masks = np.asarray(masks)
+        if masks.shape != maps.shape:
+            raise ValueError(f"masks must have the cams' shape {maps.shape}, got {masks.shape}")
+        if masks.dtype != np.bool_:
+            if not np.isin(masks, (0, 1)).all():
+                raise ValueError("masks must be bool or hold only 0 and 1")
+            masks = masks.astype(bool)
+        for m, fg in zip(maps, masks, strict=True):  # one image at a time
+            self.fg += np.histogram(m[fg], bins=self._edges)[0]
+            self.bg += np.histogram(m[~fg], bins=self._edges)[0]
+
+    def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
+        """Sum the histograms over processes with `reduce_sum` (e.g. an all-reduce)."""
+        total = reduce_sum(torch.from_numpy(np.concatenate([self.fg, self.bg]))).numpy()
+        self.fg, self.bg = np.split(total.astype(np.int64), 2)
+
+    def value(self) -> float:
+        fg_hist, bg_hist, t = self.fg, self.bg, self.thresholds
+        tp = fg_hist[::-1].cumsum().astype(np.float64)  # pixels >= 2, >= 1, >= t_{T-1}, ...
+        fp = bg_hist[::-1].cumsum().astype(np.float64)
+        fn = fg_hist.sum() - tp
+        if fg_hist.sum() == 0:
+            raise ValueError(
+                "no foreground pixel scores at or above the lowest threshold "
+                f"{t[0]} (or the masks have none): PxAP is undefined"
+            )
+        if (tp + fp == 0).all():
+            raise ValueError(f"every pixel scores below the lowest threshold {t[0]}")
+        valid = (tp + fp) != 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = tp / (tp + fp)
+        recall = tp / (tp + fn)
+        return float((precision[1:] * np.diff(recall))[valid[1:]].sum() * 100)
+
+
+def pxap(cams: Any, masks: Any, thresholds: Sequence[float] | np.ndarray | None = None) -> float:
+    """PxAP of wsolevaluation's MaskEvaluator: area under the pixel precision-recall curve, in %.
+
+    cams (N, H, W) in [0, 1]; masks (N, H, W) bool or 0/1, True = GT foreground. Scores are pooled
+    over the dataset into histograms with right edges thresholds + [1, 2, 3] (bins [t_0, t_1),
+    ..., [t_{T-1}, 1), [1, 2), [2, 3]; a score below t_0 is dropped, as in theirs), one for
+    foreground and one for background pixels; tp and fp are their reversed cumulative sums (pixels
+    at or above each edge), precision = tp / (tp + fp), recall = tp / (tp + fn), and the area is
+    sum(precision[1:] * diff(recall)) over the points where tp + fp > 0. Their ignore regions
+    (OpenImages' value 255) are not supported: pass only foreground/background masks.
+    """
+    meter = PxAPMeter(thresholds)
+    meter.update(cams, masks)
+    if not meter.fg.sum() and not (np.asarray(masks) != 0).any():
+        raise ValueError("masks have no foreground pixel: PxAP is undefined")
+    return meter.value()
