@@ -17,16 +17,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
+from numba import njit
 from scipy import ndimage
 
 if TYPE_CHECKING:
     from torch import Tensor
 
 NORMALIZE = ("max", "minmax")
-
-# 8-connectivity inside each (H, W) map of an (N, H, W) stack, none between maps.
-_EIGHT_IN_STACK = np.zeros((3, 3, 3), dtype=bool)
-_EIGHT_IN_STACK[1] = True
 
 
 def _as_maps(cams: np.ndarray | Tensor) -> np.ndarray:
@@ -71,24 +68,140 @@ def _check_threshold(threshold: float) -> None:
         )
 
 
-def _components(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """8-connected components of a (N, H, W) bool stack.
+@njit(cache=True)
+def _find(parent: np.ndarray, i: int) -> int:
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]  # path halving
+        i = parent[i]
+    return i
 
-    -> (map index (n,), box (n, 4) inclusive, pixel count (n,)), components in raster order
-    (by map, then by their first pixel), which is how scipy numbers them.
+
+@njit(cache=True)
+def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of each (H, W) mask of a C-contiguous bool (N, H, W) stack.
+
+    -> (map index (n,), box (n, 4) inclusive, pixel count (n,)), ordered by map, then by the
+    components' first pixels in raster order (scipy.ndimage.label's numbering; tested equal).
+    Works on runs (maximal horizontal segments of kept pixels), not pixels: a run joins every run
+    of the row above that overlaps it or touches it diagonally, through a union-find over runs
+    that keeps the smaller run index as the root. Runs are numbered in raster order, so a
+    component's root is its first run, and its first pixel.
     """
-    labels, n = ndimage.label(keep, structure=_EIGHT_IN_STACK)
-    if n == 0:
-        return np.zeros(0, np.int64), np.zeros((0, 4), np.int64), np.zeros(0, np.int64)
-    objects = ndimage.find_objects(labels)  # (n,) of (map, rows, cols) slices
-    spans = np.array([(m.start, r.start, r.stop, c.start, c.stop) for m, r, c in objects])
-    boxes = np.stack([spans[:, 3], spans[:, 1], spans[:, 4] - 1, spans[:, 2] - 1], axis=1)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    return spans[:, 0].astype(np.int64), boxes.astype(np.int64), sizes.astype(np.int64)
+    n_maps, height, width = keep.shape
+    cap = 1024
+    row = np.empty(cap, dtype=np.int64)
+    start = np.empty(cap, dtype=np.int64)
+    stop = np.empty(cap, dtype=np.int64)  # inclusive
+    parent = np.empty(cap, dtype=np.int64)
+    which = np.empty(cap, dtype=np.int64)
+    n_runs = 0
+    for m in range(n_maps):
+        above_first, above_end = n_runs, n_runs  # runs of the previous row: [first, end)
+        for y in range(height):
+            first = n_runs
+            x = 0
+            while True:
+                while x < width and not keep[m, y, x]:
+                    x += 1
+                if x == width:
+                    break
+                x0 = x
+                while x < width and keep[m, y, x]:
+                    x += 1
+                if n_runs == cap:  # grow every run array
+                    cap *= 2
+                    row = np.concatenate((row, np.empty(cap - n_runs, np.int64)))
+                    start = np.concatenate((start, np.empty(cap - n_runs, np.int64)))
+                    stop = np.concatenate((stop, np.empty(cap - n_runs, np.int64)))
+                    parent = np.concatenate((parent, np.empty(cap - n_runs, np.int64)))
+                    which = np.concatenate((which, np.empty(cap - n_runs, np.int64)))
+                r = n_runs
+                n_runs += 1
+                row[r], start[r], stop[r], parent[r], which[r] = y, x0, x - 1, r, m
+                # Runs above that touch [x0 - 1, x] (8-connectivity): skip those left of it.
+                while above_first < above_end and stop[above_first] < x0 - 1:
+                    above_first += 1
+                a = above_first
+                while a < above_end and start[a] <= x:
+                    ra, rr = _find(parent, a), _find(parent, r)
+                    if ra < rr:
+                        parent[rr] = ra
+                    elif rr < ra:
+                        parent[ra] = rr
+                    a += 1
+            above_first, above_end = first, n_runs
+    # Number the components in the order of their first runs; gather boxes and sizes.
+    comp = np.empty(n_runs, dtype=np.int64)
+    count = 0
+    for r in range(n_runs):
+        if _find(parent, r) == r:
+            comp[r] = count
+            count += 1
+    out_which = np.empty(count, dtype=np.int64)
+    boxes = np.empty((count, 4), dtype=np.int64)
+    sizes = np.zeros(count, dtype=np.int64)
+    for r in range(n_runs):
+        root = parent[r] if parent[r] == parent[parent[r]] else _find(parent, r)
+        c = comp[root]
+        if root == r:
+            out_which[c] = which[r]
+            boxes[c, 0], boxes[c, 1], boxes[c, 2], boxes[c, 3] = start[r], row[r], stop[r], row[r]
+        else:
+            boxes[c, 0] = min(boxes[c, 0], start[r])
+            boxes[c, 2] = max(boxes[c, 2], stop[r])
+            boxes[c, 3] = max(boxes[c, 3], row[r])
+        sizes[c] += stop[r] - start[r] + 1
+    return out_which, boxes, sizes
+
+
+def _components(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of a (N, H, W) bool stack (see `_label_stack`)."""
+    return _label_stack(np.ascontiguousarray(keep, dtype=np.bool_))
 
 
 def _whole_image(n: int, height: int, width: int) -> np.ndarray:
     return np.tile(np.array([0, 0, width - 1, height - 1], dtype=np.int64), (n, 1))
+
+
+@njit(cache=True)
+def _above_threshold(maps: np.ndarray, threshold: float, minmax: bool) -> tuple:
+    """`normalize_maps(maps) >= threshold` and the valid flags, fused: two passes per map, no
+    normalised copy. Arithmetic in the maps' dtype, as numpy does it (threshold in that dtype)."""
+    n, height, width = maps.shape
+    keep = np.zeros((n, height * width), dtype=np.bool_)
+    valid = np.zeros(n, dtype=np.bool_)
+    for m in range(n):
+        flat = maps[m].ravel()
+        hi, lo = flat[0], flat[0]
+        finite = True
+        for v in flat:
+            if not np.isfinite(v):
+                finite = False
+                break
+            hi = max(hi, v)
+            lo = min(lo, v)
+        ok = finite and (hi > lo if minmax else hi > 0)
+        valid[m] = ok
+        if not ok:
+            continue
+        offset = lo if minmax else lo - lo  # zero, in the maps' dtype
+        scale = hi - lo if minmax else hi
+        for i in range(flat.shape[0]):
+            keep[m, i] = (flat[i] - offset) / scale >= threshold
+    return keep.reshape(n, height, width), valid
+
+
+def _kept_pixels(cams: np.ndarray | Tensor, threshold: float, normalize: str) -> tuple:
+    """(keep (N, H, W) bool, valid (N,) bool): pixels whose normalised value is >= threshold."""
+    _check_threshold(threshold)
+    if normalize not in NORMALIZE:
+        raise ValueError(f"normalize must be one of {', '.join(NORMALIZE)}, got {normalize!r}")
+    maps = np.ascontiguousarray(_as_maps(cams))
+    if maps.ndim != 3 or maps.shape[1] == 0 or maps.shape[2] == 0:
+        raise ValueError(f"maps must be (N, H, W) with H, W >= 1, got shape {maps.shape}")
+    if len(maps) == 0:
+        return np.zeros(maps.shape, dtype=bool), np.zeros(0, dtype=bool)
+    return _above_threshold(maps, maps.dtype.type(threshold), normalize == "minmax")
 
 
 def largest_component_boxes(
@@ -98,13 +211,12 @@ def largest_component_boxes(
 
     One connected-component labelling for the whole batch (no Python loop over maps or pixels).
     """
-    _check_threshold(threshold)
-    maps, valid = normalize_maps(cams, normalize)
-    n, height, width = maps.shape
+    keep, _ = _kept_pixels(cams, threshold, normalize)
+    n, height, width = keep.shape
     out = _whole_image(n, height, width)
     if n == 0:
         return out
-    which, boxes, sizes = _components((maps >= threshold) & valid[:, None, None])
+    which, boxes, sizes = _components(keep)
     if len(which):
         # Per map, the largest component; among equals the first in raster order (stable sort).
         order = np.lexsort((-sizes, which))
@@ -120,10 +232,9 @@ def component_boxes(
 ) -> list[np.ndarray]:
     """Every component's box for each map of a batch: (N, H, W) -> N arrays (k_i, 4), largest
     component first (ties in raster order), so `[0]` of each is `largest_component_boxes`."""
-    _check_threshold(threshold)
-    maps, valid = normalize_maps(cams, normalize)
-    n, height, width = maps.shape
-    which, boxes, sizes = _components((maps >= threshold) & valid[:, None, None])
+    keep, valid = _kept_pixels(cams, threshold, normalize)
+    n, height, width = keep.shape
+    which, boxes, sizes = _components(keep)
     order = np.lexsort((-sizes, which))
     which, boxes = which[order], boxes[order]
     starts = np.searchsorted(which, np.arange(n + 1))
@@ -216,13 +327,16 @@ def box_area(boxes: np.ndarray) -> np.ndarray:
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of every box of `a` (n, 4) with every box of `b` (m, 4), inclusive -> (n, m) float64."""
-    a = np.asarray(a, dtype=np.int64).reshape(-1, 4)
-    b = np.asarray(b, dtype=np.int64).reshape(-1, 4)
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])  # (n, m, 2)
-    hi = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    """IoU of every box of `a` (..., n, 4) with every box of `b` (..., m, 4), inclusive
+    -> (..., n, m) float64; leading dimensions broadcast (a batch of images at once)."""
+    a = np.asarray(a, dtype=np.int64)
+    b = np.asarray(b, dtype=np.int64)
+    a = a.reshape(-1, 4) if a.ndim < 2 else a
+    b = b.reshape(-1, 4) if b.ndim < 2 else b
+    lo = np.maximum(a[..., :, None, :2], b[..., None, :, :2])  # (..., n, m, 2)
+    hi = np.minimum(a[..., :, None, 2:], b[..., None, :, 2:])
     inter = np.clip(hi - lo + 1, 0, None).prod(axis=-1)
-    union = box_area(a)[:, None] + box_area(b)[None, :] - inter
+    union = box_area(a)[..., :, None] + box_area(b)[..., None, :] - inter
     return inter / union
 
 
@@ -234,19 +348,27 @@ def iou(
 
 
 def scale_boxes(
-    boxes: np.ndarray, from_size: tuple[int, int], to_size: tuple[int, int]
+    boxes: np.ndarray,
+    from_size: tuple[int, int] | np.ndarray,
+    to_size: tuple[int, int] | np.ndarray,
 ) -> np.ndarray:
     """Boxes of an image of `from_size` (W, H) moved onto the same image resized to `to_size`.
 
     A box covering pixels x0..x1 spans the continuous interval [x0, x1 + 1); both edges are scaled
     and rounded to the nearest pixel edge, then the box is kept at least one pixel wide and inside
-    the new image. (N, 4) -> (N, 4) int64; a resize to the same size returns the boxes unchanged.
+    the new image. (..., 4) -> (..., 4) int64 (a single box gives (1, 4)); the sizes are (2,) or
+    broadcast against the boxes' leading dimensions, e.g. (N, 1, 2) for N images of k boxes each.
+    A resize to the same size returns the boxes unchanged.
     """
-    boxes = np.asarray(boxes, dtype=np.int64).reshape(-1, 4)
-    scale = np.array([to_size[0] / from_size[0], to_size[1] / from_size[1]] * 2)
+    boxes = np.asarray(boxes, dtype=np.int64)
+    if boxes.ndim == 1:
+        boxes = boxes.reshape(-1, 4)
+    src = np.asarray(from_size, dtype=np.float64)
+    dst = np.asarray(to_size, dtype=np.float64)
+    scale = np.concatenate([dst / src] * 2, axis=-1)  # (..., 4)
     edges = boxes + np.array([0, 0, 1, 1])  # inclusive -> half-open
     scaled = np.floor(edges * scale + 0.5).astype(np.int64)
-    limit = np.array([to_size[0], to_size[1]] * 2) - np.array([1, 1, 0, 0])
-    x0y0 = np.clip(scaled[:, :2], 0, limit[:2])
-    x1y1 = np.clip(np.maximum(scaled[:, 2:], x0y0 + 1), 1, limit[2:])
-    return np.concatenate([x0y0, x1y1 - 1], axis=1)
+    size = dst.astype(np.int64)
+    x0y0 = np.clip(scaled[..., :2], 0, size - 1)
+    x1y1 = np.clip(np.maximum(scaled[..., 2:], x0y0 + 1), 1, size)
+    return np.concatenate([x0y0, x1y1 - 1], axis=-1)

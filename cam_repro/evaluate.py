@@ -35,7 +35,6 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cam_repro.boxes import (
     component_boxes,
-    iou_matrix,
     largest_component_boxes,
     normalize_maps,
     release_boxes,
@@ -112,19 +111,22 @@ class BatchMaps:
     logits: Tensor  # (B, C)
     classes: Tensor  # (B, k + 1): the top-k, then the true class
     maps: Tensor  # (B, k + 1, F, F): bilinear (the paper's upsampling), F the frame's side
-    wsol_maps: Tensor  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP (bicubic if CAM)
+    wsol_maps: Tensor | None  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP
 
 
-def localize_batch(loc: Localizer, x: Tensor, labels: Tensor, topk: int) -> BatchMaps:
-    """A single view: x (B, 3, S, S) normalised."""
+def localize_batch(
+    loc: Localizer, x: Tensor, labels: Tensor, topk: int, wsol: bool = True
+) -> BatchMaps:
+    """A single view: x (B, 3, S, S) normalised. With `wsol`, also the true class's map resized
+    bicubically, as wsolevaluation resizes it (the paper's maps are bilinear)."""
     logits = loc.logits(x)
     k = min(topk, logits.shape[1])
     classes = torch.cat([logits.topk(k, dim=1).indices, labels[:, None]], dim=1)
     raw = loc.raw_maps(x, classes)
     size = x.shape[-1]
     maps = _upsample(raw, size, "bilinear")
-    wsol = _upsample(raw[:, -1:], size, "bicubic")[:, 0]  # wsolevaluation resizes bicubically
-    return BatchMaps(logits, classes, maps, wsol)
+    wsol_maps = _upsample(raw[:, -1:], size, "bicubic")[:, 0] if wsol else None
+    return BatchMaps(logits, classes, maps, wsol_maps)
 
 
 def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop: int) -> BatchMaps:
@@ -154,23 +156,42 @@ def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop
 # --- boxes --------------------------------------------------------------------------------------
 
 
-def candidate_boxes(maps: np.ndarray, spec: EvalConfig) -> list[np.ndarray]:
-    """(M, F, F) maps -> M arrays (c, 4) of candidate boxes in the frame, best guess first."""
+def located_boxes(
+    maps: np.ndarray,
+    classes: np.ndarray,
+    sizes: np.ndarray,
+    gt_boxes: list[np.ndarray],
+    gt_labels: list[np.ndarray],
+    spec: EvalConfig,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's box in its original image, and its IoU with the ground truth of its class.
+
+    maps (B, j, F, F) in the evaluation frame, classes (B, j), sizes (B, 2) original (W, H)
+    -> boxes (B, j, 4) inclusive, ious (B, j). With all_boxes, a map's answer is its candidate
+    with the best IoU (the largest component when none overlaps).
+    """
+    b, j, frame = maps.shape[0], maps.shape[1], maps.shape[-1]
+    flat = maps.reshape(b * j, frame, frame)
     if spec.box_rule == "release":
-        return [release_boxes(m)[:1] for m in maps]
-    if spec.all_boxes:
-        return component_boxes(maps, spec.threshold, spec.normalize)
-    return list(largest_component_boxes(maps, spec.threshold, spec.normalize)[:, None, :])
-
-
-def _pick(candidates: np.ndarray, cls: int, gt: np.ndarray, gt_labels: np.ndarray) -> tuple:
-    """The candidate with the best IoU against the ground truth of class `cls` -> (box, iou)."""
-    if len(candidates) == 1 or not len(gt):
-        box = candidates[0]
-        return box, float(best_ious(box[None, None], [[cls]], [gt], [gt_labels])[0, 0])
-    ious = np.where(gt_labels[None, :] == cls, iou_matrix(candidates, gt), 0.0).max(axis=1)
-    j = int(ious.argmax())
-    return candidates[j], float(ious[j])
+        in_frame = np.stack([release_boxes(m)[0] for m in flat]).reshape(b, j, 4)
+    elif not spec.all_boxes:
+        in_frame = largest_component_boxes(flat, spec.threshold, spec.normalize).reshape(b, j, 4)
+    else:
+        candidates = component_boxes(flat, spec.threshold, spec.normalize)
+        owner = np.repeat(np.arange(b * j), [len(c) for c in candidates])  # map of a candidate
+        image = owner // j
+        boxes = scale_boxes(np.concatenate(candidates), (frame, frame), sizes[image])
+        ious = best_ious(
+            boxes[:, None], classes.reshape(-1)[owner][:, None],
+            [gt_boxes[i] for i in image], [gt_labels[i] for i in image],
+        )[:, 0]  # fmt: skip
+        order = np.lexsort((-ious, owner))  # per map, best IoU first; ties keep the larger
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = owner[order][1:] != owner[order][:-1]
+        pick = order[first]
+        return boxes[pick].reshape(b, j, 4), ious[pick].reshape(b, j)
+    boxes = scale_boxes(in_frame, (frame, frame), sizes[:, None, :])
+    return boxes, best_ious(boxes, classes, gt_boxes, gt_labels)
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -284,42 +305,38 @@ class Evaluator:
             if spec.ten_crop:
                 out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
             else:
-                out = localize_batch(loc, x, labels, spec.topk)
+                out = localize_batch(loc, x, labels, spec.topk, wsol=spec.maxboxacc)
             rows += self._score(out, index.tolist())
         return self._merge(rows)
 
     def _score(self, out: BatchMaps, indices: list[int]) -> list[Row]:
-        spec, frame = self.spec, self.frame
-        b, j = out.classes.shape
-        classes = out.classes.cpu().numpy()
+        frame = self.frame
+        samples = [self.data.samples[i] for i in indices]
+        classes = out.classes.cpu().numpy()  # (B, k + 1)
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
-        maps = out.maps.float().cpu().numpy().reshape(b * j, frame, frame)
-        candidates = candidate_boxes(maps, spec)
-        rows, gt_frame, keep = [], [], []
-        for i, index in enumerate(indices):
-            sample = self.data.samples[index]
-            size = sample.size
-            gt_labels = sample.box_labels
-            picked = []
-            for c in range(j):
-                boxes = scale_boxes(candidates[i * j + c], (frame, frame), size)
-                picked.append(_pick(boxes, int(classes[i, c]), sample.boxes, gt_labels))
-            rows.append(
-                Row(
-                    index=index,
-                    label=sample.label,
-                    classes=classes[i, :-1].tolist(),
-                    scores=probs[i].tolist(),
-                    boxes=[box.tolist() for box, _ in picked[:-1]],
-                    ious=[v for _, v in picked[:-1]],
-                    gt_known_box=picked[-1][0].tolist(),
-                    gt_known_iou=picked[-1][1],
-                )
+        boxes, ious = located_boxes(
+            out.maps.float().cpu().numpy(), classes, np.array([s.size for s in samples]),
+            [s.boxes for s in samples], [s.box_labels for s in samples], self.spec,
+        )  # fmt: skip
+        rows = [
+            Row(
+                index=index,
+                label=sample.label,
+                classes=classes[i, :-1].tolist(),
+                scores=probs[i].tolist(),
+                boxes=boxes[i, :-1].tolist(),
+                ious=ious[i, :-1].tolist(),
+                gt_known_box=boxes[i, -1].tolist(),
+                gt_known_iou=float(ious[i, -1]),
             )
-            own = sample.boxes[gt_labels == sample.label]
+            for i, (index, sample) in enumerate(zip(indices, samples, strict=True))
+        ]
+        keep, gt_frame = [], []
+        for i, sample in enumerate(samples):
+            own = sample.boxes[sample.box_labels == sample.label]
             if len(own) and self._counts_for_loc(sample):
                 keep.append(i)
-                gt_frame.append(scale_boxes(own, size, (frame, frame)))
+                gt_frame.append(scale_boxes(own, sample.size, (frame, frame)))
         if keep:
             self._sweep_update(out, keep, gt_frame, indices)
         return rows

@@ -64,14 +64,16 @@ def best_ious(
             f"need ground truth for each of the {len(boxes)} images, "
             f"got {len(gt_boxes)} box sets and {len(gt_labels)} label sets"
         )
-    out = np.zeros(classes.shape, dtype=np.float64)
-    for i, (gt, gt_cls) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
-        gt = np.asarray(gt, dtype=np.int64).reshape(-1, 4)
-        if len(gt):
-            ious = iou_matrix(boxes[i], gt)  # (k, m)
-            same = classes[i][:, None] == np.asarray(gt_cls, dtype=np.int64)[None, :]
-            out[i] = np.where(same, ious, 0.0).max(axis=1)
-    return out
+    # Ground truth padded to (N, m, 4) with class -1 in the padding: one vectorised IoU.
+    m = max((len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes), default=0)
+    gt = np.zeros((len(boxes), max(m, 1), 4), dtype=np.int64)
+    gt_cls = np.full((len(boxes), max(m, 1)), -1, dtype=np.int64)
+    for i, (g, c) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
+        g = np.asarray(g, dtype=np.int64).reshape(-1, 4)
+        gt[i, : len(g)] = g
+        gt_cls[i, : len(g)] = np.asarray(c, dtype=np.int64).reshape(-1)
+    same = classes[:, :, None] == gt_cls[:, None, :]  # (N, k, m)
+    return np.where(same, iou_matrix(boxes, gt), 0.0).max(axis=2)
 
 
 def image_outcomes(

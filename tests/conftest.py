@@ -52,3 +52,15 @@ def small_data(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth") / "small"
     generate({**SMALL, "out": str(out)})
     return out
+
+
+@pytest.fixture(scope="session")
+def trained(small_data: Path, tmp_path_factory) -> Path:
+    """tiny_gap trained 4 epochs on the small synthetic set (~1 s): its best.pt."""
+    from cam_repro.engine import train
+
+    run = tmp_path_factory.mktemp("train") / "run"
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("train", [f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=4"])
+    train(cfg, run)
+    return run / "checkpoints" / "best.pt"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +184,24 @@ def test_release_rule_levels_and_overlap_suppression() -> None:
     # the inner box overlaps the big one by 400 / 3364 < 0.5, so it is kept.
     assert boxes.tolist() == [[11, 11, 68, 68], [30, 30, 49, 49]]
     assert release_boxes(np.zeros((5, 6))).tolist() == [[0, 0, 5, 4]]
+
+
+def test_components_equal_scipy_labelling_on_random_masks() -> None:
+    """The compiled labelling numbers components and boxes exactly as scipy.ndimage does."""
+    from scipy import ndimage
+
+    from cam_repro.boxes import _components
+
+    rng = np.random.default_rng(1)
+    structure = np.zeros((3, 3, 3), dtype=bool)
+    structure[1] = True  # 8-connected inside each map, none across maps
+    shapes = [(5, 17, 23), (3, 1, 9), (3, 9, 1), (2, 40, 40)]
+    for shape, density in itertools.product(shapes, (0.1, 0.45, 0.6, 0.95)):
+        keep = rng.random(shape) < density
+        which, boxes, sizes = _components(keep)
+        labels, n = ndimage.label(keep, structure=structure)
+        objects = ndimage.find_objects(labels)
+        assert len(which) == n
+        assert which.tolist() == [m.start for m, _, _ in objects]
+        assert boxes.tolist() == [[c.start, r.start, c.stop - 1, r.stop - 1] for _, r, c in objects]
+        assert sizes.tolist() == np.bincount(labels.ravel())[1:].tolist()

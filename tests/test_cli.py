@@ -178,3 +178,60 @@ def test_run_stamp_is_shared_by_torchrun_processes(monkeypatch) -> None:
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc123")
     assert run_stamp() == "torchrun-abc123"
+
+
+# --- cam-eval -----------------------------------------------------------------------------------
+
+EVAL = ["trainer.device=cpu", "trainer.progress=false"]
+
+
+def test_cam_eval_writes_only_into_its_run_dir(trained: Path, tmp_path: Path) -> None:
+    result = run(tmp_path, "cam-eval", f"checkpoint={trained}", *EVAL, "hydra.run.dir=run")
+    assert result.returncode == 0, result.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
+    metrics = _metrics(tmp_path / "run")
+    for key in ("cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err",
+                "gt_known_loc_err", "maxboxacc_v2", "num_images"):  # fmt: skip
+        assert key in metrics
+    assert metrics["num_images"] == 48
+    assert f"loc top-1/top-5 err {metrics['loc_top1_err']:.2f}" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("thresold=0.3", r"Key 'thresold' is not in struct|thresold"),
+        ("threshold=2", r"^error: threshold must lie in \[0, 1\], got 2\.0$"),
+        ("box_rule=mine", r"^error: box_rule must be one of paper, release; got 'mine'$"),
+        ("checkpoint=missing.pt", r"^error: checkpoint .*missing\.pt does not exist$"),
+    ],
+    ids=["typo", "bad-threshold", "bad-rule", "missing-checkpoint"],
+)
+def test_cam_eval_bad_input_is_one_clear_line(
+    trained: Path, tmp_path: Path, override: str, message: str
+) -> None:
+    checkpoint = [] if override.startswith("checkpoint") else [f"checkpoint={trained}"]
+    result = run(tmp_path, "cam-eval", *checkpoint, *EVAL, override, "hydra.run.dir=run")
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr.strip(), re.MULTILINE), result.stderr
+
+
+def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path: Path) -> None:
+    """Two processes each evaluate half the images; rank 0 writes the same numbers and rows as a
+    single process does."""
+    args = [f"checkpoint={trained}", *EVAL]
+    single = run(tmp_path, "cam-eval", *args, "hydra.run.dir=one")
+    assert single.returncode == 0, single.stderr
+    result = run(
+        tmp_path, "torchrun", "--standalone", "--nproc_per_node=2", str(BIN / "cam-eval"),
+        *args, "hydra.run.dir=two",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    one, two = _metrics(tmp_path / "one"), _metrics(tmp_path / "two")
+    assert two["world_size"] == 2 and two["num_images"] == 48
+    for key in ("seconds", "world_size"):
+        one.pop(key), two.pop(key)
+    assert one == two
+    for name in ("predictions.csv", "sweep.csv", "table.md"):
+        assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()

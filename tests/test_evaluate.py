@@ -9,14 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SMALL_TRAIN
 from data_fixtures import write_classic
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from cam_repro.boxes import iou
 from cam_repro.cam import CAMUnavailableError
-from cam_repro.engine import train
 from cam_repro.errors import ConfigError, InputFileError, MissingFileError
 from cam_repro.evaluate import Localizer, evaluate_run, localize_ten_crop, ten_crop_windows
 from cam_repro.models import build_model
@@ -28,16 +26,6 @@ EVAL = ["trainer.device=cpu", "trainer.progress=false"]
 def eval_cfg(*overrides: str) -> DictConfig:
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         return compose("eval", [*EVAL, *overrides])
-
-
-@pytest.fixture(scope="session")
-def trained(small_data: Path, tmp_path_factory) -> Path:
-    """A tiny_gap trained 4 epochs on the small synthetic set: its best.pt."""
-    run = tmp_path_factory.mktemp("train") / "run"
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-        cfg = compose("train", [f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=4"])
-    train(cfg, run)
-    return run / "checkpoints" / "best.pt"
 
 
 def read_rows(run: Path) -> list[dict[str, str]]:
