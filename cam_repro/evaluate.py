@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
 import time
 from dataclasses import dataclass
@@ -43,11 +42,12 @@ from cam_repro.boxes import (
 from cam_repro.cam import backprop_saliency, cam_model, class_activation_maps, unwrap
 from cam_repro.data import DataSplit, normalize, read_split
 from cam_repro.data.annotations import read_blacklist
+from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
 from cam_repro.engine import distributed as D
 from cam_repro.engine.checkpoint import atomic_write, load_model
 from cam_repro.engine.loaders import eval_loader
-from cam_repro.engine.trainer import autocast
+from cam_repro.engine.trainer import attach_log_file, autocast, write_json
 from cam_repro.errors import ConfigError, InputFileError
 from cam_repro.eval_config import EvalConfig, eval_config, resolve_data, resolve_model
 from cam_repro.metrics import best_ious, error_rates, image_outcomes
@@ -211,12 +211,11 @@ class Row:
     gt_known_iou: float
 
 
-def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray | None:
+def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray:
+    """The foreground masks of these samples, resized to size x size (nearest): (n, S, S) bool."""
     masks = []
     for i in indices:
         path = data.samples[i].mask_path
-        if path is None:
-            return None
         try:
             with Image.open(path) as im:
                 mask = im.convert("L").resize((size, size), Image.NEAREST)
@@ -315,7 +314,8 @@ class Evaluator:
         classes = out.classes.cpu().numpy()  # (B, k + 1)
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
         boxes, ious = located_boxes(
-            out.maps.float().cpu().numpy(), classes, np.array([s.size for s in samples]),
+            out.maps.float().cpu().numpy(), classes,
+            np.array([s.size or read_image_size(s.path) for s in samples]),
             [s.boxes for s in samples], [s.box_labels for s in samples], self.spec,
         )  # fmt: skip
         rows = [
@@ -511,16 +511,6 @@ def _write_text(path: Path, text: str) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
-def _attach_log_file(path: Path) -> logging.Handler:
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
-
-
 def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
     spec = eval_config(cfg)
@@ -532,7 +522,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             torch.set_num_threads(spec.trainer.threads)
         if env.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            handler = _attach_log_file(run_dir / "eval.log")
+            handler = attach_log_file(run_dir / "eval.log")
         else:
             logging.getLogger().setLevel(logging.WARNING)
         tick = time.perf_counter()
@@ -558,7 +548,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             sweep = meters["sweep"].summary()
             box_acc = meters["box_acc"].summary() if spec.maxboxacc else None
             _write_text(run_dir / "sweep.csv", sweep_csv(sweep, box_acc))
-        _write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_json(run_dir / "metrics.json", metrics)
         log.info(
             "cls top-1/top-5 err %s / %s, loc top-1/top-5 err %s / %s, GT-known err %s, "
             "MaxBoxAccV2 %s%s",

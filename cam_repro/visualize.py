@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
+from cam_repro.boxes import normalize_maps
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -32,17 +34,13 @@ def normalize_cam(cam: np.ndarray, mode: str = "max") -> np.ndarray:
     """(H, W) map -> [0, 1]: "max" divides by the max and clips negatives, "minmax" rescales.
 
     A map that cannot be scaled (max not positive, flat, or any NaN/inf) becomes all zeros.
+    The same normalisation as the box rule's (cam_repro.boxes.normalize_maps).
     """
     cam = np.asarray(cam, dtype=np.float64)
-    zeros = np.zeros_like(cam)
-    if cam.size == 0 or not np.isfinite(cam).all():
-        return zeros
-    hi, lo = cam.max(), cam.min()
-    if mode == "max":
-        return np.clip(cam / hi, 0.0, 1.0) if hi > 0 else zeros
-    if mode == "minmax":
-        return (cam - lo) / (hi - lo) if hi > lo else zeros
-    raise ValueError(f"mode must be 'max' or 'minmax', got {mode!r}")
+    if cam.size == 0:
+        return np.zeros_like(cam)
+    scaled, _ = normalize_maps(cam[None], mode)
+    return np.clip(scaled[0], 0.0, 1.0)
 
 
 def overlay(image: np.ndarray, cam: np.ndarray, alpha: float = 0.5) -> np.ndarray:

@@ -185,6 +185,16 @@ def test_protocol_options_are_applied_and_recorded(
         assert metrics["paper_name"] == "Backprop on Tiny-GAP"
 
 
+def test_train_split_without_boxes_gives_classification_only(trained: Path, tmp_path: Path) -> None:
+    metrics = evaluate_run(eval_cfg(f"checkpoint={trained}", "split=train"), tmp_path)
+    assert metrics["num_images"] == 192 and metrics["num_loc_images"] == 0
+    assert metrics["num_without_boxes"] == 192
+    assert metrics["cls_top1_err"] < 40
+    assert metrics["loc_top1_err"] is None and metrics["maxboxacc_v2"] is None
+    assert not (tmp_path / "sweep.csv").exists()
+    assert "| Tiny-GAP | n/a | n/a | n/a | n/a |" in (tmp_path / "table.md").read_text()
+
+
 def test_original_images_keep_their_coordinates(tmp_path: Path) -> None:
     """Val images of other sizes (the classic ILSVRC fixture): boxes come back in each image's
     own pixels, and a box covering the whole image matches a whole-image ground truth."""
@@ -288,3 +298,22 @@ def test_bad_requests_are_clear_errors(trained: Path, small_data: Path, tmp_path
                      "data=synthetic"),
             tmp_path,
         )  # fmt: skip
+
+
+def test_backprop_baseline_end_to_end_on_the_original_alexnet(
+    small_data: Path, tmp_path: Path
+) -> None:
+    """No checkpoint: a model config and a dataset; the paper's Backprop row."""
+    metrics = evaluate_run(
+        eval_cfg(
+            "model=alexnet", "model.width_mult=0.125", "localizer=backprop", "data=synthetic",
+            f"data.root={small_data}", "data.image_size=64", "data.resize_size=64",
+        ),
+        tmp_path,
+    )  # fmt: skip
+    assert metrics["paper_name"] == "Backprop on AlexNet" and metrics["checkpoint"] is None
+    rows = read_rows(tmp_path)
+    assert len(rows) == 48
+    for key, value in recompute(rows, k=3).items():
+        assert metrics[key] == pytest.approx(value, abs=1e-9), key
+    assert 0 <= metrics["maxboxacc_v2"] <= 100

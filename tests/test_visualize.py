@@ -62,7 +62,7 @@ def test_normalize_cam_degenerate_maps_become_zeros() -> None:
     for mode in ("max", "minmax"):
         assert normalize_cam(nan, mode=mode).tolist() == [[0.0, 0.0]] * 2
         assert normalize_cam(np.full((2, 2), np.nan), mode=mode).tolist() == [[0.0, 0.0]] * 2
-    with pytest.raises(ValueError, match="mode"):
+    with pytest.raises(ValueError, match="normalize must be one of max, minmax"):
         normalize_cam(flat, mode="sum")
 
 

@@ -120,7 +120,8 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def _attach_log_file(path: Path) -> logging.Handler:
+def attach_log_file(path: Path) -> logging.Handler:
+    """Also log (INFO and up) into `path`; remove the returned handler when done."""
     handler = logging.FileHandler(path, encoding="utf-8")
     handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
     root = logging.getLogger()
@@ -130,7 +131,8 @@ def _attach_log_file(path: Path) -> logging.Handler:
     return handler
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
+    """`obj` as indented JSON, written atomically."""
     text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
@@ -538,7 +540,7 @@ class Trainer:
         }
         if self.rank_digests:  # one per process: equal when DDP kept them in step
             metrics["rank_weight_digests"] = self.rank_digests
-        _write_json(self.run_dir / "metrics.json", metrics)
+        write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
     def _pick_cam_images(self) -> list[int]:
@@ -591,7 +593,7 @@ def train(
     try:
         if env.is_main:
             run_dir.mkdir(parents=True, exist_ok=True)
-            handler = _attach_log_file(run_dir / "train.log")
+            handler = attach_log_file(run_dir / "train.log")
         else:
             logging.getLogger().setLevel(logging.WARNING)
         trainer = Trainer(spec, run_dir, env)  # refuses a run dir holding another run
