@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam_repro.wsol import max_box_acc, max_box_acc_loop, pxap
+from cam_repro.wsol import BoxAccMeter, PxAPMeter, max_box_acc, max_box_acc_loop, pxap
 
 BOTH = pytest.mark.parametrize("fn", [max_box_acc, max_box_acc_loop], ids=["one_pass", "loop"])
 
@@ -203,3 +203,26 @@ def test_input_errors() -> None:
         pxap(m, np.ones((1, 8, 7), dtype=bool))
     with pytest.raises(ValueError, match="no foreground"):
         pxap(m, np.zeros((1, 8, 8), dtype=bool))
+
+
+def test_meters_accumulate_batches_and_sum_over_processes() -> None:
+    """Batch by batch equals all at once; an all-reduce over two identical shards doubles every
+    count and leaves the percentages unchanged."""
+    rng = np.random.default_rng(3)
+    maps, boxes = smooth_maps(rng, 6), random_boxes(rng, 6)
+    masks = maps > 0.6
+    thresholds = np.arange(50) / 50
+    meter = BoxAccMeter(thresholds)
+    pixels = PxAPMeter(thresholds)
+    for s in (slice(0, 2), slice(2, 6)):
+        meter.update(maps[s], boxes[s])
+        pixels.update(maps[s], masks[s])
+    whole = max_box_acc(maps, boxes, thresholds)
+    assert meter.summary() == whole and meter.images == 6
+    assert pixels.value() == pxap(maps, masks, thresholds)
+    hits, fg = meter.hits.copy(), pixels.fg.copy()
+    meter.all_reduce(lambda t: t * 2)
+    pixels.all_reduce(lambda t: t * 2)
+    assert meter.images == 12 and (meter.hits == 2 * hits).all() and (pixels.fg == 2 * fg).all()
+    assert meter.summary()["box_acc"] == whole["box_acc"]
+    assert pixels.value() == pytest.approx(pxap(maps, masks, thresholds), abs=1e-12)
