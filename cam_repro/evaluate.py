@@ -448,6 +448,8 @@ def summarize(
 ) -> tuple[dict[str, Any], np.ndarray]:
     """metrics.json's content, and which images count for localization."""
     data = ev.data
+    if not rows:
+        raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
     has_box = np.array(
         [bool((data.samples[r.index].box_labels == r.label).any()) for r in rows], dtype=bool
     )

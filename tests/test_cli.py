@@ -235,3 +235,13 @@ def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path:
     assert one == two
     for name in ("predictions.csv", "sweep.csv", "table.md"):
         assert (tmp_path / "one" / name).read_text() == (tmp_path / "two" / name).read_text()
+
+
+@pytest.mark.parametrize(
+    "command", ["cam-models", "cam-data", "cam-synth", "cam-train", "cam-eval"]
+)
+def test_help_prints_the_examples(command: str, tmp_path: Path) -> None:
+    result = run(tmp_path, command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"{command}: ")
+    assert "Traceback" not in result.stderr
