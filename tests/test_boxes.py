@@ -205,3 +205,15 @@ def test_components_equal_scipy_labelling_on_random_masks() -> None:
         assert which.tolist() == [m.start for m, _, _ in objects]
         assert boxes.tolist() == [[c.start, r.start, c.stop - 1, r.stop - 1] for _, r, c in objects]
         assert sizes.tolist() == np.bincount(labels.ravel())[1:].tolist()
+
+
+def test_scale_boxes_broadcasts_one_size_per_image() -> None:
+    # two images of 2 boxes each, from a 64 x 64 frame to 128 x 32 and 64 x 64
+    boxes = np.array([[[0, 0, 63, 63], [8, 8, 15, 15]], [[0, 0, 63, 63], [8, 8, 15, 15]]])
+    sizes = np.array([[128, 32], [64, 64]])
+    got = scale_boxes(boxes, (64, 64), sizes[:, None, :])
+    assert got.tolist() == [
+        [[0, 0, 127, 31], [16, 4, 31, 7]],  # x doubles, y halves: [8, 16) -> [16, 32), [4, 8)
+        [[0, 0, 63, 63], [8, 8, 15, 15]],
+    ]
+    assert (got[0] == scale_boxes(boxes[0], (64, 64), (128, 32))).all()

@@ -251,8 +251,22 @@ def test_ten_crop_averages_logits_and_maps_in_place() -> None:
             logits.append(model(view.flip(-1) if mirrored else view))
     torch.testing.assert_close(out.logits, torch.stack(logits).mean(0), rtol=1e-5, atol=1e-5)
     assert out.maps.shape == (2, 3, 40, 40)
-    # The corner pixel (0, 0) is seen by the top-left crop and its mirror only.
     assert torch.equal(out.classes[:, -1], labels)
+
+    def crop_maps(top: int, left: int, mirrored: bool) -> torch.Tensor:
+        view = x[..., top : top + 32, left : left + 32]
+        view = view.flip(-1) if mirrored else view
+        loc.logits(view)
+        maps = torch.nn.functional.interpolate(
+            loc.raw_maps(view, out.classes), size=(32, 32), mode="bilinear", align_corners=False
+        )
+        return maps.flip(-1) if mirrored else maps  # back in the image's orientation
+
+    # Pixel (0, 0) is seen by the top-left crop and its mirror only; pixel (20, 20) by all ten.
+    corner = (crop_maps(0, 0, False)[..., 0, 0] + crop_maps(0, 0, True)[..., 0, 0]) / 2
+    torch.testing.assert_close(out.maps[..., 0, 0], corner, rtol=1e-5, atol=1e-6)
+    centre = sum(crop_maps(t, left, m)[..., 20 - t, 20 - left] for t, left, m in windows) / 10
+    torch.testing.assert_close(out.maps[..., 20, 20], centre, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("arch", ["alexnet", "vgg16", "googlenet"])
