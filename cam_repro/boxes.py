@@ -20,6 +20,8 @@ import numpy as np
 from numba import njit
 from scipy import ndimage
 
+from cam_repro.component_tree import find_root
+
 if TYPE_CHECKING:
     from torch import Tensor
 
@@ -69,14 +71,6 @@ def _check_threshold(threshold: float) -> None:
 
 
 @njit(cache=True)
-def _find(parent: np.ndarray, i: int) -> int:
-    while parent[i] != i:
-        parent[i] = parent[parent[i]]  # path halving
-        i = parent[i]
-    return i
-
-
-@njit(cache=True)
 def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of each (H, W) mask of a C-contiguous bool (N, H, W) stack.
 
@@ -123,7 +117,7 @@ def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                     above_first += 1
                 a = above_first
                 while a < above_end and start[a] <= x:
-                    ra, rr = _find(parent, a), _find(parent, r)
+                    ra, rr = find_root(parent, a), find_root(parent, r)
                     if ra < rr:
                         parent[rr] = ra
                     elif rr < ra:
@@ -134,14 +128,14 @@ def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     comp = np.empty(n_runs, dtype=np.int64)
     count = 0
     for r in range(n_runs):
-        if _find(parent, r) == r:
+        if find_root(parent, r) == r:
             comp[r] = count
             count += 1
     out_which = np.empty(count, dtype=np.int64)
     boxes = np.empty((count, 4), dtype=np.int64)
     sizes = np.zeros(count, dtype=np.int64)
     for r in range(n_runs):
-        root = parent[r] if parent[r] == parent[parent[r]] else _find(parent, r)
+        root = find_root(parent, r)
         c = comp[root]
         if root == r:
             out_which[c] = which[r]

@@ -62,7 +62,7 @@ RING_RUNS = _ring_runs()
 
 
 @njit(cache=True)
-def _find(parent: np.ndarray, i: int) -> int:
+def find_root(parent: np.ndarray, i: int) -> int:
     """Root of i, with path halving (no write when i's parent is the root, the common case)."""
     while True:
         up = parent[i]
@@ -192,7 +192,7 @@ def sweep_hits(
                     mask |= (parent[p + ring[k]] >= 0) << k
                 root = p  # p's root, kept up to date through the merges below
                 for r in range(ring_runs[mask, 0]):
-                    b = _find(parent, p + ring[ring_runs[mask, 1 + r]])
+                    b = find_root(parent, p + ring[ring_runs[mask, 1 + r]])
                     if b == root:
                         continue
                     a = root
