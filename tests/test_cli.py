@@ -245,3 +245,16 @@ def test_help_prints_the_examples(command: str, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{command}: ")
     assert "Traceback" not in result.stderr
+
+
+def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Path) -> None:
+    """A threshold sweep: one flat folder per job (the checkpoint path stays out of the name)."""
+    result = run(
+        tmp_path, "cam-eval", "-m", f"checkpoint={trained}", "threshold=0.1,0.3",
+        "maxboxacc=false", *EVAL, "hydra.sweep.dir=sweep",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
+    assert jobs == ["0_maxboxacc=False,threshold=0.1", "1_maxboxacc=False,threshold=0.3"]
+    thresholds = [_metrics(tmp_path / "sweep" / j)["protocol"]["threshold"] for j in jobs]
+    assert thresholds == [0.1, 0.3]

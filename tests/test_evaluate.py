@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from data_fixtures import write_classic
+from data_fixtures import write_classic, write_cub
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
@@ -331,3 +331,23 @@ def test_backprop_baseline_end_to_end_on_the_original_alexnet(
     for key, value in recompute(rows, k=3).items():
         assert metrics[key] == pytest.approx(value, abs=1e-9), key
     assert 0 <= metrics["maxboxacc_v2"] <= 100
+
+
+def test_cub_test_split_is_evaluated_in_its_own_pixels(tmp_path: Path) -> None:
+    """CUB's test images (40 x 30 ... 64 x 48) with one box each from bounding_boxes.txt."""
+    root = write_cub(tmp_path / "cub")
+    metrics = evaluate_run(
+        eval_cfg("model=tiny_gap", "data=cub", f"data.root={root}", "data.image_size=32",
+                 "data.num_workers=0"),
+        tmp_path / "eval",
+    )  # fmt: skip
+    rows = read_rows(tmp_path / "eval")
+    assert metrics["num_images"] == 2 == metrics["num_loc_images"]
+    # image 2 (50 x 40): box x 10, y 5, w 20, h 15 -> inclusive [10, 5, 29, 19]
+    assert [r["gt_boxes"] for r in rows] == ["10 5 29 19", "60 40 63 47"]
+    for row, (w, h) in zip(rows, [(50, 40), (64, 48)], strict=True):
+        for r in (1, 2):
+            (box,) = _boxes(row[f"pred{r}_box"])
+            assert 0 <= box[0] <= box[2] < w and 0 <= box[1] <= box[3] < h
+    for key, value in recompute(rows, k=2).items():
+        assert metrics[key] == pytest.approx(value, abs=1e-9), key
