@@ -71,6 +71,14 @@ def _check_threshold(threshold: float) -> None:
 
 
 @njit(cache=True)
+def _doubled(a: np.ndarray) -> np.ndarray:
+    """`a` (int64, 1-D) copied into an array twice as long (the tail uninitialised)."""
+    out = np.empty(2 * a.shape[0], dtype=np.int64)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
 def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of each (H, W) mask of a C-contiguous bool (N, H, W) stack.
 
@@ -82,7 +90,7 @@ def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     component's root is its first run, and its first pixel.
     """
     n_maps, height, width = keep.shape
-    cap = 1024
+    cap = 1024  # runs held; doubled when full
     row = np.empty(cap, dtype=np.int64)
     start = np.empty(cap, dtype=np.int64)
     stop = np.empty(cap, dtype=np.int64)  # inclusive
@@ -102,13 +110,9 @@ def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
                 x0 = x
                 while x < width and keep[m, y, x]:
                     x += 1
-                if n_runs == cap:  # grow every run array
-                    cap *= 2
-                    row = np.concatenate((row, np.empty(cap - n_runs, np.int64)))
-                    start = np.concatenate((start, np.empty(cap - n_runs, np.int64)))
-                    stop = np.concatenate((stop, np.empty(cap - n_runs, np.int64)))
-                    parent = np.concatenate((parent, np.empty(cap - n_runs, np.int64)))
-                    which = np.concatenate((which, np.empty(cap - n_runs, np.int64)))
+                if n_runs == row.shape[0]:  # full: double every run array
+                    row, start, stop = _doubled(row), _doubled(start), _doubled(stop)
+                    parent, which = _doubled(parent), _doubled(which)
                 r = n_runs
                 n_runs += 1
                 row[r], start[r], stop[r], parent[r], which[r] = y, x0, x - 1, r, m

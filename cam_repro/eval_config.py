@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from cam_repro.boxes import NORMALIZE
 from cam_repro.data.config import DataConfig, data_config
-from cam_repro.engine.config import AMP, BACKENDS, DEVICES
+from cam_repro.engine.config import AMP, BACKENDS, DEVICES, check_choice
 from cam_repro.errors import ConfigError
 from cam_repro.models.config import ModelConfig, model_config
 from cam_repro.typed_config import to_schema
@@ -71,22 +71,17 @@ class EvalConfig:
     pxap: str = "auto"
 
 
-def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
-
-
 def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     """Validate an eval config (every key but the data overrides, which need the checkpoint)."""
     spec = to_schema(EvalConfig, cfg)
-    _choice(spec.split, "split", SPLITS)
-    _choice(spec.localizer, "localizer", LOCALIZERS)
-    _choice(spec.box_rule, "box_rule", BOX_RULES)
-    _choice(spec.normalize, "normalize", NORMALIZE)
-    _choice(spec.pxap, "pxap", ("auto", "true", "false"))
-    _choice(spec.trainer.device, "trainer.device", DEVICES)
-    _choice(spec.trainer.amp, "trainer.amp", AMP)
-    _choice(spec.trainer.dist_backend, "trainer.dist_backend", BACKENDS)
+    check_choice(spec.split, "split", SPLITS)
+    check_choice(spec.localizer, "localizer", LOCALIZERS)
+    check_choice(spec.box_rule, "box_rule", BOX_RULES)
+    check_choice(spec.normalize, "normalize", NORMALIZE)
+    check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
+    check_choice(spec.trainer.device, "trainer.device", DEVICES)
+    check_choice(spec.trainer.amp, "trainer.amp", AMP)
+    check_choice(spec.trainer.dist_backend, "trainer.dist_backend", BACKENDS)
     if not 0 <= spec.threshold <= 1:
         raise ConfigError(f"threshold must lie in [0, 1], got {spec.threshold}")
     if not 0 < spec.iou_threshold <= 1:

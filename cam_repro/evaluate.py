@@ -45,7 +45,7 @@ from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
 from cam_repro.engine import distributed as D
-from cam_repro.engine.checkpoint import atomic_write, load_model
+from cam_repro.engine.checkpoint import load_model, write_text_atomic
 from cam_repro.engine.loaders import eval_loader
 from cam_repro.engine.trainer import attach_log_file, autocast, write_json
 from cam_repro.errors import ConfigError, InputFileError
@@ -72,7 +72,6 @@ class Localizer:
     """Logits of a batch and localization maps for chosen classes, at the input's resolution."""
 
     def __init__(self, model: nn.Module, kind: str, amp: str, device: torch.device) -> None:
-        self.model = model
         self.kind = kind
         self.amp = amp
         self.device = device
@@ -388,8 +387,9 @@ def _box_text(boxes: np.ndarray | list) -> str:
     return ";".join(" ".join(str(int(v)) for v in box) for box in np.asarray(boxes).reshape(-1, 4))
 
 
-def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray, k: int) -> str:
+def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray) -> str:
     """One row per image: ids, ground truth, the top-k (class, score, box, IoU), GT-known."""
+    k = len(rows[0].classes) if rows else 0
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     head = ["index", "image_id", "label", "gt_wnids", "gt_boxes", "loc_counted"]
@@ -445,8 +445,8 @@ def sweep_csv(sweep: dict[str, Any], box_acc: dict[str, Any] | None) -> str:
 
 def summarize(
     spec: EvalConfig, ev: Evaluator, rows: list[Row], meters: dict[str, Any], seconds: float
-) -> tuple[dict[str, Any], np.ndarray]:
-    """metrics.json's content, and which images count for localization."""
+) -> tuple[dict[str, Any], np.ndarray, dict[str, Any] | None]:
+    """metrics.json's content, which images count for localization, and MaxBoxAcc's summary."""
     data = ev.data
     if not rows:
         raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
@@ -506,11 +506,7 @@ def summarize(
         "world_size": ev.env.world_size,
         "seconds": round(seconds, 2),
     }
-    return metrics, loc_mask
-
-
-def _write_text(path: Path, text: str) -> None:
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return metrics, loc_mask, box_acc
 
 
 def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
@@ -538,18 +534,16 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             rows, meters = ev.run()
         if not env.is_main:
             return {}
-        metrics, loc_mask = summarize(spec, ev, rows, meters, time.perf_counter() - tick)
+        metrics, loc_mask, box_acc = summarize(spec, ev, rows, meters, time.perf_counter() - tick)
         config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
-        _write_text(run_dir / "config.yaml", config_text)
-        _write_text(
+        write_text_atomic(run_dir / "config.yaml", config_text)
+        write_text_atomic(
             run_dir / "predictions.csv",
-            predictions_csv(rows, ev.data, loc_mask, len(rows[0].classes) if rows else 0),
+            predictions_csv(rows, ev.data, loc_mask),
         )
-        _write_text(run_dir / "table.md", table_row(metrics["paper_name"], metrics))
+        write_text_atomic(run_dir / "table.md", table_row(metrics["paper_name"], metrics))
         if metrics["num_loc_images"]:
-            sweep = meters["sweep"].summary()
-            box_acc = meters["box_acc"].summary() if spec.maxboxacc else None
-            _write_text(run_dir / "sweep.csv", sweep_csv(sweep, box_acc))
+            write_text_atomic(run_dir / "sweep.csv", sweep_csv(meters["sweep"].summary(), box_acc))
         write_json(run_dir / "metrics.json", metrics)
         log.info(
             "cls top-1/top-5 err %s / %s, loc top-1/top-5 err %s / %s, GT-known err %s, "

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
+from cam_repro.boxes import iou_matrix
 from cam_repro.component_tree import RING_RUNS, level_table, sweep_hits
 
 DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
@@ -228,18 +229,6 @@ def max_box_acc(
     return meter.summary()
 
 
-def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Inclusive IoU of every box in a (n, 4) with every box in b (m, 4) -> (n, m) float64."""
-    a = a[:, None, :]  # (n, 1, 4)
-    b = b[None, :, :]  # (1, m, 4)
-    iw = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1
-    ih = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1
-    inter = np.maximum(iw, 0) * np.maximum(ih, 0)
-    area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-    area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
-    return inter / (area_a + area_b - inter)
-
-
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
@@ -279,7 +268,7 @@ def max_box_acc_loop(
         for i in range(len(t)):
             boxes = _component_boxes(m >= t[i], all_components)
             if len(boxes):
-                correct[i] += _iou_matrix(boxes, image_gt).max() >= iou_thr
+                correct[i] += iou_matrix(boxes, image_gt).max() >= iou_thr
     return _summary(correct, t, deltas, maps.shape[0])
 
 

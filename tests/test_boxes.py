@@ -7,14 +7,18 @@ import itertools
 import numpy as np
 import pytest
 import torch
+from scipy import ndimage
 
 from cam_repro.boxes import (
+    _components,
+    _kept_pixels,
     box_from_cam,
     boxes_from_cam,
     component_boxes,
     iou,
     iou_matrix,
     largest_component_boxes,
+    normalize_maps,
     release_boxes,
     scale_boxes,
 )
@@ -188,14 +192,11 @@ def test_release_rule_levels_and_overlap_suppression() -> None:
 
 def test_components_equal_scipy_labelling_on_random_masks() -> None:
     """The compiled labelling numbers components and boxes exactly as scipy.ndimage does."""
-    from scipy import ndimage
-
-    from cam_repro.boxes import _components
-
     rng = np.random.default_rng(1)
     structure = np.zeros((3, 3, 3), dtype=bool)
     structure[1] = True  # 8-connected inside each map, none across maps
-    shapes = [(5, 17, 23), (3, 1, 9), (3, 9, 1), (2, 40, 40)]
+    # (4, 64, 64) at density ~0.5 holds thousands of runs: the run arrays must grow.
+    shapes = [(5, 17, 23), (3, 1, 9), (3, 9, 1), (2, 40, 40), (4, 64, 64)]
     for shape, density in itertools.product(shapes, (0.1, 0.45, 0.6, 0.95)):
         keep = rng.random(shape) < density
         which, boxes, sizes = _components(keep)
@@ -217,3 +218,22 @@ def test_scale_boxes_broadcasts_one_size_per_image() -> None:
         [[0, 0, 63, 63], [8, 8, 15, 15]],
     ]
     assert (got[0] == scale_boxes(boxes[0], (64, 64), (128, 32))).all()
+
+
+def test_fused_threshold_equals_normalise_then_compare() -> None:
+    """The compiled normalise-and-threshold keeps exactly the pixels normalize_maps says."""
+    rng = np.random.default_rng(2)
+    maps = rng.normal(size=(6, 13, 11))
+    maps[1] = -np.abs(maps[1])  # max <= 0
+    maps[2] = 3.0  # flat
+    maps[3, 4, 4] = np.nan
+    maps[4] = np.round(maps[4] * 4) / 4  # values landing exactly on thresholds
+    for dtype, normalize, threshold in itertools.product(
+        (np.float32, np.float64), ("max", "minmax"), (0.0, 0.2, 0.25, 0.5, 1.0)
+    ):
+        m = maps.astype(dtype)
+        keep, valid = _kept_pixels(m, threshold, normalize)
+        scaled, expected_valid = normalize_maps(m, normalize)
+        assert valid.tolist() == expected_valid.tolist()
+        expected = (scaled >= dtype(threshold)) & expected_valid[:, None, None]
+        assert (keep == expected).all(), (dtype, normalize, threshold)

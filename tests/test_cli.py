@@ -96,6 +96,13 @@ def test_cam_data_bad_input_is_one_line_error(tmp_path: Path) -> None:
     assert result.stderr.strip() == "error: evidence must be 'parts' or 'uniform', got 'stripes'"
 
 
+def assert_clear_error(result: subprocess.CompletedProcess, message: str) -> None:
+    """The command failed with a message matching `message` and no traceback."""
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert re.search(message, result.stderr.strip(), re.MULTILINE), result.stderr
+
+
 def _metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
@@ -127,9 +134,7 @@ def test_cam_train_bad_input_is_one_clear_line(
     (tmp_path / "broken.pt").write_bytes(b"PK\x03\x04 not really a zip")
     root = [] if override.startswith("data.root") else [f"data.root={small_data}"]
     result = run(tmp_path, "cam-train", *root, *SMALL_TRAIN, override, "hydra.run.dir=run")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert re.search(message, result.stderr.strip(), re.MULTILINE), result.stderr
+    assert_clear_error(result, message)
 
 
 def test_cam_train_multirun_gives_each_job_a_folder(small_data: Path, tmp_path: Path) -> None:
@@ -212,9 +217,7 @@ def test_cam_eval_bad_input_is_one_clear_line(
 ) -> None:
     checkpoint = [] if override.startswith("checkpoint") else [f"checkpoint={trained}"]
     result = run(tmp_path, "cam-eval", *checkpoint, *EVAL, override, "hydra.run.dir=run")
-    assert result.returncode != 0
-    assert "Traceback" not in result.stderr
-    assert re.search(message, result.stderr.strip(), re.MULTILINE), result.stderr
+    assert_clear_error(result, message)
 
 
 def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path: Path) -> None:

@@ -31,6 +31,11 @@ def atomic_write(path: Path, write: Any) -> None:
         raise
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """`text` (UTF-8) into `path` through `atomic_write`."""
+    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """torch.save `state` (plus the format tag) to `path` atomically."""
     atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))

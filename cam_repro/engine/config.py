@@ -88,7 +88,8 @@ class TrainConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-def _choice(value: str, key: str, choices: tuple[str, ...]) -> None:
+def check_choice(value: str, key: str, choices: tuple[str, ...]) -> None:
+    """A ConfigError naming `key` unless `value` is one of `choices`."""
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
 
@@ -104,8 +105,8 @@ def _positive(value: float, key: str, allow_zero: bool = False) -> None:
 def optim_config(cfg: OptimConfig | Mapping[str, Any] | DictConfig) -> OptimConfig:
     """Validate an optim config."""
     spec = to_schema(OptimConfig, cfg, "optim")
-    _choice(spec.name, "optim.name", OPTIMIZERS)
-    _choice(spec.schedule, "optim.schedule", SCHEDULES)
+    check_choice(spec.name, "optim.name", OPTIMIZERS)
+    check_choice(spec.schedule, "optim.schedule", SCHEDULES)
     _positive(spec.lr, "optim.lr")
     _positive(spec.weight_decay, "optim.weight_decay", allow_zero=True)
     if spec.norm_weight_decay is not None:
@@ -131,9 +132,9 @@ def optim_config(cfg: OptimConfig | Mapping[str, Any] | DictConfig) -> OptimConf
 def trainer_config(cfg: TrainerConfig | Mapping[str, Any] | DictConfig) -> TrainerConfig:
     """Validate a trainer config."""
     spec = to_schema(TrainerConfig, cfg, "trainer")
-    _choice(spec.device, "trainer.device", DEVICES)
-    _choice(spec.amp, "trainer.amp", AMP)
-    _choice(spec.dist_backend, "trainer.dist_backend", BACKENDS)
+    check_choice(spec.device, "trainer.device", DEVICES)
+    check_choice(spec.amp, "trainer.amp", AMP)
+    check_choice(spec.dist_backend, "trainer.dist_backend", BACKENDS)
     for key in ("epochs", "log_every", "eval_every"):
         if getattr(spec, key) < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {getattr(spec, key)}")

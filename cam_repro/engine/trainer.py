@@ -38,6 +38,7 @@ from cam_repro.engine.checkpoint import (
     rng_state,
     save_checkpoint,
     set_rng_state,
+    write_text_atomic,
 )
 from cam_repro.engine.config import TrainConfig, train_config
 from cam_repro.engine.loaders import eval_loader, steps_per_epoch, to_device, train_loader
@@ -134,7 +135,7 @@ def attach_log_file(path: Path) -> logging.Handler:
 def write_json(path: Path, obj: Any) -> None:
     """`obj` as indented JSON, written atomically."""
     text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
-    atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    write_text_atomic(path, text)
 
 
 class Trainer:
@@ -599,7 +600,7 @@ def train(
         trainer = Trainer(spec, run_dir, env)  # refuses a run dir holding another run
         if env.is_main:
             config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
-            atomic_write(run_dir / "config.yaml", lambda tmp: tmp.write_text(config_text))
+            write_text_atomic(run_dir / "config.yaml", config_text)
         return trainer.fit(on_step)
     finally:
         if handler is not None:
