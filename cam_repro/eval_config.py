@@ -105,9 +105,10 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     return spec
 
 
-def resolve_data(spec: EvalConfig, trained: Mapping[str, Any] | None) -> DataConfig:
-    """The data config: the checkpoint's training data config, then the user's data.* keys."""
-    overrides = {k: v for k, v in dataclasses.asdict(spec.data).items() if v is not None}
+def resolve_data(data: Any, trained: Mapping[str, Any] | None) -> DataConfig:
+    """The data config: the checkpoint's training data config, then the user's data.* keys
+    (`data`, a DataOverrides: None keeps the checkpoint's value)."""
+    overrides = {k: v for k, v in dataclasses.asdict(data).items() if v is not None}
     base = dict(trained or {})
     base.update(overrides)
     return data_config(base)

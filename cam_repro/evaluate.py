@@ -40,7 +40,7 @@ from cam_repro.boxes import (
     scale_boxes,
 )
 from cam_repro.cam import backprop_saliency, cam_model, class_activation_maps, unwrap
-from cam_repro.data import DataSplit, normalize, read_split
+from cam_repro.data import DataSplit, dataset_kind, normalize, read_split
 from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
@@ -52,6 +52,7 @@ from cam_repro.errors import ConfigError, InputFileError
 from cam_repro.eval_config import EvalConfig, eval_config, resolve_data, resolve_model
 from cam_repro.metrics import best_ious, error_rates, image_outcomes
 from cam_repro.models import build_model, model_config, paper_name, variant_name
+from cam_repro.models.summary import summarize as summarize_model
 from cam_repro.wsol import BoxAccMeter, PxAPMeter
 
 log = logging.getLogger(__name__)
@@ -235,12 +236,12 @@ class Evaluator:
             self.model, self.state = load_model(spec.checkpoint)
             trained = self.state["config"]
             self.model_cfg = model_config(trained["model"])
-            self.data_cfg = resolve_data(spec, trained.get("data"))
+            self.data_cfg = resolve_data(spec.data, trained.get("data"))
             self.data = read_split(self.data_cfg, spec.split)
             self._check_classes()
         else:
             self.model_cfg = resolve_model(spec)
-            self.data_cfg = resolve_data(spec, None)
+            self.data_cfg = resolve_data(spec.data, None)
             self.data = read_split(self.data_cfg, spec.split)
             self.model = build_model(self.model_cfg, len(self.data.classes))
         self.model.to(env.device).eval()
@@ -460,6 +461,7 @@ def summarize(
     box_acc = meters["box_acc"].summary() if located and spec.maxboxacc else None
     pxap = meters["pxap"].value() if located and meters["pxap"] is not None else None
     name = paper_name(ev.model_cfg)
+    shape = summarize_model(unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
     if spec.localizer == "backprop":
         name = f"Backprop on {name}"
     metrics: dict[str, Any] = {
@@ -476,6 +478,8 @@ def summarize(
         "num_without_boxes": int((~has_box).sum()),
         "variant": variant_name(ev.model_cfg),
         "paper_name": name,
+        "pool": ev.model_cfg.pool if shape.map_size else None,
+        "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
         "checkpoint": spec.checkpoint,
         "seed": (ev.state or {}).get("config", {}).get("seed"),
         "data": {
@@ -485,6 +489,7 @@ def summarize(
             "num_classes": len(data.classes),
             "image_size": ev.data_cfg.image_size,
             "blacklist": ev.data_cfg.blacklist,
+            **dataset_kind(ev.data_cfg),
         },
         "protocol": {
             "localizer": spec.localizer,

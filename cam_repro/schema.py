@@ -10,7 +10,9 @@ from cam_repro.data.config import DataConfig
 from cam_repro.data.synthetic import SynthConfig
 from cam_repro.engine.config import TrainConfig
 from cam_repro.eval_config import EvalConfig
+from cam_repro.figures import VisualizeConfig
 from cam_repro.models.config import ModelConfig
+from cam_repro.reproduce import ReproduceConfig
 
 
 @dataclass
@@ -30,6 +32,15 @@ class DataAppConfig:
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
 
 
+@dataclass
+class ReportConfig:
+    """`cam-report`: collect cam-eval runs into tables laid out like the paper's Tables 1 and 2."""
+
+    runs: list[str] = field(default_factory=list)  # eval run folders, metrics.json files, sweeps
+    out: str | None = None  # null: the run dir
+    paper: str = "auto"  # the paper's numbers beside ours: auto (ILSVRC only) | true | false
+
+
 def register_schemas() -> None:
     """Put the app schemas in Hydra's ConfigStore (the configs' defaults lists name them)."""
     cs = ConfigStore.instance()
@@ -38,3 +49,6 @@ def register_schemas() -> None:
     cs.store(name="synth_schema", node=SynthConfig)
     cs.store(name="train_schema", node=TrainConfig)
     cs.store(name="eval_schema", node=EvalConfig)
+    cs.store(name="report_schema", node=ReportConfig)
+    cs.store(name="visualize_schema", node=VisualizeConfig)
+    cs.store(name="reproduce_schema", node=ReproduceConfig)

@@ -1,14 +1,20 @@
-"""Pictures of class activation maps: jet colouring, overlays on the image, box outlines.
+"""Pictures of class activation maps: jet colouring, overlays on the image, box outlines, and the
+figures laid out like the paper's (CAMs of the top-k classes, runs side by side, class-specific
+units, threshold sweeps).
 
-Pure functions on arrays (numpy + PIL, no I/O); the issue-11 figures are built on them.
+Pure functions on arrays (numpy + PIL + matplotlib's object API, no I/O): cam_repro.figures runs
+the networks and writes the files.
 """
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
 from cam_repro.boxes import normalize_maps
@@ -86,3 +92,126 @@ def denormalize(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> n
     x = x * np.asarray(std, dtype=np.float64)[:, None, None]
     x = x + np.asarray(mean, dtype=np.float64)[:, None, None]
     return np.round(np.clip(x * 255, 0, 255)).astype(np.uint8).transpose(1, 2, 0)  # (H, W, 3)
+
+
+# --- figures (matplotlib, no pyplot: no global state, no display needed) -------------------------
+
+GT_COLOR = (0, 255, 0)  # ground truth: green, as in the paper's figures
+PRED_COLOR = (255, 0, 0)  # the CAM's box: red
+
+
+@dataclass
+class Panel:
+    """One picture in a figure: an (H, W, 3) uint8 image and its caption."""
+
+    image: np.ndarray
+    title: str = ""
+
+
+def cam_panel(
+    image: np.ndarray,
+    cam: np.ndarray | None,
+    boxes: np.ndarray | None = None,
+    gt_boxes: np.ndarray | None = None,
+    title: str = "",
+    mode: str = "max",
+    line: int = 1,
+) -> Panel:
+    """The image with a normalised CAM over it (None: the bare image), the CAM's box(es) in red
+    and the ground truth in green; boxes inclusive, in the image's pixels."""
+    out = image if cam is None else overlay(image, normalize_cam(cam, mode))
+    if gt_boxes is not None and len(gt_boxes):
+        out = draw_boxes(out, gt_boxes, GT_COLOR, line)
+    if boxes is not None and len(boxes):
+        out = draw_boxes(out, boxes, PRED_COLOR, line)
+    return Panel(out, title)
+
+
+def _show(ax, panel: Panel, fontsize: float = 9) -> None:
+    ax.imshow(panel.image, interpolation="nearest")
+    ax.set_title(panel.title, fontsize=fontsize)
+    ax.set_axis_off()
+
+
+def cam_figure(top: Sequence[Panel], row: Sequence[Panel], title: str = "", width: float = 10.0):
+    """The paper's Figures 3-4 layout: large panels on top (the image, the top-1 CAM with its box),
+    a row of small panels below (the top-k classes' CAMs with names and scores)."""
+    fig = Figure(figsize=(width, width * 0.62), layout="constrained")
+    upper, lower = fig.subfigures(2, 1, height_ratios=[1.6, 1])
+    for ax, panel in zip(upper.subplots(1, len(top), squeeze=False)[0], top, strict=True):
+        _show(ax, panel, 10)
+    for ax, panel in zip(lower.subplots(1, len(row), squeeze=False)[0], row, strict=True):
+        _show(ax, panel, 8)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+def grid_figure(
+    rows: Sequence[Sequence[Panel]],
+    column_titles: Sequence[str] = (),
+    title: str = "",
+    cell: float = 2.2,
+):
+    """Panels in a grid (rows of equal length), e.g. GAP beside GMP on the same images, or a class's
+    top units; column titles above the first row."""
+    n_rows, n_cols = len(rows), len(rows[0])
+    fig = Figure(figsize=(cell * n_cols, cell * n_rows + 0.5), layout="constrained")
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
+    for r, row in enumerate(rows):
+        for c, panel in enumerate(row):
+            _show(axes[r][c], panel, 8)
+    for c, name in enumerate(column_titles):
+        axes[0][c].set_title(f"{name}\n{axes[0][c].get_title()}".strip(), fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=11)
+    return fig
+
+
+@dataclass
+class Curve:
+    """One run's threshold sweep (cam-eval's sweep.csv): accuracies (%) per threshold."""
+
+    label: str
+    thresholds: np.ndarray  # (T,)
+    gt_known: np.ndarray  # (T,) or (n, T) for n seeds: the paper's box rule, GT-known accuracy
+    box_acc: dict[str, np.ndarray]  # IoU level -> (T,) or (n, T): MaxBoxAccV2's BoxAcc
+
+
+def _band(ax, x: np.ndarray, y: np.ndarray, label: str, style: str = "-", color=None):
+    y = np.atleast_2d(y)
+    mean = y.mean(axis=0)
+    (line,) = ax.plot(x, mean, style, label=label, color=color, linewidth=1.5)
+    if len(y) > 1:
+        std = y.std(axis=0, ddof=1)
+        ax.fill_between(x, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
+    return line
+
+
+def sweep_figure(curves: Sequence[Curve], threshold: float = 0.2, level: str = "50"):
+    """Left: GT-known localization accuracy of the paper's box rule vs the CAM threshold. Right:
+    BoxAcc at IoU `level` (MaxBoxAccV2's curve). Mean over seeds with a +-1 std band."""
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for curve in curves:
+        line = _band(left, curve.thresholds, curve.gt_known, curve.label)
+        if level in curve.box_acc:
+            _band(right, curve.thresholds, curve.box_acc[level], curve.label, "-", line.get_color())
+    left.set_title("paper's box rule: GT-known loc. accuracy (IoU >= 0.5)", fontsize=10)
+    right.set_title(f"all components, min-max: BoxAcc (IoU >= 0.{level[:1]})", fontsize=10)
+    for ax in (left, right):
+        ax.axvline(threshold, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel("CAM threshold (fraction of the map's max)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=8, loc="lower left")
+    return fig
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (write them with an atomic writer)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()

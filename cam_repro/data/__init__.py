@@ -6,7 +6,9 @@ ground-truth boxes in 0-based inclusive pixel coordinates of the original image.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig
@@ -27,6 +29,7 @@ __all__ = [
     "Sample",
     "collate_skipping",
     "data_config",
+    "dataset_kind",
     "eval_transform",
     "load_image",
     "normalize",
@@ -42,3 +45,20 @@ def read_split(cfg: DataConfig | Mapping[str, Any] | DictConfig, split: str) -> 
     data = reader(spec, split)
     report_skipped(data.skipped, f"{spec.root} {split}")
     return data
+
+
+def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, Any]:
+    """What the data is, for reports: {"kind": "ilsvrc" | "cub" | "synthetic", "evidence": ...}.
+
+    A synthetic set is recognised by the synth.json that cam-synth writes at its root; "evidence"
+    is its design (parts | uniform), None for real data.
+    """
+    spec = data_config(cfg)
+    info = Path(spec.root) / "synth.json"
+    if info.is_file():
+        try:
+            design = json.loads(info.read_text()).get("config", {})
+        except (OSError, ValueError, AttributeError):
+            design = {}
+        return {"kind": "synthetic", "evidence": design.get("evidence")}
+    return {"kind": "ilsvrc" if spec.source == "imagenet" else "cub", "evidence": None}

@@ -24,7 +24,8 @@ class ModelSummary:
 
 def summarize(model: nn.Module, cfg: ModelConfig, input_size: int = 224) -> ModelSummary:
     """Run one zero image of `input_size` through `model` and describe what comes out."""
-    x = torch.zeros(1, 3, input_size, input_size)
+    device = next(model.parameters()).device
+    x = torch.zeros(1, 3, input_size, input_size, device=device)
     was_training = model.training
     model.eval()
     try:

@@ -1,0 +1,419 @@
+"""`cam-visualize`: run trained networks on images and write the paper's kinds of figures.
+
+- cam_<image>.png: the image, its top-1 CAM with the CAM's box (red) and the ground truth (green),
+  and a row of the top-k classes' CAMs with names and scores (the paper's Figures 3-4);
+- compare.png: the top-1 CAMs of several runs (e.g. GAP and GMP) side by side on the same images;
+- units_<class>.png: a class's units with the largest weights w_k^c and where they fire, beside
+  the class's CAM (the paper's class-specific units);
+- sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from cam_repro.boxes import NORMALIZE, iou_matrix, largest_component_boxes, scale_boxes
+from cam_repro.data import DataConfig, load_image, normalize, read_split
+from cam_repro.data.transforms import eval_transform
+from cam_repro.engine import distributed as D
+from cam_repro.engine.checkpoint import atomic_write, load_model
+from cam_repro.engine.config import AMP, DEVICES, check_choice
+from cam_repro.errors import ConfigError, InputFileError
+from cam_repro.eval_config import DataOverrides, EvalRuntimeConfig, resolve_data
+from cam_repro.evaluate import Localizer, localize_batch
+from cam_repro.models import model_config, paper_name
+from cam_repro.typed_config import to_schema
+from cam_repro.visualize import (
+    Curve,
+    cam_figure,
+    cam_panel,
+    figure_png,
+    grid_figure,
+    sweep_figure,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class VisualizeConfig:
+    """`cam-visualize`: figures of class activation maps from cam-train checkpoints."""
+
+    checkpoint: str | None = None  # RUN_DIR/checkpoints/last.pt (or best.pt)
+    compare: list[str] = field(default_factory=list)  # more checkpoints for compare.png
+    images: list[str] = field(default_factory=list)  # image files; empty: num_images of the data
+    data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
+    split: str = "val"
+    num_images: int = 6
+    topk: int = 5
+    threshold: float = 0.2  # the paper's box rule, as in cam-eval
+    normalize: str = "max"
+    units: int = 4  # class-specific units per class (0: no units figure)
+    unit_classes: list[str] = field(default_factory=list)  # wnids or names; empty: first image's
+    sweeps: list[str] = field(default_factory=list)  # cam-eval run folders (or sweeps) to plot
+    per_image: bool = True  # cam_<image>.png for every image
+    dpi: int = 100
+    trainer: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+
+
+def visualize_config(cfg: Any) -> VisualizeConfig:
+    spec = to_schema(VisualizeConfig, cfg)
+    check_choice(spec.normalize, "normalize", NORMALIZE)
+    check_choice(spec.split, "split", ("val", "train"))
+    check_choice(spec.trainer.device, "trainer.device", DEVICES)
+    check_choice(spec.trainer.amp, "trainer.amp", AMP)
+    if spec.checkpoint is None and not spec.sweeps:
+        raise ConfigError(
+            "nothing to draw: give checkpoint=RUN_DIR/checkpoints/last.pt (CAM figures) and/or "
+            "sweeps=[EVAL_RUN_DIR, ...] (threshold-sweep curves)"
+        )
+    if spec.compare and spec.checkpoint is None:
+        raise ConfigError("compare=[...] needs checkpoint=... (the first run of the comparison)")
+    if spec.num_images < 1 or spec.topk < 1 or spec.units < 0 or spec.dpi < 20:
+        raise ConfigError("num_images and topk must be >= 1, units >= 0 and dpi >= 20")
+    if not 0 <= spec.threshold <= 1:
+        raise ConfigError(f"threshold must lie in [0, 1], got {spec.threshold}")
+    return spec
+
+
+# --- running a network on images ----------------------------------------------------------------
+
+
+@dataclass
+class Picture:
+    """An image to draw: the evaluated frame and what is known about it."""
+
+    name: str  # image id or file stem
+    frame: np.ndarray  # (S, S, 3) uint8: the whole image resized as cam-eval sees it
+    label: int | None  # true class, when known
+    gt_boxes: np.ndarray  # (m, 4) inclusive boxes of the true class in the frame (may be empty)
+
+
+@dataclass
+class Seen:
+    """One network's view of one picture."""
+
+    classes: list[int]  # top-k, best first
+    scores: list[float]  # softmax probabilities
+    maps: np.ndarray  # (k, S, S) CAMs of the top-k, bilinear to the frame (not normalised)
+    boxes: np.ndarray  # (k, 4) the paper's box of each map, in the frame
+    ious: list[float | None]  # IoU of each box with the true class's boxes (None: no GT)
+    features: np.ndarray  # (K, h, w) last conv maps f_k
+    weight: np.ndarray  # (C, K) linear weights w_k^c
+
+
+@dataclass
+class Run:
+    """A trained network and what it needs to look at images."""
+
+    checkpoint: str
+    model: torch.nn.Module
+    name: str  # paper name, e.g. Tiny-GAP
+    classes: list[str]
+    class_names: list[str]
+    data: DataConfig
+
+
+def load_run(path: str, spec: VisualizeConfig, env: D.Dist) -> Run:
+    model, state = load_model(path)
+    model.to(env.device).eval()
+    if spec.trainer.channels_last:
+        model.to(memory_format=torch.channels_last)
+    trained = state["config"]
+    data = resolve_data(spec.data, trained.get("data"))
+    classes = list(state["classes"])
+    names = list(state.get("class_names") or classes)
+    return Run(path, model, paper_name(model_config(trained["model"])), classes, names, data)
+
+
+def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
+    """The given image files (no ground truth), or the first num_images of the data's split."""
+    size = run.data.image_size
+    transform = eval_transform(run.data)
+    pictures = []
+    if spec.images:
+        for path in spec.images:
+            image = load_image(Path(path))
+            frame = transform(image).permute(1, 2, 0).numpy()  # (S, S, 3)
+            pictures.append(Picture(Path(path).stem, frame, None, np.zeros((0, 4), np.int64)))
+        return pictures
+    split = read_split(run.data, spec.split)
+    if list(split.classes) != run.classes:
+        raise ConfigError(
+            f"{run.checkpoint} was trained on other classes than {split.root} has: give "
+            "images=[...] or data with the same classes"
+        )
+    for sample in split.samples[: spec.num_images]:
+        image = load_image(sample.path)
+        own = sample.boxes[sample.box_labels == sample.label]
+        gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
+        frame = transform(image).permute(1, 2, 0).numpy()
+        pictures.append(Picture(sample.image_id, frame, sample.label, np.asarray(gt, np.int64)))
+    return pictures
+
+
+def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Dist) -> list[Seen]:
+    """Top-k classes, CAMs and boxes of every picture (one batch)."""
+    images = torch.from_numpy(np.stack([p.frame for p in pictures])).permute(0, 3, 1, 2)
+    x = normalize(images.to(env.device), run.data.mean, run.data.std)
+    if spec.trainer.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    loc = Localizer(run.model, "cam", spec.trainer.amp, env.device)
+    labels = torch.zeros(len(pictures), dtype=torch.long, device=env.device)
+    out = localize_batch(loc, x, labels, spec.topk, wsol=False)
+    maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, not the label slot
+    probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+    features = _features(loc).cpu().numpy()  # (B, K, h, w)
+    weight = loc.net.classifier.weight.detach().float().cpu().numpy()
+    b, k, s = maps.shape[0], maps.shape[1], maps.shape[-1]
+    boxes = largest_component_boxes(maps.reshape(b * k, s, s), spec.threshold, spec.normalize)
+    boxes = boxes.reshape(b, k, 4)
+    seen = []
+    for i, picture in enumerate(pictures):
+        classes = out.classes[i, :-1].tolist()
+        ious: list[float | None] = [None] * k
+        if len(picture.gt_boxes):
+            best = iou_matrix(boxes[i], picture.gt_boxes).max(axis=1)
+            hits = zip(best, classes, strict=True)
+            ious = [float(v) if c == picture.label else None for v, c in hits]
+        seen.append(
+            Seen(classes, probs[i].tolist(), maps[i], boxes[i], ious, features[i], weight)
+        )  # fmt: skip
+    return seen
+
+
+def _features(loc: Localizer) -> Tensor:
+    assert loc._features is not None
+    return loc._features.float()
+
+
+# --- the figures --------------------------------------------------------------------------------
+
+
+def _short(name: str, width: int = 22) -> str:
+    """A class name short enough for a panel title (the synthetic names are long)."""
+    name = name.split(":")[0] if name.startswith("synthetic class") else name.split(",")[0]
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def _caption(run: Run, seen: Seen, j: int) -> str:
+    text = f"{_short(run.class_names[seen.classes[j]])} {seen.scores[j]:.2f}"
+    iou = seen.ious[j]
+    return text if iou is None else f"{text}\nIoU {iou:.2f}"
+
+
+def picture_figure(run: Run, picture: Picture, seen: Seen, spec: VisualizeConfig):
+    """The paper's Figures 3-4 for one image."""
+    truth = ""
+    if picture.label is not None:
+        truth = f", true class {_short(run.class_names[picture.label])}"
+    top = [
+        cam_panel(picture.frame, None, None, picture.gt_boxes, "image" + truth),
+        cam_panel(
+            picture.frame, seen.maps[0], seen.boxes[:1], picture.gt_boxes,
+            f"top-1 CAM: {_caption(run, seen, 0)}", spec.normalize,
+        ),
+    ]  # fmt: skip
+    row = [
+        cam_panel(picture.frame, seen.maps[j], None, None, _caption(run, seen, j), spec.normalize)
+        for j in range(len(seen.classes))
+    ]
+    title = f"{run.name}: {picture.name} (threshold {spec.threshold:g}; box red, truth green)"
+    return cam_figure(top, row, title)
+
+
+def compare_figure(runs: Sequence[Run], pictures, seens: Sequence[Sequence[Seen]], spec):
+    """Top-1 CAMs of several runs side by side: rows are images, columns the image and each run."""
+    rows = []
+    for i, picture in enumerate(pictures):
+        row = [cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name)]
+        for run, seen in zip(runs, seens, strict=True):
+            s = seen[i]
+            row.append(
+                cam_panel(picture.frame, s.maps[0], s.boxes[:1], picture.gt_boxes,
+                          _caption(run, s, 0), spec.normalize)
+            )  # fmt: skip
+        rows.append(row)
+    return grid_figure(
+        rows, ["image", *[r.name for r in runs]],
+        f"top-1 CAMs at threshold {spec.threshold:g} (box red, truth green)",
+    )  # fmt: skip
+
+
+def units_figure(run: Run, c: int, pictures, seen: Sequence[Seen], spec: VisualizeConfig):
+    """Class c's units with the largest weights w_k^c: where each fires on the class's images,
+    beside the class's CAM (the paper's Section 5, class-specific units)."""
+    weight = seen[0].weight[c]  # (K,)
+    units = np.argsort(-weight, kind="stable")[: spec.units]
+    own = [i for i, p in enumerate(pictures) if p.label == c] or [
+        i for i, s in enumerate(seen) if s.classes[0] == c
+    ]
+    chosen = (own or list(range(len(pictures))))[:4]
+    rows = []
+    for i in chosen:
+        picture, s = pictures[i], seen[i]
+        features = torch.from_numpy(s.features)[None]  # (1, K, h, w)
+        size = picture.frame.shape[0]
+        up = torch.nn.functional.interpolate(features, size=(size, size), mode="bilinear")[0]
+        cam = np.tensordot(weight, s.features, axes=1)  # (h, w): this class's CAM
+        cam_up = torch.nn.functional.interpolate(
+            torch.from_numpy(cam)[None, None].float(), size=(size, size), mode="bilinear"
+        )[0, 0].numpy()
+        row = [cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name),
+               cam_panel(picture.frame, cam_up, None, None, "", spec.normalize)]  # fmt: skip
+        row += [
+            cam_panel(picture.frame, up[u].numpy(), None, None, f"unit {u}\nw={weight[u]:.3f}")
+            for u in units
+        ]
+        rows.append(row)
+    title = (
+        f"{run.name}: the {len(units)} units with the largest weights for "
+        f"{_short(run.class_names[c], 40)} ({run.classes[c]})"
+    )
+    return grid_figure(rows, ["image", "class CAM", *[f"#{r + 1}" for r in range(len(units))]],
+                       title)  # fmt: skip
+
+
+def _class_index(run: Run, given: str) -> int:
+    for table in (run.classes, run.class_names):
+        if given in table:
+            return table.index(given)
+    if given.isdigit() and int(given) < len(run.classes):
+        return int(given)
+    raise ConfigError(f"unit_classes: {given!r} is not a class of {run.checkpoint} (wnid or name)")
+
+
+# --- threshold sweeps ---------------------------------------------------------------------------
+
+
+def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """cam-eval's sweep.csv -> thresholds, GT-known accuracy, {IoU level: BoxAcc}."""
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        columns = rows[0].keys() if rows else ()
+        thresholds = np.array([float(r["threshold"]) for r in rows])
+        gt_known = np.array([float(r["gt_known_loc_acc"]) for r in rows])
+        levels = {
+            m.group(1): np.array([float(r[c]) for r in rows])
+            for c in columns
+            if (m := re.fullmatch(r"box_acc_(\d+)", c))
+        }
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise InputFileError(f"{path}: not a cam-eval sweep.csv ({err})") from None
+    if not rows:
+        raise InputFileError(f"{path}: empty sweep")
+    return thresholds, gt_known, levels
+
+
+def sweep_curves(paths: Sequence[str]) -> list[Curve]:
+    """Curves of the eval runs under `paths` (run folders or sweeps), one per model: the runs of
+    the same model and data (seeds) are stacked for a mean +- std band."""
+    found: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if (path / "sweep.csv").is_file():
+            found.append(path)
+        elif path.is_dir():
+            found += sorted(p.parent for p in path.rglob("sweep.csv"))
+        else:
+            raise InputFileError(f"{path}: no sweep.csv here (a cam-eval run folder or sweep)")
+    if not found:
+        raise InputFileError(f"{', '.join(paths)}: no cam-eval sweep.csv found")
+    groups: dict[str, list[tuple]] = {}
+    for run_dir in found:
+        label = run_dir.name
+        metrics = run_dir / "metrics.json"
+        if metrics.is_file():
+            try:
+                m = json.loads(metrics.read_text())
+                data = m.get("data") or {}
+                label = m.get("paper_name") or label
+                if data.get("evidence"):
+                    label = f"{label}, {data['evidence']}"
+            except ValueError:
+                pass
+        groups.setdefault(label, []).append(read_sweep(run_dir / "sweep.csv"))
+    curves = []
+    for label, sweeps in groups.items():
+        t = sweeps[0][0]
+        if any(len(s[0]) != len(t) or not np.allclose(s[0], t) for s in sweeps):
+            raise InputFileError(f"{label}: its runs' sweeps use different thresholds")
+        levels = set.intersection(*(set(s[2]) for s in sweeps))
+        n = f" (n={len(sweeps)})" if len(sweeps) > 1 else ""
+        curves.append(
+            Curve(
+                label + n, t, np.stack([s[1] for s in sweeps]),
+                {lv: np.stack([s[2][lv] for s in sweeps]) for lv in sorted(levels)},
+            )
+        )  # fmt: skip
+    return curves
+
+
+# --- the job ------------------------------------------------------------------------------------
+
+
+def _write_png(path: Path, fig, dpi: int) -> None:
+    data = figure_png(fig, dpi)
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def _file_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)
+
+
+def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
+    """Draw what `cfg` asks into `out_dir`; returns the files written."""
+    spec = visualize_config(cfg)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def save(name: str, fig) -> None:
+        _write_png(out / name, fig, spec.dpi)
+        written.append(out / name)
+
+    if spec.sweeps:
+        save("sweep.png", sweep_figure(sweep_curves(spec.sweeps), spec.threshold))
+    if spec.checkpoint is None:
+        return written
+    env = D.setup(spec.trainer.device, "auto")
+    try:
+        if spec.trainer.threads:
+            torch.set_num_threads(spec.trainer.threads)
+        runs = [load_run(p, spec, env) for p in [spec.checkpoint, *spec.compare]]
+        for other in runs[1:]:
+            if other.classes != runs[0].classes:
+                raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
+        pictures = load_pictures(spec, runs[0])
+        seens = [look(run, pictures, spec, env) for run in runs]
+        main, seen = runs[0], seens[0]
+        if spec.per_image:
+            for picture, s in zip(pictures, seen, strict=True):
+                save(f"cam_{_file_name(picture.name)}.png", picture_figure(main, picture, s, spec))
+        if len(runs) > 1:
+            save("compare.png", compare_figure(runs, pictures, seens, spec))
+        if spec.units:
+            wanted = [_class_index(main, c) for c in spec.unit_classes]
+            first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
+            for run in runs:
+                run_seen = seens[runs.index(run)]
+                for c in wanted or [first]:
+                    tag = f"{_file_name(run.name)}_{_file_name(run.classes[c])}"
+                    save(f"units_{tag}.png", units_figure(run, c, pictures, run_seen, spec))
+    finally:
+        D.teardown()
+    return written

@@ -1,0 +1,485 @@
+"""Tables laid out like the paper's Tables 1 and 2, from `cam-eval` runs, with the paper's numbers.
+
+`collect_runs` reads eval runs' metrics.json; `summary_rows` flattens them to one row per run (the
+summary.csv the tables are aggregated from); `aggregate` groups runs of the same model, data and
+protocol (several seeds -> mean +- std); `table1` / `table2` / `comparisons` write markdown.
+The paper's numbers live here and nowhere else (PAPER_TABLE1, PAPER_TABLE2).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cam_repro.errors import ConfigError, InputFileError
+
+# Zhou et al., CVPR 2016, ILSVRC 2012 val, error % (top-1, top-5). Keys are our paper names
+# (cam_repro.models.config.paper_name; "Backprop on X" for cam-eval localizer=backprop).
+PAPER_TABLE1: dict[str, tuple[float, float]] = {  # classification
+    "VGGnet-GAP": (33.4, 12.2),
+    "GoogLeNet-GAP": (35.0, 13.2),
+    "AlexNet*-GAP": (44.9, 20.9),
+    "AlexNet-GAP": (51.1, 26.3),
+    "GoogLeNet-GMP": (35.6, 13.9),
+    "VGGnet": (31.2, 11.4),
+    "GoogLeNet": (31.9, 11.3),
+    "AlexNet": (42.6, 19.5),
+    "NIN": (41.9, 19.6),
+}
+PAPER_TABLE2: dict[str, tuple[float, float]] = {  # localization (GoogLeNet: CAM at 7x7)
+    "GoogLeNet-GAP": (56.40, 43.00),
+    "VGGnet-GAP": (57.20, 45.14),
+    "GoogLeNet": (60.09, 49.34),
+    "AlexNet*-GAP": (63.75, 49.53),
+    "AlexNet-GAP": (67.19, 52.16),
+    "NIN": (65.47, 54.19),
+    "Backprop on GoogLeNet": (61.31, 50.55),
+    "Backprop on VGGnet": (61.12, 51.46),
+    "Backprop on AlexNet": (65.17, 52.64),
+    "GoogLeNet-GMP": (57.78, 45.26),
+}
+# The paper's other figures, quoted in reports' notes: ILSVRC test top-5 localization error and
+# CUB-200-2011 accuracy from GoogLeNet-GAP features.
+PAPER_NOTES = (
+    "Paper, ILSVRC 2014 test top-5 loc. error: GoogLeNet-GAP 42.9 (37.1 with the two-box "
+    "heuristic), Backprop 46.4; fully supervised GoogLeNet 26.7, OverFeat 29.9, AlexNet 34.2. "
+    "CUB-200-2011 (GoogLeNet-GAP features): 63.0% accuracy on the full image, 67.8% on the CAM "
+    "crop, 70.5% on the ground-truth box."
+)
+
+SUMMARY_COLUMNS = (
+    "variant", "pool", "seed", "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err",
+    "gt_known_loc_err", "maxboxacc_v2", "evidence", "map_size", "paper_name", "data", "protocol",
+    "run",
+)  # fmt: skip
+METRICS = (
+    "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err", "gt_known_loc_err",
+    "maxboxacc_v2",
+)  # fmt: skip
+# Protocol settings that make runs incomparable; a row's name shows those that differ from the
+# paper's defaults.
+_PROTOCOL_DEFAULTS = {
+    "box_rule": "paper", "threshold": 0.2, "normalize": "max", "all_boxes": False,
+    "ten_crop": False, "iou_threshold": 0.5,
+}  # fmt: skip
+# Row order: the paper's rows first, in its order; then ours by name.
+_ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
+
+
+@dataclass
+class Run:
+    """One cam-eval run: where it is and its metrics.json."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.metrics.get("data") or {}
+
+    @property
+    def dataset(self) -> str:
+        """'ILSVRC', 'CUB' or 'synthetic (parts)': what the numbers are on."""
+        kind = self.data.get("kind")
+        if kind is None:  # written before cam-eval recorded it: tell real data by its reader
+            kind = "cub" if str(self.data.get("source", "")).startswith("CUB") else "ilsvrc"
+        if kind == "synthetic":
+            return f"synthetic ({self.data.get('evidence') or 'unknown'})"
+        return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
+
+    @property
+    def protocol(self) -> str:
+        """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''."""
+        given = self.metrics.get("protocol") or {}
+        parts = [
+            f"{key.replace('_', ' ')} {given[key]}"
+            for key, default in _PROTOCOL_DEFAULTS.items()
+            if key in given and given[key] != default
+        ]
+        return ", ".join(parts)
+
+    @property
+    def name(self) -> str:
+        """The paper's name of the model, with the protocol changes in parentheses."""
+        name = str(self.metrics.get("paper_name") or self.metrics.get("variant") or "?")
+        return f"{name} ({self.protocol})" if self.protocol else name
+
+
+def read_run(path: Path) -> Run:
+    """The cam-eval run whose metrics.json is `path` (clear errors for anything else)."""
+    try:
+        metrics = json.loads(path.read_text())
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except ValueError as err:
+        raise InputFileError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(metrics, dict) or "protocol" not in metrics:
+        raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
+    missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
+    if missing:
+        raise InputFileError(f"{path}: metrics.json lacks {', '.join(missing)}")
+    return Run(path.parent, metrics)
+
+
+def _is_eval_metrics(path: Path) -> bool:
+    try:
+        return "protocol" in json.loads(path.read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every cam-eval run in `paths`: run folders, metrics.json files, or folders (e.g. a multirun
+    sweep) searched recursively. Train runs' metrics.json files are skipped in folder searches."""
+    if not paths:
+        raise ConfigError("no runs given: cam-report runs=[DIR, ...] (eval run folders or sweeps)")
+    files: list[Path] = []
+    for given in paths:
+        path = Path(given)
+        if path.is_file():
+            files.append(path)
+        elif (path / "metrics.json").is_file() and _is_eval_metrics(path / "metrics.json"):
+            files.append(path / "metrics.json")
+        elif path.is_dir():
+            found = sorted(p for p in path.rglob("metrics.json") if _is_eval_metrics(p))
+            if not found:
+                raise InputFileError(f"{path}: no cam-eval metrics.json in this folder")
+            files += found
+        else:
+            raise InputFileError(f"{path}: no such file or folder")
+    return [read_run(f) for f in dict.fromkeys(files)]
+
+
+def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per run with SUMMARY_COLUMNS (the tables are aggregated from these)."""
+    rows = []
+    for run in runs:
+        m = run.metrics
+        rows.append(
+            {
+                "variant": m.get("variant"),
+                "pool": m.get("pool"),
+                "seed": m.get("seed"),
+                **{key: m.get(key) for key in METRICS},
+                "evidence": run.data.get("evidence"),
+                "map_size": m.get("map_size"),
+                "paper_name": m.get("paper_name"),
+                "data": run.dataset,
+                "protocol": run.protocol,
+                "run": str(run.path),
+            }
+        )
+    return sorted(rows, key=lambda r: (r["data"], _rank(r["paper_name"]), r["protocol"], _seed(r)))
+
+
+def _seed(row: dict[str, Any]) -> int:
+    return -1 if row["seed"] is None else int(row["seed"])
+
+
+def _rank(name: str) -> tuple[int, str]:
+    return (_ORDER.index(name), "") if name in _ORDER else (len(_ORDER), name)
+
+
+def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
+    """CSV text of `rows` with `columns`; floats to 4 decimals, None as empty."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow(
+            ["" if row.get(c) is None else f"{row[c]:.4f}" if isinstance(row[c], float) else row[c]
+             for c in columns]
+        )  # fmt: skip
+    return out.getvalue()
+
+
+# --- aggregation --------------------------------------------------------------------------------
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (None with one value) of a metric over seeds."""
+
+    values: list[float]
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float | None:
+        n = len(self.values)
+        if n < 2:
+            return None
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (n - 1))
+
+    def text(self, digits: int = 2) -> str:
+        """'12.34' or '12.34 +- 0.56'."""
+        if self.std is None:
+            return f"{self.mean:.{digits}f}"
+        return f"{self.mean:.{digits}f} +- {self.std:.{digits}f}"
+
+
+@dataclass
+class Group:
+    """Runs of one model on one dataset under one protocol (usually several seeds)."""
+
+    data: str
+    name: str  # paper name, with protocol changes
+    paper_name: str
+    variant: str
+    pool: str | None
+    map_size: str | None
+    evidence: str | None
+    protocol: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def stat(self, metric: str) -> Stat | None:
+        values = [float(r[metric]) for r in self.rows if r.get(metric) is not None]
+        return Stat(values) if values else None
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(_seed(r) for r in self.rows)
+
+
+def aggregate(rows: Sequence[dict[str, Any]]) -> list[Group]:
+    """Group summary rows by (data, paper name, protocol), in the paper's row order."""
+    groups: dict[tuple, Group] = {}
+    for row in rows:
+        key = (row["data"], row["paper_name"], row["protocol"])
+        if key not in groups:
+            name = row["paper_name"] + (f" ({row['protocol']})" if row["protocol"] else "")
+            groups[key] = Group(
+                row["data"], name, row["paper_name"], row["variant"], row["pool"],
+                row["map_size"], row["evidence"], row["protocol"],
+            )  # fmt: skip
+        groups[key].rows.append(row)
+    return sorted(
+        groups.values(), key=lambda g: (g.data, _rank(g.paper_name), g.protocol)
+    )  # fmt: skip
+
+
+def _cell(stat: Stat | None) -> str:
+    return "n/a" if stat is None else stat.text()
+
+
+def _paper_cells(group: Group, table: dict[str, tuple[float, float]], top1: str, top5: str):
+    """'paper top-1 / top-5' and 'ours - paper' cells (only when the protocol is the paper's)."""
+    ref = table.get(group.paper_name)
+    if ref is None or group.protocol:
+        return ["-", "-"]
+    ours = [group.stat(top1), group.stat(top5)]
+    pairs = zip(ours, ref, strict=True)
+    diffs = [f"{s.mean - r:+.2f}" if s is not None else "n/a" for s, r in pairs]
+    return [f"{ref[0]:.2f} / {ref[1]:.2f}", " / ".join(diffs)]
+
+
+def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    return lines + ["| " + " | ".join(row) + " |" for row in body]
+
+
+def _show_paper(groups: Sequence[Group], paper: str) -> bool:
+    """Whether to print the paper's numbers: 'auto' (on ILSVRC only), 'true' or 'false'."""
+    if paper not in ("auto", "true", "false"):
+        raise ConfigError(f"paper must be auto, true or false, got {paper!r}")
+    return paper == "true" or (paper == "auto" and any(g.data == "ILSVRC" for g in groups))
+
+
+def _sections(groups: Sequence[Group]) -> dict[str, list[Group]]:
+    out: dict[str, list[Group]] = {}
+    for g in groups:
+        out.setdefault(g.data, []).append(g)
+    return out
+
+
+def table1(groups: Sequence[Group], paper: str = "auto") -> str:
+    """Table 1 (classification error, top-1 / top-5), one section per dataset."""
+    lines = ["# Table 1: classification error (%), lower is better", ""]
+    for data, section in _sections(groups).items():
+        show = _show_paper(section, paper)
+        header = ["model", "top-1 err", "top-5 err", "seeds"]
+        if show:
+            header += ["paper top-1 / top-5", "ours - paper"]
+        body = []
+        for g in section:
+            row = [g.name, _cell(g.stat("cls_top1_err")), _cell(g.stat("cls_top5_err")),
+                   str(len(g.rows))]  # fmt: skip
+            if show:
+                row += _paper_cells(g, PAPER_TABLE1, "cls_top1_err", "cls_top5_err")
+            body.append(row)
+        lines += [f"## {data}", "", *_markdown(header, body), ""]
+    return "\n".join(lines)
+
+
+def table2(groups: Sequence[Group], paper: str = "auto") -> str:
+    """Table 2 (localization error, top-1 / top-5, plus GT-known and MaxBoxAccV2)."""
+    lines = ["# Table 2: localization error (%), lower is better (MaxBoxAccV2: higher)", ""]
+    for data, section in _sections(groups).items():
+        show = _show_paper(section, paper)
+        header = ["model", "top-1 loc err", "top-5 loc err", "GT-known loc err", "MaxBoxAccV2",
+                  "top-1 cls err", "seeds"]  # fmt: skip
+        if show:
+            header += ["paper top-1 / top-5", "ours - paper"]
+        body = []
+        for g in section:
+            row = [g.name] + [_cell(g.stat(m)) for m in (
+                "loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2", "cls_top1_err"
+            )] + [str(len(g.rows))]  # fmt: skip
+            if show:
+                row += _paper_cells(g, PAPER_TABLE2, "loc_top1_err", "loc_top5_err")
+            body.append(row)
+        lines += [f"## {data}", "", *_markdown(header, body), ""]
+    if any(_show_paper(s, paper) for s in _sections(groups).values()):
+        lines += [PAPER_NOTES, ""]
+    return "\n".join(lines)
+
+
+def group_csv(groups: Sequence[Group]) -> str:
+    """The tables' numbers as CSV: one row per group, mean and std of every metric."""
+    rows = []
+    for g in groups:
+        row: dict[str, Any] = {"data": g.data, "model": g.name, "variant": g.variant,
+                               "seeds": " ".join(map(str, g.seeds)), "n": len(g.rows)}  # fmt: skip
+        for metric in METRICS:
+            stat = g.stat(metric)
+            row[f"{metric}_mean"] = stat.mean if stat else None
+            row[f"{metric}_std"] = stat.std if stat else None
+        for table, key in ((PAPER_TABLE1, "paper_cls"), (PAPER_TABLE2, "paper_loc")):
+            ref = table.get(g.paper_name) if g.data == "ILSVRC" and not g.protocol else None
+            row[f"{key}_top1"], row[f"{key}_top5"] = ref if ref else (None, None)
+        rows.append(row)
+    columns = ["data", "model", "variant", "seeds", "n"]
+    columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
+    columns += ["paper_cls_top1", "paper_cls_top5", "paper_loc_top1", "paper_loc_top5"]
+    return to_csv(rows, columns)
+
+
+# --- paired comparisons -------------------------------------------------------------------------
+
+_DIFF_METRICS = ("cls_top1_err", "loc_top1_err", "gt_known_loc_err", "maxboxacc_v2")
+
+
+@dataclass
+class Comparison:
+    """a - b over the seeds both groups have: the claim's numbers beside classification's."""
+
+    data: str
+    what: str  # e.g. "GAP - GMP (16x16)"
+    a: Group
+    b: Group
+    seeds: list[int]
+    diffs: dict[str, Stat | None]
+
+
+def _paired(a: Group, b: Group, what: str) -> Comparison | None:
+    by_seed_a = {_seed(r): r for r in a.rows}
+    by_seed_b = {_seed(r): r for r in b.rows}
+    seeds = sorted(set(by_seed_a) & set(by_seed_b))
+    if not seeds:
+        return None
+    diffs = {}
+    for metric in _DIFF_METRICS:
+        pairs = [(by_seed_a[s].get(metric), by_seed_b[s].get(metric)) for s in seeds]
+        values = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
+        diffs[metric] = Stat(values) if values else None
+    return Comparison(a.data, what, a, b, seeds, diffs)
+
+
+def comparisons(groups: Sequence[Group]) -> list[Comparison]:
+    """GAP vs GMP at the same map size, and a larger vs a smaller map with the same pooling, for
+    every architecture, dataset and protocol that has both; paired by seed."""
+    out = []
+    keyed = {(g.data, g.variant.split("_")[0], g.pool, g.map_size, g.protocol): g for g in groups}
+    for (data, arch, pool, size, protocol), g in keyed.items():
+        if pool == "gap":
+            other = keyed.get((data, arch, "gmp", size, protocol))
+            if other is not None:
+                out.append(_paired(g, other, f"{g.name} - {other.name}"))
+        for (data2, arch2, pool2, size2, protocol2), h in keyed.items():
+            if (data2, arch2, pool2, protocol2) == (data, arch, pool, protocol) and _side(
+                size
+            ) > _side(size2):
+                out.append(_paired(g, h, f"{g.name} - {h.name}"))
+    return [c for c in out if c is not None]
+
+
+def _side(size: str | None) -> int:
+    return int(size.split("x")[0]) if size else 0
+
+
+def comparisons_markdown(items: Sequence[Comparison]) -> str:
+    """The paired differences: classification beside localization (negative: a has less error)."""
+    header = ["comparison (a - b)", "seeds", "top-1 cls err", "top-1 loc err",
+              "GT-known loc err", "MaxBoxAccV2"]  # fmt: skip
+    lines = [
+        "# Paired differences, a - b, over the seeds both have (mean +- std over seeds)",
+        "",
+        "Negative error differences mean a has less error; a positive MaxBoxAccV2 difference "
+        "means a localizes better. The classification difference stands beside the localization "
+        "ones because the claim is better localization at similar classification.",
+        "",
+    ]
+    for data in dict.fromkeys(c.data for c in items):
+        body = [
+            [c.what, " ".join(map(str, c.seeds))] + [_signed(c.diffs[m]) for m in _DIFF_METRICS]
+            for c in items
+            if c.data == data
+        ]
+        lines += [f"## {data}", "", *_markdown(header, body), ""]
+    return "\n".join(lines)
+
+
+def comparisons_csv(items: Sequence[Comparison]) -> str:
+    rows = []
+    for c in items:
+        row: dict[str, Any] = {"data": c.data, "a": c.a.name, "b": c.b.name,
+                               "seeds": " ".join(map(str, c.seeds))}  # fmt: skip
+        for metric in _DIFF_METRICS:
+            stat = c.diffs[metric]
+            row[f"{metric}_diff_mean"] = stat.mean if stat else None
+            row[f"{metric}_diff_std"] = stat.std if stat else None
+        rows.append(row)
+    columns = ["data", "a", "b", "seeds"]
+    columns += [f"{m}_diff_{s}" for m in _DIFF_METRICS for s in ("mean", "std")]
+    return to_csv(rows, columns)
+
+
+def _signed(stat: Stat | None) -> str:
+    if stat is None:
+        return "n/a"
+    text = f"{stat.mean:+.2f}"
+    return text if stat.std is None else f"{text} +- {stat.std:.2f}"
+
+
+# --- the report folder --------------------------------------------------------------------------
+
+
+def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "auto") -> dict:
+    """Collect the eval runs in `paths` and write into `out`: summary.csv (one row per run),
+    table1.md / table2.md and tables.csv (grouped, mean +- std), comparisons.md / .csv (paired
+    differences, when the runs have pairs). Returns what was written, for the caller to log."""
+    from cam_repro.engine.checkpoint import write_text_atomic
+
+    runs = collect_runs(paths)
+    rows = summary_rows(runs)
+    groups = aggregate(rows)
+    _show_paper(groups, paper)  # a bad value fails before anything is written
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
+    write_text_atomic(out / "table1.md", table1(groups, paper))
+    write_text_atomic(out / "table2.md", table2(groups, paper))
+    write_text_atomic(out / "tables.csv", group_csv(groups))
+    pairs = comparisons(groups)
+    if pairs:
+        write_text_atomic(out / "comparisons.md", comparisons_markdown(pairs))
+        write_text_atomic(out / "comparisons.csv", comparisons_csv(pairs))
+    return {"runs": len(runs), "groups": len(groups), "comparisons": len(pairs), "out": out}
