@@ -3,8 +3,8 @@
 - cam_<image>.png: the image, its top-1 CAM with the CAM's box (red) and the ground truth (green),
   and a row of the top-k classes' CAMs with names and scores (the paper's Figures 3-4);
 - compare.png: the top-1 CAMs of several runs (e.g. GAP and GMP) side by side on the same images;
-- units_<class>.png: a class's units with the largest weights w_k^c and where they fire, beside
-  the class's CAM (the paper's class-specific units);
+- units_<variant>_<class>.png: a class's units with the largest weights w_k^c and where they
+  fire, beside the class's CAM (the paper's class-specific units);
 - sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model.
 """
 
@@ -32,7 +32,7 @@ from cam_repro.engine.config import AMP, DEVICES, check_choice
 from cam_repro.errors import ConfigError, InputFileError
 from cam_repro.eval_config import DataOverrides, EvalRuntimeConfig, resolve_data
 from cam_repro.evaluate import Localizer, localize_batch
-from cam_repro.models import model_config, paper_name
+from cam_repro.models import model_config, paper_name, variant_name
 from cam_repro.typed_config import to_schema
 from cam_repro.visualize import (
     Curve,
@@ -120,6 +120,7 @@ class Run:
     checkpoint: str
     model: torch.nn.Module
     name: str  # paper name, e.g. Tiny-GAP
+    variant: str  # our name, e.g. tiny_gap
     classes: list[str]
     class_names: list[str]
     data: DataConfig
@@ -134,7 +135,8 @@ def load_run(path: str, spec: VisualizeConfig, env: D.Dist) -> Run:
     data = resolve_data(spec.data, trained.get("data"))
     classes = list(state["classes"])
     names = list(state.get("class_names") or classes)
-    return Run(path, model, paper_name(model_config(trained["model"])), classes, names, data)
+    model_cfg = model_config(trained["model"])
+    return Run(path, model, paper_name(model_cfg), variant_name(model_cfg), classes, names, data)
 
 
 def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
@@ -412,7 +414,7 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
             for run in runs:
                 run_seen = seens[runs.index(run)]
                 for c in wanted or [first]:
-                    tag = f"{_file_name(run.name)}_{_file_name(run.classes[c])}"
+                    tag = f"{run.variant}_{_file_name(run.classes[c])}"
                     save(f"units_{tag}.png", units_figure(run, c, pictures, run_seen, spec))
     finally:
         D.teardown()

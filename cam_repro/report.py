@@ -123,7 +123,7 @@ def read_run(path: Path) -> Run:
         raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
     missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
     if missing:
-        raise InputFileError(f"{path}: metrics.json lacks {', '.join(missing)}")
+        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
     return Run(path.parent, metrics)
 
 
@@ -459,13 +459,54 @@ def _signed(stat: Stat | None) -> str:
     return text if stat.std is None else f"{text} +- {stat.std:.2f}"
 
 
+# --- the box threshold ------------------------------------------------------------------------
+
+SWEEP_POINTS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # CAM thresholds shown in thresholds.md
+
+
+def _sweep_at(path: Path, points: Sequence[float]) -> list[float] | None:
+    """GT-known localization error (%) at the given thresholds, from a run's sweep.csv."""
+    try:
+        with path.open(newline="") as f:
+            rows = {round(float(r["threshold"]), 6): float(r["gt_known_loc_acc"])
+                    for r in csv.DictReader(f)}  # fmt: skip
+    except (OSError, KeyError, ValueError):
+        return None
+    if not all(round(t, 6) in rows for t in points):
+        return None
+    return [100.0 - rows[round(t, 6)] for t in points]
+
+
+def threshold_table(groups: Sequence[Group], points: Sequence[float] = SWEEP_POINTS) -> str | None:
+    """GT-known localization error of the paper's box rule at several CAM thresholds (the paper
+    fixes 0.2), mean +- std over seeds, from each run's sweep.csv; None if no run has one."""
+    header = ["model", *[f"{t:g}" for t in points]]
+    lines = ["# GT-known localization error (%) vs the CAM threshold (paper's rule; 0.2 is the "
+             "paper's)", ""]  # fmt: skip
+    found = False
+    for data, section in _sections(groups).items():
+        body = []
+        for g in section:
+            curves = [_sweep_at(Path(r["run"]) / "sweep.csv", points) for r in g.rows]
+            curves = [c for c in curves if c is not None]
+            if curves:
+                body.append(
+                    [g.name] + [Stat([c[i] for c in curves]).text() for i in range(len(points))]
+                )
+        if body:
+            found = True
+            lines += [f"## {data}", "", *_markdown(header, body), ""]
+    return "\n".join(lines) if found else None
+
+
 # --- the report folder --------------------------------------------------------------------------
 
 
 def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "auto") -> dict:
     """Collect the eval runs in `paths` and write into `out`: summary.csv (one row per run),
-    table1.md / table2.md and tables.csv (grouped, mean +- std), comparisons.md / .csv (paired
-    differences, when the runs have pairs). Returns what was written, for the caller to log."""
+    table1.md / table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs
+    the CAM threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when
+    the runs have pairs). Returns what was written, for the caller to log."""
     from cam_repro.engine.checkpoint import write_text_atomic
 
     runs = collect_runs(paths)
@@ -478,6 +519,9 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     write_text_atomic(out / "table1.md", table1(groups, paper))
     write_text_atomic(out / "table2.md", table2(groups, paper))
     write_text_atomic(out / "tables.csv", group_csv(groups))
+    by_threshold = threshold_table(groups)
+    if by_threshold:
+        write_text_atomic(out / "thresholds.md", by_threshold)
     pairs = comparisons(groups)
     if pairs:
         write_text_atomic(out / "comparisons.md", comparisons_markdown(pairs))

@@ -1,0 +1,95 @@
+"""cam-reproduce: the plan, and a CI-sized main job end to end (tiny data, one epoch)."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cam_repro.errors import ConfigError
+from cam_repro.reproduce import plan, reproduce_config
+
+
+def test_plan_trains_every_model_and_seed_and_the_ablation_on_the_first_design() -> None:
+    spec = reproduce_config(
+        {
+            "designs": ["parts", "uniform"],
+            "seeds": [0, 1],
+            "ablation": ["tiny_gap_8x8", "tiny_gap"],
+        }
+    )
+    tags = [job.tag for job in plan(spec)]
+    assert len(tags) == 2 * 2 * 2 + 2  # tiny_gap on parts is already planned: not twice
+    assert "parts/tiny_gap_8x8/seed1" in tags and "uniform/tiny_gap_8x8/seed0" not in tags
+    assert tags[:2] == ["parts/tiny_gap/seed0", "parts/tiny_gap/seed1"]
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [({"designs": ["stripes"]}, "designs must be one of parts, uniform"),
+     ({"seeds": []}, "at least one"), ({"amp": "fp8"}, "amp must be one of")],
+)  # fmt: skip
+def test_bad_settings_fail_at_start(override: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        reproduce_config(override)
+
+
+TINY = [
+    "synth.num_classes=3", "synth.train_per_class=16", "synth.val_per_class=4", "epochs=1",
+    "figure_images=2",
+]  # fmt: skip
+
+
+def test_ci_sized_main_job_end_to_end(tmp_path: Path) -> None:
+    """Generate, train tiny_gap and tiny_gmp alike, evaluate, draw, tabulate; then again,
+    reusing the finished data and runs."""
+    cmd = [sys.executable, "-m", "cam_repro_cli.reproduce", *TINY, "out=out"]
+    first = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stdout + first.stderr
+    out = tmp_path / "out"
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["variant"], r["pool"], r["seed"], r["evidence"], r["map_size"]) for r in rows] == [
+        ("tiny_gap", "gap", "0", "parts", "16x16"), ("tiny_gmp", "gmp", "0", "parts", "16x16")
+    ]  # fmt: skip
+    for r in rows:
+        assert 0 <= float(r["loc_top1_err"]) <= 100
+        assert float(r["loc_top1_err"]) >= float(r["gt_known_loc_err"]) - 1e-9
+    table2 = (out / "table2.md").read_text()
+    assert "| Tiny-GAP |" in table2 and "| Tiny-GMP |" in table2 and "paper" not in table2
+    assert "| Tiny-GAP - Tiny-GMP | 0 |" in (out / "comparisons.md").read_text()
+    figures = out / "figures" / "parts"
+    compare = np.asarray(Image.open(figures / "compare.png").convert("L"))
+    assert compare.shape == (round((2 * 2.2 + 0.5) * 100), round(3 * 2.2 * 100))
+    assert compare.std() > 30
+    assert len(list(figures.glob("cam_*.png"))) == 2
+    assert (figures / "sweep.png").stat().st_size > 10_000
+    assert "cam-reproduce" in (out / "command.txt").read_text()
+    assert sorted(p.name for p in (out / "runs" / "eval" / "parts").iterdir()) == [
+        "tiny_gap", "tiny_gmp"
+    ]  # fmt: skip
+
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert "data parts: reusing" in again.stdout
+    log = (out / "runs" / "logs" / "parts-tiny_gmp-seed0.log").read_text().splitlines()
+    # trained once (the second time only re-evaluated), each stage's command line recorded
+    assert [line.split()[1] for line in log] == ["cam-train", "cam-eval", "cam-eval"]
+    assert "model=tiny_gmp" in log[0] and "trainer.epochs=1" in log[0]
+    with (out / "summary.csv").open() as f:
+        assert list(csv.DictReader(f)) == rows  # the same runs, re-evaluated: the same numbers
+
+
+def test_an_unknown_model_fails_before_any_work(tmp_path: Path) -> None:
+    cmd = [sys.executable, "-m", "cam_repro_cli.reproduce", *TINY, "out=out",
+           "models=[tiny_gap,no_such_model]"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "error: models/ablation: no model 'no_such_model'; one of alexnet," in result.stderr
+    assert not (tmp_path / "out" / "runs").exists()
