@@ -19,6 +19,7 @@ import csv
 import io
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -535,7 +536,8 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             variant_name(ev.model_cfg), spec.checkpoint or "no checkpoint", ev.data.root,
             spec.split, len(ev.data), spec.localizer, spec.box_rule,
         )  # fmt: skip
-        with logging_redirect_tqdm():
+        # only with a bar to keep clear of: the redirect adds a console handler of its own
+        with logging_redirect_tqdm() if spec.trainer.progress else nullcontext():
             rows, meters = ev.run()
         if not env.is_main:
             return {}

@@ -164,9 +164,9 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     return root
 
 
-def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> Path:
+def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> bool:
     """Train one job (unless it is done) and evaluate its last checkpoint, in this process (a
-    worker of the pool: one import of torch for many jobs); returns the eval run folder."""
+    worker of the pool: one import of torch for many jobs); returns whether it trained."""
     from cam_repro.engine import train
     from cam_repro.evaluate import evaluate_run
 
@@ -177,7 +177,8 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
     runtime = [f"trainer.amp={spec.amp}", f"trainer.device={spec.device}",
                f"trainer.threads={threads}", "trainer.progress=false"]  # fmt: skip
-    if not (spec.reuse and (train_dir / "metrics.json").is_file() and checkpoint.is_file()):
+    trains = not (spec.reuse and (train_dir / "metrics.json").is_file() and checkpoint.is_file())
+    if trains:
         overrides = [
             f"model={job.model}", f"seed={job.seed}", f"data.root={data}",
             f"trainer.epochs={spec.epochs}", f"trainer.eval_every={spec.epochs}", *runtime,
@@ -188,7 +189,7 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     overrides = [f"checkpoint={checkpoint}", *runtime, f"hydra.run.dir={eval_dir}"]
     _log_command(job_log, "eval", overrides)
     evaluate_run(_compose("eval", overrides[:-1]), eval_dir)
-    return eval_dir
+    return trains
 
 
 def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> None:
@@ -238,13 +239,13 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     times["data"] = time.perf_counter() - start
 
     tick = time.perf_counter()
-    finished = 0
+    finished = trained = 0
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
     with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
         futures = {pool.submit(_train_and_eval, spec, work, data[j.design], j): j for j in jobs}
         try:
             for future, job in futures.items():
-                future.result()
+                trained += future.result()
                 finished += 1
                 log.info("[%d/%d] %s trained and evaluated", finished, len(jobs), job.tag)
         except BaseException:
@@ -259,7 +260,7 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     report = write_report([work / "eval"], out, paper="auto")
     times["report"] = time.perf_counter() - tick
     times["total"] = time.perf_counter() - start
-    _write_command(out, spec, times)
+    _write_command(out, spec, times, f"{trained} trained, {len(jobs) - trained} reused")
     log.info(
         "done in %.0f s (data %.0f, train+eval %.0f, figures %.0f): %s",
         times["total"], times["data"], times["train_and_eval"], times["figures"], report["out"],
@@ -267,7 +268,7 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     return times
 
 
-def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float]) -> None:
+def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str) -> None:
     argv = ["cam-reproduce", *sys.argv[1:]] if sys.argv else ["cam-reproduce"]
     lines = [
         "# How these results were made (written by cam-reproduce)",
@@ -277,7 +278,7 @@ def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float]) ->
         f"settings: {json.dumps(asdict(spec), sort_keys=True)}",
         f"python {platform.python_version()}, torch {torch.__version__}, "
         f"{platform.machine()}, {os.cpu_count()} CPU(s)",
-        "seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()),
+        f"runs: {runs}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()),
         "",
     ]
     write_text_atomic(out / "command.txt", "\n".join(lines))

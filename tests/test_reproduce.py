@@ -70,6 +70,7 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path) -> None:
     assert len(list(figures.glob("cam_*.png"))) == 2
     assert (figures / "sweep.png").stat().st_size > 10_000
     assert "cam-reproduce" in (out / "command.txt").read_text()
+    assert "runs: 2 trained, 0 reused" in (out / "command.txt").read_text()
     assert sorted(p.name for p in (out / "runs" / "eval" / "parts").iterdir()) == [
         "tiny_gap", "tiny_gmp"
     ]  # fmt: skip
@@ -77,6 +78,7 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path) -> None:
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     assert "data parts: reusing" in again.stdout
+    assert "runs: 0 trained, 2 reused" in (out / "command.txt").read_text()
     log = (out / "runs" / "logs" / "parts-tiny_gmp-seed0.log").read_text().splitlines()
     # trained once (the second time only re-evaluated), each stage's command line recorded
     assert [line.split()[1] for line in log] == ["cam-train", "cam-eval", "cam-eval"]
