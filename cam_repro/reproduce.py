@@ -23,6 +23,7 @@ import multiprocessing
 import os
 import platform
 import shlex
+import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -72,7 +73,8 @@ class ReproduceConfig:
     amp: str = "bf16"
     device: str = "auto"
     figure_images: int = 6
-    reuse: bool = True  # keep datasets and finished runs of the same settings (resume a reproduce)
+    # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
+    reuse: bool = True
 
 
 def reproduce_config(cfg: Any) -> ReproduceConfig:
@@ -164,6 +166,30 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     return root
 
 
+def _finished(train_dir: Path, job: Job, want: dict[str, Any]) -> bool:
+    """Whether train_dir holds this job's finished training. A run of other settings is an
+    error (retraining over it would mix them); an unfinished one is resumed by the caller."""
+    from omegaconf import OmegaConf
+
+    from cam_repro.models.config import model_config, variant_name
+
+    config = train_dir / "config.yaml"
+    if not config.is_file():
+        return False
+    cfg = OmegaConf.load(config)
+    have = {key: OmegaConf.select(cfg, key) for key in want}
+    have_model = variant_name(model_config(cfg.model))
+    if have != want or have_model != job.model:
+        raise ConfigError(
+            f"{train_dir} holds a training of other settings ({have_model}, {have}; this run: "
+            f"{job.model}, {want}): pass reuse=false to retrain, or another work=FOLDER"
+        )
+    metrics = train_dir / "metrics.json"
+    if not (metrics.is_file() and (train_dir / "checkpoints" / "last.pt").is_file()):
+        return False
+    return json.loads(metrics.read_text()).get("status") == "finished"
+
+
 def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> bool:
     """Train one job (unless it is done) and evaluate its last checkpoint, in this process (a
     worker of the pool: one import of torch for many jobs); returns whether it trained."""
@@ -177,7 +203,12 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
     runtime = [f"trainer.amp={spec.amp}", f"trainer.device={spec.device}",
                f"trainer.threads={threads}", "trainer.progress=false"]  # fmt: skip
-    trains = not (spec.reuse and (train_dir / "metrics.json").is_file() and checkpoint.is_file())
+    if not spec.reuse:
+        shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
+    trains = not _finished(train_dir, job, {
+        "seed": job.seed, "trainer.epochs": spec.epochs, "trainer.amp": spec.amp,
+        "trainer.threads": threads, "data.root": str(data),
+    })  # fmt: skip
     if trains:
         overrides = [
             f"model={job.model}", f"seed={job.seed}", f"data.root={data}",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cam_repro.errors import ConfigError
-from cam_repro.reproduce import plan, reproduce_config
+from cam_repro.reproduce import Job, _finished, plan, reproduce_config
 
 
 def test_plan_trains_every_model_and_seed_and_the_ablation_on_the_first_design() -> None:
@@ -45,7 +47,7 @@ TINY = [
 ]  # fmt: skip
 
 
-def test_ci_sized_main_job_end_to_end(tmp_path: Path) -> None:
+def test_ci_sized_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generate, train tiny_gap and tiny_gmp alike, evaluate, draw, tabulate; then again,
     reusing the finished data and runs."""
     cmd = [sys.executable, "-m", "cam_repro_cli.reproduce", *TINY, "out=out"]
@@ -85,6 +87,24 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path) -> None:
     assert "model=tiny_gmp" in log[0] and "trainer.epochs=1" in log[0]
     with (out / "summary.csv").open() as f:
         assert list(csv.DictReader(f)) == rows  # the same runs, re-evaluated: the same numbers
+
+    # other settings over the same runs: refused, not mixed
+    other = subprocess.run([*cmd, "epochs=2"], cwd=tmp_path, capture_output=True, text=True,
+                           timeout=600)  # fmt: skip
+    assert other.returncode == 1 and "Traceback" not in other.stderr
+    assert "holds a training of other settings" in other.stderr and "reuse=false" in other.stderr
+
+    # an interrupted training (status "running") is not reused: it is resumed and finished
+    train_dir = out / "runs" / "train" / "parts" / "tiny_gap" / "seed0"
+    metrics = json.loads((train_dir / "metrics.json").read_text())
+    (train_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
+    want = {"seed": 0, "trainer.epochs": 1, "trainer.amp": "bf16",
+            "trainer.threads": max(1, (os.cpu_count() or 1) // 2),
+            "data.root": str(Path("out/runs/data/parts"))}  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    assert not _finished(train_dir, Job("parts", "tiny_gap", 0), want)
+    assert _finished(out / "runs" / "train" / "parts" / "tiny_gmp" / "seed0",
+                     Job("parts", "tiny_gmp", 0), want)  # fmt: skip
 
 
 def test_an_unknown_model_fails_before_any_work(tmp_path: Path) -> None:
