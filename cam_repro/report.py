@@ -509,10 +509,10 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     the runs have pairs). Returns what was written, for the caller to log."""
     from cam_repro.engine.checkpoint import write_text_atomic
 
+    _show_paper([], paper)  # a bad value fails first
     runs = collect_runs(paths)
     rows = summary_rows(runs)
     groups = aggregate(rows)
-    _show_paper(groups, paper)  # a bad value fails before anything is written
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))

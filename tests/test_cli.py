@@ -241,8 +241,10 @@ def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path:
 
 
 @pytest.mark.parametrize(
-    "command", ["cam-models", "cam-data", "cam-synth", "cam-train", "cam-eval"]
-)
+    "command",
+    ["cam-models", "cam-data", "cam-synth", "cam-train", "cam-eval", "cam-visualize",
+     "cam-report", "cam-reproduce"],
+)  # fmt: skip
 def test_help_prints_the_examples(command: str, tmp_path: Path) -> None:
     result = run(tmp_path, command, "--help")
     assert result.returncode == 0, result.stderr
@@ -261,3 +263,36 @@ def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Pat
     assert jobs == ["0_maxboxacc=False,threshold=0.1", "1_maxboxacc=False,threshold=0.3"]
     thresholds = [_metrics(tmp_path / "sweep" / j)["protocol"]["threshold"] for j in jobs]
     assert thresholds == [0.1, 0.3]
+
+
+def test_cam_report_and_visualize_from_the_command_line(trained: Path, tmp_path: Path) -> None:
+    """cam-eval, then cam-visualize with its sweep and cam-report over the eval run."""
+    result = run(tmp_path, "cam-eval", f"checkpoint={trained}", "trainer.progress=false",
+                 "hydra.run.dir=eval")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    result = run(tmp_path, "cam-visualize", f"checkpoint={trained}", "num_images=2", "units=2",
+                 "sweeps=[eval]", "dpi=30", "hydra.run.dir=vis")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    names = sorted(p.name for p in (tmp_path / "vis").iterdir())
+    assert names[:2] == ["cam_ILSVRC2012_val_00000001.png", "cam_ILSVRC2012_val_00000002.png"]
+    assert "sweep.png" in names and any(n.startswith("units_tiny_gap_n9") for n in names)
+    result = run(tmp_path, "cam-report", "runs=[eval]", "hydra.run.dir=report")
+    assert result.returncode == 0, result.stderr
+    assert "| Tiny-GAP |" in (tmp_path / "report" / "table2.md").read_text()
+    assert "1 runs in 1 rows" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cam-report", "runs=[nope]"], r"^error: nope: no such file or folder$"),
+        (["cam-report", "runs=[.]", "paper=maybe"], r"paper must be auto, true or false"),
+        (["cam-visualize"], r"^error: nothing to draw"),
+        (["cam-visualize", "sweeps=[nope]"], r"^error: nope: no sweep.csv here"),
+        (["cam-reproduce", "designs=[stripes]"], r"^error: designs must be one of parts, uniform"),
+    ],
+)
+def test_figure_and_table_commands_refuse_bad_input_in_one_line(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    assert_clear_error(run(tmp_path, *args), message)
