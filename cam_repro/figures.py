@@ -165,33 +165,38 @@ def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
     return pictures
 
 
+_BATCH = 16  # pictures per forward pass
+
+
 def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Dist) -> list[Seen]:
-    """Top-k classes, CAMs and boxes of every picture (one batch)."""
-    images = torch.from_numpy(np.stack([p.frame for p in pictures])).permute(0, 3, 1, 2)
-    x = normalize(images.to(env.device), run.data.mean, run.data.std)
-    if spec.trainer.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
+    """Top-k classes, CAMs and boxes of every picture, a batch at a time."""
     loc = Localizer(run.model, "cam", spec.trainer.amp, env.device)
-    labels = torch.zeros(len(pictures), dtype=torch.long, device=env.device)
-    out = localize_batch(loc, x, labels, spec.topk, wsol=False)
-    maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, not the label slot
-    probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
-    features = _features(loc).cpu().numpy()  # (B, K, h, w)
-    weight = loc.net.classifier.weight.detach().float().cpu().numpy()
-    b, k, s = maps.shape[0], maps.shape[1], maps.shape[-1]
-    boxes = largest_component_boxes(maps.reshape(b * k, s, s), spec.threshold, spec.normalize)
-    boxes = boxes.reshape(b, k, 4)
+    weight = loc.net.classifier.weight.detach().float().cpu().numpy()  # (C, K)
     seen = []
-    for i, picture in enumerate(pictures):
-        classes = out.classes[i, :-1].tolist()
-        ious: list[float | None] = [None] * k
-        if len(picture.gt_boxes):
-            best = iou_matrix(boxes[i], picture.gt_boxes).max(axis=1)
-            hits = zip(best, classes, strict=True)
-            ious = [float(v) if c == picture.label else None for v, c in hits]
-        seen.append(
-            Seen(classes, probs[i].tolist(), maps[i], boxes[i], ious, features[i], weight)
-        )  # fmt: skip
+    for first in range(0, len(pictures), _BATCH):
+        chunk = pictures[first : first + _BATCH]
+        images = torch.from_numpy(np.stack([p.frame for p in chunk])).permute(0, 3, 1, 2)
+        x = normalize(images.to(env.device), run.data.mean, run.data.std)
+        if spec.trainer.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        labels = torch.zeros(len(chunk), dtype=torch.long, device=env.device)  # unused slot
+        out = localize_batch(loc, x, labels, spec.topk, wsol=False)
+        maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
+        probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        features = _features(loc).cpu().numpy()  # (B, K, h, w)
+        b, k, s = maps.shape[0], maps.shape[1], maps.shape[-1]
+        boxes = largest_component_boxes(maps.reshape(b * k, s, s), spec.threshold, spec.normalize)
+        boxes = boxes.reshape(b, k, 4)
+        for i, picture in enumerate(chunk):
+            classes = out.classes[i, :-1].tolist()
+            ious: list[float | None] = [None] * k
+            if len(picture.gt_boxes):
+                best = iou_matrix(boxes[i], picture.gt_boxes).max(axis=1)
+                hits = zip(best, classes, strict=True)
+                ious = [float(v) if c == picture.label else None for v, c in hits]
+            seen.append(
+                Seen(classes, probs[i].tolist(), maps[i], boxes[i], ious, features[i], weight)
+            )  # fmt: skip
     return seen
 
 

@@ -9,8 +9,17 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cam_repro.engine import distributed as D
 from cam_repro.errors import ConfigError, InputFileError
-from cam_repro.figures import read_sweep, sweep_curves, visualize_run
+from cam_repro.figures import (
+    load_pictures,
+    load_run,
+    look,
+    read_sweep,
+    sweep_curves,
+    visualize_config,
+    visualize_run,
+)
 from cam_repro.visualize import GT_COLOR, PRED_COLOR, cam_figure, cam_panel, figure_png
 
 DPI = 40
@@ -140,3 +149,21 @@ def test_bad_inputs_are_named(trained: Path, tmp_path: Path) -> None:
     (bad / "sweep.csv").write_text("threshold,other\n0.1,3\n")
     with pytest.raises(InputFileError, match=r"sweep\.csv: not a cam-eval sweep\.csv"):
         read_sweep(bad / "sweep.csv")
+
+
+def test_many_pictures_go_through_in_batches_with_the_same_answers(trained: Path) -> None:
+    spec = visualize_config({"checkpoint": str(trained), "num_images": 20,
+                             "trainer": {"device": "cpu"}})  # fmt: skip
+    env = D.setup("cpu", "auto")
+    run = load_run(str(trained), spec, env)
+    pictures = load_pictures(spec, run)
+    assert len(pictures) == 20 and all(p.label is not None for p in pictures)
+    together = look(run, pictures, spec, env)  # 16 + 4
+    alone = look(run, pictures[17:18], spec, env)[0]
+    assert len(together) == 20
+    assert together[17].classes == alone.classes
+    np.testing.assert_allclose(together[17].maps, alone.maps, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(together[17].boxes, alone.boxes)
+    # the true class's IoU is known, the others' are not
+    for seen, picture in zip(together, pictures, strict=True):
+        assert [iou is not None for iou in seen.ious] == [c == picture.label for c in seen.classes]
