@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 from PIL import Image
 
 from cam_repro.boxes import normalize_maps
@@ -127,6 +126,13 @@ def cam_panel(
     return Panel(out, title)
 
 
+def _figure(width: float, height: float):
+    """A matplotlib Figure (imported here: the training loop uses this module without plots)."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), layout="constrained")
+
+
 def _show(ax, panel: Panel, fontsize: float = 9) -> None:
     ax.imshow(panel.image, interpolation="nearest")
     ax.set_title(panel.title, fontsize=fontsize)
@@ -136,7 +142,7 @@ def _show(ax, panel: Panel, fontsize: float = 9) -> None:
 def cam_figure(top: Sequence[Panel], row: Sequence[Panel], title: str = "", width: float = 10.0):
     """The paper's Figures 3-4 layout: large panels on top (the image, the top-1 CAM with its box),
     a row of small panels below (the top-k classes' CAMs with names and scores)."""
-    fig = Figure(figsize=(width, width * 0.62), layout="constrained")
+    fig = _figure(width, width * 0.62)
     upper, lower = fig.subfigures(2, 1, height_ratios=[1.6, 1])
     for ax, panel in zip(upper.subplots(1, len(top), squeeze=False)[0], top, strict=True):
         _show(ax, panel, 10)
@@ -156,7 +162,7 @@ def grid_figure(
     """Panels in a grid (rows of equal length), e.g. GAP beside GMP on the same images, or a class's
     top units; column titles above the first row."""
     n_rows, n_cols = len(rows), len(rows[0])
-    fig = Figure(figsize=(cell * n_cols, cell * n_rows + 0.5), layout="constrained")
+    fig = _figure(cell * n_cols, cell * n_rows + 0.5)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c, panel in enumerate(row):
@@ -191,7 +197,7 @@ def _band(ax, x: np.ndarray, y: np.ndarray, label: str, style: str = "-", color=
 def sweep_figure(curves: Sequence[Curve], threshold: float = 0.2, level: str = "50"):
     """Left: GT-known localization accuracy of the paper's box rule vs the CAM threshold. Right:
     BoxAcc at IoU `level` (MaxBoxAccV2's curve). Mean over seeds with a +-1 std band."""
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    fig = _figure(11, 4.2)
     left, right = fig.subplots(1, 2)
     for curve in curves:
         line = _band(left, curve.thresholds, curve.gt_known, curve.label)
