@@ -149,7 +149,10 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
         elif path.is_dir():
             found = sorted(p for p in path.rglob("metrics.json") if _is_eval_metrics(p))
             if not found:
-                raise InputFileError(f"{path}: no cam-eval metrics.json in this folder")
+                raise InputFileError(
+                    f"{path}: no cam-eval metrics.json in this folder (cam-train runs have none: "
+                    "run cam-eval on their checkpoints and report the eval runs)"
+                )
             files += found
         else:
             raise InputFileError(f"{path}: no such file or folder")
