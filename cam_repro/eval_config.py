@@ -71,6 +71,15 @@ class EvalConfig:
     pxap: str = "auto"
 
 
+def check_runtime(trainer: EvalRuntimeConfig) -> None:
+    """The `trainer` keys of cam-eval and cam-visualize: one-line errors for bad values."""
+    check_choice(trainer.device, "trainer.device", DEVICES)
+    check_choice(trainer.amp, "trainer.amp", AMP)
+    check_choice(trainer.dist_backend, "trainer.dist_backend", BACKENDS)
+    if trainer.threads is not None and trainer.threads < 1:
+        raise ConfigError(f"trainer.threads must be >= 1, got {trainer.threads}")
+
+
 def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     """Validate an eval config (every key but the data overrides, which need the checkpoint)."""
     spec = to_schema(EvalConfig, cfg)
@@ -79,9 +88,7 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     check_choice(spec.box_rule, "box_rule", BOX_RULES)
     check_choice(spec.normalize, "normalize", NORMALIZE)
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
-    check_choice(spec.trainer.device, "trainer.device", DEVICES)
-    check_choice(spec.trainer.amp, "trainer.amp", AMP)
-    check_choice(spec.trainer.dist_backend, "trainer.dist_backend", BACKENDS)
+    check_runtime(spec.trainer)
     if not 0 <= spec.threshold <= 1:
         raise ConfigError(f"threshold must lie in [0, 1], got {spec.threshold}")
     if not 0 < spec.iou_threshold <= 1:
@@ -94,8 +101,6 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
         raise ConfigError(f"maxboxacc_iou must be IoU levels in (0, 100], got {spec.maxboxacc_iou}")
     if spec.box_rule == "release" and spec.all_boxes:
         raise ConfigError("all_boxes applies to box_rule=paper (the release rule keeps one box)")
-    if spec.trainer.threads is not None and spec.trainer.threads < 1:
-        raise ConfigError(f"trainer.threads must be >= 1, got {spec.trainer.threads}")
     if (spec.checkpoint is None) == (spec.model is None):
         raise ConfigError(
             "give either checkpoint=RUN_DIR/checkpoints/best.pt (a cam-train run) or a model "

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 import re
@@ -24,15 +23,23 @@ import torch
 from torch import Tensor
 
 from cam_repro.boxes import NORMALIZE, iou_matrix, largest_component_boxes, scale_boxes
+from cam_repro.cam import cam_model, class_activation_maps, upsample_cams
 from cam_repro.data import DataConfig, load_image, normalize, read_split
 from cam_repro.data.transforms import eval_transform
 from cam_repro.engine import distributed as D
 from cam_repro.engine.checkpoint import atomic_write, load_model
-from cam_repro.engine.config import AMP, DEVICES, check_choice
+from cam_repro.engine.config import check_choice
 from cam_repro.errors import ConfigError, InputFileError
-from cam_repro.eval_config import DataOverrides, EvalRuntimeConfig, resolve_data
+from cam_repro.eval_config import (
+    SPLITS,
+    DataOverrides,
+    EvalRuntimeConfig,
+    check_runtime,
+    resolve_data,
+)
 from cam_repro.evaluate import Localizer, localize_batch
 from cam_repro.models import model_config, paper_name, variant_name
+from cam_repro.report import read_sweep
 from cam_repro.typed_config import to_schema
 from cam_repro.visualize import (
     Curve,
@@ -70,9 +77,8 @@ class VisualizeConfig:
 def visualize_config(cfg: Any) -> VisualizeConfig:
     spec = to_schema(VisualizeConfig, cfg)
     check_choice(spec.normalize, "normalize", NORMALIZE)
-    check_choice(spec.split, "split", ("val", "train"))
-    check_choice(spec.trainer.device, "trainer.device", DEVICES)
-    check_choice(spec.trainer.amp, "trainer.amp", AMP)
+    check_choice(spec.split, "split", SPLITS)
+    check_runtime(spec.trainer)
     if spec.checkpoint is None and not spec.sweeps:
         raise ConfigError(
             "nothing to draw: give checkpoint=RUN_DIR/checkpoints/last.pt (CAM figures) and/or "
@@ -110,7 +116,6 @@ class Seen:
     boxes: np.ndarray  # (k, 4) the paper's box of each map, in the frame
     ious: list[float | None]  # IoU of each box with the true class's boxes (None: no GT)
     features: np.ndarray  # (K, h, w) last conv maps f_k
-    weight: np.ndarray  # (C, K) linear weights w_k^c
 
 
 @dataclass
@@ -171,7 +176,6 @@ _BATCH = 16  # pictures per forward pass
 def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Dist) -> list[Seen]:
     """Top-k classes, CAMs and boxes of every picture, a batch at a time."""
     loc = Localizer(run.model, "cam", spec.trainer.amp, env.device)
-    weight = loc.net.classifier.weight.detach().float().cpu().numpy()  # (C, K)
     seen = []
     for first in range(0, len(pictures), _BATCH):
         chunk = pictures[first : first + _BATCH]
@@ -195,7 +199,7 @@ def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Di
                 hits = zip(best, classes, strict=True)
                 ious = [float(v) if c == picture.label else None for v, c in hits]
             seen.append(
-                Seen(classes, probs[i].tolist(), maps[i], boxes[i], ious, features[i], weight)
+                Seen(classes, probs[i].tolist(), maps[i], boxes[i], ious, features[i])
             )  # fmt: skip
     return seen
 
@@ -261,8 +265,9 @@ def compare_figure(runs: Sequence[Run], pictures, seens: Sequence[Sequence[Seen]
 def units_figure(run: Run, c: int, pictures, seen: Sequence[Seen], spec: VisualizeConfig):
     """Class c's units with the largest weights w_k^c: where each fires on the class's images,
     beside the class's CAM (the paper's Section 5, class-specific units)."""
-    weight = seen[0].weight[c]  # (K,)
-    units = np.argsort(-weight, kind="stable")[: spec.units]
+    weight = cam_model(run.model).classifier.weight.detach().float().cpu()  # (C, K)
+    w = weight[c].numpy()  # (K,): w_k^c
+    units = np.argsort(-w, kind="stable")[: spec.units]
     own = [i for i, p in enumerate(pictures) if p.label == c] or [
         i for i, s in enumerate(seen) if s.classes[0] == c
     ]
@@ -271,17 +276,14 @@ def units_figure(run: Run, c: int, pictures, seen: Sequence[Seen], spec: Visuali
     for i in chosen:
         picture, s = pictures[i], seen[i]
         features = torch.from_numpy(s.features)[None]  # (1, K, h, w)
-        size = picture.frame.shape[0]
-        up = torch.nn.functional.interpolate(features, size=(size, size), mode="bilinear")[0]
-        cam = np.tensordot(weight, s.features, axes=1)  # (h, w): this class's CAM
-        cam_up = torch.nn.functional.interpolate(
-            torch.from_numpy(cam)[None, None].float(), size=(size, size), mode="bilinear"
-        )[0, 0].numpy()
+        cam = class_activation_maps(features, weight, torch.tensor([[c]]))  # (1, 1, h, w)
+        maps = torch.cat([cam, features[:, torch.from_numpy(units)]], dim=1)  # (1, 1 + U, h, w)
+        up = upsample_cams(maps, picture.frame.shape[:2])[0].numpy()  # (1 + U, S, S)
         row = [cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name),
-               cam_panel(picture.frame, cam_up, None, None, "", spec.normalize)]  # fmt: skip
+               cam_panel(picture.frame, up[0], None, None, "", spec.normalize)]  # fmt: skip
         row += [
-            cam_panel(picture.frame, up[u].numpy(), None, None, f"unit {u}\nw={weight[u]:.3f}")
-            for u in units
+            cam_panel(picture.frame, up[1 + j], None, None, f"unit {u}\nw={w[u]:.3f}")
+            for j, u in enumerate(units)
         ]
         rows.append(row)
     title = (
@@ -302,28 +304,6 @@ def _class_index(run: Run, given: str) -> int:
 
 
 # --- threshold sweeps ---------------------------------------------------------------------------
-
-
-def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """cam-eval's sweep.csv -> thresholds, GT-known accuracy, {IoU level: BoxAcc}."""
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        columns = rows[0].keys() if rows else ()
-        thresholds = np.array([float(r["threshold"]) for r in rows])
-        gt_known = np.array([float(r["gt_known_loc_acc"]) for r in rows])
-        levels = {
-            m.group(1): np.array([float(r[c]) for r in rows])
-            for c in columns
-            if (m := re.fullmatch(r"box_acc_(\d+)", c))
-        }
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
-    except (KeyError, ValueError, TypeError) as err:
-        raise InputFileError(f"{path}: not a cam-eval sweep.csv ({err})") from None
-    if not rows:
-        raise InputFileError(f"{path}: empty sweep")
-    return thresholds, gt_known, levels
 
 
 def sweep_curves(paths: Sequence[str]) -> list[Curve]:
@@ -397,7 +377,7 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
         save("sweep.png", sweep_figure(sweep_curves(spec.sweeps), spec.threshold))
     if spec.checkpoint is None:
         return written
-    env = D.setup(spec.trainer.device, "auto")
+    env = D.setup(spec.trainer.device, spec.trainer.dist_backend)
     try:
         if spec.trainer.threads:
             torch.set_num_threads(spec.trainer.threads)
@@ -416,8 +396,7 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
         if spec.units:
             wanted = [_class_index(main, c) for c in spec.unit_classes]
             first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
-            for run in runs:
-                run_seen = seens[runs.index(run)]
+            for run, run_seen in zip(runs, seens, strict=True):
                 for c in wanted or [first]:
                     tag = f"{run.variant}_{_file_name(run.classes[c])}"
                     save(f"units_{tag}.png", units_figure(run, c, pictures, run_seen, spec))

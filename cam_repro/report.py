@@ -12,11 +12,15 @@ import csv
 import io
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from cam_repro.engine.config import check_choice
 from cam_repro.errors import ConfigError, InputFileError
 
 # Zhou et al., CVPR 2016, ILSVRC 2012 val, error % (top-1, top-5). Keys are our paper names
@@ -68,6 +72,7 @@ _PROTOCOL_DEFAULTS = {
     "box_rule": "paper", "threshold": 0.2, "normalize": "max", "all_boxes": False,
     "ten_crop": False, "iou_threshold": 0.5,
 }  # fmt: skip
+PAPER_CHOICES = ("auto", "true", "false")  # show the paper's numbers: auto = on ILSVRC only
 # Row order: the paper's rows first, in its order; then ours by name.
 _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
 
@@ -111,14 +116,17 @@ class Run:
         return f"{name} ({self.protocol})" if self.protocol else name
 
 
-def read_run(path: Path) -> Run:
-    """The cam-eval run whose metrics.json is `path` (clear errors for anything else)."""
+def _read_json(path: Path) -> Any:
     try:
-        metrics = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except OSError as err:
         raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
     except ValueError as err:
         raise InputFileError(f"{path}: not valid JSON ({err})") from None
+
+
+def _run(path: Path, metrics: Any) -> Run:
+    """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
     if not isinstance(metrics, dict) or "protocol" not in metrics:
         raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
     missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
@@ -127,11 +135,18 @@ def read_run(path: Path) -> Run:
     return Run(path.parent, metrics)
 
 
-def _is_eval_metrics(path: Path) -> bool:
+def read_run(path: Path) -> Run:
+    """The cam-eval run whose metrics.json is `path` (clear errors for anything else)."""
+    return _run(path, _read_json(path))
+
+
+def _eval_metrics(path: Path) -> dict | None:
+    """metrics.json's content if `path` is a cam-eval one (train runs have no 'protocol')."""
     try:
-        return "protocol" in json.loads(path.read_text())
-    except (OSError, ValueError, TypeError):
-        return False
+        metrics = _read_json(path)
+    except InputFileError:
+        return None
+    return metrics if isinstance(metrics, dict) and "protocol" in metrics else None
 
 
 def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -139,24 +154,25 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
     sweep) searched recursively. Train runs' metrics.json files are skipped in folder searches."""
     if not paths:
         raise ConfigError("no runs given: cam-report runs=[DIR, ...] (eval run folders or sweeps)")
-    files: list[Path] = []
+    found: dict[Path, Run] = {}  # each file read once, in the order given
     for given in paths:
         path = Path(given)
         if path.is_file():
-            files.append(path)
-        elif (path / "metrics.json").is_file() and _is_eval_metrics(path / "metrics.json"):
-            files.append(path / "metrics.json")
+            found.setdefault(path, read_run(path))
+        elif (metrics := _eval_metrics(path / "metrics.json")) is not None:
+            found.setdefault(path / "metrics.json", _run(path / "metrics.json", metrics))
         elif path.is_dir():
-            found = sorted(p for p in path.rglob("metrics.json") if _is_eval_metrics(p))
-            if not found:
+            hits = {p: m for p in sorted(path.rglob("metrics.json")) if (m := _eval_metrics(p))}
+            if not hits:
                 raise InputFileError(
                     f"{path}: no cam-eval metrics.json in this folder (cam-train runs have none: "
                     "run cam-eval on their checkpoints and report the eval runs)"
                 )
-            files += found
+            for p, metrics in hits.items():
+                found.setdefault(p, _run(p, metrics))
         else:
             raise InputFileError(f"{path}: no such file or folder")
-    return [read_run(f) for f in dict.fromkeys(files)]
+    return list(found.values())
 
 
 def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
@@ -291,8 +307,7 @@ def _markdown(header: Sequence[str], body: Sequence[Sequence[str]]) -> list[str]
 
 def _show_paper(groups: Sequence[Group], paper: str) -> bool:
     """Whether to print the paper's numbers: 'auto' (on ILSVRC only), 'true' or 'false'."""
-    if paper not in ("auto", "true", "false"):
-        raise ConfigError(f"paper must be auto, true or false, got {paper!r}")
+    check_choice(paper, "paper", PAPER_CHOICES)
     return paper == "true" or (paper == "auto" and any(g.data == "ILSVRC" for g in groups))
 
 
@@ -467,17 +482,39 @@ def _signed(stat: Stat | None) -> str:
 SWEEP_POINTS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # CAM thresholds shown in thresholds.md
 
 
-def _sweep_at(path: Path, points: Sequence[float]) -> list[float] | None:
-    """GT-known localization error (%) at the given thresholds, from a run's sweep.csv."""
+def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """cam-eval's sweep.csv -> thresholds, GT-known accuracy, {IoU level: BoxAcc}."""
     try:
         with path.open(newline="") as f:
-            rows = {round(float(r["threshold"]), 6): float(r["gt_known_loc_acc"])
-                    for r in csv.DictReader(f)}  # fmt: skip
-    except (OSError, KeyError, ValueError):
+            rows = list(csv.DictReader(f))
+        columns = rows[0].keys() if rows else ()
+        thresholds = np.array([float(r["threshold"]) for r in rows])
+        gt_known = np.array([float(r["gt_known_loc_acc"]) for r in rows])
+        levels = {
+            m.group(1): np.array([float(r[c]) for r in rows])
+            for c in columns
+            if (m := re.fullmatch(r"box_acc_(\d+)", c))
+        }
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise InputFileError(f"{path}: not a cam-eval sweep.csv ({err})") from None
+    if not rows:
+        raise InputFileError(f"{path}: empty sweep")
+    return thresholds, gt_known, levels
+
+
+def _sweep_at(path: Path, points: Sequence[float]) -> list[float] | None:
+    """GT-known localization error (%) at the given thresholds, from a run's sweep.csv; None if
+    the run has no readable sweep with those thresholds."""
+    try:
+        thresholds, gt_known, _ = read_sweep(path)
+    except InputFileError:
         return None
-    if not all(round(t, 6) in rows for t in points):
+    acc = dict(zip(np.round(thresholds, 6).tolist(), gt_known.tolist(), strict=True))
+    if not all(round(t, 6) in acc for t in points):
         return None
-    return [100.0 - rows[round(t, 6)] for t in points]
+    return [100.0 - acc[round(t, 6)] for t in points]
 
 
 def threshold_table(groups: Sequence[Group], points: Sequence[float] = SWEEP_POINTS) -> str | None:
@@ -512,7 +549,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     the runs have pairs). Returns what was written, for the caller to log."""
     from cam_repro.engine.checkpoint import write_text_atomic
 
-    _show_paper([], paper)  # a bad value fails first
+    check_choice(paper, "paper", PAPER_CHOICES)  # a bad value fails before any reading
     runs = collect_runs(paths)
     rows = summary_rows(runs)
     groups = aggregate(rows)

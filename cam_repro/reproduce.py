@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from cam_repro.data.synth_writer import generate
+from cam_repro.data.synth_writer import dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, SynthConfig
 from cam_repro.engine.checkpoint import write_text_atomic
 from cam_repro.engine.config import AMP, check_choice
@@ -111,6 +111,16 @@ class Job:
     def tag(self) -> str:
         return f"{self.design}/{self.model}/seed{self.seed}"
 
+    def train_dir(self, work: Path) -> Path:
+        return work / "train" / self.tag
+
+    def checkpoint(self, work: Path) -> Path:
+        """The evaluated checkpoint: the last one (the fixed budget)."""
+        return self.train_dir(work) / "checkpoints" / "last.pt"
+
+    def eval_dir(self, work: Path) -> Path:
+        return work / "eval" / self.tag
+
 
 def plan(spec: ReproduceConfig) -> list[Job]:
     """Every (design, model, seed) to train: models on every design, ablation on the first."""
@@ -137,9 +147,7 @@ def _compose(app: str, overrides: list[str]) -> Any:
     """The app's config as its command line would compose it."""
     from hydra import compose, initialize_config_dir
 
-    from cam_repro_cli import CONFIG_DIR
-
-    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+    with initialize_config_dir(version_base="1.3", config_dir=_config_dir()):
         return compose(app, overrides)
 
 
@@ -157,8 +165,7 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     info = root / "synth.json"
     if spec.reuse and info.is_file():
         have = json.loads(info.read_text()).get("config", {})
-        want = {k: v for k, v in asdict(synth).items() if k not in ("out", "workers", "overwrite")}
-        if json.loads(json.dumps(want)) == have:
+        if json.loads(json.dumps(dataset_settings(synth))) == have:  # tuples as JSON lists
             log.info("data %s: reusing %s", design, root)
             return root
     summary = generate(synth)
@@ -166,13 +173,14 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     return root
 
 
-def _finished(train_dir: Path, job: Job, want: dict[str, Any]) -> bool:
-    """Whether train_dir holds this job's finished training. A run of other settings is an
+def _finished(job: Job, work: Path, want: dict[str, Any]) -> bool:
+    """Whether WORK holds this job's finished training. A run of other settings is an
     error (retraining over it would mix them); an unfinished one is resumed by the caller."""
     from omegaconf import OmegaConf
 
     from cam_repro.models.config import model_config, variant_name
 
+    train_dir = job.train_dir(work)
     config = train_dir / "config.yaml"
     if not config.is_file():
         return False
@@ -185,7 +193,7 @@ def _finished(train_dir: Path, job: Job, want: dict[str, Any]) -> bool:
             f"{job.model}, {want}): pass reuse=false to retrain, or another work=FOLDER"
         )
     metrics = train_dir / "metrics.json"
-    if not (metrics.is_file() and (train_dir / "checkpoints" / "last.pt").is_file()):
+    if not (metrics.is_file() and job.checkpoint(work).is_file()):
         return False
     return json.loads(metrics.read_text()).get("status") == "finished"
 
@@ -196,30 +204,26 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     from cam_repro.engine import train
     from cam_repro.evaluate import evaluate_run
 
-    threads = _threads(spec)
-    train_dir = work / "train" / job.tag
-    eval_dir = work / "eval" / job.tag
-    checkpoint = train_dir / "checkpoints" / "last.pt"
+    train_dir, eval_dir = job.train_dir(work), job.eval_dir(work)
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
-    runtime = [f"trainer.amp={spec.amp}", f"trainer.device={spec.device}",
-               f"trainer.threads={threads}", "trainer.progress=false"]  # fmt: skip
+    runtime = {"trainer.amp": spec.amp, "trainer.device": spec.device,
+               "trainer.threads": _threads(spec), "trainer.progress": "false"}  # fmt: skip
+    # what a finished training must have been trained with to be reused
+    settings = {"seed": job.seed, "data.root": str(data), "trainer.epochs": spec.epochs,
+                "trainer.amp": spec.amp, "trainer.threads": runtime["trainer.threads"]}  # fmt: skip
     if not spec.reuse:
         shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
-    trains = not _finished(train_dir, job, {
-        "seed": job.seed, "trainer.epochs": spec.epochs, "trainer.amp": spec.amp,
-        "trainer.threads": threads, "data.root": str(data),
-    })  # fmt: skip
+    trains = not _finished(job, work, settings)
     if trains:
-        overrides = [
-            f"model={job.model}", f"seed={job.seed}", f"data.root={data}",
-            f"trainer.epochs={spec.epochs}", f"trainer.eval_every={spec.epochs}", *runtime,
-            "trainer.resume=auto", f"hydra.run.dir={train_dir}",
-        ]  # fmt: skip
-        _log_command(job_log, "train", overrides)
-        train(_compose("train", overrides[:-1]), train_dir)
-    overrides = [f"checkpoint={checkpoint}", *runtime, f"hydra.run.dir={eval_dir}"]
-    _log_command(job_log, "eval", overrides)
-    evaluate_run(_compose("eval", overrides[:-1]), eval_dir)
+        given = {"model": job.model, **settings, "trainer.eval_every": spec.epochs, **runtime,
+                 "trainer.resume": "auto"}  # fmt: skip
+        overrides = [f"{key}={value}" for key, value in given.items()]
+        _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
+        train(_compose("train", overrides), train_dir)
+    overrides = [f"checkpoint={job.checkpoint(work)}"]
+    overrides += [f"{key}={value}" for key, value in runtime.items()]
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
+    evaluate_run(_compose("eval", overrides), eval_dir)
     return trains
 
 
@@ -229,15 +233,9 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
     seed = spec.seeds[0]
     for design in spec.designs:
         models = list(spec.models) + (spec.ablation if design == spec.designs[0] else [])
-        checkpoints = [
-            str(work / "train" / Job(design, m, seed).tag / "checkpoints" / "last.pt")
-            for m in dict.fromkeys(models)
-        ]
-        sweeps = [
-            str(work / "eval" / j.tag)
-            for j in jobs
-            if j.design == design and j.model in spec.models
-        ]
+        checkpoints = [str(Job(design, m, seed).checkpoint(work)) for m in dict.fromkeys(models)]
+        main = [j for j in jobs if j.design == design and j.model in spec.models]
+        sweeps = [str(j.eval_dir(work)) for j in main]
         visualize_run(
             {
                 "checkpoint": checkpoints[0], "compare": checkpoints[1:], "sweeps": sweeps,
@@ -247,7 +245,7 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
             out / "figures" / design,
         )  # fmt: skip
     if spec.ablation:  # every model of the first design, the ablation's included
-        sweeps = [str(work / "eval" / j.tag) for j in jobs if j.design == spec.designs[0]]
+        sweeps = [str(j.eval_dir(work)) for j in jobs if j.design == spec.designs[0]]
         visualize_run({"sweeps": sweeps}, out / "figures" / "ablation")
 
 

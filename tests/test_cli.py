@@ -286,7 +286,10 @@ def test_cam_report_and_visualize_from_the_command_line(trained: Path, tmp_path:
     ("args", "message"),
     [
         (["cam-report", "runs=[nope]"], r"^error: nope: no such file or folder$"),
-        (["cam-report", "runs=[.]", "paper=maybe"], r"paper must be auto, true or false"),
+        (
+            ["cam-report", "runs=[.]", "paper=maybe"],
+            r"^error: paper must be one of auto, true, false; got 'maybe'$",
+        ),
         (["cam-visualize"], r"^error: nothing to draw"),
         (["cam-visualize", "sweeps=[nope]"], r"^error: nope: no sweep.csv here"),
         (["cam-reproduce", "designs=[stripes]"], r"^error: designs must be one of parts, uniform"),

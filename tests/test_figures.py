@@ -15,11 +15,11 @@ from cam_repro.figures import (
     load_pictures,
     load_run,
     look,
-    read_sweep,
     sweep_curves,
     visualize_config,
     visualize_run,
 )
+from cam_repro.report import read_sweep
 from cam_repro.visualize import GT_COLOR, PRED_COLOR, cam_figure, cam_panel, figure_png
 
 DPI = 40

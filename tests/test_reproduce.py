@@ -102,9 +102,8 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
             "trainer.threads": max(1, (os.cpu_count() or 1) // 2),
             "data.root": str(Path("out/runs/data/parts"))}  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    assert not _finished(train_dir, Job("parts", "tiny_gap", 0), want)
-    assert _finished(out / "runs" / "train" / "parts" / "tiny_gmp" / "seed0",
-                     Job("parts", "tiny_gmp", 0), want)  # fmt: skip
+    assert not _finished(Job("parts", "tiny_gap", 0), out / "runs", want)
+    assert _finished(Job("parts", "tiny_gmp", 0), out / "runs", want)
 
 
 def test_an_unknown_model_fails_before_any_work(tmp_path: Path) -> None:

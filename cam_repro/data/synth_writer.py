@@ -104,6 +104,12 @@ def _prepare_out(spec: SynthConfig) -> Path:
     return out
 
 
+def dataset_settings(spec: SynthConfig) -> dict:
+    """The settings that determine the dataset (synth.json's "config"): all but where and how
+    it is written. Two configs with equal settings write byte-identical datasets."""
+    return {k: v for k, v in asdict(spec).items() if k not in ("out", "workers", "overwrite")}
+
+
 def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     """Write the dataset `cfg` describes to `cfg.out` (see the module docstring)."""
     spec = synth_config(cfg)  # type: ignore[arg-type]
@@ -140,9 +146,7 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
         )
         info = {
             "format_version": FORMAT_VERSION,
-            "config": {
-                k: v for k, v in asdict(spec).items() if k not in ("out", "workers", "overwrite")
-            },
+            "config": dataset_settings(spec),
             "textures": list(TEXTURE_NAMES),
             "classes": [
                 {
