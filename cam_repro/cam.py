@@ -1,117 +1,26 @@
-"""Class activation maps (Zhou et al. 2016, eq. 2) and the Backprop saliency baseline.
+"""Public API: class activation maps (Zhou et al. 2016, eq. 2) and the Backprop baseline.
 
-For a network whose last conv maps f_k(x, y) are globally pooled and fed to one linear layer, the
-class activation map of class c is M_c(x, y) = sum_k w_k^c f_k(x, y). With GAP the class score is
-exactly S_c = mean_xy M_c(x, y) + b_c.
+A stable name for code outside the package; the functions live in cam_repro.localize.cam.
 """
 
-from __future__ import annotations
+from cam_repro.localize.cam import (
+    CAMNetwork,
+    CAMOutput,
+    CAMUnavailableError,
+    backprop_saliency,
+    cam_model,
+    class_activation_maps,
+    predict_with_cams,
+    upsample_cams,
+)
 
-from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
-
-from cam_repro.errors import CamReproError
-from cam_repro.models.heads import CAMNet
-
-
-class CAMUnavailableError(CamReproError, ValueError):
-    """The model has no global-pooling head, so class activation maps are not defined for it."""
-
-
-def class_activation_maps(features: Tensor, weight: Tensor, class_idx: Tensor) -> Tensor:
-    """CAMs M_c = sum_k w_k^c f_k for the classes in `class_idx`.
-
-    features (B, K, h, w), weight (C, K) (the linear layer's), class_idx (B, k) long
-    -> (B, k, h, w). No bias: the score is mean(M_c) + b_c for GAP.
-    """
-    if features.dim() != 4:
-        raise ValueError(f"features must be (B, K, h, w), got shape {tuple(features.shape)}")
-    if weight.dim() != 2 or weight.shape[1] != features.shape[1]:
-        raise ValueError(
-            f"weight must be (C, K={features.shape[1]}), got shape {tuple(weight.shape)}"
-        )
-    if class_idx.dim() != 2 or class_idx.shape[0] != features.shape[0]:
-        raise ValueError(
-            f"class_idx must be (B={features.shape[0]}, k), got shape {tuple(class_idx.shape)}"
-        )
-    if class_idx.numel() and (class_idx.min() < 0 or class_idx.max() >= weight.shape[0]):
-        raise ValueError(f"class_idx must lie in [0, {weight.shape[0]})")
-    w = weight[class_idx.long()]  # (B, k, K)
-    return torch.einsum("bjk,bkhw->bjhw", w.to(features.dtype), features)
-
-
-@dataclass
-class CAMOutput:
-    """One forward pass: logits (B, C), classes (B, k), their softmax scores (B, k), CAMs."""
-
-    logits: Tensor
-    classes: Tensor
-    scores: Tensor
-    cams: Tensor  # (B, k, h, w), at the resolution of the last conv map
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
-    while True:
-        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
-            model = model.module
-        elif hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        else:
-            return model
-
-
-def cam_model(model: nn.Module) -> CAMNet:
-    """`model` as a CAMNet, or a clear error pointing to the Backprop localizer."""
-    net = unwrap(model)
-    if not isinstance(net, CAMNet):
-        raise CAMUnavailableError(
-            f"{type(net).__name__} has no global-pooling head (its conv features reach the "
-            "classes through fully connected layers), so it has no class activation map. "
-            "Localize it with the Backprop baseline, cam_repro.cam.backprop_saliency, or use "
-            "its -GAP/-GMP variant (e.g. model=vgg16_gap)."
-        )
-    return net
-
-
-def predict_with_cams(
-    model: nn.Module, images: Tensor, topk: int = 5, classes: Tensor | None = None
-) -> CAMOutput:
-    """Logits and the CAMs of the top-k classes (or of the given `classes` (B, k)), one pass."""
-    net = cam_model(model)
-    features = net.features(images)  # (B, K, h, w)
-    logits = net.logits_from_features(features)  # (B, C)
-    if classes is None:
-        k = min(topk, logits.shape[1])
-        classes = logits.topk(k, dim=1).indices  # (B, k), best first
-    elif classes.dim() == 1:
-        classes = classes[:, None]
-    scores = logits.softmax(dim=1).gather(1, classes)
-    cams = class_activation_maps(features, net.classifier.weight, classes)
-    return CAMOutput(logits=logits, classes=classes, scores=scores, cams=cams)
-
-
-def upsample_cams(cams: Tensor, size: tuple[int, int]) -> Tensor:
-    """(B, k, h, w) -> (B, k, H, W), bilinear (the paper's upsampling to the image)."""
-    return F.interpolate(cams, size=size, mode="bilinear", align_corners=False)
-
-
-def backprop_saliency(model: nn.Module, images: Tensor, classes: Tensor) -> Tensor:
-    """The paper's Backprop baseline (Simonyan et al. 2014): |d S_c / d image|, max over colour.
-
-    Works for any classifier. images (B, 3, H, W), classes (B, k) -> saliency (B, k, H, W).
-    """
-    if classes.dim() == 1:
-        classes = classes[:, None]
-    maps = []
-    for j in range(classes.shape[1]):  # a loop over the k classes, not over images
-        x = images.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            logits = model(x)
-            score = logits.gather(1, classes[:, j : j + 1]).sum()
-            (grad,) = torch.autograd.grad(score, x)
-        maps.append(grad.abs().amax(dim=1))  # (B, H, W)
-    return torch.stack(maps, dim=1)
+__all__ = [
+    "CAMNetwork",
+    "CAMOutput",
+    "CAMUnavailableError",
+    "backprop_saliency",
+    "cam_model",
+    "class_activation_maps",
+    "predict_with_cams",
+    "upsample_cams",
+]

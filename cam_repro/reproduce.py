@@ -33,21 +33,21 @@ from typing import Any
 
 import torch
 
+from cam_repro.apps import compose, variants
 from cam_repro.data.synth_writer import dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, SynthConfig
-from cam_repro.engine.checkpoint import write_text_atomic
-from cam_repro.engine.config import AMP, check_choice
-from cam_repro.errors import ConfigError
-from cam_repro.figures import visualize_run
-from cam_repro.report import write_report
-from cam_repro.typed_config import to_schema
+from cam_repro.present.figures import visualize_run
+from cam_repro.present.tables import write_report
+from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.files import write_text_atomic
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class SynthSize:
-    """The synthetic set's size (DESIGN.md's measured set by default; smaller only for tests)."""
+    """The synthetic set's size (docs/design.md's measured set by default; smaller for tests)."""
 
     num_classes: int = 10
     train_per_class: int = 300
@@ -66,12 +66,14 @@ class ReproduceConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     ablation: list[str] = field(default_factory=list)  # more models, on the first design only
     synth: SynthSize = field(default_factory=SynthSize)
-    epochs: int = 8  # the measured recipe; fewer leaves GMP near chance (DESIGN.md)
+    epochs: int = 8  # the measured recipe; fewer leaves GMP near chance (docs/design.md)
     jobs: int = 2  # trainings/evaluations at once; the CPU threads are split between them
-    # bf16 autocast for every model alike: 1.6x faster on CPUs with native bf16 (AVX512-BF16,
-    # AMX); none: fp32, cam-train's default
-    amp: str = "bf16"
-    device: str = "auto"
+    # Every job's runtime keys. amp: bf16 autocast for every model alike, 1.6x faster on CPUs
+    # with native bf16 (AVX512-BF16, AMX; none: fp32, cam-train's default); threads: per job,
+    # null: the cores / jobs; progress: the jobs draw no bars (they run side by side)
+    runtime: RuntimeConfig = field(
+        default_factory=lambda: RuntimeConfig(amp="bf16", progress=False)
+    )
     figure_images: int = 6
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
@@ -81,22 +83,16 @@ def reproduce_config(cfg: Any) -> ReproduceConfig:
     spec = to_schema(ReproduceConfig, cfg)
     for design in spec.designs:
         check_choice(design, "designs", EVIDENCE)
-    check_choice(spec.amp, "amp", AMP)
+    spec.runtime = runtime_config(spec.runtime)
     if not spec.designs or not spec.models or not spec.seeds:
         raise ConfigError("designs, models and seeds must each name at least one")
-    known = sorted(p.stem for p in (Path(_config_dir()) / "model").glob("*.yaml"))
+    known = variants()
     for model in [*spec.models, *spec.ablation]:
         if model not in known:
             raise ConfigError(f"models/ablation: no model {model!r}; one of {', '.join(known)}")
     if spec.jobs < 1 or spec.epochs < 1:
         raise ConfigError("jobs and epochs must be >= 1")
     return spec
-
-
-def _config_dir() -> str:
-    from cam_repro_cli import CONFIG_DIR
-
-    return CONFIG_DIR
 
 
 @dataclass
@@ -133,22 +129,13 @@ def plan(spec: ReproduceConfig) -> list[Job]:
 
 
 def _threads(spec: ReproduceConfig) -> int:
-    return max(1, (os.cpu_count() or 1) // spec.jobs)
+    return spec.runtime.threads or max(1, (os.cpu_count() or 1) // spec.jobs)
 
 
 def _worker_init() -> None:
     """A job process: INFO records reach the run folders' train.log / eval.log (only warnings
-    reach the console), and the apps' schemas are registered for composing their configs."""
+    reach the console)."""
     logging.getLogger().setLevel(logging.INFO)
-    import cam_repro_cli  # noqa: F401  (registers the schemas and the run_stamp resolver)
-
-
-def _compose(app: str, overrides: list[str]) -> Any:
-    """The app's config as its command line would compose it."""
-    from hydra import compose, initialize_config_dir
-
-    with initialize_config_dir(version_base="1.3", config_dir=_config_dir()):
-        return compose(app, overrides)
 
 
 def _log_command(path: Path, app: str, overrides: list[str]) -> None:
@@ -201,16 +188,18 @@ def _finished(job: Job, work: Path, want: dict[str, Any]) -> bool:
 def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> bool:
     """Train one job (unless it is done) and evaluate its last checkpoint, in this process (a
     worker of the pool: one import of torch for many jobs); returns whether it trained."""
-    from cam_repro.engine import train
-    from cam_repro.evaluate import evaluate_run
+    from cam_repro.evaluate.loop import evaluate_run
+    from cam_repro.train.trainer import train
 
     train_dir, eval_dir = job.train_dir(work), job.eval_dir(work)
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
-    runtime = {"trainer.amp": spec.amp, "trainer.device": spec.device,
-               "trainer.threads": _threads(spec), "trainer.progress": "false"}  # fmt: skip
+    rt = spec.runtime
+    runtime = {"runtime.amp": rt.amp, "runtime.device": rt.device,
+               "runtime.channels_last": rt.channels_last, "runtime.threads": _threads(spec),
+               "runtime.progress": rt.progress}  # fmt: skip
     # what a finished training must have been trained with to be reused
     settings = {"seed": job.seed, "data.root": str(data), "trainer.epochs": spec.epochs,
-                "trainer.amp": spec.amp, "trainer.threads": runtime["trainer.threads"]}  # fmt: skip
+                "runtime.amp": rt.amp, "runtime.threads": runtime["runtime.threads"]}  # fmt: skip
     if not spec.reuse:
         shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
     trains = not _finished(job, work, settings)
@@ -219,11 +208,11 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
                  "trainer.resume": "auto"}  # fmt: skip
         overrides = [f"{key}={value}" for key, value in given.items()]
         _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
-        train(_compose("train", overrides), train_dir)
+        train(compose("train", overrides), train_dir)
     overrides = [f"checkpoint={job.checkpoint(work)}"]
     overrides += [f"{key}={value}" for key, value in runtime.items()]
     _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
-    evaluate_run(_compose("eval", overrides), eval_dir)
+    evaluate_run(compose("eval", overrides), eval_dir)
     return trains
 
 
@@ -240,7 +229,8 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
             {
                 "checkpoint": checkpoints[0], "compare": checkpoints[1:], "sweeps": sweeps,
                 "num_images": spec.figure_images, "per_image": True, "units": 4,
-                "trainer": {"device": spec.device, "threads": os.cpu_count()},
+                "runtime": {"device": spec.runtime.device, "threads": os.cpu_count(),
+                            "channels_last": spec.runtime.channels_last},
             },
             out / "figures" / design,
         )  # fmt: skip

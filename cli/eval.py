@@ -6,8 +6,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cam_repro.evaluate import evaluate_run
-from cam_repro_cli import CONFIG_DIR, user_errors
+from cam_repro.evaluate.loop import evaluate_run
+from cam_repro_cli import CONFIG_DIR, register, user_errors
+
+register("eval")  # this app's schema only: a light start
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="eval")

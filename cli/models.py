@@ -1,14 +1,15 @@
 """`cam-models`: the model zoo, built from configs, with parameter counts and CAM map sizes."""
 
-from pathlib import Path
-
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from cam_repro.apps import variants
 from cam_repro.models import build_model, model_config
 from cam_repro.models.summary import summarize, summary_table, zoo_order
-from cam_repro_cli import CONFIG_DIR, user_errors
+from cam_repro_cli import CONFIG_DIR, register, user_errors
+
+register("models")  # this app's schema only: a light start
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="models")
@@ -16,9 +17,8 @@ from cam_repro_cli import CONFIG_DIR, user_errors
 def main(cfg: DictConfig) -> None:
     if OmegaConf.is_missing(cfg.model, "arch"):  # no model=: every variant, with model.* overrides
         overrides = [o for o in HydraConfig.get().overrides.task if o.startswith("model.")]
-        variants = [p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml")]
         models = [
-            hydra.compose("models", overrides=[f"model={v}", *overrides]).model for v in variants
+            hydra.compose("models", overrides=[f"model={v}", *overrides]).model for v in variants()
         ]
     else:
         models = [cfg.model]

@@ -7,7 +7,9 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from cam_repro.reproduce import reproduce
-from cam_repro_cli import CONFIG_DIR, user_errors
+from cam_repro_cli import CONFIG_DIR, register, user_errors
+
+register("reproduce")  # this app's schema only: a light start
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="reproduce")

@@ -4,7 +4,9 @@ import hydra
 from omegaconf import DictConfig
 
 from cam_repro.data.synth_writer import generate
-from cam_repro_cli import CONFIG_DIR, user_errors
+from cam_repro_cli import CONFIG_DIR, register, user_errors
+
+register("synth")  # this app's schema only: a light start
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="synth")

@@ -6,8 +6,10 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cam_repro.engine import train
-from cam_repro_cli import CONFIG_DIR, user_errors
+from cam_repro.train.trainer import train
+from cam_repro_cli import CONFIG_DIR, register, user_errors
+
+register("train")  # this app's schema only: a light start
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="train")

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cam_repro.eval_config import eval_config
-from cam_repro.evaluate import Localizer, localize_batch, located_boxes
+from cam_repro.evaluate.localizer import Localizer, localize_batch, located_boxes
+from cam_repro.localize.boxes import BoxRule
 from cam_repro.models import build_model
 
-SPEC = eval_config({"checkpoint": "unused"})  # the defaults: the paper's box rule
+RULE = BoxRule()  # the paper's box rule: threshold 0.2 of the max, largest component
 SETTINGS = {
     "tiny_gap": ({"arch": "tiny", "head_channels": 0}, 10, 64, 64),
     "googlenet_gap": ({"arch": "googlenet", "head_groups": 2}, 1000, 224, 16),
@@ -55,7 +55,7 @@ def full_batch(loc: Localizer, x: torch.Tensor, labels: torch.Tensor, gt: tuple)
     sizes, gt_boxes, gt_labels = gt
     out = localize_batch(loc, x, labels, topk=5, wsol=False)
     _, ious = located_boxes(
-        out.maps.cpu().numpy(), out.classes.cpu().numpy(), sizes, gt_boxes, gt_labels, SPEC
+        out.maps.cpu().numpy(), out.classes.cpu().numpy(), sizes, gt_boxes, gt_labels, RULE
     )
     return ious
 

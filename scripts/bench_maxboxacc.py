@@ -1,4 +1,4 @@
-"""Time MaxBoxAccV2: the one-pass sweep (cam_repro.wsol.max_box_acc) vs the per-threshold loop.
+"""Time MaxBoxAccV2: the one-pass sweep (localize.wsol.max_box_acc) vs the per-threshold loop.
 
     .venv/bin/python scripts/bench_maxboxacc.py [--images 1000] [--loop-images 20] [--cold]
 
@@ -51,7 +51,7 @@ def main(argv: list[str]) -> int:
 
     if args.cold:  # before numba reads its configuration
         os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-cache-")
-    from cam_repro.wsol import max_box_acc, max_box_acc_loop
+    from cam_repro.localize.wsol import max_box_acc, max_box_acc_loop
 
     maps, boxes = make_maps(args.images, args.size, args.grid, args.seed)
     thresholds = np.arange(args.thresholds) / args.thresholds

@@ -27,25 +27,24 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 
-from cam_repro.data import normalize, read_split
+from cam_repro.apps import compose
+from cam_repro.data import model_input, read_split
 from cam_repro.data.dataset import LocalizationDataset
 from cam_repro.data.synth_writer import generate
 from cam_repro.data.transforms import eval_transform
-from cam_repro.engine.config import train_config
-from cam_repro.engine.distributed import Dist
-from cam_repro.engine.optim import build_optimizer, build_scheduler
-from cam_repro.engine.trainer import Trainer
 from cam_repro.models import build_model
-from cam_repro_cli import CONFIG_DIR
+from cam_repro.runtime.distributed import Dist
+from cam_repro.train.config import train_config
+from cam_repro.train.optim import build_optimizer, build_scheduler
+from cam_repro.train.trainer import Trainer
 
 
 def bare_loop(spec, images: torch.Tensor, labels: torch.Tensor, epochs: int) -> float:
     """Images/s of the plainest loop over in-memory uint8 tensors (same model and optimizer)."""
     torch.manual_seed(spec.seed)
     model = build_model(spec.model, int(labels.max()) + 1)
-    if spec.trainer.channels_last:
+    if spec.runtime.channels_last:
         model = model.to(memory_format=torch.channels_last)
     opt = build_optimizer(model, spec.optim)
     batch = spec.data.batch_size
@@ -57,9 +56,7 @@ def bare_loop(spec, images: torch.Tensor, labels: torch.Tensor, epochs: int) -> 
         order = torch.randperm(len(images))
         for i in range(0, len(images), batch):
             idx = order[i : i + batch]
-            x = normalize(images[idx], spec.data.mean, spec.data.std)
-            if spec.trainer.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x = model_input(images[idx], spec.data.mean, spec.data.std, spec.runtime.channels_last)
             loss = F.cross_entropy(model(x), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -93,15 +90,14 @@ def main() -> None:
             print(f"generated the default synthetic set in {time.perf_counter() - t:.1f} s")
         overrides = [
             f"data.root={root}",
-            "trainer.device=cpu",
-            "trainer.progress=false",
+            "runtime.device=cpu",
+            "runtime.progress=false",
             "trainer.tensorboard=false",
             f"trainer.epochs={args.epochs}",
             f"trainer.eval_every={args.epochs}",
-            f"trainer.channels_last={args.channels_last}",
+            f"runtime.channels_last={args.channels_last}",
         ]
-        with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
-            spec = train_config(compose("train", overrides))
+        spec = train_config(compose("train", overrides))
         data = read_split(spec.data, "train")
         # The same decoded images the memory cache holds, at the training size, in one tensor.
         cached = LocalizationDataset(data, eval_transform(spec.data), cache=True)
@@ -110,7 +106,7 @@ def main() -> None:
         print(
             f"model {spec.model.arch} ({spec.model.pool}), {len(images)} train images of "
             f"{images.shape[-1]} px, batch {spec.data.batch_size}, {torch.get_num_threads()} "
-            f"threads, channels_last={spec.trainer.channels_last}"
+            f"threads, channels_last={spec.runtime.channels_last}"
         )
         bare, ours = [], []
         for r in range(args.rounds):
@@ -126,8 +122,8 @@ def main() -> None:
         if not args.skip_end_to_end:
             exe = Path(sys.executable).parent / "cam-train"
             run_dir = Path(tmp) / "e2e"
-            cmd = [str(exe), f"data.root={root}", "trainer.progress=false"]
-            cmd += [f"trainer.channels_last={args.channels_last}", f"hydra.run.dir={run_dir}"]
+            cmd = [str(exe), f"data.root={root}", "runtime.progress=false"]
+            cmd += [f"runtime.channels_last={args.channels_last}", f"hydra.run.dir={run_dir}"]
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             wall = time.perf_counter() - t

@@ -10,8 +10,14 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from cam_repro.apps import APPS, register
 from cam_repro.data.synth_writer import generate
 from cam_repro_cli import CONFIG_DIR
+
+# Every app's schema, for the tests that compose configs as the commands do (each command
+# registers only its own).
+for _app in APPS:
+    register(_app)
 
 
 @pytest.fixture(scope="session")
@@ -42,8 +48,8 @@ SMALL_TRAIN = [
     "data.image_size=32",
     "data.resize_size=32",
     "data.batch_size=32",
-    "trainer.device=cpu",
-    "trainer.progress=false",
+    "runtime.device=cpu",
+    "runtime.progress=false",
 ]
 
 
@@ -57,7 +63,7 @@ def small_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained(small_data: Path, tmp_path_factory) -> Path:
     """tiny_gap trained 4 epochs on the small synthetic set (~1 s): its best.pt."""
-    from cam_repro.engine import train
+    from cam_repro.train import train
 
     run = tmp_path_factory.mktemp("train") / "run"
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):

@@ -9,8 +9,7 @@ import pytest
 import torch
 from scipy import ndimage
 
-from cam_repro.boxes import (
-    _components,
+from cam_repro.localize.boxes import (
     _kept_pixels,
     box_from_cam,
     boxes_from_cam,
@@ -22,6 +21,7 @@ from cam_repro.boxes import (
     release_boxes,
     scale_boxes,
 )
+from cam_repro.localize.components import label_components
 
 
 def test_same_size_is_identity() -> None:
@@ -199,7 +199,7 @@ def test_components_equal_scipy_labelling_on_random_masks() -> None:
     shapes = [(5, 17, 23), (3, 1, 9), (3, 9, 1), (2, 40, 40), (4, 64, 64)]
     for shape, density in itertools.product(shapes, (0.1, 0.45, 0.6, 0.95)):
         keep = rng.random(shape) < density
-        which, boxes, sizes = _components(keep)
+        which, boxes, sizes = label_components(keep)
         labels, n = ndimage.label(keep, structure=structure)
         objects = ndimage.find_objects(labels)
         assert len(which) == n

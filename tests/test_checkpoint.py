@@ -9,14 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from cam_repro.engine.checkpoint import (
-    atomic_write,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-)
-from cam_repro.errors import InputFileError, MissingFileError
+from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
+from cam_repro.runtime.errors import InputFileError, MissingFileError
+from cam_repro.runtime.files import atomic_write
+from cam_repro.runtime.rng import rng_state, set_rng_state
 
 
 def _state() -> dict:

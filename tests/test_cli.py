@@ -11,13 +11,14 @@ from pathlib import Path
 import pytest
 from conftest import SMALL_TRAIN
 
+from cam_repro.apps import run_stamp
 from cam_repro.data import read_split
-from cam_repro.engine import evaluate, load_model
-from cam_repro.engine.config import train_config
-from cam_repro.engine.distributed import Dist
-from cam_repro.engine.loaders import eval_loader
-from cam_repro.engine.trainer import weights_digest
-from cam_repro_cli import run_stamp
+from cam_repro.data.loaders import eval_loader
+from cam_repro.models.checkpoint import load_model
+from cam_repro.runtime.distributed import Dist
+from cam_repro.train import validate
+from cam_repro.train.config import train_config
+from cam_repro.train.trainer import weights_digest
 
 BIN = Path(sys.executable).parent
 
@@ -169,7 +170,7 @@ def test_torchrun_two_cpu_processes(small_data: Path, tmp_path: Path) -> None:
     model, state = load_model(tmp_path / "run" / "checkpoints" / "last.pt")
     assert weights_digest(model) == digests[0]
     spec = train_config(state["config"])
-    val = evaluate(
+    val = validate(
         model, eval_loader(read_split(spec.data, "val"), spec.data, Dist()), spec, Dist()
     )
     assert val["images"] == 48
@@ -187,7 +188,7 @@ def test_run_stamp_is_shared_by_torchrun_processes(monkeypatch) -> None:
 
 # --- cam-eval -----------------------------------------------------------------------------------
 
-EVAL = ["trainer.device=cpu", "trainer.progress=false"]
+EVAL = ["runtime.device=cpu", "runtime.progress=false"]
 
 
 def test_cam_eval_writes_only_into_its_run_dir(trained: Path, tmp_path: Path) -> None:
@@ -267,7 +268,7 @@ def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Pat
 
 def test_cam_report_and_visualize_from_the_command_line(trained: Path, tmp_path: Path) -> None:
     """cam-eval, then cam-visualize with its sweep and cam-report over the eval run."""
-    result = run(tmp_path, "cam-eval", f"checkpoint={trained}", "trainer.progress=false",
+    result = run(tmp_path, "cam-eval", f"checkpoint={trained}", "runtime.progress=false",
                  "hydra.run.dir=eval")  # fmt: skip
     assert result.returncode == 0, result.stderr
     result = run(tmp_path, "cam-visualize", f"checkpoint={trained}", "num_images=2", "units=2",

@@ -8,7 +8,7 @@ import pytest
 from data_fixtures import CUB, write_cub
 
 from cam_repro.data import read_split
-from cam_repro.errors import InputFileError, MissingFileError
+from cam_repro.runtime.errors import InputFileError, MissingFileError
 
 
 def test_splits_labels_sizes_and_box_conversion(tmp_path: Path) -> None:

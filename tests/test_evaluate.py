@@ -15,12 +15,13 @@ from omegaconf import DictConfig
 
 from cam_repro.boxes import iou
 from cam_repro.cam import CAMUnavailableError
-from cam_repro.errors import ConfigError, InputFileError, MissingFileError
-from cam_repro.evaluate import Localizer, evaluate_run, localize_ten_crop, ten_crop_windows
+from cam_repro.evaluate.localizer import Localizer, localize_ten_crop, ten_crop_windows
+from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.models import build_model
+from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 from cam_repro_cli import CONFIG_DIR
 
-EVAL = ["trainer.device=cpu", "trainer.progress=false"]
+EVAL = ["runtime.device=cpu", "runtime.progress=false"]
 
 
 def eval_cfg(*overrides: str) -> DictConfig:

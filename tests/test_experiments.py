@@ -7,8 +7,8 @@ import itertools
 import pytest
 from hydra import compose, initialize_config_dir
 
-from cam_repro.engine.config import train_config
-from cam_repro.eval_config import eval_config
+from cam_repro.evaluate.config import eval_config
+from cam_repro.train.config import train_config
 from cam_repro_cli import CONFIG_DIR
 
 # experiment -> (app, overrides it needs, the networks of its jobs)

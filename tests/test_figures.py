@@ -1,4 +1,4 @@
-"""cam-visualize's figures (cam_repro/figures.py and the drawing in cam_repro/visualize.py)."""
+"""cam-visualize's figures (cam_repro/present/figures.py, drawn with cam_repro/present/draw.py)."""
 
 from __future__ import annotations
 
@@ -9,18 +9,20 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_repro.engine import distributed as D
-from cam_repro.errors import ConfigError, InputFileError
-from cam_repro.figures import (
+from cam_repro.evaluate.config import box_rule
+from cam_repro.evaluate.outputs import read_sweep
+from cam_repro.localize.overlay import GT_COLOR, PRED_COLOR
+from cam_repro.present.draw import cam_figure, cam_panel, figure_png
+from cam_repro.present.figures import (
+    load_net,
     load_pictures,
-    load_run,
     look,
     sweep_curves,
     visualize_config,
     visualize_run,
 )
-from cam_repro.report import read_sweep
-from cam_repro.visualize import GT_COLOR, PRED_COLOR, cam_figure, cam_panel, figure_png
+from cam_repro.runtime.context import run_context
+from cam_repro.runtime.errors import ConfigError, InputFileError
 
 DPI = 40
 
@@ -62,7 +64,7 @@ def figures(trained: Path, tmp_path_factory) -> Path:
     visualize_run(
         {
             "checkpoint": str(trained), "compare": [str(trained)], "num_images": 3, "units": 3,
-            "dpi": DPI, "trainer": {"device": "cpu"},
+            "dpi": DPI, "runtime": {"device": "cpu"},
         },
         out,
     )  # fmt: skip
@@ -102,7 +104,7 @@ def test_any_image_file_works_without_ground_truth(trained: Path, tmp_path: Path
     Image.fromarray(rng.integers(0, 255, (45, 70, 3), dtype=np.uint8)).save(photo)
     written = visualize_run(
         {"checkpoint": str(trained), "images": [str(photo)], "units": 0, "dpi": DPI,
-         "trainer": {"device": "cpu"}},
+         "runtime": {"device": "cpu"}},
         tmp_path / "out",
     )  # fmt: skip
     assert [p.name for p in written] == ["cam_photo.png"]
@@ -137,10 +139,10 @@ def test_sweep_plot_groups_seeds_of_a_model(tmp_path: Path) -> None:
 def test_bad_inputs_are_named(trained: Path, tmp_path: Path) -> None:
     with pytest.raises(InputFileError, match=r"nope\.jpg: image file is missing"):
         visualize_run({"checkpoint": str(trained), "images": [str(tmp_path / "nope.jpg")],
-                       "trainer": {"device": "cpu"}}, tmp_path / "a")  # fmt: skip
+                       "runtime": {"device": "cpu"}}, tmp_path / "a")  # fmt: skip
     with pytest.raises(ConfigError, match="unit_classes: 'zebra' is not a class"):
         spec = {"checkpoint": str(trained), "unit_classes": ["zebra"], "num_images": 1,
-                "per_image": False, "trainer": {"device": "cpu"}}  # fmt: skip
+                "per_image": False, "runtime": {"device": "cpu"}}  # fmt: skip
         visualize_run(spec, tmp_path / "b")
     with pytest.raises(ConfigError, match="nothing to draw"):
         visualize_run({}, tmp_path / "c")
@@ -153,13 +155,14 @@ def test_bad_inputs_are_named(trained: Path, tmp_path: Path) -> None:
 
 def test_many_pictures_go_through_in_batches_with_the_same_answers(trained: Path) -> None:
     spec = visualize_config({"checkpoint": str(trained), "num_images": 20,
-                             "trainer": {"device": "cpu"}})  # fmt: skip
-    env = D.setup("cpu", "auto")
-    run = load_run(str(trained), spec, env)
-    pictures = load_pictures(spec, run)
-    assert len(pictures) == 20 and all(p.label is not None for p in pictures)
-    together = look(run, pictures, spec, env)  # 16 + 4
-    alone = look(run, pictures[17:18], spec, env)[0]
+                             "runtime": {"device": "cpu"}})  # fmt: skip
+    rule = box_rule(spec)
+    with run_context(spec.runtime) as run:
+        net = load_net(str(trained), spec, run)
+        pictures = load_pictures(spec, net)
+        assert len(pictures) == 20 and all(p.label is not None for p in pictures)
+        together = look(net, pictures, spec.topk, rule, run)  # 16 + 4
+        alone = look(net, pictures[17:18], spec.topk, rule, run)[0]
     assert len(together) == 20
     assert together[17].classes == alone.classes
     np.testing.assert_allclose(together[17].maps, alone.maps, rtol=1e-4, atol=1e-5)

@@ -15,7 +15,7 @@ from cam_repro.data import (
     eval_transform,
     read_split,
 )
-from cam_repro.errors import InputFileError, MissingFileError
+from cam_repro.runtime.errors import InputFileError, MissingFileError
 
 # VAL's boxes after the documented conversion (1-based inclusive -> 0-based inclusive, 0 -> 0).
 EXPECTED = {

@@ -10,8 +10,8 @@ from data_fixtures import write_kaggle
 from PIL import Image
 
 from cam_repro.data import LocalizationDataset, data_config, read_split, train_transform
-from cam_repro.engine.distributed import Dist
-from cam_repro.engine.loaders import SeededSampler, ShardSampler, sample_seed, train_loader
+from cam_repro.data.loaders import SeededSampler, ShardSampler, sample_seed, train_loader
+from cam_repro.runtime.distributed import Dist
 
 
 def _data(tmp_path: Path, **kw):

@@ -13,7 +13,8 @@ from torchvision import models as tvm
 from cam_repro.models import CAMNet, FCNet, build_model, model_config, paper_name, variant_name
 from cam_repro_cli import CONFIG_DIR
 
-# The last conv map at a 224x224 input (paper, section 3; DESIGN.md), None for FC-headed originals.
+# The last conv map at a 224x224 input (paper, section 3; docs/design.md), None for FC-headed
+# originals.
 MAP_SIZES = {
     "alexnet": None,
     "alexnet_gap": 13,
@@ -181,8 +182,8 @@ def test_tiny_benchmark_network(model_cfg, variant: str, side: int, name: str) -
     model = build_model(cfg, num_classes=10)
     assert isinstance(model, CAMNet) and isinstance(model.head, nn.Identity)
     assert tuple(_last_map(model, 64)) == (1, 96, side, side)  # stride 4 (8 with the third pool)
-    # DESIGN.md's 137k: convs 3*24*9 + 24*48*9 + 48*96*9 + 96*96*9 = 135,432 (no bias, BN follows),
-    # BN 2 * (24 + 48 + 96 + 96) = 528, linear 96 * 10 + 10 = 970.
+    # docs/design.md's 137k: convs 3*24*9 + 24*48*9 + 48*96*9 + 96*96*9 = 135,432 (no bias, BN
+    # follows), BN 2 * (24 + 48 + 96 + 96) = 528, linear 96 * 10 + 10 = 970.
     assert _n_params(model) == 136_930
     assert model.pool.kind == variant.split("_")[1]
     assert variant_name(cfg) == variant and paper_name(cfg) == name

@@ -8,9 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from cam_repro.engine.config import optim_config
-from cam_repro.engine.optim import build_optimizer, build_scheduler, parameter_groups
-from cam_repro.errors import ConfigError
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.train.config import optim_config
+from cam_repro.train.optim import build_optimizer, build_scheduler, parameter_groups
 
 
 def _lrs(schedule: dict, epochs: int = 4, steps: int = 10) -> list[float]:

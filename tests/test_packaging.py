@@ -1,9 +1,15 @@
-"""pyproject.toml stays in step with the tree: every package folder is installed."""
+"""pyproject.toml stays in step with the tree: every package folder is installed, and a built
+wheel (not an editable install) runs the commands from any folder, configs included."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,6 +25,8 @@ def test_every_package_folder_is_listed() -> None:
             continue
         top = dirs.get(rel.parts[0], rel.parts[0])
         found.add(".".join((top, *rel.parts[1:])))
+    # folders mapped into a package without Python files: the configs
+    found |= {name for name, folder in config["package-dir"].items() if (ROOT / folder).is_dir()}
     assert found == listed
 
 
@@ -29,3 +37,37 @@ def test_console_scripts_point_at_cli_modules() -> None:
         module = target.split(":")[0]
         assert module.startswith("cam_repro_cli.")
         assert (ROOT / "cli" / f"{module.split('.')[-1]}.py").is_file()
+
+
+@pytest.mark.slow
+def test_a_built_wheel_runs_its_commands_from_any_folder(tmp_path: Path) -> None:
+    wheels, target, elsewhere = tmp_path / "wheels", tmp_path / "site", tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    subprocess.run([*pip, "wheel", "--no-deps", "-w", str(wheels), str(ROOT)], check=True,
+                   capture_output=True)  # fmt: skip
+    (wheel,) = wheels.glob("cam_repro-*.whl")
+    subprocess.run([*pip, "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True)  # fmt: skip
+    # The installed copy, not this checkout's editable one, and no repository beside it.
+    env = {**os.environ, "PYTHONPATH": str(target)}
+    where = subprocess.run(
+        [sys.executable, "-c", "import cam_repro.apps as a; print(a.__file__, a.CONFIG_DIR)"],
+        cwd=elsewhere, env=env, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    assert all(Path(p).is_relative_to(target) for p in where), where
+    assert (Path(where[1]) / "model" / "tiny_gap.yaml").is_file()
+    for command in ("cam-models", "cam-report", "cam-synth"):
+        result = subprocess.run(
+            [str(target / "bin" / command), "--help"],
+            cwd=elsewhere, env=env, capture_output=True, text=True,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        assert f"{command}:" in result.stdout
+    result = subprocess.run(
+        [str(target / "bin" / "cam-models"), "model=tiny_gap", "num_classes=10", "input_size=64"],
+        cwd=elsewhere, env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Tiny-GAP" in result.stdout and "16x16" in result.stdout
+    assert list(elsewhere.iterdir()) == []  # cam-models writes nothing

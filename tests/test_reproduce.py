@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_repro.errors import ConfigError
 from cam_repro.reproduce import Job, _finished, plan, reproduce_config
+from cam_repro.runtime.errors import ConfigError
 
 
 def test_plan_trains_every_model_and_seed_and_the_ablation_on_the_first_design() -> None:
@@ -34,7 +34,7 @@ def test_plan_trains_every_model_and_seed_and_the_ablation_on_the_first_design()
 @pytest.mark.parametrize(
     ("override", "message"),
     [({"designs": ["stripes"]}, "designs must be one of parts, uniform"),
-     ({"seeds": []}, "at least one"), ({"amp": "fp8"}, "amp must be one of")],
+     ({"seeds": []}, "at least one"), ({"runtime": {"amp": "fp8"}}, r"runtime\.amp must be one")],
 )  # fmt: skip
 def test_bad_settings_fail_at_start(override: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
@@ -98,8 +98,8 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
     train_dir = out / "runs" / "train" / "parts" / "tiny_gap" / "seed0"
     metrics = json.loads((train_dir / "metrics.json").read_text())
     (train_dir / "metrics.json").write_text(json.dumps({**metrics, "status": "running"}))
-    want = {"seed": 0, "trainer.epochs": 1, "trainer.amp": "bf16",
-            "trainer.threads": max(1, (os.cpu_count() or 1) // 2),
+    want = {"seed": 0, "trainer.epochs": 1, "runtime.amp": "bf16",
+            "runtime.threads": max(1, (os.cpu_count() or 1) // 2),
             "data.root": str(Path("out/runs/data/parts"))}  # fmt: skip
     monkeypatch.chdir(tmp_path)
     assert not _finished(Job("parts", "tiny_gap", 0), out / "runs", want)

@@ -17,11 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from cam_repro.data import read_split
-from cam_repro.engine import TrainingDivergedError, evaluate, load_checkpoint, load_model, train
-from cam_repro.engine.config import train_config
-from cam_repro.engine.distributed import Dist
-from cam_repro.engine.loaders import eval_loader
-from cam_repro.errors import ConfigError
+from cam_repro.data.loaders import eval_loader
+from cam_repro.models.checkpoint import load_checkpoint, load_model
+from cam_repro.runtime.distributed import Dist
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.train import TrainingDivergedError, train, validate
+from cam_repro.train.config import train_config
 from cam_repro_cli import CONFIG_DIR
 
 
@@ -66,7 +67,7 @@ def test_tiny_run_learns_and_fills_its_run_dir(small_data: Path, tmp_path: Path)
     model, state = load_model(run / "checkpoints/best.pt")
     assert state["classes"] == ["n90000000", "n90000001", "n90000002"]
     spec = train_config(state["config"])
-    val = evaluate(
+    val = validate(
         model, eval_loader(read_split(spec.data, "val"), spec.data, Dist()), spec, Dist()
     )
     assert val["top1_err"] == metrics["best"]["val_top1_err"]
@@ -161,13 +162,13 @@ def test_a_one_cycle_run_cannot_be_stretched(small_data: Path, tmp_path: Path) -
 
 
 def test_fp16_needs_a_gpu(small_data: Path, tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match=r"trainer\.amp=fp16 needs a GPU"):
-        train(train_cfg(small_data, "trainer.amp=fp16"), tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"runtime\.amp=fp16 needs a GPU"):
+        train(train_cfg(small_data, "runtime.amp=fp16"), tmp_path / "run")
 
 
 def test_bf16_autocast_and_channels_last_train_on_cpu(small_data: Path, tmp_path: Path) -> None:
     metrics = train(
-        train_cfg(small_data, "trainer.epochs=1", "trainer.amp=bf16", "trainer.channels_last=true"),
+        train_cfg(small_data, "trainer.epochs=1", "runtime.amp=bf16", "runtime.channels_last=true"),
         tmp_path / "run",
     )
     assert math.isfinite(metrics["final"]["val_loss"])

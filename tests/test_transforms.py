@@ -10,7 +10,7 @@ from PIL import Image
 from cam_repro.boxes import scale_boxes
 from cam_repro.data import data_config, eval_transform, normalize, train_transform
 from cam_repro.data.transforms import RandomTranslate
-from cam_repro.errors import ConfigError
+from cam_repro.runtime.errors import ConfigError
 
 
 def _cfg(**kw):

@@ -1,5 +1,5 @@
-"""MaxBoxAccV2 and PxAP (cam_repro.wsol): hand-computed cases, and the one-pass sweep checked
-against the per-threshold labelling loop on random maps."""
+"""MaxBoxAccV2 and PxAP (cam_repro.localize.wsol): hand-computed cases, and the one-pass sweep
+checked against the per-threshold labelling loop on random maps."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam_repro.wsol import BoxAccMeter, PxAPMeter, max_box_acc, max_box_acc_loop, pxap
+from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter, max_box_acc, max_box_acc_loop, pxap
 
 BOTH = pytest.mark.parametrize("fn", [max_box_acc, max_box_acc_loop], ids=["one_pass", "loop"])
 

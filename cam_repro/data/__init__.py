@@ -18,7 +18,7 @@ from cam_repro.data.cub import read_cub
 from cam_repro.data.dataset import LocalizationDataset, collate_skipping
 from cam_repro.data.imagenet import read_imagenet
 from cam_repro.data.samples import DataSplit, Sample, load_image, report_skipped
-from cam_repro.data.transforms import eval_transform, normalize, train_transform
+from cam_repro.data.transforms import eval_transform, model_input, normalize, train_transform
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -32,6 +32,7 @@ __all__ = [
     "dataset_kind",
     "eval_transform",
     "load_image",
+    "model_input",
     "normalize",
     "read_split",
     "train_transform",

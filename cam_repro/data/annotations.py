@@ -27,7 +27,7 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-from cam_repro.errors import InputFileError, MissingFileError
+from cam_repro.runtime.errors import InputFileError, MissingFileError
 
 WNID_PATTERN = re.compile(r"^n\d{8}$")
 

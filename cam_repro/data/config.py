@@ -8,8 +8,8 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig
 
-from cam_repro.errors import ConfigError
-from cam_repro.typed_config import to_schema
+from cam_repro.runtime.config import to_schema
+from cam_repro.runtime.errors import ConfigError
 
 SOURCES = ("imagenet", "cub")
 LAYOUTS = ("auto", "kaggle", "classic")
@@ -100,3 +100,11 @@ def _validate(spec: DataConfig) -> None:
         raise ConfigError(f"data.translate_px must be >= 0, got {spec.translate_px}")
     if len(spec.mean) != 3 or len(spec.std) != 3 or min(spec.std) <= 0:
         raise ConfigError("data.mean and data.std must be 3 numbers (RGB), std > 0")
+
+
+@dataclass
+class DataAppConfig:
+    """`cam-data`: read a dataset's splits, check every annotation, and report what is there."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])

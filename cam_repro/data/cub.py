@@ -15,7 +15,7 @@ import numpy as np
 from cam_repro.data.annotations import check_box, read_table
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import DataSplit, Sample, read_image_size
-from cam_repro.errors import ConfigError, InputFileError, MissingFileError
+from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 
 def _cub_root(root: Path) -> Path:

@@ -12,7 +12,7 @@ from torch.utils.data import Dataset, default_collate
 from torchvision.transforms.v2 import functional as TF
 
 from cam_repro.data.samples import DataSplit, load_image
-from cam_repro.errors import ConfigError, InputFileError
+from cam_repro.runtime.errors import ConfigError, InputFileError
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from cam_repro.data.annotations import (
 )
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import DataSplit, Sample, is_image_file, read_image_size
-from cam_repro.errors import ConfigError, InputFileError, MissingFileError
+from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 _CONVERSION = "1-based inclusive in the files, 0-based inclusive here (x0 = xmin - 1)"
 _CLASSIC_XML_DIRS = (

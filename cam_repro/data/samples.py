@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 from cam_repro.data.annotations import empty_boxes
-from cam_repro.errors import InputFileError
+from cam_repro.runtime.errors import InputFileError
 
 log = logging.getLogger(__name__)
 

@@ -36,7 +36,7 @@ from cam_repro.data.synthetic import (
     synth_config,
 )
 from cam_repro.data.textures import TEXTURE_NAMES
-from cam_repro.errors import InputFileError
+from cam_repro.runtime.errors import InputFileError
 
 FORMAT_VERSION = 1  # bump when the same config would draw different images
 

@@ -25,8 +25,8 @@ from omegaconf import DictConfig
 from scipy import ndimage
 
 from cam_repro.data.textures import MAX_PHASE, TEXTURE_NAMES, texture_bank
-from cam_repro.errors import ConfigError
-from cam_repro.typed_config import to_schema
+from cam_repro.runtime.config import to_schema
+from cam_repro.runtime.errors import ConfigError
 
 EVIDENCE = ("parts", "uniform")
 SHAPES = ("ellipse", "rectangle", "blob")

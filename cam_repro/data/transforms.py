@@ -93,3 +93,13 @@ def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Te
     m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     return (images.float() / 255.0 - m) / s
+
+
+def model_input(
+    images: Tensor, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
+) -> Tensor:
+    """A uint8 batch (B, 3, H, W) on the device -> the normalised float input, NHWC if asked."""
+    x = normalize(images, mean, std)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x

@@ -8,7 +8,6 @@ from typing import Any
 from omegaconf import DictConfig
 from torch import nn
 
-from cam_repro.errors import ConfigError, WeightsUnavailableError
 from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
 from cam_repro.models.config import ARCHS, ModelConfig, model_config, paper_name, variant_name
 from cam_repro.models.googlenet import build_googlenet
@@ -21,6 +20,7 @@ from cam_repro.models.weights import (
     load_torchvision_state_dict,
     load_weights_file,
 )
+from cam_repro.runtime.errors import ConfigError, WeightsUnavailableError
 
 __all__ = [
     "ARCHS",

@@ -9,8 +9,8 @@ from typing import Any
 
 from omegaconf import MISSING, DictConfig
 
-from cam_repro.errors import ConfigError
-from cam_repro.typed_config import to_schema
+from cam_repro.runtime.config import to_schema
+from cam_repro.runtime.errors import ConfigError
 
 ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50", "tiny")
 POOLS = ("gap", "gmp")

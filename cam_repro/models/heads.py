@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from cam_repro.errors import ConfigError
 from cam_repro.models.config import POOLS, ModelConfig
+from cam_repro.runtime.errors import ConfigError
 
 
 def scaled(channels: int, width_mult: float, divisor: int = 1) -> int:

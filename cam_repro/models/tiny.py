@@ -1,4 +1,5 @@
-"""The CPU benchmark backbone: a small VGG-style CAM network (DESIGN.md, "The embedded benchmark").
+"""The CPU benchmark backbone: a small VGG-style CAM network (docs/design.md, "The embedded
+benchmark").
 
 3x3 conv + BN + ReLU blocks, widths 24 -> pool -> 48 -> pool -> 96 -> 96 (137k parameters with 10
 classes), so a 64 px image gives a 16x16 last map (stride 4). `num_pools=3` adds a pooling before

@@ -15,8 +15,13 @@ import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from cam_repro.errors import ConfigError, InputFileError, MissingFileError, WeightsUnavailableError
 from cam_repro.models.config import ModelConfig, variant_name
+from cam_repro.runtime.errors import (
+    ConfigError,
+    InputFileError,
+    MissingFileError,
+    WeightsUnavailableError,
+)
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""cam_repro/report.py on hand-made cam-eval metrics.json files."""
+"""cam_repro/present/tables.py (cam-report) on hand-made cam-eval metrics.json files."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from cam_repro.errors import ConfigError, InputFileError
-from cam_repro.report import (
+from cam_repro.present.tables import (
     PAPER_TABLE1,
     PAPER_TABLE2,
     SUMMARY_COLUMNS,
@@ -22,6 +21,7 @@ from cam_repro.report import (
     table2,
     write_report,
 )
+from cam_repro.runtime.errors import ConfigError, InputFileError
 
 
 def eval_run(

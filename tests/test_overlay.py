@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cam_repro.visualize import colorize, denormalize, draw_boxes, normalize_cam, overlay
+from cam_repro.localize.overlay import colorize, denormalize, draw_boxes, normalize_cam, overlay
 
 
 def test_colorize_anchor_colours() -> None:

@@ -15,7 +15,7 @@ from cam_repro.data import (
     eval_transform,
     train_transform,
 )
-from cam_repro.engine.distributed import Dist
+from cam_repro.runtime.distributed import Dist
 
 
 def sample_seed(seed: int, epoch: int, index: int) -> int:

@@ -15,7 +15,7 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from cam_repro.errors import ConfigError
+from cam_repro.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda":
         if not torch.cuda.is_available():
-            raise ConfigError("trainer.device=cuda but PyTorch sees no CUDA GPU on this machine")
+            raise ConfigError("runtime.device=cuda but PyTorch sees no CUDA GPU on this machine")
         return torch.device("cuda", local_rank % torch.cuda.device_count())
     return torch.device("cpu")
 
@@ -58,7 +58,7 @@ def setup(device: str = "auto", backend: str = "auto") -> Dist:
         if backend == "auto":
             backend = "nccl" if dev.type == "cuda" else "gloo"
         if backend == "nccl" and dev.type != "cuda":
-            raise ConfigError("trainer.dist_backend=nccl needs GPUs; use gloo on CPU")
+            raise ConfigError("runtime.dist_backend=nccl needs GPUs; use gloo on CPU")
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
         dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
@@ -87,6 +87,17 @@ def broadcast_buffers(model: nn.Module, env: Dist) -> None:
     if env.distributed:
         for buf in model.buffers():
             dist.broadcast(buf, src=0)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel / torch.compile wrappers."""
+    while True:
+        if isinstance(model, nn.parallel.DistributedDataParallel | nn.DataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        else:
+            return model
 
 
 def barrier(env: Dist) -> None:

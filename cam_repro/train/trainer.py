@@ -7,7 +7,6 @@ checkpoints/best.pt, and TensorBoard events under tb/. Only rank 0 writes.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import math
 import os
@@ -28,24 +27,21 @@ from torch import Tensor, nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cam_repro.boxes import scale_boxes
-from cam_repro.cam import predict_with_cams, unwrap
-from cam_repro.data import normalize, read_split
-from cam_repro.engine import distributed as D
-from cam_repro.engine.checkpoint import (
-    atomic_write,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    write_text_atomic,
-)
-from cam_repro.engine.config import TrainConfig, train_config
-from cam_repro.engine.loaders import eval_loader, steps_per_epoch, to_device, train_loader
-from cam_repro.engine.optim import build_optimizer, build_scheduler
-from cam_repro.errors import CamReproError, ConfigError
+from cam_repro.data import model_input, read_split
+from cam_repro.data.loaders import eval_loader, steps_per_epoch, to_device, train_loader
+from cam_repro.localize.boxes import scale_boxes
+from cam_repro.localize.cam import predict_with_cams
+from cam_repro.localize.overlay import draw_boxes, normalize_cam, overlay
 from cam_repro.models import CAMNet, build_model, paper_name, variant_name
-from cam_repro.visualize import draw_boxes, normalize_cam, overlay
+from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
+from cam_repro.runtime import distributed as D
+from cam_repro.runtime.context import run_context
+from cam_repro.runtime.errors import CamReproError, ConfigError
+from cam_repro.runtime.files import atomic_write, write_json, write_text_atomic
+from cam_repro.runtime.precision import autocast
+from cam_repro.runtime.rng import rng_state, set_rng_state
+from cam_repro.train.config import TrainConfig, train_config
+from cam_repro.train.optim import build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +52,26 @@ class TrainingDivergedError(CamReproError, FloatingPointError):
     """The loss (or a weight) became NaN or infinite."""
 
 
-def amp_dtype(amp: str) -> torch.dtype | None:
-    return {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
-
-
-def autocast(device: torch.device, amp: str):
-    """Mixed precision for the forward pass, or nothing."""
-    dtype = amp_dtype(amp)
-    return nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
-
-
-def model_input(images: Tensor, spec: TrainConfig) -> Tensor:
-    """A uint8 batch on the device -> the normalised float input, NHWC if asked."""
-    x = normalize(images, spec.data.mean, spec.data.std)
-    if spec.trainer.channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+def _input(images: Tensor, spec: TrainConfig) -> Tensor:
+    return model_input(images, spec.data.mean, spec.data.std, spec.runtime.channels_last)
 
 
 @torch.no_grad()
-def evaluate(
+def validate(
     model: nn.Module, loader, spec: TrainConfig, env: D.Dist, desc: str = "val"
 ) -> dict[str, float]:
     """Classification loss, top-1 and top-5 error (%) over the loader, summed over processes."""
-    net = unwrap(model)
+    net = D.unwrap(model)
     was_training = net.training
     net.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=env.device)  # loss, top-1, top-5, images
-    show = spec.trainer.progress and env.is_main
+    show = spec.runtime.progress and env.is_main
     for batch in tqdm(loader, desc=desc, leave=False, disable=not show):
         if batch is None:
             continue
         images, labels, _ = to_device(batch, env)
-        with autocast(env.device, spec.trainer.amp):
-            logits = net(model_input(images, spec))
+        with autocast(env.device, spec.runtime.amp):
+            logits = net(_input(images, spec))
         logits = logits.float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, 5)
         hit = top == labels[:, None]
@@ -121,23 +103,6 @@ def weights_digest(model: nn.Module) -> str:
     return h.hexdigest()
 
 
-def attach_log_file(path: Path) -> logging.Handler:
-    """Also log (INFO and up) into `path`; remove the returned handler when done."""
-    handler = logging.FileHandler(path, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] %(message)s"))
-    root = logging.getLogger()
-    root.addHandler(handler)
-    if root.level > logging.INFO or root.level == logging.NOTSET:
-        root.setLevel(logging.INFO)
-    return handler
-
-
-def write_json(path: Path, obj: Any) -> None:
-    """`obj` as indented JSON, written atomically."""
-    text = json.dumps(obj, indent=2, allow_nan=True) + "\n"
-    write_text_atomic(path, text)
-
-
 class Trainer:
     """Builds data, model, optimizer and scheduler from the config, then `fit()`s."""
 
@@ -145,11 +110,11 @@ class Trainer:
         self.spec, self.run_dir, self.env = spec, run_dir, env
         self.ckpt_dir = run_dir / "checkpoints"
         self.last_path, self.best_path = self.ckpt_dir / "last.pt", self.ckpt_dir / "best.pt"
-        t = spec.trainer
-        if t.amp == "fp16" and env.device.type != "cuda":
-            raise ConfigError("trainer.amp=fp16 needs a GPU; use trainer.amp=bf16 on CPU")
-        if t.threads:
-            torch.set_num_threads(t.threads)
+        t, rt = spec.trainer, spec.runtime
+        if rt.amp == "fp16" and env.device.type != "cuda":
+            raise ConfigError(
+                "runtime.amp=fp16 needs a GPU for training; use runtime.amp=bf16 on CPU"
+            )
         if t.deterministic:
             os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
             torch.use_deterministic_algorithms(True)
@@ -169,7 +134,7 @@ class Trainer:
         if t.sync_bn and env.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         model.to(env.device)
-        if t.channels_last:
+        if rt.channels_last:
             model.to(memory_format=torch.channels_last)
         self.model = model  # the plain module: state dicts, evaluation, CAMs
         self.optimizer = build_optimizer(model, spec.optim, reused)
@@ -177,7 +142,7 @@ class Trainer:
         self.val_loader = eval_loader(self.val_data, spec.data, env)
         self.steps = steps_per_epoch(self.train_loader)
         self.scheduler = build_scheduler(self.optimizer, spec.optim, t.epochs, self.steps)
-        self.scaler = torch.amp.GradScaler(env.device.type, enabled=t.amp == "fp16")
+        self.scaler = torch.amp.GradScaler(env.device.type, enabled=rt.amp == "fp16")
         self.epoch, self.step_in_epoch, self.global_step = 0, 0, 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None
@@ -332,7 +297,7 @@ class Trainer:
 
     def fit(self, on_step: StepHook | None = None) -> dict[str, Any]:
         """Train the remaining epochs; returns the metrics (rank 0; {} elsewhere)."""
-        bars = self.spec.trainer.progress and self.env.is_main
+        bars = self.spec.runtime.progress and self.env.is_main
         with logging_redirect_tqdm() if bars else nullcontext():  # log lines above the bars
             return self._fit(on_step)
 
@@ -346,7 +311,7 @@ class Trainer:
             desc="epochs",
             initial=self.epoch,
             total=t.epochs,
-            disable=not (t.progress and self.env.is_main),
+            disable=not (self.spec.runtime.progress and self.env.is_main),
         )
         for epoch in epochs:
             self.epoch = epoch
@@ -356,7 +321,7 @@ class Trainer:
             improved = False
             if (epoch + 1) % t.eval_every == 0 or last:
                 D.broadcast_buffers(self.model, self.env)  # evaluate and save rank 0's model
-                val = evaluate(self.model, self.val_loader, self.spec, self.env)
+                val = validate(self.model, self.val_loader, self.spec, self.env)
                 entry.update({f"val_{k}": v for k, v in val.items() if k != "images"})
                 improved = self.best is None or val["top1_err"] < self.best["val_top1_err"]
                 if improved:
@@ -399,15 +364,15 @@ class Trainer:
             leave=False,
             initial=self.step_in_epoch,
             total=self.steps,
-            disable=not (t.progress and env.is_main),
+            disable=not (self.spec.runtime.progress and env.is_main),
         )
         for batch in batches:
             self.step_in_epoch += 1
             if batch is None:
                 continue
             images, labels, _ = to_device(batch, env)
-            with autocast(env.device, t.amp):
-                logits = self.net(model_input(images, self.spec))
+            with autocast(env.device, self.spec.runtime.amp):
+                logits = self.net(_input(images, self.spec))
             loss = F.cross_entropy(logits.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
@@ -561,9 +526,9 @@ class Trainer:
         if not items:
             return
         images = torch.stack([it[0] for it in items]).to(self.env.device)  # uint8 (N, 3, S, S)
-        net = unwrap(self.model)
+        net = D.unwrap(self.model)
         net.eval()
-        out = predict_with_cams(net, model_input(images, self.spec).float(), topk=1)
+        out = predict_with_cams(net, _input(images, self.spec).float(), topk=1)
         net.train()
         size = images.shape[-1]
         show = max(size, 128)  # small benchmark images are drawn larger
@@ -588,22 +553,9 @@ def train(
     `trainer.model`): a hook for tests and notebooks.
     """
     spec = train_config(cfg)
-    run_dir = Path(run_dir)
-    env = D.setup(spec.trainer.device, spec.trainer.dist_backend)
-    handler = None
-    try:
-        if env.is_main:
-            run_dir.mkdir(parents=True, exist_ok=True)
-            handler = attach_log_file(run_dir / "train.log")
-        else:
-            logging.getLogger().setLevel(logging.WARNING)
-        trainer = Trainer(spec, run_dir, env)  # refuses a run dir holding another run
-        if env.is_main:
+    with run_context(spec.runtime, run_dir, "train.log") as run:
+        trainer = Trainer(spec, Path(run_dir), run.env)  # refuses a run dir holding another run
+        if run.is_main:
             config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
-            write_text_atomic(run_dir / "config.yaml", config_text)
+            write_text_atomic(Path(run_dir) / "config.yaml", config_text)
         return trainer.fit(on_step)
-    finally:
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-        D.teardown()

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from collections.abc import Sequence
@@ -20,28 +19,17 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
-from cam_repro.boxes import NORMALIZE, iou_matrix, largest_component_boxes, scale_boxes
-from cam_repro.cam import cam_model, class_activation_maps, upsample_cams
-from cam_repro.data import DataConfig, load_image, normalize, read_split
+from cam_repro.data import DataConfig, load_image, model_input, read_split
 from cam_repro.data.transforms import eval_transform
-from cam_repro.engine import distributed as D
-from cam_repro.engine.checkpoint import atomic_write, load_model
-from cam_repro.engine.config import check_choice
-from cam_repro.errors import ConfigError, InputFileError
-from cam_repro.eval_config import (
-    SPLITS,
-    DataOverrides,
-    EvalRuntimeConfig,
-    check_runtime,
-    resolve_data,
-)
-from cam_repro.evaluate import Localizer, localize_batch
+from cam_repro.evaluate.config import SPLITS, BoxKeys, DataOverrides, box_rule, resolve_data
+from cam_repro.evaluate.localizer import Localizer, localize_batch
+from cam_repro.evaluate.outputs import read_sweep
+from cam_repro.localize.boxes import BoxRule, frame_boxes, iou_matrix, scale_boxes
+from cam_repro.localize.cam import cam_model, class_activation_maps, upsample_cams
 from cam_repro.models import model_config, paper_name, variant_name
-from cam_repro.report import read_sweep
-from cam_repro.typed_config import to_schema
-from cam_repro.visualize import (
+from cam_repro.models.checkpoint import load_model
+from cam_repro.present.draw import (
     Curve,
     cam_figure,
     cam_panel,
@@ -49,13 +37,18 @@ from cam_repro.visualize import (
     grid_figure,
     sweep_figure,
 )
+from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
+from cam_repro.runtime.context import RunContext, run_context
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import atomic_write, read_json
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
-class VisualizeConfig:
-    """`cam-visualize`: figures of class activation maps from cam-train checkpoints."""
+class VisualizeConfig(BoxKeys):
+    """`cam-visualize`: figures of class activation maps from cam-train checkpoints (the box
+    rule's threshold and normalize: as in cam-eval)."""
 
     checkpoint: str | None = None  # RUN_DIR/checkpoints/last.pt (or best.pt)
     compare: list[str] = field(default_factory=list)  # more checkpoints for compare.png
@@ -64,21 +57,19 @@ class VisualizeConfig:
     split: str = "val"
     num_images: int = 6
     topk: int = 5
-    threshold: float = 0.2  # the paper's box rule, as in cam-eval
-    normalize: str = "max"
     units: int = 4  # class-specific units per class (0: no units figure)
     unit_classes: list[str] = field(default_factory=list)  # wnids or names; empty: first image's
     sweeps: list[str] = field(default_factory=list)  # cam-eval run folders (or sweeps) to plot
     per_image: bool = True  # cam_<image>.png for every image
     dpi: int = 100
-    trainer: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+    runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(progress=False))
 
 
 def visualize_config(cfg: Any) -> VisualizeConfig:
     spec = to_schema(VisualizeConfig, cfg)
-    check_choice(spec.normalize, "normalize", NORMALIZE)
     check_choice(spec.split, "split", SPLITS)
-    check_runtime(spec.trainer)
+    box_rule(spec)
+    spec.runtime = runtime_config(spec.runtime)
     if spec.checkpoint is None and not spec.sweeps:
         raise ConfigError(
             "nothing to draw: give checkpoint=RUN_DIR/checkpoints/last.pt (CAM figures) and/or "
@@ -88,8 +79,6 @@ def visualize_config(cfg: Any) -> VisualizeConfig:
         raise ConfigError("compare=[...] needs checkpoint=... (the first run of the comparison)")
     if spec.num_images < 1 or spec.topk < 1 or spec.units < 0 or spec.dpi < 20:
         raise ConfigError("num_images and topk must be >= 1, units >= 0 and dpi >= 20")
-    if not 0 <= spec.threshold <= 1:
-        raise ConfigError(f"threshold must lie in [0, 1], got {spec.threshold}")
     return spec
 
 
@@ -119,8 +108,8 @@ class Seen:
 
 
 @dataclass
-class Run:
-    """A trained network and what it needs to look at images."""
+class TrainedNet:
+    """A trained network (a cam-train checkpoint) and what it needs to look at images."""
 
     checkpoint: str
     model: torch.nn.Module
@@ -131,23 +120,25 @@ class Run:
     data: DataConfig
 
 
-def load_run(path: str, spec: VisualizeConfig, env: D.Dist) -> Run:
+def load_net(path: str, spec: VisualizeConfig, run: RunContext) -> TrainedNet:
     model, state = load_model(path)
-    model.to(env.device).eval()
-    if spec.trainer.channels_last:
+    model.to(run.device).eval()
+    if run.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
     trained = state["config"]
     data = resolve_data(spec.data, trained.get("data"))
     classes = list(state["classes"])
     names = list(state.get("class_names") or classes)
     model_cfg = model_config(trained["model"])
-    return Run(path, model, paper_name(model_cfg), variant_name(model_cfg), classes, names, data)
+    return TrainedNet(
+        path, model, paper_name(model_cfg), variant_name(model_cfg), classes, names, data
+    )
 
 
-def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
+def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
     """The given image files (no ground truth), or the first num_images of the data's split."""
-    size = run.data.image_size
-    transform = eval_transform(run.data)
+    size = net.data.image_size
+    transform = eval_transform(net.data)
     pictures = []
     if spec.images:
         for path in spec.images:
@@ -155,10 +146,10 @@ def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
             frame = transform(image).permute(1, 2, 0).numpy()  # (S, S, 3)
             pictures.append(Picture(Path(path).stem, frame, None, np.zeros((0, 4), np.int64)))
         return pictures
-    split = read_split(run.data, spec.split)
-    if list(split.classes) != run.classes:
+    split = read_split(net.data, spec.split)
+    if list(split.classes) != net.classes:
         raise ConfigError(
-            f"{run.checkpoint} was trained on other classes than {split.root} has: give "
+            f"{net.checkpoint} was trained on other classes than {split.root} has: give "
             "images=[...] or data with the same classes"
         )
     for sample in split.samples[: spec.num_images]:
@@ -173,24 +164,25 @@ def load_pictures(spec: VisualizeConfig, run: Run) -> list[Picture]:
 _BATCH = 16  # pictures per forward pass
 
 
-def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Dist) -> list[Seen]:
-    """Top-k classes, CAMs and boxes of every picture, a batch at a time."""
-    loc = Localizer(run.model, "cam", spec.trainer.amp, env.device)
+def look(
+    net: TrainedNet, pictures: Sequence[Picture], topk: int, rule: BoxRule, run: RunContext
+) -> list[Seen]:
+    """Top-k classes, CAMs and boxes (under `rule`) of every picture, a batch at a time."""
+    loc = Localizer(net.model, "cam", run.runtime.amp, run.device)
     seen = []
     for first in range(0, len(pictures), _BATCH):
         chunk = pictures[first : first + _BATCH]
         images = torch.from_numpy(np.stack([p.frame for p in chunk])).permute(0, 3, 1, 2)
-        x = normalize(images.to(env.device), run.data.mean, run.data.std)
-        if spec.trainer.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        labels = torch.zeros(len(chunk), dtype=torch.long, device=env.device)  # unused slot
-        out = localize_batch(loc, x, labels, spec.topk, wsol=False)
+        data = net.data
+        x = model_input(images.to(run.device), data.mean, data.std, run.runtime.channels_last)
+        labels = torch.zeros(len(chunk), dtype=torch.long, device=run.device)  # unused slot
+        out = localize_batch(loc, x, labels, topk, wsol=False)
         maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
-        features = _features(loc).cpu().numpy()  # (B, K, h, w)
+        assert out.features is not None  # a CAM network's single view
+        features = out.features.cpu().numpy()  # (B, K, h, w)
         b, k, s = maps.shape[0], maps.shape[1], maps.shape[-1]
-        boxes = largest_component_boxes(maps.reshape(b * k, s, s), spec.threshold, spec.normalize)
-        boxes = boxes.reshape(b, k, 4)
+        boxes = frame_boxes(maps.reshape(b * k, s, s), rule).reshape(b, k, 4)
         for i, picture in enumerate(chunk):
             classes = out.classes[i, :-1].tolist()
             ious: list[float | None] = [None] * k
@@ -204,11 +196,6 @@ def look(run: Run, pictures: Sequence[Picture], spec: VisualizeConfig, env: D.Di
     return seen
 
 
-def _features(loc: Localizer) -> Tensor:
-    assert loc._features is not None
-    return loc._features.float()
-
-
 # --- the figures --------------------------------------------------------------------------------
 
 
@@ -218,54 +205,54 @@ def _short(name: str, width: int = 22) -> str:
     return name if len(name) <= width else name[: width - 1] + "…"
 
 
-def _caption(run: Run, seen: Seen, j: int) -> str:
-    text = f"{_short(run.class_names[seen.classes[j]])} {seen.scores[j]:.2f}"
+def _caption(net: TrainedNet, seen: Seen, j: int) -> str:
+    text = f"{_short(net.class_names[seen.classes[j]])} {seen.scores[j]:.2f}"
     iou = seen.ious[j]
     return text if iou is None else f"{text}\nIoU {iou:.2f}"
 
 
-def picture_figure(run: Run, picture: Picture, seen: Seen, spec: VisualizeConfig):
+def picture_figure(net: TrainedNet, picture: Picture, seen: Seen, spec: VisualizeConfig):
     """The paper's Figures 3-4 for one image."""
     truth = ""
     if picture.label is not None:
-        truth = f", true class {_short(run.class_names[picture.label])}"
+        truth = f", true class {_short(net.class_names[picture.label])}"
     top = [
         cam_panel(picture.frame, None, None, picture.gt_boxes, "image" + truth),
         cam_panel(
             picture.frame, seen.maps[0], seen.boxes[:1], picture.gt_boxes,
-            f"top-1 CAM: {_caption(run, seen, 0)}", spec.normalize,
+            f"top-1 CAM: {_caption(net, seen, 0)}", spec.normalize,
         ),
     ]  # fmt: skip
     row = [
-        cam_panel(picture.frame, seen.maps[j], None, None, _caption(run, seen, j), spec.normalize)
+        cam_panel(picture.frame, seen.maps[j], None, None, _caption(net, seen, j), spec.normalize)
         for j in range(len(seen.classes))
     ]
-    title = f"{run.name}: {picture.name} (threshold {spec.threshold:g}; box red, truth green)"
+    title = f"{net.name}: {picture.name} (threshold {spec.threshold:g}; box red, truth green)"
     return cam_figure(top, row, title)
 
 
-def compare_figure(runs: Sequence[Run], pictures, seens: Sequence[Sequence[Seen]], spec):
-    """Top-1 CAMs of several runs side by side: rows are images, columns the image and each run."""
+def compare_figure(nets: Sequence[TrainedNet], pictures, seens: Sequence[Sequence[Seen]], spec):
+    """Top-1 CAMs of several nets side by side: rows are images, columns the image and each net."""
     rows = []
     for i, picture in enumerate(pictures):
         row = [cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name)]
-        for run, seen in zip(runs, seens, strict=True):
+        for net, seen in zip(nets, seens, strict=True):
             s = seen[i]
             row.append(
                 cam_panel(picture.frame, s.maps[0], s.boxes[:1], picture.gt_boxes,
-                          _caption(run, s, 0), spec.normalize)
+                          _caption(net, s, 0), spec.normalize)
             )  # fmt: skip
         rows.append(row)
     return grid_figure(
-        rows, ["image", *[r.name for r in runs]],
+        rows, ["image", *[r.name for r in nets]],
         f"top-1 CAMs at threshold {spec.threshold:g} (box red, truth green)",
     )  # fmt: skip
 
 
-def units_figure(run: Run, c: int, pictures, seen: Sequence[Seen], spec: VisualizeConfig):
+def units_figure(net: TrainedNet, c: int, pictures, seen: Sequence[Seen], spec: VisualizeConfig):
     """Class c's units with the largest weights w_k^c: where each fires on the class's images,
     beside the class's CAM (the paper's Section 5, class-specific units)."""
-    weight = cam_model(run.model).classifier.weight.detach().float().cpu()  # (C, K)
+    weight = cam_model(net.model).classifier.weight.detach().float().cpu()  # (C, K)
     w = weight[c].numpy()  # (K,): w_k^c
     units = np.argsort(-w, kind="stable")[: spec.units]
     own = [i for i, p in enumerate(pictures) if p.label == c] or [
@@ -287,20 +274,20 @@ def units_figure(run: Run, c: int, pictures, seen: Sequence[Seen], spec: Visuali
         ]
         rows.append(row)
     title = (
-        f"{run.name}: the {len(units)} units with the largest weights for "
-        f"{_short(run.class_names[c], 40)} ({run.classes[c]})"
+        f"{net.name}: the {len(units)} units with the largest weights for "
+        f"{_short(net.class_names[c], 40)} ({net.classes[c]})"
     )
     return grid_figure(rows, ["image", "class CAM", *[f"#{r + 1}" for r in range(len(units))]],
                        title)  # fmt: skip
 
 
-def _class_index(run: Run, given: str) -> int:
-    for table in (run.classes, run.class_names):
+def _class_index(net: TrainedNet, given: str) -> int:
+    for table in (net.classes, net.class_names):
         if given in table:
             return table.index(given)
-    if given.isdigit() and int(given) < len(run.classes):
+    if given.isdigit() and int(given) < len(net.classes):
         return int(given)
-    raise ConfigError(f"unit_classes: {given!r} is not a class of {run.checkpoint} (wnid or name)")
+    raise ConfigError(f"unit_classes: {given!r} is not a class of {net.checkpoint} (wnid or name)")
 
 
 # --- threshold sweeps ---------------------------------------------------------------------------
@@ -326,12 +313,12 @@ def sweep_curves(paths: Sequence[str]) -> list[Curve]:
         metrics = run_dir / "metrics.json"
         if metrics.is_file():
             try:
-                m = json.loads(metrics.read_text())
+                m = read_json(metrics)
                 data = m.get("data") or {}
                 label = m.get("paper_name") or label
                 if data.get("evidence"):
                     label = f"{label}, {data['evidence']}"
-            except ValueError:
+            except (InputFileError, AttributeError):
                 pass
         groups.setdefault(label, []).append(read_sweep(run_dir / "sweep.csv"))
     curves = []
@@ -377,29 +364,25 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
         save("sweep.png", sweep_figure(sweep_curves(spec.sweeps), spec.threshold))
     if spec.checkpoint is None:
         return written
-    env = D.setup(spec.trainer.device, spec.trainer.dist_backend)
-    try:
-        if spec.trainer.threads:
-            torch.set_num_threads(spec.trainer.threads)
-        runs = [load_run(p, spec, env) for p in [spec.checkpoint, *spec.compare]]
-        for other in runs[1:]:
-            if other.classes != runs[0].classes:
+    rule = box_rule(spec)
+    with run_context(spec.runtime) as run:
+        nets = [load_net(p, spec, run) for p in [spec.checkpoint, *spec.compare]]
+        for other in nets[1:]:
+            if other.classes != nets[0].classes:
                 raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
-        pictures = load_pictures(spec, runs[0])
-        seens = [look(run, pictures, spec, env) for run in runs]
-        main, seen = runs[0], seens[0]
+        pictures = load_pictures(spec, nets[0])
+        seens = [look(net, pictures, spec.topk, rule, run) for net in nets]
+        main, seen = nets[0], seens[0]
         if spec.per_image:
             for picture, s in zip(pictures, seen, strict=True):
                 save(f"cam_{_file_name(picture.name)}.png", picture_figure(main, picture, s, spec))
-        if len(runs) > 1:
-            save("compare.png", compare_figure(runs, pictures, seens, spec))
+        if len(nets) > 1:
+            save("compare.png", compare_figure(nets, pictures, seens, spec))
         if spec.units:
             wanted = [_class_index(main, c) for c in spec.unit_classes]
             first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
-            for run, run_seen in zip(runs, seens, strict=True):
+            for net, net_seen in zip(nets, seens, strict=True):
                 for c in wanted or [first]:
-                    tag = f"{run.variant}_{_file_name(run.classes[c])}"
-                    save(f"units_{tag}.png", units_figure(run, c, pictures, run_seen, spec))
-    finally:
-        D.teardown()
+                    tag = f"{net.variant}_{_file_name(net.classes[c])}"
+                    save(f"units_{tag}.png", units_figure(net, c, pictures, net_seen, spec))
     return written

@@ -44,9 +44,9 @@ np.arange(0, 1, 0.001) differs in the last bit for 144 of the 1000 values, which
 a float threshold that lands exactly on a pixel value. Maps are compared in float64: a float32
 map's 0.7 is 0.699999988 and does not pass t = 0.7.
 
-max_box_acc computes the sweep in one pass (cam_repro.component_tree); max_box_acc_loop labels the
-map once per threshold with scipy and is the reference the tests and scripts/bench_maxboxacc.py
-compare against.
+max_box_acc computes the sweep in one pass (cam_repro.localize.components); max_box_acc_loop
+labels the map once per threshold with scipy and is the reference the tests and
+scripts/bench_maxboxacc.py compare against.
 """
 
 from __future__ import annotations
@@ -58,8 +58,8 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cam_repro.boxes import iou_matrix
-from cam_repro.component_tree import RING_RUNS, level_table, sweep_hits
+from cam_repro.localize.boxes import as_maps, iou_matrix
+from cam_repro.localize.components import RING_RUNS, level_table, sweep_hits
 
 DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
 _CHUNK = 64  # images per compiled call: bounds the float64 copy and the (n, T, D) hit array
@@ -70,15 +70,11 @@ def default_thresholds() -> np.ndarray:
     return np.arange(1000, dtype=np.float64) / 1000
 
 
-def _as_maps(cams: Any) -> np.ndarray:
-    """(N, H, W) numpy array or torch tensor in [0, 1] -> validated numpy array."""
-    if hasattr(cams, "detach"):  # torch tensor
-        cams = cams.detach().cpu().numpy()
-    cams = np.asarray(cams)
+def _unit_maps(cams: Any) -> np.ndarray:
+    """(N, H, W) numpy array or torch tensor in [0, 1] -> validated float numpy array."""
+    cams = as_maps(cams)
     if cams.ndim != 3:
         raise ValueError(f"cams must be (N, H, W), got shape {cams.shape}")
-    if not np.issubdtype(cams.dtype, np.floating):
-        raise ValueError(f"cams must be floating point maps in [0, 1], got dtype {cams.dtype}")
     if cams.shape[0] == 0 or cams.shape[1] == 0 or cams.shape[2] == 0:
         raise ValueError(f"cams must hold at least one non-empty map, got shape {cams.shape}")
     if np.isnan(cams).any():
@@ -175,7 +171,7 @@ class BoxAccMeter:
         self.images = 0
 
     def update(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
-        maps = _as_maps(cams)
+        maps = _unit_maps(cams)
         gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
@@ -256,7 +252,7 @@ def max_box_acc_loop(
     all_components: bool = True,
 ) -> dict:
     """max_box_acc by labelling each map once per threshold (scipy): the slow reference."""
-    maps = _as_maps(cams)
+    maps = _unit_maps(cams)
     t = _as_thresholds(thresholds)
     deltas = _as_iou_thresholds(iou_thresholds)
     gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
@@ -282,7 +278,7 @@ class PxAPMeter:
         self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
 
     def update(self, cams: Any, masks: Any) -> None:
-        maps = _as_maps(cams)
+        maps = _unit_maps(cams)
         if hasattr(masks, "detach"):
             masks = masks.detach().cpu().numpy()
         masks = np.asarray(masks)

@@ -1,10 +1,15 @@
-"""One pass over a threshold sweep: boxes of the connected components of {map >= t} for every t.
+"""Connected components (8-connected) of thresholded maps, with one union-find for both uses.
 
-The components at a lower threshold are unions of those at a higher one, so instead of labelling
-the map once per threshold, pixels are added from the brightest level down and merged into their
-8-connected neighbours with a union-find (a component tree). Each component keeps its tight
-inclusive box (x0, y0, x1, y1), its pixel count and its first pixel in raster order; after each
-level only the components whose box grew are scored against the GT boxes again.
+- `label_components`: the components of one mask per map (the paper's box rule, in boxes.py),
+  labelled by runs of kept pixels.
+- `sweep_hits`: one pass over a threshold sweep: boxes of the components of {map >= t} for every
+  t (MaxBoxAccV2, in wsol.py).
+
+The sweep: the components at a lower threshold are unions of those at a higher one, so instead of
+labelling the map once per threshold, pixels are added from the brightest level down and merged
+into their 8-connected neighbours with a union-find (a component tree). Each component keeps its
+tight inclusive box (x0, y0, x1, y1), its pixel count and its first pixel in raster order; after
+each level only the components whose box grew are scored against the GT boxes again.
 
 Levels: with thresholds t_0 < ... < t_{T-1}, a pixel of value v has level #{i : t_i <= v}, so it
 belongs to the set of threshold index i iff level > i. Adding the pixels of level i + 1 (after all
@@ -76,8 +81,96 @@ def find_root(parent: np.ndarray, i: int) -> int:
 
 
 @njit(cache=True)
+def _doubled(a: np.ndarray) -> np.ndarray:
+    """`a` (int64, 1-D) copied into an array twice as long (the tail uninitialised)."""
+    out = np.empty(2 * a.shape[0], dtype=np.int64)
+    out[: a.shape[0]] = a
+    return out
+
+
+@njit(cache=True)
+def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of each (H, W) mask of a C-contiguous bool (N, H, W) stack.
+
+    -> (map index (n,), box (n, 4) inclusive, pixel count (n,)), ordered by map, then by the
+    components' first pixels in raster order (scipy.ndimage.label's numbering; tested equal).
+    Works on runs (maximal horizontal segments of kept pixels), not pixels: a run joins every run
+    of the row above that overlaps it or touches it diagonally, through a union-find over runs
+    that keeps the smaller run index as the root. Runs are numbered in raster order, so a
+    component's root is its first run, and its first pixel.
+    """
+    n_maps, height, width = keep.shape
+    cap = 1024  # runs held; doubled when full
+    row = np.empty(cap, dtype=np.int64)
+    start = np.empty(cap, dtype=np.int64)
+    stop = np.empty(cap, dtype=np.int64)  # inclusive
+    parent = np.empty(cap, dtype=np.int64)
+    which = np.empty(cap, dtype=np.int64)
+    n_runs = 0
+    for m in range(n_maps):
+        above_first, above_end = n_runs, n_runs  # runs of the previous row: [first, end)
+        for y in range(height):
+            first = n_runs
+            x = 0
+            while True:
+                while x < width and not keep[m, y, x]:
+                    x += 1
+                if x == width:
+                    break
+                x0 = x
+                while x < width and keep[m, y, x]:
+                    x += 1
+                if n_runs == row.shape[0]:  # full: double every run array
+                    row, start, stop = _doubled(row), _doubled(start), _doubled(stop)
+                    parent, which = _doubled(parent), _doubled(which)
+                r = n_runs
+                n_runs += 1
+                row[r], start[r], stop[r], parent[r], which[r] = y, x0, x - 1, r, m
+                # Runs above that touch [x0 - 1, x] (8-connectivity): skip those left of it.
+                while above_first < above_end and stop[above_first] < x0 - 1:
+                    above_first += 1
+                a = above_first
+                while a < above_end and start[a] <= x:
+                    ra, rr = find_root(parent, a), find_root(parent, r)
+                    if ra < rr:
+                        parent[rr] = ra
+                    elif rr < ra:
+                        parent[ra] = rr
+                    a += 1
+            above_first, above_end = first, n_runs
+    # Number the components in the order of their first runs; gather boxes and sizes.
+    comp = np.empty(n_runs, dtype=np.int64)
+    count = 0
+    for r in range(n_runs):
+        if find_root(parent, r) == r:
+            comp[r] = count
+            count += 1
+    out_which = np.empty(count, dtype=np.int64)
+    boxes = np.empty((count, 4), dtype=np.int64)
+    sizes = np.zeros(count, dtype=np.int64)
+    for r in range(n_runs):
+        root = find_root(parent, r)
+        c = comp[root]
+        if root == r:
+            out_which[c] = which[r]
+            boxes[c, 0], boxes[c, 1], boxes[c, 2], boxes[c, 3] = start[r], row[r], stop[r], row[r]
+        else:
+            boxes[c, 0] = min(boxes[c, 0], start[r])
+            boxes[c, 2] = max(boxes[c, 2], stop[r])
+            boxes[c, 3] = max(boxes[c, 3], row[r])
+        sizes[c] += stop[r] - start[r] + 1
+    return out_which, boxes, sizes
+
+
+def label_components(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """8-connected components of a (N, H, W) bool stack (see `_label_stack`): map index (n,),
+    inclusive box (n, 4) and pixel count (n,) of each, by map, then in raster order."""
+    return _label_stack(np.ascontiguousarray(keep, dtype=np.bool_))
+
+
+@njit(cache=True)
 def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: int) -> float:
-    """Max inclusive IoU of one box against gt[g0:g1] (same arithmetic as wsol._iou_matrix)."""
+    """Max inclusive IoU of one box against gt[g0:g1] (the arithmetic of boxes.iou_matrix)."""
     best = 0.0
     area = (x1 - x0 + 1) * (y1 - y0 + 1)
     for g in range(g0, g1):

@@ -1,4 +1,5 @@
-"""The evaluation config: the typed schema of `configs/eval.yaml` (`cam-eval`)."""
+"""The evaluation config: the typed schema of `configs/eval.yaml` (`cam-eval`), and the keys it
+shares with cam-visualize (the box rule's, the data overrides)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,13 @@ from typing import Any, Optional
 
 from omegaconf import DictConfig
 
-from cam_repro.boxes import NORMALIZE
 from cam_repro.data.config import DataConfig, data_config
-from cam_repro.engine.config import AMP, BACKENDS, DEVICES, check_choice
-from cam_repro.errors import ConfigError
+from cam_repro.localize.boxes import BoxRule
 from cam_repro.models.config import ModelConfig, model_config
-from cam_repro.typed_config import to_schema
+from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
+from cam_repro.runtime.errors import ConfigError
 
 LOCALIZERS = ("cam", "backprop")
-BOX_RULES = ("paper", "release")
 SPLITS = ("val", "train")
 
 
@@ -33,19 +32,15 @@ DataOverrides = dataclasses.make_dataclass(
 
 
 @dataclass
-class EvalRuntimeConfig:
-    """Where and how the network runs (the keys of the same name in cam-train's `trainer`)."""
+class BoxKeys:
+    """The paper's box rule as cam-eval and cam-visualize take it (see localize.boxes.BoxRule)."""
 
-    device: str = "auto"  # auto | cpu | cuda; under torchrun: cuda:LOCAL_RANK
-    dist_backend: str = "auto"  # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
-    amp: str = "none"  # none | bf16 | fp16 (the forward pass only; maps are computed in fp32)
-    channels_last: bool = True
-    threads: int | None = None  # CPU threads per process; null: PyTorch's choice
-    progress: bool = True
+    threshold: float = 0.2  # keep pixels >= threshold x the map's (normalised) max
+    normalize: str = "max"  # max (the paper) | minmax (later WSOL work)
 
 
 @dataclass
-class EvalConfig:
+class EvalConfig(BoxKeys):
     """`cam-eval`: classification and localization errors of a network on a labelled split."""
 
     # A cam-train checkpoint (RUN_DIR/checkpoints/best.pt); the network, classes and data config
@@ -53,12 +48,10 @@ class EvalConfig:
     checkpoint: str | None = None
     model: ModelConfig | None = None
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
-    trainer: EvalRuntimeConfig = field(default_factory=EvalRuntimeConfig)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     split: str = "val"
     localizer: str = "cam"  # cam (class activation map) | backprop (Simonyan et al. saliency)
     box_rule: str = "paper"  # paper (the text) | release (the released code's box generator)
-    threshold: float = 0.2  # paper rule: keep pixels >= threshold x the map's (normalised) max
-    normalize: str = "max"  # max (the paper) | minmax (later WSOL work)
     all_boxes: bool = False  # paper rule: every component's box (right if any matches)
     ten_crop: bool = False  # 4 corners + centre of the resize_size image, and their mirrors
     iou_threshold: float = 0.5
@@ -71,13 +64,11 @@ class EvalConfig:
     pxap: str = "auto"
 
 
-def check_runtime(trainer: EvalRuntimeConfig) -> None:
-    """The `trainer` keys of cam-eval and cam-visualize: one-line errors for bad values."""
-    check_choice(trainer.device, "trainer.device", DEVICES)
-    check_choice(trainer.amp, "trainer.amp", AMP)
-    check_choice(trainer.dist_backend, "trainer.dist_backend", BACKENDS)
-    if trainer.threads is not None and trainer.threads < 1:
-        raise ConfigError(f"trainer.threads must be >= 1, got {trainer.threads}")
+def box_rule(spec: EvalConfig | BoxKeys) -> BoxRule:
+    """The BoxRule of an app config (a ConfigError naming the bad key)."""
+    if isinstance(spec, EvalConfig):
+        return BoxRule(spec.threshold, spec.normalize, spec.box_rule, spec.all_boxes)
+    return BoxRule(spec.threshold, spec.normalize)
 
 
 def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
@@ -85,12 +76,9 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     spec = to_schema(EvalConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
     check_choice(spec.localizer, "localizer", LOCALIZERS)
-    check_choice(spec.box_rule, "box_rule", BOX_RULES)
-    check_choice(spec.normalize, "normalize", NORMALIZE)
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
-    check_runtime(spec.trainer)
-    if not 0 <= spec.threshold <= 1:
-        raise ConfigError(f"threshold must lie in [0, 1], got {spec.threshold}")
+    box_rule(spec)
+    spec.runtime = runtime_config(spec.runtime)
     if not 0 < spec.iou_threshold <= 1:
         raise ConfigError(f"iou_threshold must lie in (0, 1], got {spec.iou_threshold}")
     if spec.topk < 1:
@@ -99,8 +87,6 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
         raise ConfigError(f"sweep_thresholds must be >= 2, got {spec.sweep_thresholds}")
     if not spec.maxboxacc_iou or not all(0 < t <= 100 for t in spec.maxboxacc_iou):
         raise ConfigError(f"maxboxacc_iou must be IoU levels in (0, 100], got {spec.maxboxacc_iou}")
-    if spec.box_rule == "release" and spec.all_boxes:
-        raise ConfigError("all_boxes applies to box_rule=paper (the release rule keeps one box)")
     if (spec.checkpoint is None) == (spec.model is None):
         raise ConfigError(
             "give either checkpoint=RUN_DIR/checkpoints/best.pt (a cam-train run) or a model "

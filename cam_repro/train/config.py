@@ -10,15 +10,12 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
-from cam_repro.errors import ConfigError
 from cam_repro.models.config import ModelConfig, model_config
-from cam_repro.typed_config import to_schema
+from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
+from cam_repro.runtime.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "multistep", "cosine", "onecycle", "constant")
-DEVICES = ("auto", "cpu", "cuda")
-AMP = ("none", "bf16", "fp16")
-BACKENDS = ("auto", "nccl", "gloo")
 
 
 @dataclass
@@ -55,21 +52,15 @@ class OptimConfig:
 
 @dataclass
 class TrainerConfig:
-    """How the loop runs: length, device, precision, resume, logging."""
+    """How the loop runs: length, resume, logging (device and precision: `runtime`)."""
 
     epochs: int = 8
-    device: str = "auto"  # auto (cuda when available) | cpu | cuda; torchrun: cuda:LOCAL_RANK
     # null: start fresh (and refuse a run dir that already has checkpoints/last.pt);
     # auto: continue from the run dir's checkpoints/last.pt if there is one; or a checkpoint path.
     resume: str | None = None
     deterministic: bool = False  # deterministic kernels (bit-exact reruns and resume on CPU)
-    amp: str = "none"  # none | bf16 | fp16 (fp16 needs CUDA; it uses a gradient scaler)
-    channels_last: bool = False  # NHWC memory format (faster convs with AMP on recent GPUs)
     compile: bool = False  # torch.compile the model
     sync_bn: bool = False  # torchrun: synchronise batch-norm statistics across processes
-    dist_backend: str = "auto"  # auto (nccl on GPUs, gloo on CPU) | nccl | gloo
-    threads: int | None = None  # CPU threads per process; null: PyTorch's choice
-    progress: bool = True  # tqdm bars for epochs and batches (false: log lines only, for CI)
     log_every: int = 20  # batches between loss/lr logs (TensorBoard) and the NaN/inf check
     checkpoint_every: int = 0  # also save last.pt every this many batches (0: at epoch ends)
     eval_every: int = 1  # validate every this many epochs (and always after the last)
@@ -86,12 +77,7 @@ class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
-
-
-def check_choice(value: str, key: str, choices: tuple[str, ...]) -> None:
-    """A ConfigError naming `key` unless `value` is one of `choices`."""
-    if value not in choices:
-        raise ConfigError(f"{key} must be one of {', '.join(choices)}; got {value!r}")
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
 
 def _positive(value: float, key: str, allow_zero: bool = False) -> None:
@@ -132,16 +118,11 @@ def optim_config(cfg: OptimConfig | Mapping[str, Any] | DictConfig) -> OptimConf
 def trainer_config(cfg: TrainerConfig | Mapping[str, Any] | DictConfig) -> TrainerConfig:
     """Validate a trainer config."""
     spec = to_schema(TrainerConfig, cfg, "trainer")
-    check_choice(spec.device, "trainer.device", DEVICES)
-    check_choice(spec.amp, "trainer.amp", AMP)
-    check_choice(spec.dist_backend, "trainer.dist_backend", BACKENDS)
     for key in ("epochs", "log_every", "eval_every"):
         if getattr(spec, key) < 1:
             raise ConfigError(f"trainer.{key} must be >= 1, got {getattr(spec, key)}")
     if spec.checkpoint_every < 0 or spec.cam_images < 0:
         raise ConfigError("trainer.checkpoint_every and trainer.cam_images must be >= 0")
-    if spec.threads is not None and spec.threads < 1:
-        raise ConfigError(f"trainer.threads must be >= 1, got {spec.threads}")
     return spec
 
 
@@ -154,4 +135,5 @@ def train_config(cfg: TrainConfig | Mapping[str, Any] | DictConfig) -> TrainConf
         data=data_config(spec.data),
         optim=optim_config(spec.optim),
         trainer=trainer_config(spec.trainer),
+        runtime=runtime_config(spec.runtime),
     )

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from cam_repro.engine.config import check_choice
-from cam_repro.errors import ConfigError, InputFileError
+from cam_repro.evaluate.outputs import check_metrics, read_sweep
+from cam_repro.runtime.config import check_choice
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import read_json, write_text_atomic
 
 # Zhou et al., CVPR 2016, ILSVRC 2012 val, error % (top-1, top-5). Keys are our paper names
 # (cam_repro.models.config.paper_name; "Backprop on X" for cam-eval localizer=backprop).
@@ -78,7 +78,16 @@ _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
 
 
 @dataclass
-class Run:
+class ReportConfig:
+    """`cam-report`: collect cam-eval runs into tables laid out like the paper's Tables 1 and 2."""
+
+    runs: list[str] = field(default_factory=list)  # eval run folders, metrics.json files, sweeps
+    out: str | None = None  # null: the run dir
+    paper: str = "auto"  # the paper's numbers beside ours: auto (ILSVRC only) | true | false
+
+
+@dataclass
+class EvalRun:
     """One cam-eval run: where it is and its metrics.json."""
 
     path: Path
@@ -116,45 +125,31 @@ class Run:
         return f"{name} ({self.protocol})" if self.protocol else name
 
 
-def _read_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
-    except ValueError as err:
-        raise InputFileError(f"{path}: not valid JSON ({err})") from None
-
-
-def _run(path: Path, metrics: Any) -> Run:
+def _run(path: Path, metrics: Any) -> EvalRun:
     """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
-    if not isinstance(metrics, dict) or "protocol" not in metrics:
-        raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
-    missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
-    if missing:
-        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
-    return Run(path.parent, metrics)
+    return EvalRun(path.parent, check_metrics(path, metrics))
 
 
-def read_run(path: Path) -> Run:
+def read_run(path: Path) -> EvalRun:
     """The cam-eval run whose metrics.json is `path` (clear errors for anything else)."""
-    return _run(path, _read_json(path))
+    return _run(path, read_json(path))
 
 
 def _eval_metrics(path: Path) -> dict | None:
     """metrics.json's content if `path` is a cam-eval one (train runs have no 'protocol')."""
     try:
-        metrics = _read_json(path)
+        metrics = read_json(path)
     except InputFileError:
         return None
     return metrics if isinstance(metrics, dict) and "protocol" in metrics else None
 
 
-def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
+def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
     """Every cam-eval run in `paths`: run folders, metrics.json files, or folders (e.g. a multirun
     sweep) searched recursively. Train runs' metrics.json files are skipped in folder searches."""
     if not paths:
         raise ConfigError("no runs given: cam-report runs=[DIR, ...] (eval run folders or sweeps)")
-    found: dict[Path, Run] = {}  # each file read once, in the order given
+    found: dict[Path, EvalRun] = {}  # each file read once, in the order given
     for given in paths:
         path = Path(given)
         if path.is_file():
@@ -175,7 +170,7 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
     return list(found.values())
 
 
-def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+def summary_rows(runs: Iterable[EvalRun]) -> list[dict[str, Any]]:
     """One row per run with SUMMARY_COLUMNS (the tables are aggregated from these)."""
     rows = []
     for run in runs:
@@ -482,28 +477,6 @@ def _signed(stat: Stat | None) -> str:
 SWEEP_POINTS = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5)  # CAM thresholds shown in thresholds.md
 
 
-def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """cam-eval's sweep.csv -> thresholds, GT-known accuracy, {IoU level: BoxAcc}."""
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.DictReader(f))
-        columns = rows[0].keys() if rows else ()
-        thresholds = np.array([float(r["threshold"]) for r in rows])
-        gt_known = np.array([float(r["gt_known_loc_acc"]) for r in rows])
-        levels = {
-            m.group(1): np.array([float(r[c]) for r in rows])
-            for c in columns
-            if (m := re.fullmatch(r"box_acc_(\d+)", c))
-        }
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
-    except (KeyError, ValueError, TypeError) as err:
-        raise InputFileError(f"{path}: not a cam-eval sweep.csv ({err})") from None
-    if not rows:
-        raise InputFileError(f"{path}: empty sweep")
-    return thresholds, gt_known, levels
-
-
 def _sweep_at(path: Path, points: Sequence[float]) -> list[float] | None:
     """GT-known localization error (%) at the given thresholds, from a run's sweep.csv; None if
     the run has no readable sweep with those thresholds."""
@@ -547,7 +520,6 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     table1.md / table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs
     the CAM threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when
     the runs have pairs). Returns what was written, for the caller to log."""
-    from cam_repro.engine.checkpoint import write_text_atomic
 
     check_choice(paper, "paper", PAPER_CHOICES)  # a bad value fails before any reading
     runs = collect_runs(paths)

@@ -1,0 +1,96 @@
+"""What the commands and cam-reproduce share: the config folder (installed inside the package),
+each app's typed schema, and composing an app's config exactly as its command line would.
+
+Each command registers only its own schema (`register(app)`), so `cam-models --help` loads the
+model code and not the training, evaluation or figure code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from omegaconf import OmegaConf
+
+from cam_repro.runtime.errors import CamReproError
+
+CONFIG_PACKAGE = "cam_repro.configs"  # the repository's configs/, mapped by pyproject.toml
+
+
+def _config_dir() -> str:
+    """The installed config folder: cam_repro/configs in site-packages (a wheel, `pip install .`)
+    or, in an editable install (whose finder maps top-level packages only), the repository's
+    configs/ beside this package."""
+    try:
+        spec = importlib.util.find_spec(CONFIG_PACKAGE)
+    except ModuleNotFoundError:
+        spec = None
+    candidates = list(spec.submodule_search_locations or []) if spec else []
+    candidates.append(str(Path(__file__).resolve().parent.parent / "configs"))
+    for location in candidates:
+        if Path(location, "model").is_dir():
+            return str(Path(location).resolve())
+    raise CamReproError(
+        f"cam-repro's config folder ({CONFIG_PACKAGE}) is not installed: reinstall the package "
+        "(pip install . or pip install -e .)"
+    )
+
+
+CONFIG_DIR = _config_dir()
+
+
+# app -> (its config in configs/, its schema as "module:class"), imported only when registered
+APPS: dict[str, tuple[str, str]] = {
+    "models": ("models", "cam_repro.models.summary:ModelsAppConfig"),
+    "data": ("data_check", "cam_repro.data.config:DataAppConfig"),
+    "synth": ("synth", "cam_repro.data.synthetic:SynthConfig"),
+    "train": ("train", "cam_repro.train.config:TrainConfig"),
+    "eval": ("eval", "cam_repro.evaluate.config:EvalConfig"),
+    "report": ("report", "cam_repro.present.tables:ReportConfig"),
+    "visualize": ("visualize", "cam_repro.present.figures:VisualizeConfig"),
+    "reproduce": ("reproduce", "cam_repro.reproduce:ReproduceConfig"),
+}
+
+
+def run_stamp() -> str:
+    """A run folder's name: the launch time, or torchrun's run id shared by all its processes.
+
+    Each torchrun process composes the config itself, a moment apart; the time could differ
+    between them, the run id (`--rdzv-id`, random with `--standalone`) does not.
+    """
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
+    if "RANK" in os.environ and run_id != "none":
+        return f"torchrun-{run_id}"
+    return time.strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def register(app: str) -> str:
+    """Put `app`'s schema in Hydra's ConfigStore as `<app>_schema` (its config's defaults list
+    names it) and the `${run_stamp:}` resolver; returns the app's config name."""
+    from hydra.core.config_store import ConfigStore
+
+    config_name, where = APPS[app]
+    module, name = where.split(":")
+    schema = getattr(importlib.import_module(module), name)
+    ConfigStore.instance().store(name=f"{app}_schema", node=schema)
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+    return config_name
+
+
+def compose(app: str, overrides: list[str]) -> Any:
+    """`app`'s config as its command line would compose it (no run folder is made)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    config_name = register(app)
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        return hydra_compose(config_name, overrides)
+
+
+def variants() -> list[str]:
+    """The model zoo's variants: the files of configs/model/."""
+    return sorted(p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml"))

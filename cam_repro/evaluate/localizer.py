@@ -1,0 +1,155 @@
+"""Localization maps of a batch and their boxes: the evaluation frame of cam-eval and cam-visualize.
+
+For every image, the top-k classes and the true class; for each, a localization map (the class
+activation map, or the Backprop saliency) upsampled bilinearly to the evaluated image (the frame);
+a box from it under a BoxRule (the paper's rule or the released code's generator); the box moved
+to the original image's coordinates and its IoU with the ground truth of that class there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
+from cam_repro.localize.cam import backprop_saliency, cam_model, class_activation_maps
+from cam_repro.localize.loc_error import best_ious
+from cam_repro.runtime.distributed import unwrap
+from cam_repro.runtime.precision import autocast
+
+
+def ten_crop_windows(full: int, crop: int) -> list[tuple[int, int, bool]]:
+    """(top, left, mirrored) of the ten crops of a full x full image: the four corners and the
+    centre, then the same five mirrored (the released evaluation's ten crops)."""
+    far, mid = full - crop, (full - crop) // 2
+    five = [(0, 0), (0, far), (far, 0), (far, far), (mid, mid)]
+    return [(t, left, False) for t, left in five] + [(t, left, True) for t, left in five]
+
+
+class Localizer:
+    """Logits of a batch and localization maps for chosen classes, at the input's resolution."""
+
+    def __init__(self, model: nn.Module, kind: str, amp: str, device: torch.device) -> None:
+        self.kind = kind
+        self.amp = amp
+        self.device = device
+        self.net = cam_model(model) if kind == "cam" else unwrap(model)
+        self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
+
+    def logits(self, x: Tensor) -> Tensor:
+        with torch.no_grad(), autocast(self.device, self.amp):
+            if self.kind == "cam":
+                self._features = self.net.features(x)  # (B, K, h, w)
+                out = self.net.logits_from_features(self._features)
+            else:
+                out = self.net(x)
+        return out.float()
+
+    @property
+    def features(self) -> Tensor | None:
+        """The last conv maps f_k (B, K, h, w) of the last `logits` call (CAM only), in fp32."""
+        return None if self._features is None else self._features.float()
+
+    def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
+        """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, or saliency (S x S)."""
+        if self.kind == "cam":
+            assert self._features is not None, "logits() first"
+            weight = self.net.classifier.weight.float()
+            with torch.no_grad():
+                return class_activation_maps(self._features.float(), weight, classes)
+        return backprop_saliency(self.net, x.float(), classes).float()
+
+
+def _upsample(maps: Tensor, size: int, mode: str) -> Tensor:
+    if maps.shape[-1] == size and maps.shape[-2] == size:
+        return maps
+    return F.interpolate(maps, size=(size, size), mode=mode, align_corners=False)
+
+
+@dataclass
+class BatchMaps:
+    """One batch's outputs: logits, the chosen classes and their maps in the evaluation frame."""
+
+    logits: Tensor  # (B, C)
+    classes: Tensor  # (B, k + 1): the top-k, then the true class
+    maps: Tensor  # (B, k + 1, F, F): bilinear (the paper's upsampling), F the frame's side
+    wsol_maps: Tensor | None  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP
+    features: Tensor | None = None  # (B, K, h, w): the last conv maps f_k (CAM, single view)
+
+
+def localize_batch(
+    loc: Localizer, x: Tensor, labels: Tensor, topk: int, wsol: bool = True
+) -> BatchMaps:
+    """A single view: x (B, 3, S, S) normalised. With `wsol`, also the true class's map resized
+    bicubically, as wsolevaluation resizes it (the paper's maps are bilinear)."""
+    logits = loc.logits(x)
+    k = min(topk, logits.shape[1])
+    classes = torch.cat([logits.topk(k, dim=1).indices, labels[:, None]], dim=1)
+    raw = loc.raw_maps(x, classes)
+    size = x.shape[-1]
+    maps = _upsample(raw, size, "bilinear")
+    wsol_maps = _upsample(raw[:, -1:], size, "bicubic")[:, 0] if wsol else None
+    return BatchMaps(logits, classes, maps, wsol_maps, loc.features)
+
+
+def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop: int) -> BatchMaps:
+    """Ten crops of x (B, 3, R, R): logits averaged; each crop's maps (upsampled to the crop,
+    mirrored back) averaged where the crops overlap, so the frame is the R x R image."""
+    b, full = x.shape[0], x.shape[-1]
+    windows = ten_crop_windows(full, crop)
+    views = []
+    for top, left, mirrored in windows:
+        view = x[..., top : top + crop, left : left + crop]
+        views.append(view.flip(-1) if mirrored else view)
+    stacked = torch.cat(views)  # (10 B, 3, S, S), crop-major
+    logits = loc.logits(stacked).view(len(windows), b, -1).mean(dim=0)
+    k = min(topk, logits.shape[1])
+    classes = torch.cat([logits.topk(k, dim=1).indices, labels[:, None]], dim=1)
+    raw = loc.raw_maps(stacked, classes.repeat(len(windows), 1))
+    crops = _upsample(raw, crop, "bilinear").view(len(windows), b, classes.shape[1], crop, crop)
+    total = torch.zeros(b, classes.shape[1], full, full, device=x.device)
+    count = torch.zeros(full, full, device=x.device)
+    for (top, left, mirrored), m in zip(windows, crops, strict=True):
+        total[..., top : top + crop, left : left + crop] += m.flip(-1) if mirrored else m
+        count[top : top + crop, left : left + crop] += 1
+    maps = total / count.clamp(min=1)
+    return BatchMaps(logits, classes, maps, maps[:, -1])
+
+
+def located_boxes(
+    maps: np.ndarray,
+    classes: np.ndarray,
+    sizes: np.ndarray,
+    gt_boxes: list[np.ndarray],
+    gt_labels: list[np.ndarray],
+    rule: BoxRule,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each map's box in its original image, and its IoU with the ground truth of its class.
+
+    maps (B, j, F, F) in the evaluation frame, classes (B, j), sizes (B, 2) original (W, H)
+    -> boxes (B, j, 4) inclusive, ious (B, j). With all_boxes, a map's answer is its candidate
+    with the best IoU (the largest component when none overlaps).
+    """
+    b, j, frame = maps.shape[0], maps.shape[1], maps.shape[-1]
+    flat = maps.reshape(b * j, frame, frame)
+    if rule.all_boxes:
+        candidates = component_boxes(flat, rule.threshold, rule.normalize)
+        owner = np.repeat(np.arange(b * j), [len(c) for c in candidates])  # map of a candidate
+        image = owner // j
+        boxes = scale_boxes(np.concatenate(candidates), (frame, frame), sizes[image])
+        ious = best_ious(
+            boxes[:, None], classes.reshape(-1)[owner][:, None],
+            [gt_boxes[i] for i in image], [gt_labels[i] for i in image],
+        )[:, 0]  # fmt: skip
+        order = np.lexsort((-ious, owner))  # per map, best IoU first; ties keep the larger
+        first = np.ones(len(order), dtype=bool)
+        first[1:] = owner[order][1:] != owner[order][:-1]
+        pick = order[first]
+        return boxes[pick].reshape(b, j, 4), ious[pick].reshape(b, j)
+    in_frame = frame_boxes(flat, rule).reshape(b, j, 4)
+    boxes = scale_boxes(in_frame, (frame, frame), sizes[:, None, :])
+    return boxes, best_ious(boxes, classes, gt_boxes, gt_labels)

@@ -1,0 +1,341 @@
+"""`cam-eval`: classification and localization errors of a network on a labelled split.
+
+The protocol is the paper's (docs/design.md, "Localization protocol"; the maps and boxes of a
+batch: cam_repro.evaluate.localizer). From the boxes come the five errors of
+cam_repro.localize.loc_error. Beside them: MaxBoxAccV2 and, where the data has masks, PxAP (Choe
+et al. 2020) from the true class's map, and the threshold sweep of the paper's rule.
+
+A run dir gets: config.yaml, eval.log, metrics.json, predictions.csv (one row per image),
+table.md (one row in the layout of the paper's Table 2) and sweep.csv (accuracy per threshold);
+their formats: cam_repro.evaluate.outputs. Under torchrun every process evaluates its shard;
+rank 0 merges them once and writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import nullcontext
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+from torch import Tensor
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from cam_repro.data import DataSplit, dataset_kind, model_input, read_split
+from cam_repro.data.annotations import read_blacklist
+from cam_repro.data.loaders import eval_loader
+from cam_repro.data.samples import read_image_size
+from cam_repro.data.transforms import resize_transform
+from cam_repro.evaluate.config import (
+    EvalConfig,
+    box_rule,
+    eval_config,
+    resolve_data,
+    resolve_model,
+)
+from cam_repro.evaluate.localizer import (
+    BatchMaps,
+    Localizer,
+    localize_batch,
+    localize_ten_crop,
+    located_boxes,
+)
+from cam_repro.evaluate.outputs import Row, fmt_number, predictions_csv, sweep_csv, table_row
+from cam_repro.localize.boxes import normalize_maps, scale_boxes
+from cam_repro.localize.cam import cam_model
+from cam_repro.localize.loc_error import error_rates, image_outcomes
+from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter
+from cam_repro.models import build_model, model_config, paper_name, variant_name
+from cam_repro.models.checkpoint import load_model
+from cam_repro.models.summary import summarize as summarize_model
+from cam_repro.runtime import distributed as D
+from cam_repro.runtime.context import run_context
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import write_json, write_text_atomic
+
+log = logging.getLogger(__name__)
+
+
+def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray:
+    """The foreground masks of these samples, resized to size x size (nearest): (n, S, S) bool."""
+    masks = []
+    for i in indices:
+        path = data.samples[i].mask_path
+        try:
+            with Image.open(path) as im:
+                mask = im.convert("L").resize((size, size), Image.NEAREST)
+        except OSError as err:
+            raise InputFileError(f"{path}: unreadable foreground mask ({err})") from None
+        masks.append(np.asarray(mask) > 127)
+    return np.stack(masks)
+
+
+class Evaluator:
+    """Builds the model and data from the config, then `run()`s over the split."""
+
+    def __init__(self, spec: EvalConfig, env: D.Dist) -> None:
+        self.spec = spec
+        self.env = env
+        self.state: dict[str, Any] | None = None
+        if spec.checkpoint is not None:
+            self.model, self.state = load_model(spec.checkpoint)
+            trained = self.state["config"]
+            self.model_cfg = model_config(trained["model"])
+            self.data_cfg = resolve_data(spec.data, trained.get("data"))
+            self.data = read_split(self.data_cfg, spec.split)
+            self._check_classes()
+        else:
+            self.model_cfg = resolve_model(spec)
+            self.data_cfg = resolve_data(spec.data, None)
+            self.data = read_split(self.data_cfg, spec.split)
+            self.model = build_model(self.model_cfg, len(self.data.classes))
+        self.model.to(env.device).eval()
+        if spec.runtime.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        if spec.localizer == "cam":
+            cam_model(self.model)  # a clear error now, not after loading the data
+        self.blacklist = (
+            read_blacklist(Path(self.data_cfg.blacklist)) if self.data_cfg.blacklist else set()
+        )
+        self.rule = box_rule(spec)
+        self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
+        self.thresholds = np.arange(spec.sweep_thresholds, dtype=np.float64) / spec.sweep_thresholds
+        self.sweep = BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
+        self.box_acc = BoxAccMeter(self.thresholds, spec.maxboxacc_iou, all_components=True)
+        has_masks = all(s.mask_path is not None for s in self.data.samples)
+        if spec.pxap == "true" and not has_masks:
+            raise ConfigError(
+                f"pxap=true but {self.data.root} {spec.split} has no foreground masks"
+            )
+        self.pxap = (
+            PxAPMeter(self.thresholds)
+            if spec.maxboxacc and spec.pxap != "false" and has_masks
+            else None
+        )
+
+    def _check_classes(self) -> None:
+        if self.state is None:
+            return
+        trained = list(self.state["classes"])
+        if trained != list(self.data.classes):
+            raise ConfigError(
+                f"{self.spec.checkpoint} was trained on {len(trained)} classes "
+                f"({', '.join(trained[:3])}, ...) but {self.data.root} has "
+                f"{len(self.data.classes)} ({', '.join(self.data.classes[:3])}, ...): evaluate on "
+                "data with the same classes"
+            )
+
+    def _loader(self):
+        transform = resize_transform(self.frame) if self.spec.ten_crop else None
+        return eval_loader(self.data, self.data_cfg, self.env, transform)
+
+    def _input(self, images: Tensor) -> Tensor:
+        cfg = self.data_cfg
+        return model_input(images, cfg.mean, cfg.std, self.spec.runtime.channels_last)
+
+    def run(self) -> tuple[list[Row], dict[str, Any]]:
+        """Evaluate this process's shard, merge all shards -> (rows, merged meters) on rank 0."""
+        spec, env = self.spec, self.env
+        loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device)
+        rows: list[Row] = []
+        show = spec.runtime.progress and env.is_main
+        for batch in tqdm(self._loader(), desc=spec.split, leave=False, disable=not show):
+            if batch is None:
+                continue
+            images, labels, index = batch
+            x = self._input(images.to(env.device))
+            labels = labels.to(env.device)
+            if spec.ten_crop:
+                out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
+            else:
+                out = localize_batch(loc, x, labels, spec.topk, wsol=spec.maxboxacc)
+            rows += self._score(out, index.tolist())
+        return self._merge(rows)
+
+    def _score(self, out: BatchMaps, indices: list[int]) -> list[Row]:
+        frame = self.frame
+        samples = [self.data.samples[i] for i in indices]
+        classes = out.classes.cpu().numpy()  # (B, k + 1)
+        probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        boxes, ious = located_boxes(
+            out.maps.float().cpu().numpy(), classes,
+            np.array([s.size or read_image_size(s.path) for s in samples]),
+            [s.boxes for s in samples], [s.box_labels for s in samples], self.rule,
+        )  # fmt: skip
+        rows = [
+            Row(
+                index=index,
+                label=sample.label,
+                classes=classes[i, :-1].tolist(),
+                scores=probs[i].tolist(),
+                boxes=boxes[i, :-1].tolist(),
+                ious=ious[i, :-1].tolist(),
+                gt_known_box=boxes[i, -1].tolist(),
+                gt_known_iou=float(ious[i, -1]),
+            )
+            for i, (index, sample) in enumerate(zip(indices, samples, strict=True))
+        ]
+        keep, gt_frame = [], []
+        for i, sample in enumerate(samples):
+            own = sample.boxes[sample.box_labels == sample.label]
+            if len(own) and self._counts_for_loc(sample):
+                keep.append(i)
+                gt_frame.append(scale_boxes(own, sample.size, (frame, frame)))
+        if keep:
+            self._sweep_update(out, keep, gt_frame, indices)
+        return rows
+
+    def _counts_for_loc(self, sample) -> bool:
+        return sample.image_id not in self.blacklist
+
+    def _sweep_update(
+        self, out: BatchMaps, keep: list[int], gt: list[np.ndarray], indices: list[int]
+    ) -> None:
+        """The paper's rule at every threshold (GT-known) and MaxBoxAccV2/PxAP, true class only."""
+        known = out.maps[keep, -1].float().cpu().numpy()
+        scaled, valid = normalize_maps(known, self.spec.normalize)
+        scaled = np.clip(scaled, 0.0, 1.0)
+        scaled[~valid] = 1.0  # an unusable map gives the whole-image box, as in boxes.py
+        self.sweep.update(scaled, gt)
+        if not self.spec.maxboxacc:
+            return
+        wsol, valid = normalize_maps(out.wsol_maps[keep].float().cpu().numpy(), "minmax")
+        self.box_acc.update(wsol, gt)  # invalid maps stay zeros, as wsolevaluation's
+        if self.pxap is not None:
+            masks = _load_masks(self.data, [indices[i] for i in keep], self.frame)
+            self.pxap.update(wsol, masks)
+
+    def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
+        env = self.env
+        gathered = D.gather_objects(rows, env)
+        meters = [self.sweep, self.box_acc] + ([self.pxap] if self.pxap is not None else [])
+        for meter in meters:
+            meter.all_reduce(lambda t: D.all_reduce_sum(t.to(env.device), env).cpu())
+        merged = sorted((r for part in gathered for r in part), key=lambda r: r.index)
+        return merged, {"sweep": self.sweep, "box_acc": self.box_acc, "pxap": self.pxap}
+
+
+def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
+    return image_outcomes(
+        np.array([r.classes for r in rows]),
+        np.array([r.label for r in rows]),
+        np.array([r.ious for r in rows]),
+        np.array([r.gt_known_iou for r in rows]),
+        iou_threshold,
+    )
+
+
+def metrics_json(
+    spec: EvalConfig, ev: Evaluator, rows: list[Row], meters: dict[str, Any], seconds: float
+) -> tuple[dict[str, Any], np.ndarray, dict[str, Any] | None]:
+    """metrics.json's content, which images count for localization, and MaxBoxAcc's summary."""
+    data = ev.data
+    if not rows:
+        raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
+    has_box = np.array(
+        [bool((data.samples[r.index].box_labels == r.label).any()) for r in rows], dtype=bool
+    )
+    blacklisted = np.array([data.samples[r.index].image_id in ev.blacklist for r in rows], bool)
+    loc_mask = has_box & ~blacklisted
+    errors = error_rates(_outcomes(rows, spec.iou_threshold), loc_mask)
+    located = int(loc_mask.sum())
+    box_acc = meters["box_acc"].summary() if located and spec.maxboxacc else None
+    pxap = meters["pxap"].value() if located and meters["pxap"] is not None else None
+    name = paper_name(ev.model_cfg)
+    shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
+    if spec.localizer == "backprop":
+        name = f"Backprop on {name}"
+    metrics: dict[str, Any] = {
+        **errors,
+        "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else None,
+        "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else None,
+        "best_threshold": (
+            {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
+        ),
+        "pxap": pxap,
+        "num_images": len(rows),
+        "num_loc_images": located,
+        "num_blacklisted": int(blacklisted.sum()),
+        "num_without_boxes": int((~has_box).sum()),
+        "variant": variant_name(ev.model_cfg),
+        "paper_name": name,
+        "pool": ev.model_cfg.pool if shape.map_size else None,
+        "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
+        "checkpoint": spec.checkpoint,
+        "seed": (ev.state or {}).get("config", {}).get("seed"),
+        "data": {
+            "root": str(data.root),
+            "split": spec.split,
+            "source": data.source,
+            "num_classes": len(data.classes),
+            "image_size": ev.data_cfg.image_size,
+            "blacklist": ev.data_cfg.blacklist,
+            **dataset_kind(ev.data_cfg),
+        },
+        "protocol": {
+            "localizer": spec.localizer,
+            "box_rule": spec.box_rule,
+            "threshold": spec.threshold,
+            "normalize": spec.normalize,
+            "all_boxes": spec.all_boxes,
+            "ten_crop": spec.ten_crop,
+            "iou_threshold": spec.iou_threshold,
+            "topk": spec.topk,
+            "map_upsampling": "bilinear to the evaluated image (frame); boxes scaled to the "
+            "original image, IoU there",
+            "eval_frame": ev.frame,
+            "maxboxacc": "true class's map, bicubic to the frame (single crop CAM), min-max "
+            f"normalised, {spec.sweep_thresholds} thresholds, every 8-connected component, "
+            f"IoU levels {list(spec.maxboxacc_iou)} (see cam_repro/localize/wsol.py for the "
+            "differences from wsolevaluation)",
+        },
+        "world_size": ev.env.world_size,
+        "seconds": round(seconds, 2),
+    }
+    return metrics, loc_mask, box_acc
+
+
+def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
+    """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
+    spec = eval_config(cfg)
+    run_dir = Path(run_dir)
+    with run_context(spec.runtime, run_dir, "eval.log") as run:
+        tick = time.perf_counter()
+        ev = Evaluator(spec, run.env)
+        log.info(
+            "evaluating %s (%s) on %s %s: %d images, localizer=%s box_rule=%s",
+            variant_name(ev.model_cfg), spec.checkpoint or "no checkpoint", ev.data.root,
+            spec.split, len(ev.data), spec.localizer, spec.box_rule,
+        )  # fmt: skip
+        # only with a bar to keep clear of: the redirect adds a console handler of its own
+        with logging_redirect_tqdm() if spec.runtime.progress else nullcontext():
+            rows, meters = ev.run()
+        if not run.is_main:
+            return {}
+        seconds = time.perf_counter() - tick
+        metrics, loc_mask, box_acc = metrics_json(spec, ev, rows, meters, seconds)
+        config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
+        write_text_atomic(run_dir / "config.yaml", config_text)
+        write_text_atomic(
+            run_dir / "predictions.csv",
+            predictions_csv(rows, ev.data, loc_mask),
+        )
+        write_text_atomic(run_dir / "table.md", table_row(metrics["paper_name"], metrics))
+        if metrics["num_loc_images"]:
+            write_text_atomic(run_dir / "sweep.csv", sweep_csv(meters["sweep"].summary(), box_acc))
+        write_json(run_dir / "metrics.json", metrics)
+        log.info(
+            "cls top-1/top-5 err %s / %s, loc top-1/top-5 err %s / %s, GT-known err %s, "
+            "MaxBoxAccV2 %s%s",
+            fmt_number(metrics["cls_top1_err"]), fmt_number(metrics["cls_top5_err"]),
+            fmt_number(metrics["loc_top1_err"]), fmt_number(metrics["loc_top5_err"]),
+            fmt_number(metrics["gt_known_loc_err"]), fmt_number(metrics["maxboxacc_v2"]),
+            f", PxAP {metrics['pxap']:.2f}" if metrics["pxap"] is not None else "",
+        )  # fmt: skip
+        return metrics

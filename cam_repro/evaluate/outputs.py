@@ -1,0 +1,132 @@
+"""cam-eval's output files, each with its writer (and reader where another stage reads it):
+predictions.csv (one row per image), table.md (the paper's Table 2 layout), sweep.csv (accuracy
+per CAM threshold; read by cam-report and cam-visualize) and metrics.json (written by the loop,
+checked here for its readers).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from cam_repro.runtime.errors import InputFileError
+
+if TYPE_CHECKING:
+    from cam_repro.data import DataSplit
+
+
+@dataclass
+class Row:
+    """One image's predictions (boxes in original-image inclusive coordinates)."""
+
+    index: int
+    label: int
+    classes: list[int]  # top-k
+    scores: list[float]  # softmax probabilities of the top-k
+    boxes: list[list[int]]  # (k, 4)
+    ious: list[float]  # (k,) with the ground truth of each predicted class
+    gt_known_box: list[int]
+    gt_known_iou: float
+
+
+def _box_text(boxes: np.ndarray | list) -> str:
+    return ";".join(" ".join(str(int(v)) for v in box) for box in np.asarray(boxes).reshape(-1, 4))
+
+
+def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray) -> str:
+    """One row per image: ids, ground truth, the top-k (class, score, box, IoU), GT-known."""
+    k = len(rows[0].classes) if rows else 0
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    head = ["index", "image_id", "label", "gt_wnids", "gt_boxes", "loc_counted"]
+    for r in range(1, k + 1):
+        head += [f"pred{r}_wnid", f"pred{r}_score", f"pred{r}_box", f"pred{r}_iou"]
+    writer.writerow([*head, "gt_known_box", "gt_known_iou"])
+    for row, counted in zip(rows, loc_mask, strict=True):
+        sample = data.samples[row.index]
+        line = [
+            row.index,
+            sample.image_id,
+            data.classes[row.label],
+            " ".join(data.classes[c] for c in sample.box_labels),
+            _box_text(sample.boxes),
+            int(counted),
+        ]
+        for c, s, box, v in zip(row.classes, row.scores, row.boxes, row.ious, strict=True):
+            line += [data.classes[c], f"{s:.6f}", _box_text(box), f"{v:.6f}"]
+        writer.writerow([*line, _box_text(row.gt_known_box), f"{row.gt_known_iou:.6f}"])
+    return out.getvalue()
+
+
+def fmt_number(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+_TABLE_KEYS = ("loc_top1_err", "loc_top5_err", "gt_known_loc_err")
+
+
+def table_row(name: str, metrics: dict[str, Any]) -> str:
+    """The paper's Table 2 layout (localization error, top-1 / top-5), with our extra columns."""
+    head = (
+        "| Method | top-1 val. error | top-5 val. error | GT-known loc. error | MaxBoxAccV2 "
+        "| cls. top-1 / top-5 error |\n|---|---|---|---|---|---|\n"
+    )
+    cls = f"{fmt_number(metrics['cls_top1_err'])} / {fmt_number(metrics['cls_top5_err'])}"
+    n = {key: fmt_number(metrics[key]) for key in (*_TABLE_KEYS, "maxboxacc_v2")}
+    return head + (
+        f"| {name} | {n['loc_top1_err']} | {n['loc_top5_err']} | {n['gt_known_loc_err']} "
+        f"| {n['maxboxacc_v2']} | {cls} |\n"
+    )
+
+
+def sweep_csv(sweep: dict[str, Any], box_acc: dict[str, Any] | None) -> str:
+    """threshold, then the paper rule's GT-known accuracy (%), then MaxBoxAcc's per IoU level."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    curve = sweep["curve"]
+    (level,) = [key for key in curve if key != "thresholds"]
+    levels = [key for key in box_acc["curve"] if key != "thresholds"] if box_acc else []
+    writer.writerow(["threshold", "gt_known_loc_acc", *[f"box_acc_{d:g}" for d in levels]])
+    for i, t in enumerate(curve["thresholds"]):
+        extra = [f"{box_acc['curve'][d][i]:.4f}" for d in levels] if box_acc else []
+        writer.writerow([f"{t:.6g}", f"{curve[level][i]:.4f}", *extra])
+    return out.getvalue()
+
+
+def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """cam-eval's sweep.csv -> thresholds, GT-known accuracy, {IoU level: BoxAcc}."""
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        columns = rows[0].keys() if rows else ()
+        thresholds = np.array([float(r["threshold"]) for r in rows])
+        gt_known = np.array([float(r["gt_known_loc_acc"]) for r in rows])
+        levels = {
+            m.group(1): np.array([float(r[c]) for r in rows])
+            for c in columns
+            if (m := re.fullmatch(r"box_acc_(\d+)", c))
+        }
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (KeyError, ValueError, TypeError) as err:
+        raise InputFileError(f"{path}: not a cam-eval sweep.csv ({err})") from None
+    if not rows:
+        raise InputFileError(f"{path}: empty sweep")
+    return thresholds, gt_known, levels
+
+
+def check_metrics(path: Path, metrics: Any) -> dict[str, Any]:
+    """`metrics` (read from `path`) if it is a cam-eval metrics.json; clear errors if not (a
+    cam-train run's metrics.json has no 'protocol')."""
+    if not isinstance(metrics, dict) or "protocol" not in metrics:
+        raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
+    missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
+    if missing:
+        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
+    return metrics

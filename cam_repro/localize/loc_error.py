@@ -1,0 +1,119 @@
+"""Classification and localization errors of the paper's protocol (pure: arrays in, numbers out).
+
+The paper's protocol (Zhou et al. 2016, section 4.1, and the ILSVRC localization task):
+- classification top-k error: the true class is not among the k best-scored classes;
+- top-1 localization: the top-1 class is right AND its box has IoU >= 0.5 with any ground-truth
+  box of that class; top-5: any of the five (class, box) pairs is right in that sense;
+- GT-known localization: the box from the true class's map has IoU >= 0.5 with a ground-truth box
+  of that class, whatever the prediction.
+Errors are 100 minus the accuracy, in percent. Boxes are inclusive (see cam_repro.localize.boxes)
+and all in one coordinate frame per image. MaxBoxAccV2 and PxAP (Choe et al., CVPR 2020) live in
+cam_repro.localize.wsol; the public module cam_repro.metrics offers both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from cam_repro.localize.boxes import iou_matrix
+
+IOU_THRESHOLD = 0.5
+# Per-image outcomes, and the error each one becomes.
+OUTCOMES = {
+    "cls_top1": "cls_top1_err",
+    "cls_top5": "cls_top5_err",
+    "loc_top1": "loc_top1_err",
+    "loc_top5": "loc_top5_err",
+    "gt_known": "gt_known_loc_err",
+}
+
+
+def best_ious(
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    gt_boxes: Sequence[np.ndarray],
+    gt_labels: Sequence[np.ndarray],
+) -> np.ndarray:
+    """IoU of each predicted box with the best-matching ground-truth box OF ITS CLASS.
+
+    boxes (N, k, 4), classes (N, k) -> (N, k) float64; 0 where the image has no box of that class.
+    gt_boxes[i] is (m_i, 4) and gt_labels[i] (m_i,) the class of each of image i's boxes.
+    """
+    boxes = np.asarray(boxes, dtype=np.int64)
+    classes = np.asarray(classes, dtype=np.int64)
+    if boxes.ndim != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2]:
+        raise ValueError(
+            f"boxes must be (N, k, 4) and classes (N, k); got {boxes.shape} and {classes.shape}"
+        )
+    if len(gt_boxes) != len(boxes) or len(gt_labels) != len(boxes):
+        raise ValueError(
+            f"need ground truth for each of the {len(boxes)} images, "
+            f"got {len(gt_boxes)} box sets and {len(gt_labels)} label sets"
+        )
+    # Ground truth padded to (N, m, 4) with class -1 in the padding: one vectorised IoU.
+    m = max((len(np.asarray(g).reshape(-1, 4)) for g in gt_boxes), default=0)
+    gt = np.zeros((len(boxes), max(m, 1), 4), dtype=np.int64)
+    gt_cls = np.full((len(boxes), max(m, 1)), -1, dtype=np.int64)
+    for i, (g, c) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
+        g = np.asarray(g, dtype=np.int64).reshape(-1, 4)
+        gt[i, : len(g)] = g
+        gt_cls[i, : len(g)] = np.asarray(c, dtype=np.int64).reshape(-1)
+    same = classes[:, :, None] == gt_cls[:, None, :]  # (N, k, m)
+    return np.where(same, iou_matrix(boxes, gt), 0.0).max(axis=2)
+
+
+def image_outcomes(
+    topk_classes: np.ndarray,
+    labels: np.ndarray,
+    topk_ious: np.ndarray,
+    gt_known_ious: np.ndarray,
+    iou_threshold: float = IOU_THRESHOLD,
+) -> dict[str, np.ndarray]:
+    """Per image, which of the five criteria it meets: (N,) bool arrays keyed as OUTCOMES.
+
+    topk_classes (N, k) best first; labels (N,); topk_ious (N, k) from `best_ious` of the boxes of
+    those classes; gt_known_ious (N,) of the true class's box. k = 5 for the paper's top-5 (fewer
+    when there are fewer classes).
+    """
+    topk_classes = np.asarray(topk_classes)
+    labels = np.asarray(labels)
+    topk_ious = np.asarray(topk_ious, dtype=np.float64)
+    gt_known_ious = np.asarray(gt_known_ious, dtype=np.float64)
+    n = len(labels)
+    if topk_classes.ndim != 2 or len(topk_classes) != n or topk_ious.shape != topk_classes.shape:
+        raise ValueError(
+            f"topk_classes and topk_ious must both be (N={n}, k); "
+            f"got {topk_classes.shape} and {topk_ious.shape}"
+        )
+    if gt_known_ious.shape != (n,):
+        raise ValueError(f"gt_known_ious must be (N={n},), got {gt_known_ious.shape}")
+    right = topk_classes == labels[:, None]  # (N, k): at most one True per row
+    located = right & (topk_ious >= iou_threshold)
+    return {
+        "cls_top1": right[:, 0],
+        "cls_top5": right.any(axis=1),
+        "loc_top1": located[:, 0],
+        "loc_top5": located.any(axis=1),
+        "gt_known": gt_known_ious >= iou_threshold,
+    }
+
+
+def error_rates(
+    outcomes: Mapping[str, np.ndarray], loc_mask: np.ndarray | None = None
+) -> dict[str, float | None]:
+    """Errors in % from `image_outcomes`: classification over every image, localization over
+    the images in `loc_mask` (those with boxes and not blacklisted; default all). An error over no
+    image is None."""
+    n = len(outcomes["cls_top1"])
+    loc_mask = np.ones(n, dtype=bool) if loc_mask is None else np.asarray(loc_mask, dtype=bool)
+    if loc_mask.shape != (n,):
+        raise ValueError(f"loc_mask must be (N={n},), got {loc_mask.shape}")
+    out: dict[str, float | None] = {}
+    for key, name in OUTCOMES.items():
+        hits = np.asarray(outcomes[key], dtype=bool)
+        if key.startswith(("loc", "gt")):
+            hits = hits[loc_mask]
+        out[name] = 100.0 * (1.0 - hits.mean()) if len(hits) else None
+    return out

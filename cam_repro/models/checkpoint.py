@@ -1,0 +1,52 @@
+"""Checkpoints: a trained network on disk, written atomically, read with
+`torch.load(weights_only=True)`; the one format cam-train writes and every stage reads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cam_repro.models import build_model
+from cam_repro.models.weights import torch_load_safely
+from cam_repro.runtime.errors import InputFileError
+from cam_repro.runtime.files import atomic_write
+
+FORMAT = "cam-repro-checkpoint/1"
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """torch.save `state` (plus the format tag) to `path` atomically."""
+    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """A checkpoint written by `save_checkpoint`, loaded safely on the CPU; clear errors if not."""
+    path = Path(path).expanduser()
+    state = torch_load_safely(
+        path,
+        missing="checkpoint {path} does not exist",
+        unreadable="{path}: not a readable cam-repro checkpoint (corrupt or truncated?): {detail}",
+    )
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        found = state.get("format") if isinstance(state, dict) else type(state).__name__
+        raise InputFileError(
+            f"{path}: not a cam-repro checkpoint (format {found!r}, want {FORMAT})"
+        )
+    missing = [k for k in ("model", "config", "classes") if k not in state]
+    if missing:
+        raise InputFileError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    return state
+
+
+def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """The network a checkpoint holds (built from its saved model config), and the checkpoint."""
+    state = load_checkpoint(path)
+    model = build_model(state["config"]["model"], len(state["classes"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise InputFileError(f"{path}: weights do not fit its own model config ({first})") from None
+    return model, state
