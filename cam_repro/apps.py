@@ -45,7 +45,7 @@ CONFIG_DIR = _config_dir()
 
 # app -> (its config in configs/, its schema as "module:class"), imported only when registered
 APPS: dict[str, tuple[str, str]] = {
-    "models": ("models", "cam_repro.models.summary:ModelsAppConfig"),
+    "models": ("models", "cam_repro.models.config:ModelsAppConfig"),
     "data": ("data_check", "cam_repro.data.config:DataAppConfig"),
     "synth": ("synth", "cam_repro.data.synthetic:SynthConfig"),
     "train": ("train", "cam_repro.train.config:TrainConfig"),

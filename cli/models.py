@@ -5,8 +5,6 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from cam_repro.apps import variants
-from cam_repro.models import build_model, model_config
-from cam_repro.models.summary import summarize, summary_table, zoo_order
 from cam_repro_cli import CONFIG_DIR, register, user_errors
 
 register("models")  # this app's schema only: a light start
@@ -15,6 +13,9 @@ register("models")  # this app's schema only: a light start
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="models")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    from cam_repro.models import build_model, model_config  # torch: not needed for --help
+    from cam_repro.models.summary import summarize, summary_table, zoo_order
+
     if OmegaConf.is_missing(cfg.model, "arch"):  # no model=: every variant, with model.* overrides
         overrides = [o for o in HydraConfig.get().overrides.task if o.startswith("model.")]
         models = [

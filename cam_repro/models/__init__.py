@@ -1,66 +1,24 @@
-"""The paper's networks, original and modified for CAM, built from a config."""
+"""The paper's networks, original and modified for CAM, built from a config.
+
+A stable public module: `build_model`, `model_config` and the names below. They are imported on
+first use, so that the config schema (models/config.py) loads without torch.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import Any
+from cam_repro.runtime.lazy import lazy_exports
 
-from omegaconf import DictConfig
-from torch import nn
-
-from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
-from cam_repro.models.config import ARCHS, ModelConfig, model_config, paper_name, variant_name
-from cam_repro.models.googlenet import build_googlenet
-from cam_repro.models.heads import CAMNet, FCNet, GlobalPool
-from cam_repro.models.resnet import build_resnet50
-from cam_repro.models.tiny import build_tiny
-from cam_repro.models.vgg import build_vgg16
-from cam_repro.models.weights import (
-    download_torchvision_state_dict,
-    load_torchvision_state_dict,
-    load_weights_file,
-)
-from cam_repro.runtime.errors import ConfigError, WeightsUnavailableError
-
-__all__ = [
-    "ARCHS",
-    "CAMNet",
-    "FCNet",
-    "GlobalPool",
-    "ModelConfig",
-    "WeightsUnavailableError",
-    "build_model",
-    "model_config",
-    "paper_name",
-    "variant_name",
-]
-
-_BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
-    "alexnet": build_alexnet,
-    "alexnet_star": build_alexnet_star,
-    "vgg16": build_vgg16,
-    "googlenet": build_googlenet,
-    "resnet50": build_resnet50,
-    "tiny": build_tiny,
+_EXPORTS = {
+    "ARCHS": "config",
+    "ModelConfig": "config",
+    "model_config": "config",
+    "paper_name": "config",
+    "variant_name": "config",
+    "CAMNet": "heads",
+    "FCNet": "heads",
+    "GlobalPool": "heads",
+    "build_model": "zoo",
+    "WeightsUnavailableError": "weights",
 }
-
-
-def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: int) -> nn.Module:
-    """The network `cfg` describes, with `num_classes` outputs; `forward` gives logits.
-
-    CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`.
-    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`; then
-    `model.reused_keys` holds the names of the loaded tensors (the rest are new layers, which
-    fine-tuning may give a larger learning rate).
-    """
-    spec = model_config(cfg)
-    if not isinstance(num_classes, int) or num_classes < 1:
-        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    model = _BUILDERS[spec.arch](spec, num_classes)
-    if spec.weights_path:
-        model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
-    elif spec.pretrained:
-        state = download_torchvision_state_dict(spec)
-        loaded = load_torchvision_state_dict(model, state, spec, f"torchvision {spec.weights}")
-        model.reused_keys = frozenset(loaded)
-    return model
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

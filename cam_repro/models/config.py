@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig
@@ -110,3 +110,12 @@ def paper_name(cfg: ModelConfig) -> str:
     name = _PAPER_ARCH_NAMES[cfg.arch]
     suffix = " (8x8)" if cfg.arch == "tiny" and cfg.num_pools != 2 else ""
     return f"{name}-{cfg.pool.upper()}{suffix}" if cfg.modified else name
+
+
+@dataclass
+class ModelsAppConfig:
+    """`cam-models`: build networks from their configs and report their shapes."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    input_size: int = 224  # side of the square input whose last conv map is reported
+    num_classes: int = 1000

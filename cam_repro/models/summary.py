@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -67,12 +67,3 @@ def summary_table(rows: list[ModelSummary], input_size: int) -> str:
             shape, cam = f"{r.map_channels} x {r.map_size[0]}x{r.map_size[1]}", "yes"
         lines.append(f"| {r.variant} | {r.paper_name} | {r.params:,} | {shape} | {cam} |")
     return "\n".join(lines)
-
-
-@dataclass
-class ModelsAppConfig:
-    """`cam-models`: build networks from their configs and report their shapes."""
-
-    model: ModelConfig = field(default_factory=ModelConfig)
-    input_size: int = 224  # side of the square input whose last conv map is reported
-    num_classes: int = 1000

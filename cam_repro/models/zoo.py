@@ -1,0 +1,53 @@
+"""The model zoo: one builder per architecture, and `build_model`, which builds any variant from
+its config and loads its weights."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from omegaconf import DictConfig
+from torch import nn
+
+from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
+from cam_repro.models.config import ModelConfig, model_config
+from cam_repro.models.googlenet import build_googlenet
+from cam_repro.models.resnet import build_resnet50
+from cam_repro.models.tiny import build_tiny
+from cam_repro.models.vgg import build_vgg16
+from cam_repro.models.weights import (
+    download_torchvision_state_dict,
+    load_torchvision_state_dict,
+    load_weights_file,
+)
+from cam_repro.runtime.errors import ConfigError
+
+_BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
+    "alexnet": build_alexnet,
+    "alexnet_star": build_alexnet_star,
+    "vgg16": build_vgg16,
+    "googlenet": build_googlenet,
+    "resnet50": build_resnet50,
+    "tiny": build_tiny,
+}
+
+
+def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: int) -> nn.Module:
+    """The network `cfg` describes, with `num_classes` outputs; `forward` gives logits.
+
+    CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`.
+    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`; then
+    `model.reused_keys` holds the names of the loaded tensors (the rest are new layers, which
+    fine-tuning may give a larger learning rate).
+    """
+    spec = model_config(cfg)
+    if not isinstance(num_classes, int) or num_classes < 1:
+        raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    model = _BUILDERS[spec.arch](spec, num_classes)
+    if spec.weights_path:
+        model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
+    elif spec.pretrained:
+        state = download_torchvision_state_dict(spec)
+        loaded = load_torchvision_state_dict(model, state, spec, f"torchvision {spec.weights}")
+        model.reused_keys = frozenset(loaded)
+    return model
