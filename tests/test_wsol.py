@@ -195,6 +195,8 @@ def test_input_errors() -> None:
         max_box_acc(np.full((1, 8, 8), np.nan), gt)
     with pytest.raises(ValueError, match="min-max"):
         max_box_acc(m + 2, gt)
+    with pytest.raises(ValueError, match="floating point maps"):  # 0/1 masks are not maps
+        max_box_acc(np.ones((1, 8, 8), dtype=np.int64), gt)
     with pytest.raises(ValueError, match=r"x0 <= x1"):
         max_box_acc(m, [np.array([[3, 0, 2, 3]])])
     with pytest.raises(ValueError, match="k >= 1"):

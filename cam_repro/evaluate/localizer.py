@@ -51,8 +51,9 @@ class Localizer:
 
     @property
     def features(self) -> Tensor | None:
-        """The last conv maps f_k (B, K, h, w) of the last `logits` call (CAM only), in fp32."""
-        return None if self._features is None else self._features.float()
+        """The last conv maps f_k (B, K, h, w) of the last `logits` call (CAM only), in the
+        forward pass's precision."""
+        return self._features
 
     def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
         """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, or saliency (S x S)."""
@@ -78,7 +79,8 @@ class BatchMaps:
     classes: Tensor  # (B, k + 1): the top-k, then the true class
     maps: Tensor  # (B, k + 1, F, F): bilinear (the paper's upsampling), F the frame's side
     wsol_maps: Tensor | None  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP
-    features: Tensor | None = None  # (B, K, h, w): the last conv maps f_k (CAM, single view)
+    # (B, K, h, w): the last conv maps f_k (CAM, single view), in the forward pass's precision
+    features: Tensor | None = None
 
 
 def localize_batch(

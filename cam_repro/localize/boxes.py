@@ -59,11 +59,14 @@ class BoxRule:
             )
 
 
-def as_maps(cams: np.ndarray | Tensor) -> np.ndarray:
-    """Maps as a float numpy array (float32 stays float32, anything else becomes float64)."""
+def as_maps(cams: np.ndarray | Tensor, floats_only: bool = False) -> np.ndarray:
+    """Maps as a float numpy array (float32 stays float32, anything else becomes float64);
+    with `floats_only`, maps of a non-floating dtype are a ValueError instead of converted."""
     if hasattr(cams, "detach"):
         cams = cams.detach().cpu().numpy()
     cams = np.asarray(cams)
+    if floats_only and not np.issubdtype(cams.dtype, np.floating):
+        raise ValueError(f"cams must be floating point maps in [0, 1], got dtype {cams.dtype}")
     if cams.dtype not in (np.float32, np.float64):
         cams = cams.astype(np.float64)
     return cams

@@ -72,7 +72,7 @@ def default_thresholds() -> np.ndarray:
 
 def _unit_maps(cams: Any) -> np.ndarray:
     """(N, H, W) numpy array or torch tensor in [0, 1] -> validated float numpy array."""
-    cams = as_maps(cams)
+    cams = as_maps(cams, floats_only=True)
     if cams.ndim != 3:
         raise ValueError(f"cams must be (N, H, W), got shape {cams.shape}")
     if cams.shape[0] == 0 or cams.shape[1] == 0 or cams.shape[2] == 0:

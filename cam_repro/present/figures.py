@@ -180,7 +180,7 @@ def look(
         maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
         assert out.features is not None  # a CAM network's single view
-        features = out.features.cpu().numpy()  # (B, K, h, w)
+        features = out.features.float().cpu().numpy()  # (B, K, h, w)
         b, k, s = maps.shape[0], maps.shape[1], maps.shape[-1]
         boxes = frame_boxes(maps.reshape(b * k, s, s), rule).reshape(b, k, 4)
         for i, picture in enumerate(chunk):
@@ -314,12 +314,13 @@ def sweep_curves(paths: Sequence[str]) -> list[Curve]:
         if metrics.is_file():
             try:
                 m = read_json(metrics)
+            except InputFileError:
+                m = None
+            if isinstance(m, dict):
                 data = m.get("data") or {}
                 label = m.get("paper_name") or label
                 if data.get("evidence"):
                     label = f"{label}, {data['evidence']}"
-            except (InputFileError, AttributeError):
-                pass
         groups.setdefault(label, []).append(read_sweep(run_dir / "sweep.csv"))
     curves = []
     for label, sweeps in groups.items():

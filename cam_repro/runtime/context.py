@@ -1,11 +1,11 @@
 """The one run set-up of cam-train, cam-eval and cam-visualize: process group and device, CPU
-threads, the run folder and its log file, precision; torn down when the run ends, however."""
+threads, the run folder and its log file; torn down when the run ends, however."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,16 +13,14 @@ import torch
 
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.config import RuntimeConfig
-from cam_repro.runtime.precision import autocast
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] %(message)s"
 
 
 @dataclass(frozen=True)
 class RunContext:
-    """A running job: its folder, this process's place and device, and how the network runs."""
+    """A running job: this process's place and device, and how the network runs."""
 
-    dir: Path | None  # the run folder (None: a job that writes no log, e.g. figures only)
     env: D.Dist
     runtime: RuntimeConfig
 
@@ -33,15 +31,6 @@ class RunContext:
     @property
     def is_main(self) -> bool:
         return self.env.is_main
-
-    @property
-    def progress(self) -> bool:
-        """Whether this process draws progress bars (rank 0 only)."""
-        return self.runtime.progress and self.env.is_main
-
-    def autocast(self) -> AbstractContextManager:
-        """The forward pass's precision (`runtime.amp`)."""
-        return autocast(self.env.device, self.runtime.amp)
 
 
 def attach_log_file(path: Path) -> logging.Handler:
@@ -67,13 +56,12 @@ def run_context(
     try:
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
-        folder = Path(run_dir) if run_dir is not None else None
         if not env.is_main:
             logging.getLogger().setLevel(logging.WARNING)
-        elif folder is not None and log_name is not None:
-            folder.mkdir(parents=True, exist_ok=True)
-            handler = attach_log_file(folder / log_name)
-        yield RunContext(folder, env, runtime)
+        elif run_dir is not None and log_name is not None:
+            Path(run_dir).mkdir(parents=True, exist_ok=True)
+            handler = attach_log_file(Path(run_dir) / log_name)
+        yield RunContext(env, runtime)
     finally:
         if handler is not None:
             logging.getLogger().removeHandler(handler)
