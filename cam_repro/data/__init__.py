@@ -13,6 +13,8 @@ from cam_repro.runtime.lazy import lazy_exports
 _EXPORTS = {
     "IMAGENET_MEAN": "config",
     "IMAGENET_STD": "config",
+    "ImageCheck": "check",
+    "check_images": "check",
     "DataConfig": "config",
     "data_config": "config",
     "LocalizationDataset": "dataset",

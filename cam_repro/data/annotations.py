@@ -12,19 +12,26 @@ conversion from each source format:
   values): x0 = x, x1 = x + width - 1.
 
 A box is an error if x1 < x0 (y1 < y0) or if it lies outside the image by more than those
-conventions allow. XML is parsed without resolving any entity: a file that declares a DTD or
-entities is rejected (ILSVRC's never do).
+conventions allow.
+
+XML is parsed with defusedxml, in whatever encoding the file declares (UTF-8, UTF-16 with its
+byte-order mark, ...): a file that declares a DTD, an entity or an external reference is refused
+with an InputFileError naming it, before anything is expanded or fetched. ILSVRC's files never
+declare one; a file that does could relabel an image through an entity or blow up in memory
+("billion laughs"), so none is resolved. (A byte search for `<!DOCTYPE` would miss them in UTF-16.)
 """
 
 from __future__ import annotations
 
 import csv
 import re
-import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
+from xml.etree.ElementTree import Element
 from xml.sax.saxutils import escape
 
+import defusedxml
+import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from cam_repro.runtime.errors import InputFileError, MissingFileError
@@ -61,20 +68,34 @@ def check_box(
     return max(x0, 0), max(y0, 0), x1, y1
 
 
-def _xml_root(path: Path) -> ET.Element:
+def _forbidden(err: defusedxml.DefusedXmlException) -> str:
+    """What a refused XML file declared, for the error message."""
+    if isinstance(err, defusedxml.DTDForbidden):
+        return f"a DOCTYPE {err.name}"
+    if isinstance(err, defusedxml.EntitiesForbidden):
+        return f"the entity {err.name}"
+    if isinstance(err, defusedxml.ExternalReferenceForbidden):
+        return f"an external reference to {err.sysid}"
+    return type(err).__name__
+
+
+def _xml_root(path: Path) -> Element:
     try:
         data = path.read_bytes()
     except OSError as err:
         raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
-        raise InputFileError(f"{path}: declares a DTD or entities, which are never resolved")
     try:
-        return ET.fromstring(data)
-    except ET.ParseError as err:
+        return SafeET.fromstring(data, forbid_dtd=True, forbid_entities=True, forbid_external=True)
+    except defusedxml.DefusedXmlException as err:
+        raise InputFileError(
+            f"{path}: declares a DTD or entities, which are never resolved ({_forbidden(err)}; "
+            "ILSVRC annotation files declare none)"
+        ) from None
+    except (SafeET.ParseError, LookupError) as err:  # LookupError: an unknown encoding
         raise InputFileError(f"{path}: XML does not parse: {err}") from None
 
 
-def _int_field(node: ET.Element, tag: str, path: Path, what: str) -> int:
+def _int_field(node: Element, tag: str, path: Path, what: str) -> int:
     text = node.findtext(tag)
     if text is None:
         raise InputFileError(f"{path}: {what} has no <{tag}>")

@@ -19,6 +19,9 @@ BAD_IMAGES = ("error", "skip")
 CACHES = ("none", "memory")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# PIL's own default Image.MAX_IMAGE_PIXELS (1024 * 1024 * 1024 // 4 // 3), as a constant: the
+# default of data.max_image_pixels, whatever PIL's setting is at run time.
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 
 
 @dataclass
@@ -48,6 +51,10 @@ class DataConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     # An unreadable or corrupt image: error (stop, naming the file) | skip (leave it out, count it)
     bad_images: str = "error"
+    # An image with more pixels than this (width x height, read from its header before decoding)
+    # is an unreadable image, as above, instead of a decompression bomb decoded into RAM; null: no
+    # limit. The default is PIL's own warning level (~89.5 megapixels).
+    max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
     # Loading (training and evaluation)
     batch_size: int = 64  # per process: torchrun with N processes trains on N x batch_size
     num_workers: int = 4  # DataLoader worker processes (0: load in the main process)
@@ -80,6 +87,10 @@ def _validate(spec: DataConfig) -> None:
     _choice(spec.train_augment, "train_augment", AUGMENTS)
     _choice(spec.bad_images, "bad_images", BAD_IMAGES)
     _choice(spec.cache, "cache", CACHES)
+    if spec.max_image_pixels is not None and spec.max_image_pixels < 1:
+        raise ConfigError(
+            f"data.max_image_pixels must be >= 1 or null (no limit), got {spec.max_image_pixels}"
+        )
     if spec.batch_size < 1:
         raise ConfigError(f"data.batch_size must be >= 1, got {spec.batch_size}")
     if spec.num_workers < 0:
@@ -104,7 +115,9 @@ def _validate(spec: DataConfig) -> None:
 
 @dataclass
 class DataAppConfig:
-    """`cam-data`: read a dataset's splits, check every annotation, and report what is there."""
+    """`cam-data`: read a dataset's splits, check every annotation and image, and report."""
 
     data: DataConfig = field(default_factory=DataConfig)
     splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    decode: bool = True  # decode every image fully (false: read the headers only, much faster)
+    progress: bool = True  # a progress bar while the images are checked

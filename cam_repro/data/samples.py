@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import numpy as np
 from PIL import Image
 
 from cam_repro.data.annotations import empty_boxes
+from cam_repro.data.config import DEFAULT_MAX_IMAGE_PIXELS
 from cam_repro.runtime.errors import InputFileError
 
 log = logging.getLogger(__name__)
@@ -78,26 +80,69 @@ def is_image_file(path: Path) -> bool:
 
 
 @contextmanager
-def _open_image(path: Path) -> Iterator[Image.Image]:
-    """Image.open, with a missing, unreadable or corrupt file as an InputFileError naming it."""
+def _pil_limit(limit: int | None) -> Iterator[None]:
+    """PIL's decompression-bomb limit set to `limit` for the duration (restored after)."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = limit
     try:
-        with Image.open(path) as img:
-            yield img
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
+    w, h = size
+    if max_pixels is not None and w * h > max_pixels:
+        raise InputFileError(
+            f"{path}: {w}x{h} = {w * h:,} pixels, above data.max_image_pixels ({max_pixels:,}); "
+            "raise the limit if the image is real"
+        )
+
+
+@contextmanager
+def _open_image(
+    path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+) -> Iterator[Image.Image]:
+    """Image.open, with a missing, unreadable or corrupt file, or one of more than `max_pixels`
+    pixels (None: no limit), as an InputFileError naming it.
+
+    The pixel limit is ours, checked on the header before anything is decoded; PIL's own
+    (Image.MAX_IMAGE_PIXELS: a warning above it, an error above twice it) never speaks instead:
+    its warning is silenced, the header is read with its limit lifted, and the decoding runs with
+    it lifted too when ours is higher than its error level. (This changes a global of PIL for the
+    duration: image loading runs in single-threaded processes.)
+    """
+    pil_error_level = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
+    lift = pil_error_level is not None and (max_pixels is None or max_pixels > pil_error_level)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with _pil_limit(None):
+                img = Image.open(path)  # the header only
+            with img:
+                _check_pixels(path, img.size, max_pixels)
+                with _pil_limit(None) if lift else nullcontext():
+                    yield img
     except FileNotFoundError:
         raise InputFileError(f"{path}: image file is missing") from None
+    except InputFileError:
+        raise
     except _IMAGE_ERRORS as err:
         raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
 
 
-def load_image(path: Path) -> Image.Image:
-    """The image at `path` as RGB, fully decoded."""
-    with _open_image(path) as img:
+def load_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    """The image at `path` as RGB, fully decoded; more than `max_pixels` pixels is an error."""
+    with _open_image(path, max_pixels) as img:
         return img.convert("RGB")
 
 
-def read_image_size(path: Path) -> tuple[int, int]:
-    """(width, height) from the image header, without decoding the pixels."""
-    with _open_image(path) as img:
+def read_image_size(
+    path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
+) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels; more than
+    `max_pixels` pixels is an error."""
+    with _open_image(path, max_pixels) as img:
         return img.size
 
 
