@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import secrets
 import time
 from pathlib import Path
 from typing import Any
@@ -57,7 +58,8 @@ APPS: dict[str, tuple[str, str]] = {
 
 
 def run_stamp() -> str:
-    """A run folder's name: the launch time, or torchrun's run id shared by all its processes.
+    """A run folder's name: the launch time and a random tag (two runs started in the same second
+    get different folders), or torchrun's run id, shared by all its processes.
 
     Each torchrun process composes the config itself, a moment apart; the time could differ
     between them, the run id (`--rdzv-id`, random with `--standalone`) does not.
@@ -65,7 +67,7 @@ def run_stamp() -> str:
     run_id = os.environ.get("TORCHELASTIC_RUN_ID", "none")
     if "RANK" in os.environ and run_id != "none":
         return f"torchrun-{run_id}"
-    return time.strftime("%Y-%m-%d_%H-%M-%S")
+    return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
 def register(app: str) -> str:
@@ -77,7 +79,8 @@ def register(app: str) -> str:
     module, name = where.split(":")
     schema = getattr(importlib.import_module(module), name)
     ConfigStore.instance().store(name=f"{app}_schema", node=schema)
-    OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True)
+    # cached, as Hydra's ${now:}: every read of hydra.run.dir (and a sweep's jobs) sees one stamp
+    OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True, use_cache=True)
     return config_name
 
 

@@ -1,26 +1,48 @@
 """Thin Hydra entry points: register the app's schema, compose its config, call one cam_repro
-function. Errors a user can fix are printed as one line (exit 1)."""
+function. Errors a user can fix are printed as one line (exit 1); Ctrl-C as one line (exit 130),
+with the command that resumes the run where there is one."""
 
 from __future__ import annotations
 
 import functools
+import shlex
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cam_repro.apps import CONFIG_DIR, register
-from cam_repro.runtime.errors import CamReproError
+from cam_repro.runtime.errors import CamReproError, RunInterruptedError
 
 __all__ = ["CONFIG_DIR", "register", "user_errors"]
 
+INTERRUPTED = 130  # a shell's exit code for SIGINT
+
+
+def resume_command(extra: list[str]) -> str:
+    """This command line again, with `extra` overrides replacing any of the same keys."""
+    from hydra.core.hydra_config import HydraConfig
+
+    keys = {o.split("=", 1)[0] for o in extra}
+    given = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0] not in keys]
+    return shlex.join([Path(sys.argv[0]).name, *given, *extra])
+
 
 def user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
-    """Print an error the user can fix (bad config, bad file, offline) as one line, exit 1."""
+    """Print an error the user can fix (bad config, bad file, offline, full disk) as one line,
+    exit 1; an interrupted run as one line saying how to resume it, exit 130."""
 
     @functools.wraps(task)
     def run(*args: Any, **kwargs: Any) -> Any:
         try:
             return task(*args, **kwargs)
+        except RunInterruptedError as err:
+            how = f"; resume with: {resume_command(err.resume)}" if err.resume else ""
+            print(f"{err}{how}", file=sys.stderr)
+            sys.exit(INTERRUPTED)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            sys.exit(INTERRUPTED)
         except CamReproError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(1)

@@ -180,7 +180,9 @@ def test_torchrun_two_cpu_processes(small_data: Path, tmp_path: Path) -> None:
 
 def test_run_stamp_is_shared_by_torchrun_processes(monkeypatch) -> None:
     monkeypatch.delenv("RANK", raising=False)
-    assert re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d", run_stamp())
+    stamps = {run_stamp() for _ in range(20)}  # started within one second, all different
+    assert len(stamps) == 20
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d_\d\d-\d\d-\d\d_[0-9a-f]{6}", s) for s in stamps)
     monkeypatch.setenv("RANK", "1")
     monkeypatch.setenv("TORCHELASTIC_RUN_ID", "abc123")
     assert run_stamp() == "torchrun-abc123"
@@ -274,7 +276,7 @@ def test_cam_report_and_visualize_from_the_command_line(trained: Path, tmp_path:
     result = run(tmp_path, "cam-visualize", f"checkpoint={trained}", "num_images=2", "units=2",
                  "sweeps=[eval]", "dpi=30", "hydra.run.dir=vis")  # fmt: skip
     assert result.returncode == 0, result.stderr
-    names = sorted(p.name for p in (tmp_path / "vis").iterdir())
+    names = sorted(p.name for p in (tmp_path / "vis").iterdir() if not p.name.startswith("."))
     assert names[:2] == ["cam_ILSVRC2012_val_00000001.png", "cam_ILSVRC2012_val_00000002.png"]
     assert "sweep.png" in names and any(n.startswith("units_tiny_gap_n9") for n in names)
     result = run(tmp_path, "cam-report", "runs=[eval]", "hydra.run.dir=report")

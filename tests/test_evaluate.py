@@ -77,6 +77,7 @@ def test_end_to_end_metrics_agree_with_predictions(trained: Path, tmp_path: Path
     run = tmp_path / "eval"
     metrics = evaluate_run(eval_cfg(f"checkpoint={trained}"), run)
     assert sorted(p.name for p in run.iterdir()) == [
+        ".cam-repro.lock",  # the run lock (tests/test_reliability.py)
         "config.yaml",
         "eval.log",
         "metrics.json",

@@ -217,6 +217,6 @@ def test_truncated_image_fails_when_loaded(tmp_path: Path) -> None:
         LocalizationDataset(data, transform)[0]
     skipping = LocalizationDataset(data, transform, bad_images="skip")
     batch = collate_skipping([skipping[i] for i in range(3)])
-    assert skipping.skipped == 1
+    assert [index for index, _ in batch[3]] == [0]  # the skipped image, reported with the batch
     assert batch[0].shape == (2, 3, 16, 16)
     assert batch[2].tolist() == [1, 2] and np.array_equal(batch[1], [0, 1])

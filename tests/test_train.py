@@ -20,7 +20,7 @@ from cam_repro.data import read_split
 from cam_repro.data.loaders import eval_loader
 from cam_repro.models.checkpoint import load_checkpoint, load_model
 from cam_repro.runtime.distributed import Dist
-from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.errors import ConfigError, RunInterruptedError
 from cam_repro.train import TrainingDivergedError, train, validate
 from cam_repro.train.config import train_config
 from cam_repro_cli import CONFIG_DIR
@@ -51,6 +51,7 @@ def test_tiny_run_learns_and_fills_its_run_dir(small_data: Path, tmp_path: Path)
     assert metrics["epochs"][-1]["train_loss"] < metrics["epochs"][0]["train_loss"]
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert sorted(p.name for p in run.iterdir()) == [
+        ".cam-repro.lock",
         "checkpoints",
         "config.yaml",
         "metrics.json",
@@ -105,10 +106,11 @@ def test_killed_run_resumes_to_the_same_weights(
         if trainer.global_step == 10:  # epoch 2, batch 4 of 6
             raise KeyboardInterrupt
 
-    with pytest.raises(KeyboardInterrupt):
+    # Without step checkpoints the run restarts epoch 2; with them, after batch 2 (step 8).
+    at = "after epoch 1" if checkpoint_every == 0 else "at epoch 2, batch 2"
+    with pytest.raises(RunInterruptedError, match=f"epoch 2, batch 4; the last checkpoint .{at}"):
         train(train_cfg(small_data, *killed), run, on_step=kill_at_step_10)
     state = load_checkpoint(run / "checkpoints/last.pt")
-    # Without step checkpoints the run restarts epoch 2; with them, after batch 2 (step 8).
     expected = (1, 0, 6) if checkpoint_every == 0 else (1, 2, 8)
     assert (state["epoch"], state["step_in_epoch"], state["global_step"]) == expected
 
@@ -145,7 +147,9 @@ def test_a_run_dir_with_a_run_is_not_overwritten(small_data: Path, tmp_path: Pat
         train(train_cfg(small_data, "trainer.epochs=1", "optim=sgd", "seed=5"), run)
     assert (run / "config.yaml").read_text() == config  # the refused run wrote nothing over it
     again = ["trainer.resume=auto", "optim=sgd"]
-    with pytest.raises(ConfigError, match=r"another model config \(pool differ\)"):
+    with pytest.raises(
+        ConfigError, match=r"another model config \(pool 'gap' in the file, 'gmp' here\)"
+    ):
         train(train_cfg(small_data, *again, "model=tiny_gmp"), run)
     with pytest.raises(ConfigError, match=r"6 batches per epoch, this run has 3"):
         train(train_cfg(small_data, *again, "data.batch_size=64"), run)

@@ -59,7 +59,7 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
             continue
         path = root / "images" / images[image_id][0]
         try:
-            size = read_image_size(path)
+            size = read_image_size(path, cfg.max_image_pixels)
         except InputFileError as err:
             if cfg.bad_images == "skip":
                 skipped.append((path, str(err).removeprefix(f"{path}: ")))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -11,13 +12,21 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchvision.transforms.v2 import functional as TF
 
-from cam_repro.data.samples import DataSplit, load_image
+from cam_repro.data.samples import DEFAULT_MAX_IMAGE_PIXELS, DataSplit, load_image
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
 log = logging.getLogger(__name__)
 
 # data.cache=memory is for small datasets (the embedded one is ~40 MB decoded); past this, stop.
 MAX_CACHE_BYTES = 8 * 2**30
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """What the dataset gives for an image it could not decode (data.bad_images=skip)."""
+
+    index: int
+    reason: str
 
 
 class LocalizationDataset(Dataset):
@@ -27,8 +36,9 @@ class LocalizationDataset(Dataset):
     random augmentation of that image draws from a generator seeded with it, so what a sample
     looks like depends only on the seed, not on which worker process loads it or in what order.
     `cache=True` decodes every image once, up front, and keeps it in RAM as a uint8 tensor.
-    With bad_images="skip", an image that cannot be decoded gives None and a logged warning;
-    `collate_skipping` drops those from the batch.
+    With bad_images="skip", an image that cannot be decoded gives a `Skipped` item;
+    `collate_skipping` drops those from the batch and reports their indices with it, so the main
+    process counts each file once (`SkipLog`), whichever worker met it and however often.
     """
 
     def __init__(
@@ -37,33 +47,33 @@ class LocalizationDataset(Dataset):
         transform: Callable[[Any], Tensor],
         bad_images: str = "error",
         cache: bool = False,
+        max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
     ) -> None:
         self.data = data
         self.transform = transform
         self.bad_images = bad_images
-        self.skipped = 0  # in this process (each DataLoader worker counts its own)
-        self.cached: list[Tensor | None] | None = self._decode_all() if cache else None
+        self.max_pixels = max_pixels
+        self.cached: list[Tensor | Skipped] | None = self._decode_all() if cache else None
 
     def __len__(self) -> int:
         return len(self.data.samples)
 
     def _load(self, index: int) -> Any:
+        path = self.data.samples[index].path
         try:
-            return load_image(self.data.samples[index].path)
+            return load_image(path, self.max_pixels)
         except InputFileError as err:
             if self.bad_images != "skip":
                 raise
-            self.skipped += 1
-            log.warning("skipped (%d so far in this process): %s", self.skipped, err)
-            return None
+            return Skipped(index, str(err).removeprefix(f"{path}: "))
 
-    def _decode_all(self) -> list[Tensor | None]:
-        images: list[Tensor | None] = []
+    def _decode_all(self) -> list[Tensor | Skipped]:
+        images: list[Tensor | Skipped] = []
         total = 0
         for index in range(len(self)):
             image = self._load(index)
-            tensor = None if image is None else TF.pil_to_tensor(image)  # uint8 (3, H, W)
-            total += 0 if tensor is None else tensor.numel()
+            tensor = image if isinstance(image, Skipped) else TF.pil_to_tensor(image)  # (3, H, W)
+            total += 0 if isinstance(tensor, Skipped) else tensor.numel()
             if total > MAX_CACHE_BYTES:
                 raise ConfigError(
                     f"data.cache=memory: {self.data.root} {self.data.split} needs more than "
@@ -75,11 +85,11 @@ class LocalizationDataset(Dataset):
         )
         return images
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, int, int] | None:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[Tensor, int, int] | Skipped:
         index, seed = item if isinstance(item, tuple) else (item, None)
         image = self._load(index) if self.cached is None else self.cached[index]
-        if image is None:
-            return None
+        if isinstance(image, Skipped):
+            return image
         if seed is not None:
             # The default generator: torchvision's random transforms draw from it. Seeding it
             # costs ~1 us (torch.manual_seed, which also seeds every GPU, costs ~100 us).
@@ -87,7 +97,45 @@ class LocalizationDataset(Dataset):
         return self.transform(image), self.data.samples[index].label, index
 
 
-def collate_skipping(batch: list[Any]) -> Any:
-    """default_collate without the None items of skipped images; None if nothing is left."""
-    kept = [item for item in batch if item is not None]
-    return default_collate(kept) if kept else None
+def collate_skipping(batch: list[Any]) -> tuple[Any, Any, Any, list[tuple[int, str]]]:
+    """(images, labels, indices, skipped): default_collate of the decoded items, and the
+    (index, reason) of each skipped one; images, labels and indices are None if none is left."""
+    kept = [item for item in batch if not isinstance(item, Skipped)]
+    skipped = [(item.index, item.reason) for item in batch if isinstance(item, Skipped)]
+    if not kept:
+        return None, None, None, skipped
+    images, labels, indices = default_collate(kept)
+    return images, labels, indices, skipped
+
+
+class SkipLog:
+    """The images of a split left out as unreadable, each file once: those its reader left out
+    (`DataSplit.skipped`) and those that failed to decode during loading (batches' `skipped`).
+    Logs a warning the first time each file is met."""
+
+    def __init__(self, data: DataSplit) -> None:
+        self.data = data
+        self.at_load: dict[int, str] = {}  # sample index -> reason
+
+    def add(self, skipped: Iterable[tuple[int, str]]) -> None:
+        for index, reason in skipped:
+            if index not in self.at_load:
+                self.at_load[index] = reason
+                path = self.data.samples[index].path
+                log.warning("%s: skipped unreadable image %s: %s", self.data.split, path, reason)
+
+    def merge(self, parts: Iterable[dict[int, str]]) -> None:
+        """Add other processes' `at_load` (torchrun), without logging again."""
+        for part in parts:
+            for index, reason in part.items():
+                self.at_load.setdefault(index, reason)
+
+    @property
+    def count(self) -> int:
+        """Unreadable images of the split: left out by the reader or while loading."""
+        return len(self.data.skipped) + len(self.at_load)
+
+    @property
+    def used(self) -> int:
+        """The split's images that were read (or can be: not yet met unreadable)."""
+        return len(self.data.samples) - len(self.at_load)

@@ -186,7 +186,7 @@ def _val_split(layout: Layout, classes: list[str], names: list[str], cfg: DataCo
     samples, skipped = [], []
     for path in images:
         try:
-            samples.append(_val_sample(path, layout, by_csv, index, masks_dir, use_xml))
+            samples.append(_val_sample(path, layout, by_csv, index, masks_dir, use_xml, cfg))
         except InputFileError as err:
             if cfg.bad_images == "skip" and str(err).startswith(str(path)):
                 skipped.append((path, str(err).removeprefix(f"{path}: ")))
@@ -209,6 +209,7 @@ def _val_sample(
     index: dict[str, int],
     masks_dir: Path | None,
     use_xml: bool,
+    cfg: DataConfig,
 ) -> Sample:
     image_id = path.stem
     folder_wnid = path.parent.name if path.parent != layout.val_dir else None
@@ -235,7 +236,7 @@ def _val_sample(
             raise InputFileError(f"{where}: wnid {wnid} is not a training class")
     if folder_wnid is not None and ann.wnids[0] != folder_wnid:
         raise InputFileError(f"{where}: labelled {ann.wnids[0]} but the image is in {folder_wnid}/")
-    size = ann.size or read_image_size(path)
+    size = ann.size or read_image_size(path, cfg.max_image_pixels)
     if ann.size is None:  # the CSV has no sizes: check its boxes against the image's
         for box in ann.boxes.tolist():
             check_box(tuple(box), size, where)

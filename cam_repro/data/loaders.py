@@ -87,7 +87,7 @@ def _loader(dataset, sampler, cfg: DataConfig, env: Dist, drop_last: bool = Fals
 def train_loader(data: DataSplit, cfg: DataConfig, env: Dist, seed: int) -> DataLoader:
     """Shuffled, augmented batches of uint8 images; `loader.sampler.set_position(epoch, start)`."""
     dataset = LocalizationDataset(
-        data, train_transform(cfg), cfg.bad_images, cache=cfg.cache == "memory"
+        data, train_transform(cfg), cfg.bad_images, cfg.cache == "memory", cfg.max_image_pixels
     )
     sampler = SeededSampler(len(dataset), env, seed)
     # A last batch of one image would break batch norm in training mode.
@@ -100,8 +100,9 @@ def eval_loader(
 ) -> DataLoader:
     """This process's shard of the split, in order, resized to image_size (uint8) unless another
     `transform` is given."""
+    transform = transform or eval_transform(cfg)
     dataset = LocalizationDataset(
-        data, transform or eval_transform(cfg), cfg.bad_images, cache=cfg.cache == "memory"
+        data, transform, cfg.bad_images, cfg.cache == "memory", cfg.max_image_pixels
     )
     return _loader(dataset, ShardSampler(len(dataset), env), cfg, env)
 
@@ -114,6 +115,7 @@ def steps_per_epoch(loader: DataLoader) -> int:
 
 
 def to_device(batch, env: Dist) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    images, labels, index = batch
+    """A batch's images and labels on the process's device, and its sample indices (CPU)."""
+    images, labels, index, _ = batch
     nb = env.device.type == "cuda"
     return images.to(env.device, non_blocking=nb), labels.to(env.device, non_blocking=nb), index

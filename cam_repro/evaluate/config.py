@@ -62,6 +62,8 @@ class EvalConfig(BoxKeys):
     maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])
     # PxAP, the mask metric: auto (when every image has a foreground mask) | true | false
     pxap: str = "auto"
+    # A run folder that already holds results (metrics.json) is refused unless this is true
+    overwrite: bool = False
 
 
 def box_rule(spec: EvalConfig | BoxKeys) -> BoxRule:

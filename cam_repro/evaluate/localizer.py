@@ -19,6 +19,7 @@ from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scal
 from cam_repro.localize.cam import backprop_saliency, cam_model, class_activation_maps
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
+from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
 
 
@@ -81,6 +82,12 @@ class BatchMaps:
     wsol_maps: Tensor | None  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP
     # (B, K, h, w): the last conv maps f_k (CAM, single view), in the forward pass's precision
     features: Tensor | None = None
+
+
+def check_batch(out: BatchMaps, where: str, amp: str) -> None:
+    """Stop at a NaN or infinite logit or map (a metric from them would be silently wrong)."""
+    hint = "; runtime.amp=fp16 may overflow: try bf16 or none" if amp == "fp16" else ""
+    check_finite({"logits": out.logits, "class activation maps": out.maps}, where, hint)
 
 
 def localize_batch(

@@ -8,7 +8,8 @@ et al. 2020) from the true class's map, and the threshold sweep of the paper's r
 A run dir gets: config.yaml, eval.log, metrics.json, predictions.csv (one row per image),
 table.md (one row in the layout of the paper's Table 2) and sweep.csv (accuracy per threshold);
 their formats: cam_repro.evaluate.outputs. Under torchrun every process evaluates its shard;
-rank 0 merges them once and writes.
+rank 0 merges them once and writes. A folder that already holds a metrics.json is refused unless
+`overwrite=true` (which removes the old results first).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cam_repro.data import DataSplit, dataset_kind, model_input, read_split
 from cam_repro.data.annotations import read_blacklist
+from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
@@ -42,6 +44,7 @@ from cam_repro.evaluate.config import (
 from cam_repro.evaluate.localizer import (
     BatchMaps,
     Localizer,
+    check_batch,
     localize_batch,
     localize_ten_crop,
     located_boxes,
@@ -60,6 +63,9 @@ from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
+
+# What a finished run leaves, the marker of a finished run first.
+RESULTS = ("metrics.json", "predictions.csv", "table.md", "sweep.csv")
 
 
 def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray:
@@ -95,6 +101,7 @@ class Evaluator:
             self.data_cfg = resolve_data(spec.data, None)
             self.data = read_split(self.data_cfg, spec.split)
             self.model = build_model(self.model_cfg, len(self.data.classes))
+        self.source = spec.checkpoint or variant_name(self.model_cfg)  # for error messages
         self.model.to(env.device).eval()
         if spec.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -103,6 +110,8 @@ class Evaluator:
         self.blacklist = (
             read_blacklist(Path(self.data_cfg.blacklist)) if self.data_cfg.blacklist else set()
         )
+        self.skips = SkipLog(self.data)
+        self.max_pixels = self.data_cfg.max_image_pixels
         self.rule = box_rule(spec)
         self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
         self.thresholds = np.arange(spec.sweep_thresholds, dtype=np.float64) / spec.sweep_thresholds
@@ -146,15 +155,18 @@ class Evaluator:
         rows: list[Row] = []
         show = spec.runtime.progress and env.is_main
         for batch in tqdm(self._loader(), desc=spec.split, leave=False, disable=not show):
-            if batch is None:
+            images, labels, index, skipped = batch
+            self.skips.add(skipped)
+            if images is None:
                 continue
-            images, labels, index = batch
             x = self._input(images.to(env.device))
             labels = labels.to(env.device)
             if spec.ten_crop:
                 out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
             else:
                 out = localize_batch(loc, x, labels, spec.topk, wsol=spec.maxboxacc)
+            first = self.data.samples[int(index[0])].path
+            check_batch(out, f"{self.source}, batch from {first}", spec.runtime.amp)
             rows += self._score(out, index.tolist())
         return self._merge(rows)
 
@@ -165,7 +177,7 @@ class Evaluator:
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
         boxes, ious = located_boxes(
             out.maps.float().cpu().numpy(), classes,
-            np.array([s.size or read_image_size(s.path) for s in samples]),
+            np.array([s.size or read_image_size(s.path, self.max_pixels) for s in samples]),
             [s.boxes for s in samples], [s.box_labels for s in samples], self.rule,
         )  # fmt: skip
         rows = [
@@ -214,6 +226,7 @@ class Evaluator:
     def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
         env = self.env
         gathered = D.gather_objects(rows, env)
+        self.skips.merge(D.gather_objects(dict(self.skips.at_load), env))
         meters = [self.sweep, self.box_acc] + ([self.pxap] if self.pxap is not None else [])
         for meter in meters:
             meter.all_reduce(lambda t: D.all_reduce_sum(t.to(env.device), env).cpu())
@@ -260,6 +273,7 @@ def metrics_json(
         ),
         "pxap": pxap,
         "num_images": len(rows),
+        "num_skipped": ev.skips.count,  # unreadable images left out (data.bad_images=skip)
         "num_loc_images": located,
         "num_blacklisted": int(blacklisted.sum()),
         "num_without_boxes": int((~has_box).sum()),
@@ -305,7 +319,11 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
     spec = eval_config(cfg)
     run_dir = Path(run_dir)
-    with run_context(spec.runtime, run_dir, "eval.log") as run:
+    context = run_context(spec.runtime, run_dir, "eval.log", RESULTS[0], spec.overwrite)
+    with context as run:
+        if run.is_main:
+            for name in RESULTS:  # metrics.json first: a half-removed run never looks finished
+                (run_dir / name).unlink(missing_ok=True)
         tick = time.perf_counter()
         ev = Evaluator(spec, run.env)
         log.info(

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from cam_repro.models import build_model
-from cam_repro.models.weights import torch_load_safely
+from cam_repro.models.weights import check_weights_finite, torch_load_safely
 from cam_repro.runtime.errors import InputFileError
 from cam_repro.runtime.files import atomic_write
 
@@ -17,8 +18,17 @@ FORMAT = "cam-repro-checkpoint/1"
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """torch.save `state` (plus the format tag) to `path` atomically."""
-    atomic_write(path, lambda tmp: torch.save({"format": FORMAT, **state}, tmp))
+    """torch.save `state` (plus the format tag) to `path` atomically; a failed write (full disk,
+    read-only folder) is an OutputError naming `path`, and the previous file stays as it was."""
+
+    def write(tmp: Path) -> None:
+        try:
+            torch.save({"format": FORMAT, **state}, tmp)
+        except RuntimeError as err:  # torch's writer on a full disk: "... unexpected pos ..."
+            first = str(err).strip().splitlines()[0] if str(err).strip() else "torch.save failed"
+            raise OSError(errno.EIO, f"torch.save failed, is the disk full? ({first})") from None
+
+    atomic_write(path, write)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -37,6 +47,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     missing = [k for k in ("model", "config", "classes") if k not in state]
     if missing:
         raise InputFileError(f"{path}: checkpoint lacks {', '.join(missing)}")
+    check_weights_finite(state["model"], path)
     return state
 
 

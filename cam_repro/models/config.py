@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from omegaconf import MISSING, DictConfig
@@ -49,6 +49,23 @@ class ModelConfig:
     conv5_channels: int | None = None  # AlexNet*: null = 256 (torchvision); 384 in the release
     star_channels: int = 512  # AlexNet*: units of the two extra convs (conv6, conv7)
     num_pools: int = 2  # tiny: 2 (16x16 map at 64 px) or 3 (8x8: the resolution ablation)
+
+
+# Where a network's first weights came from: not part of what the network is.
+WEIGHTS_ORIGIN = ("weights_path", "pretrained", "weights")
+
+
+def config_differences(
+    ours: ModelConfig, theirs: Mapping[str, Any], ignore: tuple[str, ...] = WEIGHTS_ORIGIN
+) -> list[str]:
+    """'key: theirs -> ours' for every option (but `ignore`d ones) on which a saved model config
+    (a checkpoint's) and ours differ; [] when they describe the same network."""
+    mine = asdict(ours)
+    return [
+        f"{key} {theirs.get(key)!r} in the file, {mine[key]!r} here"
+        for key in mine
+        if key not in ignore and theirs.get(key, mine[key]) != mine[key]
+    ]
 
 
 def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConfig:

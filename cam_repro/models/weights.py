@@ -10,18 +10,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 from torchvision import models as tvm
 
-from cam_repro.models.config import ModelConfig, variant_name
+from cam_repro.models.config import (
+    WEIGHTS_ORIGIN,
+    ModelConfig,
+    config_differences,
+    model_config,
+    variant_name,
+)
 from cam_repro.runtime.errors import (
+    CamReproError,
     ConfigError,
     InputFileError,
     MissingFileError,
     WeightsUnavailableError,
 )
+from cam_repro.runtime.numeric import first_non_finite
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +136,22 @@ def torch_load_safely(path: str | Path, missing: str, unreadable: str) -> object
         raise InputFileError(unreadable.format(path=path, detail=detail)) from None
 
 
-def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """A state dict from a file: bare, or in a checkpoint under 'model' or 'state_dict'."""
+def read_state_dict(path: str | Path) -> tuple[dict[str, Tensor], Mapping[str, Any] | None]:
+    """A state dict from a file: bare, or in a checkpoint under 'model' or 'state_dict'; and the
+    model config the file carries (a cam-repro checkpoint's `config.model`), or None.
+
+    A tensor holding NaN or infinity is an InputFileError naming the file and the tensor."""
     path = Path(path).expanduser()
     obj = torch_load_safely(
         path,
         missing="model.weights_path: {path} does not exist",
         unreadable="{path}: not a PyTorch weights file that loads safely ({detail})",
     )
+    carried = None
     if isinstance(obj, Mapping):
+        config = obj.get("config")
+        if isinstance(config, Mapping) and isinstance(config.get("model"), Mapping):
+            carried = config["model"]
         for key in ("model", "state_dict"):
             if isinstance(obj.get(key), Mapping):
                 obj = obj[key]
@@ -146,8 +162,25 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
         or not all(isinstance(v, Tensor) for v in obj.values())
     ):
         raise InputFileError(f"{path}: expected a state dict (parameter name -> tensor)")
+    check_weights_finite(obj, path)
     # Checkpoints of DistributedDataParallel or torch.compile'd models carry these prefixes.
-    return {_strip_prefixes(k): v for k, v in obj.items()}
+    return {_strip_prefixes(k): v for k, v in obj.items()}, carried
+
+
+def check_weights_finite(state: Mapping[str, Tensor], path: str | Path) -> None:
+    """Refuse weights holding NaN or infinity, naming the file and the first bad tensor."""
+    bad = first_non_finite(state)
+    if bad is not None:
+        raise InputFileError(
+            f"{path}: tensor {bad}; these weights are unusable (did the training diverge?)"
+        )
+
+
+def _carried_name(carried: Mapping[str, Any]) -> str:
+    try:
+        return variant_name(model_config(carried))
+    except CamReproError:
+        return str(carried.get("arch", "different"))
 
 
 def _strip_prefixes(key: str) -> str:
@@ -162,7 +195,14 @@ def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> s
 
     Returns the names of the tensors loaded.
     """
-    state = read_state_dict(path)
+    state, carried = read_state_dict(path)
+    if carried is not None:
+        differ = config_differences(cfg, carried, ignore=(*WEIGHTS_ORIGIN, "dropout"))
+        if differ:
+            raise InputFileError(
+                f"{path}: holds a {_carried_name(carried)} network, not {variant_name(cfg)} "
+                f"({'; '.join(differ)}); load it with the model config it was trained with"
+            )
     if not any(k.startswith("backbone.") for k in state):
         return load_torchvision_state_dict(model, state, cfg, str(path))
     own = model.state_dict()

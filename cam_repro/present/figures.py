@@ -23,7 +23,7 @@ import torch
 from cam_repro.data import DataConfig, load_image, model_input, read_split
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.config import SPLITS, BoxKeys, DataOverrides, box_rule, resolve_data
-from cam_repro.evaluate.localizer import Localizer, localize_batch
+from cam_repro.evaluate.localizer import Localizer, check_batch, localize_batch
 from cam_repro.evaluate.outputs import read_sweep
 from cam_repro.localize.boxes import BoxRule, frame_boxes, iou_matrix, scale_boxes
 from cam_repro.localize.cam import cam_model, class_activation_maps, upsample_cams
@@ -142,7 +142,7 @@ def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
     pictures = []
     if spec.images:
         for path in spec.images:
-            image = load_image(Path(path))
+            image = load_image(Path(path), net.data.max_image_pixels)
             frame = transform(image).permute(1, 2, 0).numpy()  # (S, S, 3)
             pictures.append(Picture(Path(path).stem, frame, None, np.zeros((0, 4), np.int64)))
         return pictures
@@ -153,7 +153,7 @@ def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
             "images=[...] or data with the same classes"
         )
     for sample in split.samples[: spec.num_images]:
-        image = load_image(sample.path)
+        image = load_image(sample.path, net.data.max_image_pixels)
         own = sample.boxes[sample.box_labels == sample.label]
         gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
         frame = transform(image).permute(1, 2, 0).numpy()
@@ -177,6 +177,7 @@ def look(
         x = model_input(images.to(run.device), data.mean, data.std, run.runtime.channels_last)
         labels = torch.zeros(len(chunk), dtype=torch.long, device=run.device)  # unused slot
         out = localize_batch(loc, x, labels, topk, wsol=False)
+        check_batch(out, f"{net.checkpoint}, picture {chunk[0].name}", run.runtime.amp)
         maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
         assert out.features is not None  # a CAM network's single view
@@ -351,10 +352,14 @@ def _file_name(name: str) -> str:
 
 
 def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
-    """Draw what `cfg` asks into `out_dir`; returns the files written."""
+    """Draw what `cfg` asks into `out_dir` (locked while drawing); returns the files written."""
     spec = visualize_config(cfg)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_context(spec.runtime, out) as run:
+        return _draw(spec, out, run)
+
+
+def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
     written: list[Path] = []
 
     def save(name: str, fig) -> None:
@@ -366,24 +371,23 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
     if spec.checkpoint is None:
         return written
     rule = box_rule(spec)
-    with run_context(spec.runtime) as run:
-        nets = [load_net(p, spec, run) for p in [spec.checkpoint, *spec.compare]]
-        for other in nets[1:]:
-            if other.classes != nets[0].classes:
-                raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
-        pictures = load_pictures(spec, nets[0])
-        seens = [look(net, pictures, spec.topk, rule, run) for net in nets]
-        main, seen = nets[0], seens[0]
-        if spec.per_image:
-            for picture, s in zip(pictures, seen, strict=True):
-                save(f"cam_{_file_name(picture.name)}.png", picture_figure(main, picture, s, spec))
-        if len(nets) > 1:
-            save("compare.png", compare_figure(nets, pictures, seens, spec))
-        if spec.units:
-            wanted = [_class_index(main, c) for c in spec.unit_classes]
-            first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
-            for net, net_seen in zip(nets, seens, strict=True):
-                for c in wanted or [first]:
-                    tag = f"{net.variant}_{_file_name(net.classes[c])}"
-                    save(f"units_{tag}.png", units_figure(net, c, pictures, net_seen, spec))
+    nets = [load_net(p, spec, run) for p in [spec.checkpoint, *spec.compare]]
+    for other in nets[1:]:
+        if other.classes != nets[0].classes:
+            raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
+    pictures = load_pictures(spec, nets[0])
+    seens = [look(net, pictures, spec.topk, rule, run) for net in nets]
+    main, seen = nets[0], seens[0]
+    if spec.per_image:
+        for picture, s in zip(pictures, seen, strict=True):
+            save(f"cam_{_file_name(picture.name)}.png", picture_figure(main, picture, s, spec))
+    if len(nets) > 1:
+        save("compare.png", compare_figure(nets, pictures, seens, spec))
+    if spec.units:
+        wanted = [_class_index(main, c) for c in spec.unit_classes]
+        first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
+        for net, net_seen in zip(nets, seens, strict=True):
+            for c in wanted or [first]:
+                tag = f"{net.variant}_{_file_name(net.classes[c])}"
+                save(f"units_{tag}.png", units_figure(net, c, pictures, net_seen, spec))
     return written

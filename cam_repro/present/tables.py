@@ -135,18 +135,16 @@ def read_run(path: Path) -> EvalRun:
     return _run(path, read_json(path))
 
 
-def _eval_metrics(path: Path) -> dict | None:
-    """metrics.json's content if `path` is a cam-eval one (train runs have no 'protocol')."""
-    try:
-        metrics = read_json(path)
-    except InputFileError:
-        return None
-    return metrics if isinstance(metrics, dict) and "protocol" in metrics else None
+def _is_eval_run(metrics: Any) -> bool:
+    """A cam-eval metrics.json: it records the protocol (a cam-train run's does not)."""
+    return isinstance(metrics, dict) and "protocol" in metrics
 
 
 def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
     """Every cam-eval run in `paths`: run folders, metrics.json files, or folders (e.g. a multirun
-    sweep) searched recursively. Train runs' metrics.json files are skipped in folder searches."""
+    sweep) searched recursively. Folder searches pass over metrics.json files without an
+    evaluation protocol (cam-train runs'); one that cannot be read or parsed, found or named, is
+    an error naming it (never a run silently left out of a mean)."""
     if not paths:
         raise ConfigError("no runs given: cam-report runs=[DIR, ...] (eval run folders or sweeps)")
     found: dict[Path, EvalRun] = {}  # each file read once, in the order given
@@ -154,14 +152,16 @@ def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
         path = Path(given)
         if path.is_file():
             found.setdefault(path, read_run(path))
-        elif (metrics := _eval_metrics(path / "metrics.json")) is not None:
-            found.setdefault(path / "metrics.json", _run(path / "metrics.json", metrics))
         elif path.is_dir():
-            hits = {p: m for p in sorted(path.rglob("metrics.json")) if (m := _eval_metrics(p))}
+            hits = {}
+            for p in sorted(path.rglob("metrics.json")):
+                metrics = read_json(p)  # a corrupt or unreadable file stops the report
+                if _is_eval_run(metrics):
+                    hits[p] = metrics
             if not hits:
                 raise InputFileError(
-                    f"{path}: no cam-eval metrics.json in this folder (cam-train runs have none: "
-                    "run cam-eval on their checkpoints and report the eval runs)"
+                    f"{path}: no cam-eval metrics.json in this folder or below (cam-train runs "
+                    "have their own: run cam-eval on their checkpoints and report the eval runs)"
                 )
             for p, metrics in hits.items():
                 found.setdefault(p, _run(p, metrics))

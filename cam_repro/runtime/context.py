@@ -1,11 +1,12 @@
 """The one run set-up of cam-train, cam-eval and cam-visualize: process group and device, CPU
-threads, the run folder and its log file; torn down when the run ends, however."""
+threads, the run folder (locked for the run's life, cleaned of a killed run's temp files) and its
+log file; torn down when the run ends, however."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,9 @@ import torch
 
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.config import RuntimeConfig
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.files import output_error, remove_stale_temps
+from cam_repro.runtime.lock import run_lock
 
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] %(message)s"
 
@@ -35,7 +39,10 @@ class RunContext:
 
 def attach_log_file(path: Path) -> logging.Handler:
     """Also log (INFO and up) into `path`; remove the returned handler when done."""
-    handler = logging.FileHandler(path, encoding="utf-8")
+    try:
+        handler = logging.FileHandler(path, encoding="utf-8")
+    except OSError as err:
+        raise output_error(path, err) from None
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -46,24 +53,42 @@ def attach_log_file(path: Path) -> logging.Handler:
 
 @contextmanager
 def run_context(
-    runtime: RuntimeConfig, run_dir: str | Path | None = None, log_name: str | None = None
+    runtime: RuntimeConfig,
+    run_dir: str | Path | None = None,
+    log_name: str | None = None,
+    results: str | None = None,
+    overwrite: bool = False,
 ) -> Iterator[RunContext]:
-    """Join torchrun's process group (if launched by it), pick the device, set the CPU threads;
-    on rank 0 create `run_dir` and log into `run_dir/log_name`; other ranks log warnings only.
-    Leaving the block (normally or by an error) closes the log file and the process group."""
+    """Join torchrun's process group (if launched by it), pick the device, set the CPU threads.
+
+    On rank 0, with a `run_dir`: take the folder's run lock (a second live process is refused),
+    remove temp files a killed run left there, refuse a folder that already holds `results` (a
+    file name, e.g. metrics.json) unless `overwrite`, and log into `run_dir/log_name`. Other ranks
+    log warnings only. Leaving the block (normally or by an error) closes the log file, releases
+    the lock and leaves the process group."""
     env = D.setup(runtime.device, runtime.dist_backend)
-    handler = None
-    try:
+    with ExitStack() as stack:
+        stack.callback(D.teardown)
         if runtime.threads:
             torch.set_num_threads(runtime.threads)
         if not env.is_main:
             logging.getLogger().setLevel(logging.WARNING)
-        elif run_dir is not None and log_name is not None:
-            Path(run_dir).mkdir(parents=True, exist_ok=True)
-            handler = attach_log_file(Path(run_dir) / log_name)
+        elif run_dir is not None:
+            folder = Path(run_dir)
+            stack.enter_context(run_lock(folder))
+            for tmp in remove_stale_temps(folder):
+                logging.getLogger(__name__).info("removed %s, left by a killed write", tmp)
+            if results is not None and (folder / results).exists() and not overwrite:
+                raise ConfigError(
+                    f"{folder} already holds results ({results}); choose another folder "
+                    "(hydra.run.dir=...) or replace them with overwrite=true"
+                )
+            if log_name is not None:
+                handler = attach_log_file(folder / log_name)
+                stack.callback(_detach, handler)
         yield RunContext(env, runtime)
-    finally:
-        if handler is not None:
-            logging.getLogger().removeHandler(handler)
-            handler.close()
-        D.teardown()
+
+
+def _detach(handler: logging.Handler) -> None:
+    logging.getLogger().removeHandler(handler)
+    handler.close()

@@ -21,3 +21,28 @@ class MissingFileError(CamReproError, FileNotFoundError):
 
 class WeightsUnavailableError(CamReproError, RuntimeError):
     """Pretrained weights were asked for but cannot be had on this machine."""
+
+
+class OutputError(CamReproError, OSError):
+    """A result cannot be written (read-only folder, full disk, no permission); names the path."""
+
+
+class RunFolderBusyError(CamReproError, RuntimeError):
+    """Another live process holds the run folder's lock."""
+
+
+class RunInterruptedError(CamReproError):
+    """The user interrupted a run (Ctrl-C); the message says what was kept and how to go on.
+
+    `resume` holds the command-line overrides that continue the run (cam-train adds them to the
+    command that was run); the commands exit with 130, as a shell does for SIGINT."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, resume: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.resume = resume
+
+
+class NonFiniteError(CamReproError, FloatingPointError):
+    """A weight, logit or map is NaN or infinite: results from it would be silently wrong."""

@@ -14,7 +14,6 @@ import shutil
 import time
 from collections.abc import Callable
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,16 +26,23 @@ from torch import Tensor, nn
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cam_repro.data import model_input, read_split
+from cam_repro.data import check_images, model_input, read_split
+from cam_repro.data.dataset import SkipLog, Skipped
 from cam_repro.data.loaders import eval_loader, steps_per_epoch, to_device, train_loader
 from cam_repro.localize.boxes import scale_boxes
 from cam_repro.localize.cam import predict_with_cams
 from cam_repro.localize.overlay import draw_boxes, normalize_cam, overlay
 from cam_repro.models import CAMNet, build_model, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
+from cam_repro.models.config import config_differences
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
-from cam_repro.runtime.errors import CamReproError, ConfigError
+from cam_repro.runtime.errors import (
+    CamReproError,
+    ConfigError,
+    InputFileError,
+    RunInterruptedError,
+)
 from cam_repro.runtime.files import atomic_write, write_json, write_text_atomic
 from cam_repro.runtime.precision import autocast
 from cam_repro.runtime.rng import rng_state, set_rng_state
@@ -58,16 +64,24 @@ def _input(images: Tensor, spec: TrainConfig) -> Tensor:
 
 @torch.no_grad()
 def validate(
-    model: nn.Module, loader, spec: TrainConfig, env: D.Dist, desc: str = "val"
+    model: nn.Module,
+    loader,
+    spec: TrainConfig,
+    env: D.Dist,
+    desc: str = "val",
+    skips: SkipLog | None = None,
 ) -> dict[str, float]:
-    """Classification loss, top-1 and top-5 error (%) over the loader, summed over processes."""
+    """Classification loss, top-1 and top-5 error (%) over the loader, summed over processes;
+    images left out as unreadable go into `skips` (this process's; merge them for counts)."""
     net = D.unwrap(model)
     was_training = net.training
     net.eval()
     sums = torch.zeros(4, dtype=torch.float64, device=env.device)  # loss, top-1, top-5, images
     show = spec.runtime.progress and env.is_main
     for batch in tqdm(loader, desc=desc, leave=False, disable=not show):
-        if batch is None:
+        if skips is not None:
+            skips.add(batch[3])
+        if batch[0] is None:
             continue
         images, labels, _ = to_device(batch, env)
         with autocast(env.device, spec.runtime.amp):
@@ -124,6 +138,9 @@ class Trainer:
 
         self.train_data = read_split(spec.data, "train")
         self.val_data = read_split(spec.data, "val")
+        self.train_skips, self.val_skips = SkipLog(self.train_data), SkipLog(self.val_data)
+        if env.is_main:
+            self._check_val_headers()
         self.classes = self.train_data.classes
         if self.val_data.classes != self.classes:
             raise ConfigError(f"{spec.data.root}: the train and val splits have different classes")
@@ -148,6 +165,7 @@ class Trainer:
         self.best: dict[str, Any] | None = None
         self.partial = torch.zeros(3, dtype=torch.float64)  # train loss, correct, images so far
         self.resumed_from: str | None = None
+        self.saved_at: tuple[int, int] | None = None  # (epochs done, batches) in last.pt
         self.rank_digests: list[object] = []
         self._resume()
 
@@ -196,6 +214,9 @@ class Trainer:
         self.epoch, self.step_in_epoch = state["epoch"], state["step_in_epoch"]
         self.global_step = state["global_step"]
         self.history, self.best = list(state["history"]), state["best"]
+        skipped = state.get("skipped") or {}
+        self.train_skips.merge([skipped.get("train", {})])
+        self.val_skips.merge([skipped.get("val", {})])
         rngs = state["rng"]
         same_world = len(rngs) == self.env.world_size
         set_rng_state(rngs[self.env.rank] if same_world else rngs[0])
@@ -206,6 +227,8 @@ class Trainer:
         if not same_world and self.step_in_epoch:
             log.warning("resuming mid-epoch with another number of processes: not bit-exact")
         self.resumed_from = str(path)
+        if path == self.last_path:
+            self.saved_at = (self.epoch, self.step_in_epoch)
         log.info(
             "resumed from %s: epoch %d, batch %d (step %d)",
             path,
@@ -215,13 +238,10 @@ class Trainer:
         )
 
     def _check_compatible(self, state: dict[str, Any], path: Path) -> None:
-        origin = ("weights_path", "pretrained")  # where the first weights came from: may differ
-        ours = {k: v for k, v in asdict(self.spec.model).items() if k not in origin}
-        theirs = {k: v for k, v in state["config"].get("model", {}).items() if k not in origin}
-        if ours != theirs:
-            diff = sorted(k for k in ours if ours.get(k) != theirs.get(k))
+        differ = config_differences(self.spec.model, state["config"].get("model", {}))
+        if differ:
             raise ConfigError(
-                f"{path}: was trained with another model config ({', '.join(diff)} differ); "
+                f"{path}: was trained with another model config ({'; '.join(differ)}); "
                 "resume with the same model.* settings"
             )
         if list(state["classes"]) != self.classes:
@@ -254,6 +274,7 @@ class Trainer:
             "rng": rngs,
             "partial": partials,
             "history": self.history,
+            "skipped": {"train": self.train_skips.at_load, "val": self.val_skips.at_load},
             "best": self.best,
             "config": OmegaConf.to_container(OmegaConf.structured(self.spec)),
             "classes": self.classes,
@@ -270,7 +291,59 @@ class Trainer:
             save_checkpoint(self.last_path, state)
             if best:
                 atomic_write(self.best_path, lambda tmp: shutil.copyfile(self.last_path, tmp))
+        self.saved_at = (self.epoch, self.step_in_epoch)
         D.barrier(self.env)
+
+    def interrupted(self) -> RunInterruptedError:
+        """The error for Ctrl-C: where the last checkpoint is and how to resume from it."""
+        where = f"epoch {self.epoch + 1}, batch {self.step_in_epoch}"
+        if self.saved_at is None:
+            self._write_metrics(status=f"interrupted at {where}, no checkpoint")
+            return RunInterruptedError(
+                f"interrupted at {where}, before the first checkpoint: nothing to resume from"
+            )
+        epochs, batches = self.saved_at
+        at = f"after epoch {epochs}" if not batches else f"at epoch {epochs + 1}, batch {batches}"
+        self._write_metrics(status=f"interrupted at {where}; last checkpoint {at}")
+        return RunInterruptedError(
+            f"interrupted at {where}; the last checkpoint ({at}) is {self.last_path}",
+            resume=["trainer.resume=auto", f"hydra.run.dir={self.run_dir}"],
+        )
+
+    # -- unreadable images ------------------------------------------------------------------
+
+    def _check_val_headers(self) -> None:
+        """Open every val image's header now (cheap), so that a corrupt val image stops the run
+        before the first epoch, not after it; with data.bad_images=skip, count it as skipped."""
+        spec = self.spec.data
+        found = check_images(self.val_data, decode=False, max_pixels=spec.max_image_pixels)
+        index = {s.path: i for i, s in enumerate(self.val_data.samples)}
+        bad = [(p, why) for p, why in found.bad if p in index]  # not those the reader left out
+        if not bad:
+            return
+        if spec.bad_images != "skip":
+            path, why = bad[0]
+            more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+            raise InputFileError(
+                f"{path}: {why}{more}; check the whole dataset with cam-data data.root="
+                f"{spec.root}, or leave unreadable images out with data.bad_images=skip"
+            )
+        self.val_skips.add((index[p], why) for p, why in bad)
+
+    def _merge_skips(self) -> None:
+        """Every process's unreadable images (torchrun), so that each file counts once."""
+        if not self.env.distributed:
+            return
+        for skips in (self.train_skips, self.val_skips):
+            skips.merge(D.gather_objects(dict(skips.at_load), self.env))
+
+    def _skip_counts(self) -> dict[str, Any]:
+        return {
+            "num_train": self.train_skips.used,
+            "num_val": self.val_skips.used,
+            "num_train_skipped": self.train_skips.count,
+            "num_val_skipped": self.val_skips.count,
+        }
 
     # -- divergence --------------------------------------------------------------------------
 
@@ -321,12 +394,15 @@ class Trainer:
             improved = False
             if (epoch + 1) % t.eval_every == 0 or last:
                 D.broadcast_buffers(self.model, self.env)  # evaluate and save rank 0's model
-                val = validate(self.model, self.val_loader, self.spec, self.env)
+                val = validate(
+                    self.model, self.val_loader, self.spec, self.env, skips=self.val_skips
+                )
                 entry.update({f"val_{k}": v for k, v in val.items() if k != "images"})
                 improved = self.best is None or val["top1_err"] < self.best["val_top1_err"]
                 if improved:
                     self.best = dict(entry)
             self.history.append(entry)
+            self._merge_skips()
             self.epoch, self.step_in_epoch = epoch + 1, 0
             self.partial = torch.zeros(3, dtype=torch.float64)
             self._save(best=improved)
@@ -368,7 +444,8 @@ class Trainer:
         )
         for batch in batches:
             self.step_in_epoch += 1
-            if batch is None:
+            self.train_skips.add(batch[3])
+            if batch[0] is None:
                 continue
             images, labels, _ = to_device(batch, env)
             with autocast(env.device, self.spec.runtime.amp):
@@ -494,8 +571,7 @@ class Trainer:
             "paper_name": paper_name(self.spec.model),
             "seed": self.spec.seed,
             "num_classes": len(self.classes),
-            "num_train": len(self.train_data),
-            "num_val": len(self.val_data),
+            **self._skip_counts(),
             "world_size": self.env.world_size,
             "epochs_done": len(self.history),
             "global_step": self.global_step,
@@ -522,7 +598,7 @@ class Trainer:
             return
         dataset = self.val_loader.dataset
         items = [dataset[i] for i in self.cam_indices]
-        items = [it for it in items if it is not None]
+        items = [it for it in items if not isinstance(it, Skipped)]
         if not items:
             return
         images = torch.stack([it[0] for it in items]).to(self.env.device)  # uint8 (N, 3, S, S)
@@ -558,4 +634,7 @@ def train(
         if run.is_main:
             config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
             write_text_atomic(Path(run_dir) / "config.yaml", config_text)
-        return trainer.fit(on_step)
+        try:
+            return trainer.fit(on_step)
+        except KeyboardInterrupt:
+            raise trainer.interrupted() from None
