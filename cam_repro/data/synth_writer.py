@@ -117,7 +117,8 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     out = _prepare_out(spec)
     designs = class_designs(spec)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.chmod(0o755)  # mkdtemp's folder is private; the dataset is not
+    tmp.rmdir()  # mkdtemp's folder is private (0700); the dataset gets the user's umask
+    tmp.mkdir()
     try:
         base = tmp / "ILSVRC"
         for d in designs:

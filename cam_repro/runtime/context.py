@@ -76,8 +76,6 @@ def run_context(
         elif run_dir is not None:
             folder = Path(run_dir)
             stack.enter_context(run_lock(folder))
-            for tmp in remove_stale_temps(folder):
-                logging.getLogger(__name__).info("removed %s, left by a killed write", tmp)
             if results is not None and (folder / results).exists() and not overwrite:
                 raise ConfigError(
                     f"{folder} already holds results ({results}); choose another folder "
@@ -86,6 +84,8 @@ def run_context(
             if log_name is not None:
                 handler = attach_log_file(folder / log_name)
                 stack.callback(_detach, handler)
+            for tmp in remove_stale_temps(folder):
+                logging.getLogger(__name__).info("removed %s, left by a killed write", tmp)
         yield RunContext(env, runtime)
 
 
