@@ -40,7 +40,7 @@ from cam_repro.present.figures import visualize_run
 from cam_repro.present.tables import write_report
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
-from cam_repro.runtime.files import write_text_atomic
+from cam_repro.runtime.files import make_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +140,7 @@ def _worker_init() -> None:
 
 def _log_command(path: Path, app: str, overrides: list[str]) -> None:
     """Append the command line that re-runs this stage by hand to the job's log."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(path.parent)
     with path.open("a") as f:
         f.write(f"$ cam-{app} " + shlex.join(overrides) + "\n")
 
@@ -245,7 +245,7 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     spec = reproduce_config(cfg)
     out = Path(spec.out or run_dir)
     work = Path(spec.work) if spec.work else out / "runs"
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     jobs = plan(spec)
     times: dict[str, float] = {}
     start = time.perf_counter()

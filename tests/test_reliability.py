@@ -282,6 +282,40 @@ def test_unwritable_outputs_are_one_line_naming_the_path(
     assert err.startswith(f"error: cannot write {target}") and err.count("\n") == 1
 
 
+def test_a_run_folder_that_cannot_be_made_is_one_line_before_hydra_tries(
+    trained: Path, tmp_path: Path
+) -> None:
+    """Hydra would make the folder itself and print a traceback; the apps' callback makes it
+    first (a file in the way stands for a read-only or full disk here)."""
+    (tmp_path / "file").write_text("in the way")
+    for args in (["hydra.run.dir=file/run"], ["-m", "threshold=0.1,0.2", "hydra.sweep.dir=file/s"]):
+        result = command(tmp_path, "cam-eval", *args, f"checkpoint={trained}", *QUIET)
+        assert result.returncode == 1
+        folder = args[-1].split("=")[1]
+        assert (
+            one_line_error(result) == f"error: cannot create the folder {folder}: Not a directory"
+        )
+
+
+def test_a_disk_fault_inside_a_library_is_one_line_too(capsys) -> None:
+    def tensorboard_on_a_full_disk() -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "run/tb/events.out")
+
+    with pytest.raises(SystemExit) as exit_:
+        user_errors(tensorboard_on_a_full_disk)()
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        "error: cannot write run/tb/events.out: No space left on device; free some space or "
+        "write elsewhere\n"
+    )
+
+    def a_bug() -> None:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", "x")
+
+    with pytest.raises(FileNotFoundError):  # not a disk fault: a bug keeps its traceback
+        user_errors(a_bug)()
+
+
 def test_a_temp_file_left_by_a_killed_write_is_removed_by_the_next_run(
     small_data: Path, tmp_path: Path
 ) -> None:

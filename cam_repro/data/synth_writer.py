@@ -37,6 +37,7 @@ from cam_repro.data.synthetic import (
 )
 from cam_repro.data.textures import TEXTURE_NAMES
 from cam_repro.runtime.errors import InputFileError
+from cam_repro.runtime.files import make_dir, output_error
 
 FORMAT_VERSION = 1  # bump when the same config would draw different images
 
@@ -100,7 +101,7 @@ def _prepare_out(spec: SynthConfig) -> Path:
         raise InputFileError(
             f"out={out} exists and is not empty; pass overwrite=true to replace it"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dir(out.parent)
     return out
 
 
@@ -116,9 +117,12 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     start = time.perf_counter()
     out = _prepare_out(spec)
     designs = class_designs(spec)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    tmp.rmdir()  # mkdtemp's folder is private (0700); the dataset gets the user's umask
-    tmp.mkdir()
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp.rmdir()  # mkdtemp's folder is private (0700); the dataset gets the user's umask
+        tmp.mkdir()
+    except OSError as err:
+        raise output_error(out, err) from None
     try:
         base = tmp / "ILSVRC"
         for d in designs:
@@ -162,6 +166,9 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
         }
         (tmp / "synth.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         _swap_into_place(tmp, out)
+    except OSError as err:  # a full disk, a quota: nothing half-written is left
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise output_error(out, err) from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

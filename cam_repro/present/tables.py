@@ -21,7 +21,7 @@ import numpy as np
 from cam_repro.evaluate.outputs import check_metrics, read_sweep
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import read_json, write_text_atomic
+from cam_repro.runtime.files import make_dir, read_json, write_text_atomic
 
 # Zhou et al., CVPR 2016, ILSVRC 2012 val, error % (top-1, top-5). Keys are our paper names
 # (cam_repro.models.config.paper_name; "Backprop on X" for cam-eval localizer=backprop).
@@ -526,7 +526,7 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     rows = summary_rows(runs)
     groups = aggregate(rows)
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    make_dir(out)
     write_text_atomic(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
     write_text_atomic(out / "table1.md", table1(groups, paper))
     write_text_atomic(out / "table2.md", table2(groups, paper))

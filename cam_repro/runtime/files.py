@@ -24,16 +24,16 @@ from cam_repro.runtime.errors import InputFileError, OutputError
 TEMP_SUFFIX = ".tmp"
 
 
-def output_error(path: Path | str, err: OSError) -> OutputError:
-    """A one-line OutputError for an OSError met while writing `path`."""
+def output_error(path: Path | str, err: OSError, action: str = "write") -> OutputError:
+    """A one-line OutputError for an OSError met while writing (`action`) `path`."""
     reason = err.strerror or str(err)
     hint = {
-        errno.ENOSPC: "; free some space or write elsewhere (hydra.run.dir=...)",
+        errno.ENOSPC: "; free some space or write elsewhere",
         errno.EDQUOT: "; the disk quota is exhausted: free some space or write elsewhere",
-        errno.EROFS: "; the filesystem is read-only: write elsewhere (hydra.run.dir=...)",
-        errno.EACCES: "; no permission to write there: write elsewhere (hydra.run.dir=...)",
+        errno.EROFS: "; the filesystem is read-only: write elsewhere",
+        errno.EACCES: "; no permission to write there: write elsewhere",
     }.get(err.errno or 0, "")
-    return OutputError(f"cannot write {path}: {reason}{hint}")
+    return OutputError(f"cannot {action} {path}: {reason}{hint}")
 
 
 def make_dir(path: Path) -> Path:
@@ -41,7 +41,7 @@ def make_dir(path: Path) -> Path:
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise output_error(path, err) from None
+        raise output_error(path, err, "create the folder") from None
     return path
 
 
