@@ -316,7 +316,13 @@ class Trainer:
         """Open every val image's header now (cheap), so that a corrupt val image stops the run
         before the first epoch, not after it; with data.bad_images=skip, count it as skipped."""
         spec = self.spec.data
-        found = check_images(self.val_data, decode=False, max_pixels=spec.max_image_pixels)
+        found = check_images(
+            self.val_data,
+            decode=False,
+            workers=spec.num_workers,
+            progress=self.spec.runtime.progress,
+            max_pixels=spec.max_image_pixels,
+        )
         index = {s.path: i for i, s in enumerate(self.val_data.samples)}
         bad = [(p, why) for p, why in found.bad if p in index]  # not those the reader left out
         if not bad:
