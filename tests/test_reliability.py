@@ -400,6 +400,8 @@ def test_skipped_images_are_counted_once_each(damaged, tmp_path: Path, caplog) -
         r.getMessage() for r in caplog.records if "skipped unreadable image" in r.getMessage()
     ]
     assert len(warned) == 20  # each file once, over 2 epochs and 2 worker processes
+    summary = "trained on 32 images, validated on 14; left out as unreadable: 16 train, 4 val"
+    assert summary in (tmp_path / "run" / "train.log").read_text()
     assert {Path(m.split("image ", 1)[1].split(": ")[0]) for m in warned} == {*bad_train, *bad_val}
     checkpoint = tmp_path / "run" / "checkpoints" / "last.pt"
     result = evaluate_run(

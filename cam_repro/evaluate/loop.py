@@ -356,4 +356,9 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             fmt_number(metrics["gt_known_loc_err"]), fmt_number(metrics["maxboxacc_v2"]),
             f", PxAP {metrics['pxap']:.2f}" if metrics["pxap"] is not None else "",
         )  # fmt: skip
+        if metrics["num_skipped"]:
+            log.warning(
+                "evaluated %d images; %d unreadable ones left out (data.bad_images=skip)",
+                metrics["num_images"], metrics["num_skipped"],
+            )  # fmt: skip
         return metrics

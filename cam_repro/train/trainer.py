@@ -422,6 +422,14 @@ class Trainer:
             self.rank_digests = digests
             elapsed = time.perf_counter() - start
             log.info("done in %.1f s; best val top-1 error %s", elapsed, self._best_text())
+            counts = self._skip_counts()
+            if counts["num_train_skipped"] or counts["num_val_skipped"]:
+                log.warning(
+                    "trained on %d images, validated on %d; left out as unreadable: %d train, "
+                    "%d val (data.bad_images=skip)",
+                    counts["num_train"], counts["num_val"], counts["num_train_skipped"],
+                    counts["num_val_skipped"],
+                )  # fmt: skip
             metrics = self._write_metrics(status="finished")
         else:
             metrics = {}
