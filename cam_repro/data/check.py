@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from cam_repro.data.config import DEFAULT_MAX_IMAGE_PIXELS
-from cam_repro.data.samples import DataSplit, load_image, read_image_size
+from cam_repro.data.samples import DataSplit, file_problem, load_image, read_image_size
 from cam_repro.runtime.errors import InputFileError
 
 LISTED = 5  # bad files that describe() names by default
@@ -61,7 +61,7 @@ class _Opener(Dataset):
             else:
                 read_image_size(path, self.max_pixels)
         except InputFileError as err:
-            return index, str(err).removeprefix(f"{path}: ")
+            return index, file_problem(err, path)
         return index, None
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from cam_repro.data.annotations import check_box, read_table
 from cam_repro.data.config import DataConfig
-from cam_repro.data.samples import DataSplit, Sample, read_image_size
+from cam_repro.data.samples import DataSplit, Sample, file_problem, read_image_size
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 
@@ -62,7 +62,7 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
             size = read_image_size(path, cfg.max_image_pixels)
         except InputFileError as err:
             if cfg.bad_images == "skip":
-                skipped.append((path, str(err).removeprefix(f"{path}: ")))
+                skipped.append((path, file_problem(err, path)))
                 continue
             raise
         if image_id not in boxes:

@@ -12,7 +12,7 @@ from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchvision.transforms.v2 import functional as TF
 
-from cam_repro.data.samples import DEFAULT_MAX_IMAGE_PIXELS, DataSplit, load_image
+from cam_repro.data.samples import DEFAULT_MAX_IMAGE_PIXELS, DataSplit, file_problem, load_image
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
 log = logging.getLogger(__name__)
@@ -65,7 +65,7 @@ class LocalizationDataset(Dataset):
         except InputFileError as err:
             if self.bad_images != "skip":
                 raise
-            return Skipped(index, str(err).removeprefix(f"{path}: "))
+            return Skipped(index, file_problem(err, path))
 
     def _decode_all(self) -> list[Tensor | Skipped]:
         images: list[Tensor | Skipped] = []

@@ -28,7 +28,13 @@ from cam_repro.data.annotations import (
     read_voc_xml,
 )
 from cam_repro.data.config import DataConfig
-from cam_repro.data.samples import DataSplit, Sample, is_image_file, read_image_size
+from cam_repro.data.samples import (
+    DataSplit,
+    Sample,
+    file_problem,
+    is_image_file,
+    read_image_size,
+)
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 _CONVERSION = "1-based inclusive in the files, 0-based inclusive here (x0 = xmin - 1)"
@@ -189,7 +195,7 @@ def _val_split(layout: Layout, classes: list[str], names: list[str], cfg: DataCo
             samples.append(_val_sample(path, layout, by_csv, index, masks_dir, use_xml, cfg))
         except InputFileError as err:
             if cfg.bad_images == "skip" and str(err).startswith(str(path)):
-                skipped.append((path, str(err).removeprefix(f"{path}: ")))
+                skipped.append((path, file_problem(err, path)))
                 continue
             raise
     if by_csv is not None:

@@ -131,6 +131,11 @@ def _open_image(
         raise InputFileError(f"{path}: unreadable or corrupt image ({err})") from None
 
 
+def file_problem(err: InputFileError, path: Path) -> str:
+    """What is wrong with the file at `path`: its error's message without the leading path."""
+    return str(err).removeprefix(f"{path}: ")
+
+
 def load_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
     """The image at `path` as RGB, fully decoded; more than `max_pixels` pixels is an error."""
     with _open_image(path, max_pixels) as img:

@@ -111,7 +111,6 @@ class Evaluator:
             read_blacklist(Path(self.data_cfg.blacklist)) if self.data_cfg.blacklist else set()
         )
         self.skips = SkipLog(self.data)
-        self.max_pixels = self.data_cfg.max_image_pixels
         self.rule = box_rule(spec)
         self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
         self.thresholds = np.arange(spec.sweep_thresholds, dtype=np.float64) / spec.sweep_thresholds
@@ -175,9 +174,10 @@ class Evaluator:
         samples = [self.data.samples[i] for i in indices]
         classes = out.classes.cpu().numpy()  # (B, k + 1)
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        limit = self.data_cfg.max_image_pixels
+        sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
         boxes, ious = located_boxes(
-            out.maps.float().cpu().numpy(), classes,
-            np.array([s.size or read_image_size(s.path, self.max_pixels) for s in samples]),
+            out.maps.float().cpu().numpy(), classes, sizes,
             [s.boxes for s in samples], [s.box_labels for s in samples], self.rule,
         )  # fmt: skip
         rows = [

@@ -11,7 +11,7 @@ import torch
 
 from cam_repro.models import build_model
 from cam_repro.models.weights import check_weights_finite, torch_load_safely
-from cam_repro.runtime.errors import InputFileError
+from cam_repro.runtime.errors import InputFileError, first_line
 from cam_repro.runtime.files import atomic_write
 
 FORMAT = "cam-repro-checkpoint/1"
@@ -25,7 +25,7 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         try:
             torch.save({"format": FORMAT, **state}, tmp)
         except RuntimeError as err:  # torch's writer on a full disk: "... unexpected pos ..."
-            first = str(err).strip().splitlines()[0] if str(err).strip() else "torch.save failed"
+            first = first_line(err, "no message")
             raise OSError(errno.EIO, f"torch.save failed, is the disk full? ({first})") from None
 
     atomic_write(path, write)
@@ -58,6 +58,6 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
-        first = str(err).strip().splitlines()[0]
+        first = first_line(err)
         raise InputFileError(f"{path}: weights do not fit its own model config ({first})") from None
     return model, state

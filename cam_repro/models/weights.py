@@ -29,6 +29,7 @@ from cam_repro.runtime.errors import (
     InputFileError,
     MissingFileError,
     WeightsUnavailableError,
+    first_line,
 )
 from cam_repro.runtime.numeric import first_non_finite
 
@@ -132,7 +133,7 @@ def torch_load_safely(path: str | Path, missing: str, unreadable: str) -> object
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many types for truncated or foreign files
-        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        detail = first_line(err)
         raise InputFileError(unreadable.format(path=path, detail=detail)) from None
 
 

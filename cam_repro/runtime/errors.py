@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 
+def first_line(err: BaseException, default: str | None = None) -> str:
+    """The first line of an exception's message (libraries' can run to many lines), or
+    `default` (the exception's type name) when it has none."""
+    text = str(err).strip()
+    return text.splitlines()[0] if text else (default or type(err).__name__)
+
+
 class CamReproError(Exception):
     """Base of the errors a user can fix: bad config, missing or malformed file, no network."""
 
@@ -36,8 +43,6 @@ class RunInterruptedError(CamReproError):
 
     `resume` holds the command-line overrides that continue the run (cam-train adds them to the
     command that was run); the commands exit with 130, as a shell does for SIGINT."""
-
-    exit_code = 130
 
     def __init__(self, message: str, resume: list[str] | None = None) -> None:
         super().__init__(message)
