@@ -11,7 +11,7 @@ from omegaconf import MISSING, DictConfig
 from cam_repro.runtime.config import to_schema
 from cam_repro.runtime.errors import ConfigError
 
-SOURCES = ("imagenet", "cub")
+SOURCES = ("imagenet", "cub", "folder")
 LAYOUTS = ("auto", "kaggle", "classic")
 VAL_LABELS = ("auto", "xml", "csv")
 AUGMENTS = ("random_resized_crop", "scale_crop", "translate", "none")
@@ -28,8 +28,13 @@ DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 class DataConfig:
     """Where the images and boxes are, and how images become tensors."""
 
-    source: str = "imagenet"  # imagenet (ILSVRC layouts; the synthetic set too) | cub
+    # imagenet (ILSVRC layouts; the synthetic set too) | cub | folder (any image folder: class
+    # folders per split, or one folder of classes plus split files; see cam_repro/data/folder.py)
+    source: str = "imagenet"
     root: str = MISSING
+    # A display name of the dataset for reports, e.g. SUN397; null: named by the reader (ILSVRC,
+    # CUB-200-2011, the root folder's name for folder data, synthetic (<evidence>))
+    name: str | None = None
     # ImageNet: kaggle (ILSVRC/Data/CLS-LOC/...) | classic (train/<wnid>/, val/) | auto (detect)
     layout: str = "auto"
     # ImageNet val labels and boxes: xml (per-image files) | csv (LOC_val_solution.csv) | auto
@@ -39,6 +44,17 @@ class DataConfig:
     # (root/val_boxes, root/bbox_val, root/ILSVRC2012_bbox_val_v3[/val], XML beside the images,
     # root/LOC_val_solution.csv)
     val_annotations: str | None = None
+    # Folder data with split files: text files with one image path per line (relative to
+    # image_dir), whose parent folder is the class (SUN397, MIT Indoor67, Caltech); both or neither
+    # (neither: class folders root/train/<class>/, root/val/<class>/ or root/test/<class>/).
+    # Relative paths are relative to root.
+    train_list: str | None = None
+    val_list: str | None = None
+    image_dir: str | None = None  # split files: the folder their paths start from; null = root
+    # Folder data: a CSV of boxes, `image,x0,y0,x1,y1` (0-based inclusive pixels of the original
+    # image; image relative to the split folder or image_dir); null: PASCAL VOC XML files beside
+    # the images where there are any (x.jpg -> x.xml)
+    boxes: str | None = None
     image_size: int = 224  # side of the train crop and of the (square) eval image
     resize_size: int = 256  # scale_crop: the shorter side before the random crop
     train_augment: str = (
@@ -87,6 +103,13 @@ def _validate(spec: DataConfig) -> None:
     _choice(spec.train_augment, "train_augment", AUGMENTS)
     _choice(spec.bad_images, "bad_images", BAD_IMAGES)
     _choice(spec.cache, "cache", CACHES)
+    if spec.source == "folder" and (spec.train_list is None) != (spec.val_list is None):
+        given = "train_list" if spec.val_list is None else "val_list"
+        other = "val_list" if given == "train_list" else "train_list"
+        raise ConfigError(
+            f"data.{given} is set but data.{other} is not: split files need both (neither: class "
+            "folders train/<class>/, val/<class>/)"
+        )
     if spec.max_image_pixels is not None and spec.max_image_pixels < 1:
         raise ConfigError(
             f"data.max_image_pixels must be >= 1 or null (no limit), got {spec.max_image_pixels}"
