@@ -1,4 +1,5 @@
-"""`cam-report`: the paper's Tables 1 and 2 from cam-eval runs."""
+"""`cam-report`: the paper's Tables 1 and 2 from cam-eval runs, its Section 4 tables from
+cam-features runs."""
 
 import logging
 from pathlib import Path

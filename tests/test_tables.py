@@ -1,4 +1,5 @@
-"""cam_repro/present/tables.py (cam-report) on hand-made cam-eval metrics.json files."""
+"""cam_repro/present/tables.py (cam-report) on hand-made cam-eval and cam-features metrics.json
+files."""
 
 from __future__ import annotations
 
@@ -8,17 +9,27 @@ from pathlib import Path
 
 import pytest
 
+from cam_repro.present import tables
 from cam_repro.present.tables import (
+    FEATURES_SUMMARY_COLUMNS,
+    PAPER_FINEGRAINED,
+    PAPER_NOTES,
     PAPER_TABLE1,
     PAPER_TABLE2,
     SUMMARY_COLUMNS,
+    EvalRun,
+    FeaturesRun,
     Stat,
     aggregate,
+    aggregate_features,
     collect_runs,
     comparisons,
+    features_rows,
     summary_rows,
     table1,
     table2,
+    table_finegrained,
+    table_generic,
     write_report,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError
@@ -183,7 +194,7 @@ def test_empty_or_missing_runs_are_clear_errors(tmp_path: Path) -> None:
         collect_runs([])
     with pytest.raises(InputFileError, match="no such file or folder"):
         collect_runs([tmp_path / "nope"])
-    with pytest.raises(InputFileError, match=r"no cam-eval metrics\.json"):
+    with pytest.raises(InputFileError, match=r"no cam-eval or cam-features metrics\.json"):
         collect_runs([tmp_path])
 
 
@@ -197,3 +208,234 @@ def test_threshold_table_reads_each_runs_sweep(seeds: Path, tmp_path: Path) -> N
     # error = 100 - acc: at 0.1 -> 40, 38, 36 (mean 38, std 2); at 0.5 -> 0, -2, -4
     assert "| Tiny-GAP | 38.00 +- 2.00 | 33.00 +- 2.00 | 28.00 +- 2.00 |" in text
     assert "Tiny-GMP" not in text  # its runs have no sweep.csv
+
+
+# --- cam-features runs ---------------------------------------------------------------------------
+
+
+def features_run(
+    root: Path,
+    name: str,
+    paper_name: str,
+    seed: int | None,
+    accuracy: float,
+    *,
+    dataset: str = "CUB-200-2011",
+    kind: str = "cub",
+    features: str = "gap",
+    crop: str = "full",
+    iou50: float | None = None,
+    loc: tuple[float, float] | None = None,
+    weights: str = "checkpoint",
+) -> Path:
+    """A cam-features run folder with a metrics.json of the form cam-features writes."""
+    run = root / name
+    run.mkdir(parents=True)
+    metrics = {
+        "kind": "features",
+        "accuracy": accuracy,
+        "mean_class_accuracy": accuracy - 1,
+        "num_train": 100, "num_test": 50, "num_classes": 10, "num_skipped": 0,
+        "features": features,
+        "crop": crop,
+        "classifier": "svm",
+        "C": 1.0, "l2_normalize": True, "feature_dim": 64,
+        "variant": paper_name.lower().replace("-", "_"),
+        "paper_name": paper_name,
+        "weights": weights,
+        "checkpoint": None,
+        "seed": seed,
+        "data": {"root": "/data", "name": dataset, "kind": kind, "evidence": None, "family": None,
+                 "train_split": "train", "test_split": "val", "image_size": 224},
+        "crop_box_iou50": iou50,
+        "localization": None if loc is None else {
+            "gt_known_loc_acc": loc[0], "top1_loc_acc": loc[1], "num_images": 50,
+            "iou_threshold": 0.5, "threshold": 0.2,
+        },
+        "seconds": 1.0,
+    }  # fmt: skip
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+@pytest.fixture
+def crops(tmp_path: Path) -> Path:
+    """Tiny-GAP features on a synthetic fine-grained set, 2 seeds, every crop (full + CAM on seed
+    0 only); Tiny-GMP on the full image, seed 0; a SUN397 run on the full image only."""
+    root = tmp_path / "features"
+    fine = {"dataset": "synthetic (fine)", "kind": "synthetic"}
+    runs = [(60.0, 70.0, 40.0, 80.0), (64.0, 72.0, 50.0, 80.0)]  # full, CAM, its IoU, GT
+    for seed, (full, cam, iou, gt) in enumerate(runs):
+        features_run(root, f"full{seed}", "Tiny-GAP", seed, full, **fine)
+        features_run(root, f"cam{seed}", "Tiny-GAP", seed, cam, crop="cam", iou50=iou, **fine)
+        features_run(root, f"gt{seed}", "Tiny-GAP", seed, gt, crop="gt", **fine)
+    features_run(root, "both0", "Tiny-GAP", 0, 75.0, crop="full+cam", **fine)
+    features_run(root, "gmp0", "Tiny-GMP", 0, 50.0, features="gmp", **fine)
+    features_run(root, "sun0", "Tiny-GAP", 0, 30.0, dataset="SUN397", kind="folder")
+    return root
+
+
+def test_finegrained_cells_are_mean_and_std_over_seeds_per_crop(crops: Path) -> None:
+    groups = aggregate_features(features_rows(collect_runs([crops])))
+    text = table_finegrained(groups)
+    # full 60, 64 -> 62 +- 2.83; CAM 70, 72 -> 71 +- 1.41; GT 80, 80; full + CAM 75 (one seed);
+    # CAM box IoU>=0.5 of the CAM runs 40, 50 -> 45 +- 7.07
+    assert ("| Tiny-GAP gap | svm, C 1 | 62.00 +- 2.83 | 71.00 +- 1.41 | 80.00 +- 0.00 | 75.00 "
+            "| 45.00 +- 7.07 | 0 1 |") in text  # fmt: skip
+    assert "| Tiny-GMP gmp | svm, C 1 | 50.00 |  |  |  |  | 0 |" in text
+    assert "## synthetic (fine)" in text
+    assert "SUN397" not in text  # the full image only, and not CUB: the generic table's
+    assert "(paper)" not in text  # auto: the paper's numbers on CUB only
+    forced = table_finegrained(groups, paper="true")
+    assert "| GoogLeNet-GAP gap (paper) | svm | 63.00 | 67.80 | 70.50 |  | 41.00 |  |" in forced
+
+
+def test_cub_stands_beside_the_papers_finegrained_row(tmp_path: Path) -> None:
+    features_run(tmp_path, "g0", "GoogLeNet-GAP", 0, 61.0)
+    features_run(tmp_path, "g1", "GoogLeNet-GAP", 1, 62.0)
+    features_run(tmp_path, "a0", "AlexNet", None, 50.0, features="fc7", weights="pretrained")
+    groups = aggregate_features(features_rows(collect_runs([tmp_path])))
+    text = table_finegrained(groups)  # CUB with the full image only: still the paper's table
+    lines = text.splitlines()
+    # the paper's generic-table order (AlexNet fc7 first), the paper's row after ours; 61, 62 ->
+    # 61.5 +- 0.71
+    start = lines.index("| AlexNet fc7 (pretrained) | svm, C 1 | 50.00 |  |  |  |  | - |")
+    assert lines[start + 1 : start + 3] == [
+        "| GoogLeNet-GAP gap | svm, C 1 | 61.50 +- 0.71 |  |  |  |  | 0 1 |",
+        "| GoogLeNet-GAP gap (paper) | svm | 63.00 | 67.80 | 70.50 |  | 41.00 |  |",
+    ]
+    assert "## CUB-200-2011" in text
+    assert "(paper)" not in table_finegrained(groups, paper="false")
+
+
+def test_the_papers_finegrained_numbers(tmp_path: Path) -> None:
+    assert PAPER_FINEGRAINED == {
+        "GoogLeNet-GAP gap": {"full": 63.0, "cam": 67.8, "gt": 70.5, "iou50": 41.0}
+    }
+    assert PAPER_NOTES.endswith(
+        "63.0% accuracy on the full image, 67.8% on the CAM crop, 70.5% on the ground-truth box."
+    )
+
+
+def generic_runs(root: Path) -> Path:
+    """GoogLeNet-GAP gap on SUN397 (2 seeds, with localization) and MIT Indoor67 (1 seed);
+    pretrained AlexNet fc7 on SUN397; a CAM-crop run on SUN397, not in the generic table."""
+    for seed, (acc, loc) in enumerate([(40.0, (50.0, 30.0)), (44.0, (54.0, 34.0))]):
+        features_run(root, f"sun{seed}", "GoogLeNet-GAP", seed, acc, dataset="SUN397",
+                     kind="folder", loc=loc)  # fmt: skip
+    features_run(root, "mit0", "GoogLeNet-GAP", 0, 55.0, dataset="MIT Indoor67", kind="folder")
+    features_run(root, "alex", "AlexNet", None, 38.5, features="fc7", weights="pretrained",
+                 dataset="SUN397", kind="folder")  # fmt: skip
+    features_run(root, "suncam", "GoogLeNet-GAP", 0, 99.0, crop="cam", dataset="SUN397",
+                 kind="folder")  # fmt: skip
+    return root
+
+
+def test_generic_table_has_a_column_per_dataset(tmp_path: Path) -> None:
+    groups = aggregate_features(features_rows(collect_runs([generic_runs(tmp_path)])))
+    text = table_generic(groups)
+    assert "| model | classifier | MIT Indoor67 | SUN397 |" in text
+    lines = text.splitlines()
+    # 40, 44 -> 42 +- 2.83 on SUN397 (the CAM-crop run's 99 left to the fine-grained table)
+    start = lines.index("| AlexNet fc7 (pretrained) | svm, C 1 |  | 38.50 |")
+    assert lines[start + 1] == "| GoogLeNet-GAP gap | svm, C 1 | 55.00 | 42.00 +- 2.83 |"
+    located = text.split("## Localization from the linear classifier's weights")[1]
+    # GT-known 50, 54 -> 52 +- 2.83; top-1 30, 34 -> 32 +- 2.83; AlexNet measured none
+    assert "| GoogLeNet-GAP gap | svm, C 1 |  | 52.00 +- 2.83 / 32.00 +- 2.83 |" in located
+    assert "AlexNet" not in located
+    finegrained = table_finegrained(groups)
+    assert "## SUN397" in finegrained and "MIT Indoor67" not in finegrained
+
+
+def test_generic_table_shows_a_checked_paper_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    groups = aggregate_features(features_rows(collect_runs([generic_runs(tmp_path)])))
+    monkeypatch.setitem(tables.PAPER_GENERIC, ("SUN397", "GoogLeNet-GAP gap"), 51.5)
+    monkeypatch.setitem(tables.PAPER_GENERIC, ("Caltech101", "AlexNet fc7"), 12.5)
+    lines = table_generic(groups).splitlines()
+    start = lines.index("| GoogLeNet-GAP gap | svm, C 1 | 55.00 | 42.00 +- 2.83 |")
+    assert lines[start + 1] == "| GoogLeNet-GAP gap (paper) | svm |  | 51.50 |"
+    assert not any("AlexNet fc7 (paper)" in line for line in lines)  # not one of our datasets
+    assert "(paper)" not in table_generic(groups, paper="false")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def test_a_mixed_folder_writes_both_sets_of_tables(seeds: Path, tmp_path: Path) -> None:
+    generic_runs(seeds / "features")
+    done = write_report([seeds], tmp_path / "out")
+    assert done["runs"] == 6 + 5 and done["groups"] == 2 + 4
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"summary.csv", "table1.md", "table2.md", "tables.csv", "comparisons.md",
+                     "comparisons.csv", "features_summary.csv", "table_finegrained.md",
+                     "table_generic.md"}  # fmt: skip
+    assert sorted(done["files"]) == sorted(names)
+    assert len(read_csv(tmp_path / "out" / "summary.csv")) == 6  # eval runs only
+    rows = read_csv(tmp_path / "out" / "features_summary.csv")
+    assert tuple(rows[0]) == FEATURES_SUMMARY_COLUMNS
+    # MIT Indoor67 before SUN397; on SUN397 AlexNet first, then GoogLeNet-GAP full, full, cam
+    assert [(r["dataset"], r["paper_name"], r["crop"], r["seed"]) for r in rows] == [
+        ("MIT Indoor67", "GoogLeNet-GAP", "full", "0"),
+        ("SUN397", "AlexNet", "full", ""),
+        ("SUN397", "GoogLeNet-GAP", "full", "0"),
+        ("SUN397", "GoogLeNet-GAP", "full", "1"),
+        ("SUN397", "GoogLeNet-GAP", "cam", "0"),
+    ]
+    assert rows[3]["accuracy"] == "44.0000" and rows[3]["gt_known_loc_acc"] == "54.0000"
+    assert rows[3]["top1_loc_acc"] == "34.0000" and rows[3]["weights"] == "checkpoint"
+
+
+def test_a_features_only_folder_writes_the_features_tables_only(tmp_path: Path) -> None:
+    root = generic_runs(tmp_path / "runs")
+    train = root / "train_run"
+    train.mkdir()
+    (train / "metrics.json").write_text(json.dumps({"final": {"epoch": 8}}))  # passed over
+    runs = collect_runs([root])
+    assert len(runs) == 5 and all(isinstance(run, FeaturesRun) for run in runs)
+    assert summary_rows(runs) == []
+    done = write_report([root], tmp_path / "out")
+    assert done["runs"] == 5 and done["comparisons"] == 0
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"features_summary.csv", "table_finegrained.md", "table_generic.md"}
+
+
+def test_an_eval_only_folder_writes_what_it_always_has(seeds: Path, tmp_path: Path) -> None:
+    runs = collect_runs([seeds])
+    assert all(isinstance(run, EvalRun) for run in runs) and features_rows(runs) == []
+    write_report([seeds], tmp_path / "out")
+    names = {p.name for p in (tmp_path / "out").iterdir()}
+    assert names == {"summary.csv", "table1.md", "table2.md", "tables.csv", "comparisons.md",
+                     "comparisons.csv"}  # fmt: skip
+
+
+def test_a_named_features_metrics_json_is_a_run(tmp_path: Path) -> None:
+    run = features_run(tmp_path, "g0", "GoogLeNet-GAP", 0, 61.0)
+    (found,) = collect_runs([run / "metrics.json"])
+    assert isinstance(found, FeaturesRun) and found.dataset == "CUB-200-2011"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ({"kind": "features", "accuracy": 60.0, "data": {}}, "lacks features, crop"),
+        ({"kind": "features", "features": "gap", "crop": "full"}, "lacks accuracy, data"),
+        ({"kind": "features", "accuracy": 60.0, "features": "gap", "crop": "full", "data": "x"},
+         "data is not a mapping"),
+        ({"kind": "features", "accuracy": 60.0, "features": "gap", "crop": "half", "data": {}},
+         "crop 'half' is not one of full, cam, gt, full\\+cam"),
+        ({"kind": "features", "accuracy": "high", "features": "gap", "crop": "full", "data": {}},
+         "accuracy 'high' is not a number"),
+    ],
+)  # fmt: skip
+def test_bad_features_metrics_files_are_named(tmp_path: Path, content: dict, message: str) -> None:
+    features_run(tmp_path / "sweep", "good", "GoogLeNet-GAP", 0, 61.0)
+    bad = tmp_path / "sweep" / "bad" / "metrics.json"
+    bad.parent.mkdir()
+    bad.write_text(json.dumps(content))
+    for given in (tmp_path / "sweep", bad):  # found in a folder search, or named
+        with pytest.raises(InputFileError, match=f"^{bad}: {message}$"):
+            collect_runs([given])

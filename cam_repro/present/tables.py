@@ -1,9 +1,12 @@
-"""Tables laid out like the paper's Tables 1 and 2, from `cam-eval` runs, with the paper's numbers.
+"""Tables laid out like the paper's, from `cam-eval` and `cam-features` runs, with its numbers.
 
-`collect_runs` reads eval runs' metrics.json; `summary_rows` flattens them to one row per run (the
-summary.csv the tables are aggregated from); `aggregate` groups runs of the same model, data and
-protocol (several seeds -> mean +- std); `table1` / `table2` / `comparisons` write markdown.
-The paper's numbers live here and nowhere else (PAPER_TABLE1, PAPER_TABLE2).
+`collect_runs` reads runs' metrics.json: an eval run's records its protocol, a features run's says
+`"kind": "features"`. For eval runs (Tables 1 and 2), `summary_rows` flattens them to one row per
+run (the summary.csv the tables are aggregated from); `aggregate` groups runs of the same model,
+data and protocol (several seeds -> mean +- std); `table1` / `table2` / `comparisons` write
+markdown. For features runs (Section 4), `features_rows`, `aggregate_features`,
+`table_finegrained` and `table_generic` do the same. The paper's numbers live here and nowhere
+else (PAPER_TABLE1, PAPER_TABLE2, PAPER_FINEGRAINED, PAPER_GENERIC).
 """
 
 from __future__ import annotations
@@ -48,13 +51,29 @@ PAPER_TABLE2: dict[str, tuple[float, float]] = {  # localization (GoogLeNet: CAM
     "Backprop on AlexNet": (65.17, 52.64),
     "GoogLeNet-GMP": (57.78, 45.26),
 }
+# Zhou et al. 2016, Section 4.1 and its fine-grained table (Table 5 in arXiv 1512.04150):
+# CUB-200-2011, a linear SVM on GoogLeNet-GAP's GAP features, accuracy % on the full image
+# ("full"), the CAM crop ("cam") and the ground-truth box ("gt"); "iou50": % of test images whose
+# CAM box has IoU >= 0.5 with the ground-truth box (Section 4.1's text). Keys are the tables' row
+# models: paper name + features kind.
+PAPER_FINEGRAINED: dict[str, dict[str, float]] = {
+    "GoogLeNet-GAP gap": {"full": 63.0, "cam": 67.8, "gt": 70.5, "iou50": 41.0},
+}
+# The paper's generic-features table (Section 4: SUN397, MIT Indoor67, Scene15, SUN Attribute,
+# Caltech101, Caltech256, Stanford Action40, UIUC Event8; rows AlexNet fc7, GoogLeNet avgpool,
+# GoogLeNet-GAP gap), accuracy %. Empty on purpose: no copy of the paper's text was at hand to
+# check its numbers against, and none is quoted from memory. To add one, check it against the
+# paper and key it by (the dataset's name as cam-features writes data.name, the row's model):
+# ("SUN397", "GoogLeNet-GAP gap"): ACCURACY. table_generic shows each as a "(paper)" row.
+PAPER_GENERIC: dict[tuple[str, str], float] = {}
+_CUB = PAPER_FINEGRAINED["GoogLeNet-GAP gap"]
 # The paper's other figures, quoted in reports' notes: ILSVRC test top-5 localization error and
 # CUB-200-2011 accuracy from GoogLeNet-GAP features.
 PAPER_NOTES = (
     "Paper, ILSVRC 2014 test top-5 loc. error: GoogLeNet-GAP 42.9 (37.1 with the two-box "
     "heuristic), Backprop 46.4; fully supervised GoogLeNet 26.7, OverFeat 29.9, AlexNet 34.2. "
-    "CUB-200-2011 (GoogLeNet-GAP features): 63.0% accuracy on the full image, 67.8% on the CAM "
-    "crop, 70.5% on the ground-truth box."
+    f"CUB-200-2011 (GoogLeNet-GAP features): {_CUB['full']:.1f}% accuracy on the full image, "
+    f"{_CUB['cam']:.1f}% on the CAM crop, {_CUB['gt']:.1f}% on the ground-truth box."
 )
 
 SUMMARY_COLUMNS = (
@@ -72,18 +91,30 @@ _PROTOCOL_DEFAULTS = {
     "box_rule": "paper", "threshold": 0.2, "normalize": "max", "all_boxes": False,
     "ten_crop": False, "iou_threshold": 0.5,
 }  # fmt: skip
-PAPER_CHOICES = ("auto", "true", "false")  # show the paper's numbers: auto = on ILSVRC only
+PAPER_CHOICES = ("auto", "true", "false")  # show the paper's numbers: auto = on its data only
 # Row order: the paper's rows first, in its order; then ours by name.
 _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
+
+# cam-features runs: the keys the tables need, the crops (the fine-grained table's columns), the
+# summary's columns, and the paper's generic-table rows, first in the features tables.
+FEATURES_REQUIRED = ("accuracy", "features", "crop", "data")
+CROPS = ("full", "cam", "gt", "full+cam")
+FEATURES_SUMMARY_COLUMNS = (
+    "dataset", "paper_name", "variant", "features", "crop", "classifier", "C", "weights", "seed",
+    "accuracy", "mean_class_accuracy", "crop_box_iou50", "gt_known_loc_acc", "top1_loc_acc",
+    "num_train", "num_test", "run",
+)  # fmt: skip
+_FEATURES_ORDER = ["AlexNet fc7", "GoogLeNet avgpool", "GoogLeNet-GAP gap"]
 
 
 @dataclass
 class ReportConfig:
-    """`cam-report`: collect cam-eval runs into tables laid out like the paper's Tables 1 and 2."""
+    """`cam-report`: collect cam-eval runs into tables laid out like the paper's Tables 1 and 2,
+    and cam-features runs into its fine-grained and generic-features tables (Section 4)."""
 
-    runs: list[str] = field(default_factory=list)  # eval run folders, metrics.json files, sweeps
+    runs: list[str] = field(default_factory=list)  # eval/features run folders, metrics.json, sweeps
     out: str | None = None  # null: the run dir
-    paper: str = "auto"  # the paper's numbers beside ours: auto (ILSVRC only) | true | false
+    paper: str = "auto"  # the paper's numbers beside ours: auto (its data only) | true | false
 
 
 @dataclass
@@ -125,13 +156,51 @@ class EvalRun:
         return f"{name} ({self.protocol})" if self.protocol else name
 
 
-def _run(path: Path, metrics: Any) -> EvalRun:
+@dataclass
+class FeaturesRun:
+    """One cam-features run: where it is and its metrics.json."""
+
+    path: Path
+    metrics: dict[str, Any]
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self.metrics["data"]
+
+    @property
+    def dataset(self) -> str:
+        """data.name: 'CUB-200-2011', 'SUN397', 'synthetic (fine)', ..."""
+        return str(self.data.get("name") or self.data.get("kind") or "?")
+
+
+Run = EvalRun | FeaturesRun
+
+
+def check_features_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """`metrics` (read from `path`, a `"kind": "features"` metrics.json) if it has what the
+    features tables read; one-line errors naming `path` if not."""
+    missing = [key for key in FEATURES_REQUIRED if metrics.get(key) is None]
+    if missing:
+        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
+    if not isinstance(metrics["data"], dict):
+        raise InputFileError(f"{path}: data is not a mapping")
+    if metrics["crop"] not in CROPS:
+        raise InputFileError(f"{path}: crop {metrics['crop']!r} is not one of {', '.join(CROPS)}")
+    accuracy = metrics["accuracy"]
+    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float):
+        raise InputFileError(f"{path}: accuracy {accuracy!r} is not a number")
+    return metrics
+
+
+def _run(path: Path, metrics: Any) -> Run:
     """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
+    if _is_features_run(metrics):
+        return FeaturesRun(path.parent, check_features_metrics(path, metrics))
     return EvalRun(path.parent, check_metrics(path, metrics))
 
 
-def read_run(path: Path) -> EvalRun:
-    """The cam-eval run whose metrics.json is `path` (clear errors for anything else)."""
+def read_run(path: Path) -> Run:
+    """The cam-eval or cam-features run whose metrics.json is `path` (clear errors otherwise)."""
     return _run(path, read_json(path))
 
 
@@ -140,14 +209,21 @@ def _is_eval_run(metrics: Any) -> bool:
     return isinstance(metrics, dict) and "protocol" in metrics
 
 
-def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
-    """Every cam-eval run in `paths`: run folders, metrics.json files, or folders (e.g. a multirun
-    sweep) searched recursively. Folder searches pass over metrics.json files without an
-    evaluation protocol (cam-train runs'); one that cannot be read or parsed, found or named, is
-    an error naming it (never a run silently left out of a mean)."""
+def _is_features_run(metrics: Any) -> bool:
+    """A cam-features metrics.json: it says so."""
+    return isinstance(metrics, dict) and metrics.get("kind") == "features"
+
+
+def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
+    """Every cam-eval and cam-features run in `paths`: run folders, metrics.json files, or folders
+    (e.g. a multirun sweep) searched recursively. Folder searches pass over metrics.json files
+    that are neither (cam-train runs'); one that cannot be read or parsed, found or named, is an
+    error naming it (never a run silently left out of a mean)."""
     if not paths:
-        raise ConfigError("no runs given: cam-report runs=[DIR, ...] (eval run folders or sweeps)")
-    found: dict[Path, EvalRun] = {}  # each file read once, in the order given
+        raise ConfigError(
+            "no runs given: cam-report runs=[DIR, ...] (eval or features run folders, or sweeps)"
+        )
+    found: dict[Path, Run] = {}  # each file read once, in the order given
     for given in paths:
         path = Path(given)
         if path.is_file():
@@ -156,12 +232,13 @@ def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
             hits = {}
             for p in sorted(path.rglob("metrics.json")):
                 metrics = read_json(p)  # a corrupt or unreadable file stops the report
-                if _is_eval_run(metrics):
+                if _is_eval_run(metrics) or _is_features_run(metrics):
                     hits[p] = metrics
             if not hits:
                 raise InputFileError(
-                    f"{path}: no cam-eval metrics.json in this folder or below (cam-train runs "
-                    "have their own: run cam-eval on their checkpoints and report the eval runs)"
+                    f"{path}: no cam-eval or cam-features metrics.json in this folder or below "
+                    "(cam-train runs have their own: run cam-eval or cam-features on their "
+                    "checkpoints and report those runs)"
                 )
             for p, metrics in hits.items():
                 found.setdefault(p, _run(p, metrics))
@@ -170,10 +247,13 @@ def collect_runs(paths: Sequence[str | Path]) -> list[EvalRun]:
     return list(found.values())
 
 
-def summary_rows(runs: Iterable[EvalRun]) -> list[dict[str, Any]]:
-    """One row per run with SUMMARY_COLUMNS (the tables are aggregated from these)."""
+def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per eval run with SUMMARY_COLUMNS (the tables are aggregated from these); features
+    runs are passed over (`features_rows`)."""
     rows = []
     for run in runs:
+        if not isinstance(run, EvalRun):
+            continue
         m = run.metrics
         rows.append(
             {
@@ -240,6 +320,12 @@ class Stat:
         return f"{self.mean:.{digits}f} +- {self.std:.{digits}f}"
 
 
+def _stat(rows: Sequence[dict[str, Any]], metric: str) -> Stat | None:
+    """The Stat of `metric` over the rows that have it; None if none has."""
+    values = [float(r[metric]) for r in rows if r.get(metric) is not None]
+    return Stat(values) if values else None
+
+
 @dataclass
 class Group:
     """Runs of one model on one dataset under one protocol (usually several seeds)."""
@@ -255,8 +341,7 @@ class Group:
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     def stat(self, metric: str) -> Stat | None:
-        values = [float(r[metric]) for r in self.rows if r.get(metric) is not None]
-        return Stat(values) if values else None
+        return _stat(self.rows, metric)
 
     @property
     def seeds(self) -> list[int]:
@@ -512,30 +597,330 @@ def threshold_table(groups: Sequence[Group], points: Sequence[float] = SWEEP_POI
     return "\n".join(lines) if found else None
 
 
+# --- cam-features runs: the fine-grained and generic-features tables (Section 4) ----------------
+
+
+def features_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per features run with FEATURES_SUMMARY_COLUMNS (the features tables are aggregated
+    from these; `data_kind` rides along unwritten); eval runs are passed over (`summary_rows`)."""
+    rows = []
+    for run in runs:
+        if not isinstance(run, FeaturesRun):
+            continue
+        m = run.metrics
+        loc = m.get("localization") or {}
+        rows.append(
+            {
+                "dataset": run.dataset,
+                "paper_name": str(m.get("paper_name") or m.get("variant") or "?"),
+                "variant": m.get("variant"),
+                "features": str(m["features"]),
+                "crop": m["crop"],
+                "classifier": m.get("classifier"),
+                "C": m.get("C"),
+                "weights": m.get("weights"),
+                "seed": m.get("seed"),
+                "accuracy": m["accuracy"],
+                "mean_class_accuracy": m.get("mean_class_accuracy"),
+                "crop_box_iou50": m.get("crop_box_iou50"),
+                "gt_known_loc_acc": loc.get("gt_known_loc_acc"),
+                "top1_loc_acc": loc.get("top1_loc_acc"),
+                "num_train": m.get("num_train"),
+                "num_test": m.get("num_test"),
+                "run": str(run.path),
+                "data_kind": run.data.get("kind"),
+            }
+        )
+    return sorted(
+        rows, key=lambda r: (r["dataset"], _features_rank(r), CROPS.index(r["crop"]), _seed(r))
+    )
+
+
+def _features_rank(row: dict[str, Any]) -> tuple:
+    """The paper's generic-table rows first, in its order; then the paper's model order (_rank);
+    then features kind, classifier, C and weights."""
+    model = f"{row['paper_name']} {row['features']}"
+    first = _FEATURES_ORDER.index(model) if model in _FEATURES_ORDER else len(_FEATURES_ORDER)
+    c = -1.0 if row["C"] is None else float(row["C"])
+    return (first, _rank(row["paper_name"]), row["features"], str(row["classifier"]), c,
+            str(row["weights"]))  # fmt: skip
+
+
+_WEIGHTS_SHOWN = {"pretrained": "pretrained", "file": "weights file", "random": "random weights"}
+
+
+@dataclass
+class FeaturesGroup:
+    """Features runs of one network on one dataset with one crop and classifier (seeds)."""
+
+    dataset: str
+    paper_name: str
+    features: str
+    crop: str
+    classifier: str | None
+    C: float | None
+    weights: str | None  # checkpoint | pretrained | file | random: random features are not ours
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def base(self) -> str:
+        """The paper's way to name a row: 'GoogLeNet-GAP gap', 'AlexNet fc7'."""
+        return f"{self.paper_name} {self.features}"
+
+    @property
+    def model(self) -> str:
+        """`base`, with weights other than a checkpoint's: 'AlexNet fc7 (pretrained)'."""
+        if self.weights in (None, "checkpoint"):
+            return self.base
+        return f"{self.base} ({_WEIGHTS_SHOWN.get(self.weights, self.weights)})"
+
+    @property
+    def classifier_text(self) -> str:
+        """'svm, C 1' ('svm' when the run did not record C)."""
+        name = self.classifier or "?"
+        return name if self.C is None else f"{name}, C {self.C:g}"
+
+    @property
+    def is_cub(self) -> bool:
+        return any(r["data_kind"] == "cub" for r in self.rows)
+
+    def stat(self, metric: str) -> Stat | None:
+        return _stat(self.rows, metric)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(_seed(r) for r in self.rows)
+
+
+def aggregate_features(rows: Sequence[dict[str, Any]]) -> list[FeaturesGroup]:
+    """Group features rows by (dataset, model, features, crop, classifier, C, weights): the seeds
+    of one setting; by dataset, then in the paper's row order, then by crop."""
+    groups: dict[tuple, FeaturesGroup] = {}
+    for row in rows:
+        key = (row["dataset"], row["paper_name"], row["features"], row["crop"],
+               row["classifier"], row["C"], row["weights"])  # fmt: skip
+        if key not in groups:
+            groups[key] = FeaturesGroup(*key)
+        groups[key].rows.append(row)
+    return sorted(
+        groups.values(),
+        key=lambda g: (g.dataset, _features_rank(g.rows[0]), CROPS.index(g.crop)),
+    )
+
+
+def _by_row(groups: Iterable[FeaturesGroup], column) -> dict[tuple, dict[str, FeaturesGroup]]:
+    """Groups arranged as table rows, (base, model, classifier) -> {column(group): group}, in the
+    paper's row order (rows of one base model stay together)."""
+    rows: dict[tuple, dict[str, FeaturesGroup]] = {}
+    for g in sorted(groups, key=lambda g: _features_rank(g.rows[0])):
+        rows.setdefault((g.base, g.model, g.classifier_text), {})[column(g)] = g
+    return rows
+
+
+def _with_paper(ours: Sequence[tuple[str, list[str]]], paper: dict[str, list[str]]) -> list:
+    """Our rows (base model, cells), each paper row right after the last of ours with its base
+    model; paper rows without one of ours at the end."""
+    body, left = [], dict(paper)
+    for i, (base, cells) in enumerate(ours):
+        body.append(cells)
+        if (i + 1 == len(ours) or ours[i + 1][0] != base) and base in left:
+            body.append(left.pop(base))
+    return body + list(left.values())
+
+
+def _blank(stat: Stat | None) -> str:
+    return "" if stat is None else stat.text()
+
+
+def _accuracies(by: dict[str, FeaturesGroup], columns: Iterable[str]) -> list[str]:
+    """Accuracy mean +- std of the group in each column, '' where there is none."""
+    return [_blank(by[c].stat("accuracy")) if c in by else "" for c in columns]
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def _seeds_text(groups: Iterable[FeaturesGroup]) -> str:
+    seeds = sorted({s for g in groups for s in g.seeds if s >= 0})
+    return " ".join(map(str, seeds)) or "-"
+
+
+def _feature_sections(groups: Sequence[FeaturesGroup]) -> dict[str, list[FeaturesGroup]]:
+    out: dict[str, list[FeaturesGroup]] = {}
+    for g in groups:
+        out.setdefault(g.dataset, []).append(g)
+    return out
+
+
+def table_finegrained(groups: Sequence[FeaturesGroup], paper: str = "auto") -> str | None:
+    """The paper's fine-grained table (Section 4.1): accuracy on the full image, the CAM crop, the
+    ground-truth crop and both concatenated, and how often the CAM box hits (IoU >= 0.5); one
+    section per dataset with a crop other than the full image, and CUB. With `paper` auto the
+    paper's row stands in CUB's section only. None if no dataset qualifies."""
+    check_choice(paper, "paper", PAPER_CHOICES)
+    sections = {
+        data: section
+        for data, section in _feature_sections(groups).items()
+        if any(g.crop != "full" or g.is_cub for g in section)
+    }
+    if not sections:
+        return None
+    header = ["model", "classifier", "full image", "CAM crop", "GT crop", "full + CAM",
+              "CAM box IoU>=0.5", "seeds"]  # fmt: skip
+    lines = [
+        "# Fine-grained recognition: accuracy (%) of a linear classifier on the network's "
+        "features, higher is better (Section 4.1)",
+        "",
+        "CAM crop: the image cropped to its CAM's box; GT crop: to the ground-truth box; full + "
+        "CAM: both feature vectors side by side. CAM box IoU>=0.5: % of test images whose CAM box "
+        "has IoU >= 0.5 with a ground-truth box. Mean +- std over seeds; empty: no run.",
+        "",
+    ]
+    for data, section in sections.items():
+        ours = []
+        for (base, model, classifier), by_crop in _by_row(section, lambda g: g.crop).items():
+            cam = by_crop.get("cam")
+            cells = [model, classifier, *_accuracies(by_crop, CROPS)]
+            cells += [_blank(cam and cam.stat("crop_box_iou50")), _seeds_text(by_crop.values())]
+            ours.append((base, cells))
+        show = paper == "true" or (paper == "auto" and any(g.is_cub for g in section))
+        paper_rows = {}
+        for model, ref in PAPER_FINEGRAINED.items() if show else ():
+            numbers = [_number(ref.get(key)) for key in (*CROPS, "iou50")]
+            paper_rows[model] = [f"{model} (paper)", "svm", *numbers, ""]
+        lines += [f"## {data}", "", *_markdown(header, _with_paper(ours, paper_rows)), ""]
+    return "\n".join(lines)
+
+
+def table_generic(groups: Sequence[FeaturesGroup], paper: str = "auto") -> str | None:
+    """The paper's generic-features table (Section 4): accuracy on the full image, one column per
+    dataset, mean +- std over seeds; then GT-known / top-1 localization accuracy from the linear
+    classifier's weights where the runs measured it. PAPER_GENERIC's entries for these datasets
+    stand as "(paper)" rows unless `paper` is false (auto and true alike: they are keyed by the
+    paper's datasets). None if no run used the full image."""
+    check_choice(paper, "paper", PAPER_CHOICES)
+    full = [g for g in groups if g.crop == "full"]
+    if not full:
+        return None
+    datasets = sorted({g.dataset for g in full})
+    header = ["model", "classifier", *datasets]
+    rows = _by_row(full, lambda g: g.dataset)
+    ours = [
+        (base, [model, classifier, *_accuracies(by_data, datasets)])
+        for (base, model, classifier), by_data in rows.items()
+    ]
+    refs: dict[str, dict[str, float]] = {}
+    for (data, model), value in PAPER_GENERIC.items():
+        if paper != "false" and data in datasets:
+            refs.setdefault(model, {})[data] = value
+    paper_rows = {
+        model: [f"{model} (paper)", "svm", *(_number(refs[model].get(d)) for d in datasets)]
+        for model in sorted(refs, key=lambda m: ([*_FEATURES_ORDER, m].index(m), m))
+    }
+    lines = [
+        "# Generic localizable features: a linear classifier on the network's features (Section 4)",
+        "",
+        "## Accuracy (%) on the full image, higher is better",
+        "",
+        "Mean +- std over seeds; empty: no run.",
+        "",
+        *_markdown(header, _with_paper(ours, paper_rows)),
+        "",
+    ]
+    located = []
+    for (_, model, classifier), by_data in rows.items():
+        cells = [_located(by_data.get(d)) for d in datasets]
+        if any(cells):
+            located.append([model, classifier, *cells])
+    if located:
+        lines += [
+            "## Localization from the linear classifier's weights",
+            "",
+            "GT-known / top-1 localization accuracy (%) of the boxes of the CAMs that the "
+            "classifier's weights make (each run's threshold and IoU level), higher is better.",
+            "",
+            *_markdown(header, located),
+            "",
+        ]
+    return "\n".join(lines)
+
+
+def _located(group: FeaturesGroup | None) -> str:
+    """'GT-known / top-1' localization accuracy of a group, or '' if it has neither."""
+    if group is None:
+        return ""
+    gt_known, top1 = group.stat("gt_known_loc_acc"), group.stat("top1_loc_acc")
+    if gt_known is None and top1 is None:
+        return ""
+    return f"{_cell(gt_known)} / {_cell(top1)}"
+
+
 # --- the report folder --------------------------------------------------------------------------
 
 
-def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "auto") -> dict:
-    """Collect the eval runs in `paths` and write into `out`: summary.csv (one row per run),
-    table1.md / table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs
-    the CAM threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when
-    the runs have pairs). Returns what was written, for the caller to log."""
-
-    check_choice(paper, "paper", PAPER_CHOICES)  # a bad value fails before any reading
-    runs = collect_runs(paths)
+def write_eval_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> dict[str, Any]:
+    """Write the eval runs among `runs` into `out`: summary.csv (one row per run), table1.md /
+    table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs the CAM
+    threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when the runs
+    have pairs). Returns the number of groups and comparisons and the files written."""
     rows = summary_rows(runs)
     groups = aggregate(rows)
-    out = Path(out)
     make_dir(out)
-    write_text_atomic(out / "summary.csv", to_csv(rows, SUMMARY_COLUMNS))
-    write_text_atomic(out / "table1.md", table1(groups, paper))
-    write_text_atomic(out / "table2.md", table2(groups, paper))
-    write_text_atomic(out / "tables.csv", group_csv(groups))
+    files = {
+        "summary.csv": to_csv(rows, SUMMARY_COLUMNS),
+        "table1.md": table1(groups, paper),
+        "table2.md": table2(groups, paper),
+        "tables.csv": group_csv(groups),
+    }
     by_threshold = threshold_table(groups)
     if by_threshold:
-        write_text_atomic(out / "thresholds.md", by_threshold)
+        files["thresholds.md"] = by_threshold
     pairs = comparisons(groups)
     if pairs:
-        write_text_atomic(out / "comparisons.md", comparisons_markdown(pairs))
-        write_text_atomic(out / "comparisons.csv", comparisons_csv(pairs))
-    return {"runs": len(runs), "groups": len(groups), "comparisons": len(pairs), "out": out}
+        files["comparisons.md"] = comparisons_markdown(pairs)
+        files["comparisons.csv"] = comparisons_csv(pairs)
+    for name, text in files.items():
+        write_text_atomic(out / name, text)
+    return {"groups": len(groups), "comparisons": len(pairs), "files": list(files)}
+
+
+def write_features_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> dict[str, Any]:
+    """Write the features runs among `runs` into `out`: features_summary.csv (one row per run),
+    table_finegrained.md (datasets with crops, and CUB) and table_generic.md (full-image accuracy
+    per dataset, and localization from the classifier's weights), each when it has rows. Returns
+    the number of groups and the files written."""
+    rows = features_rows(runs)
+    if not rows:
+        return {"groups": 0, "files": []}
+    groups = aggregate_features(rows)
+    make_dir(out)
+    files = {"features_summary.csv": to_csv(rows, FEATURES_SUMMARY_COLUMNS)}
+    for name, text in (("table_finegrained.md", table_finegrained(groups, paper)),
+                       ("table_generic.md", table_generic(groups, paper))):  # fmt: skip
+        if text:
+            files[name] = text
+    for name, text in files.items():
+        write_text_atomic(out / name, text)
+    return {"groups": len(groups), "files": list(files)}
+
+
+def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "auto") -> dict:
+    """Collect the eval and features runs in `paths` and write their tables into `out`
+    (`write_eval_tables`, `write_features_tables`: each only for runs of its kind). Returns what
+    was written, for the caller to log."""
+
+    check_choice(paper, "paper", PAPER_CHOICES)  # a bad value fails before any reading
+    runs = collect_runs(paths)  # every file read and checked before anything is written
+    out = Path(out)
+    make_dir(out)
+    done: dict[str, Any] = {"runs": len(runs), "groups": 0, "comparisons": 0, "files": []}
+    if any(isinstance(run, EvalRun) for run in runs):
+        written = write_eval_tables(runs, out, paper)
+        done["groups"] += written["groups"]
+        done["comparisons"] = written["comparisons"]
+        done["files"] += written["files"]
+    written = write_features_tables(runs, out, paper)
+    done["groups"] += written["groups"]
+    done["files"] += written["files"]
+    return {**done, "out": out}
