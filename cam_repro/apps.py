@@ -51,6 +51,7 @@ APPS: dict[str, tuple[str, str]] = {
     "synth": ("synth", "cam_repro.data.synthetic:SynthConfig"),
     "train": ("train", "cam_repro.train.config:TrainConfig"),
     "eval": ("eval", "cam_repro.evaluate.config:EvalConfig"),
+    "features": ("features", "cam_repro.features.config:FeaturesConfig"),
     "report": ("report", "cam_repro.present.tables:ReportConfig"),
     "visualize": ("visualize", "cam_repro.present.figures:VisualizeConfig"),
     "reproduce": ("reproduce", "cam_repro.reproduce:ReproduceConfig"),

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("runtime", ("cam_repro.runtime",)),
     ("localize", ("cam_repro.localize",)),
     ("models/data", ("cam_repro.models", "cam_repro.data")),
-    ("stages", ("cam_repro.train", "cam_repro.evaluate")),
+    ("stages", ("cam_repro.train", "cam_repro.evaluate", "cam_repro.features")),
     ("present", ("cam_repro.present",)),
     ("apps", ("cam_repro.apps", "cam_repro.reproduce")),
     ("public", ("cam_repro.cam", "cam_repro.boxes", "cam_repro.metrics", "cam_repro")),
@@ -30,6 +30,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 APART = [
     ("cam_repro.models", "cam_repro.data"),
     ("cam_repro.train", "cam_repro.evaluate"),
+    ("cam_repro.train", "cam_repro.features"),
 ]
 # One-way bans across layers that the order alone allows.
 FORBIDDEN = [("cam_repro.present", "cam_repro.train")]

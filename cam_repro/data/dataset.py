@@ -7,7 +7,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
 from torchvision.transforms.v2 import functional as TF
@@ -36,6 +38,8 @@ class LocalizationDataset(Dataset):
     random augmentation of that image draws from a generator seeded with it, so what a sample
     looks like depends only on the seed, not on which worker process loads it or in what order.
     `cache=True` decodes every image once, up front, and keeps it in RAM as a uint8 tensor.
+    `crops` (N, 4), 0-based inclusive boxes of the original images, crops each image to its box
+    before the transform (cam-features: the CAM box or the ground-truth box, Section 4.1).
     With bad_images="skip", an image that cannot be decoded gives a `Skipped` item;
     `collate_skipping` drops those from the batch and reports their indices with it, so the main
     process counts each file once (`SkipLog`), whichever worker met it and however often.
@@ -48,8 +52,12 @@ class LocalizationDataset(Dataset):
         bad_images: str = "error",
         cache: bool = False,
         max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+        crops: np.ndarray | None = None,
     ) -> None:
+        if crops is not None and crops.shape != (len(data.samples), 4):
+            raise ValueError(f"crops must be ({len(data.samples)}, 4), got {crops.shape}")
         self.data = data
+        self.crops = crops
         self.transform = transform
         self.bad_images = bad_images
         self.max_pixels = max_pixels
@@ -90,11 +98,21 @@ class LocalizationDataset(Dataset):
         image = self._load(index) if self.cached is None else self.cached[index]
         if isinstance(image, Skipped):
             return image
+        if self.crops is not None:
+            image = crop_image(image, self.crops[index])
         if seed is not None:
             # The default generator: torchvision's random transforms draw from it. Seeding it
             # costs ~1 us (torch.manual_seed, which also seeds every GPU, costs ~100 us).
             torch.default_generator.manual_seed(seed)
         return self.transform(image), self.data.samples[index].label, index
+
+
+def crop_image(image: Image.Image | Tensor, box: np.ndarray) -> Image.Image | Tensor:
+    """A PIL image or (3, H, W) tensor cut to a 0-based inclusive box (x0, y0, x1, y1)."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    if isinstance(image, Tensor):
+        return image[:, y0 : y1 + 1, x0 : x1 + 1]
+    return image.crop((x0, y0, x1 + 1, y1 + 1))
 
 
 def collate_skipping(batch: list[Any]) -> tuple[Any, Any, Any, list[tuple[int, str]]]:

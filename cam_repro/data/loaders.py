@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler, Sampler
 
@@ -96,13 +97,18 @@ def train_loader(data: DataSplit, cfg: DataConfig, env: Dist, seed: int) -> Data
 
 
 def eval_loader(
-    data: DataSplit, cfg: DataConfig, env: Dist, transform: Callable | None = None
+    data: DataSplit,
+    cfg: DataConfig,
+    env: Dist,
+    transform: Callable | None = None,
+    crops: np.ndarray | None = None,
 ) -> DataLoader:
     """This process's shard of the split, in order, resized to image_size (uint8) unless another
-    `transform` is given."""
+    `transform` is given; with `crops` (N, 4 boxes of the original images), each image is cut to
+    its box first."""
     transform = transform or eval_transform(cfg)
     dataset = LocalizationDataset(
-        data, transform, cfg.bad_images, cfg.cache == "memory", cfg.max_image_pixels
+        data, transform, cfg.bad_images, cfg.cache == "memory", cfg.max_image_pixels, crops
     )
     return _loader(dataset, ShardSampler(len(dataset), env), cfg, env)
 

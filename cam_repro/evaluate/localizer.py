@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
-from cam_repro.localize.cam import backprop_saliency, cam_model, class_activation_maps
+from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.numeric import check_finite
@@ -39,6 +39,9 @@ class Localizer:
         self.amp = amp
         self.device = device
         self.net = cam_model(model) if kind == "cam" else unwrap(model)
+        # w_k^c of the maps: the network's own last layer (one implementation with the linear
+        # classifiers that cam-features fits on its pooled features)
+        self.head = LinearHead.of_network(self.net) if kind == "cam" else None
         self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
 
     def logits(self, x: Tensor) -> Tensor:
@@ -59,10 +62,9 @@ class Localizer:
     def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
         """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, or saliency (S x S)."""
         if self.kind == "cam":
-            assert self._features is not None, "logits() first"
-            weight = self.net.classifier.weight.float()
+            assert self._features is not None and self.head is not None, "logits() first"
             with torch.no_grad():
-                return class_activation_maps(self._features.float(), weight, classes)
+                return self.head.cams(self._features, classes)
         return backprop_saliency(self.net, x.float(), classes).float()
 
 

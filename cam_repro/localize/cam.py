@@ -69,6 +69,53 @@ class CAMOutput:
     cams: Tensor  # (B, k, h, w), at the resolution of the last conv map
 
 
+@dataclass
+class LinearHead:
+    """One linear layer over globally pooled last conv maps: the network's own classifier, or a
+    linear classifier fitted on its pooled features (the paper's SVM on GAP features, Section 4).
+
+    Either way the class activation map of class c is M_c = sum_k w_k^c f_k with this head's
+    weights (`cams`). With `l2_normalize`, the pooled vector is scaled to unit length before the
+    layer (as the classifier was fitted): a positive factor per image, so the map's shape, and
+    every box the paper's rule draws from it, is the same as without.
+    """
+
+    weight: Tensor  # (C, K)
+    bias: Tensor  # (C,)
+    pool: str = "gap"  # gap (mean) | gmp (max): how f_k becomes the layer's input
+    l2_normalize: bool = False
+
+    @classmethod
+    def of_network(cls, model: nn.Module) -> LinearHead:
+        """The head of a CAM network: its last linear layer and its pooling."""
+        net = cam_model(model)
+        pool = getattr(getattr(net, "pool", None), "kind", "gap")
+        return cls(net.classifier.weight.detach(), _bias(net.classifier), pool)
+
+    def pooled(self, features: Tensor) -> Tensor:
+        """(B, K, h, w) -> (B, K): the classifier's input."""
+        if self.pool == "gap":
+            x = features.mean(dim=(2, 3))
+        else:
+            x = features.flatten(2).max(dim=2).values
+        return F.normalize(x, dim=1) if self.l2_normalize else x
+
+    def logits(self, features: Tensor) -> Tensor:
+        """(B, K, h, w) -> class scores (B, C)."""
+        x = self.pooled(features.float())
+        return x @ self.weight.float().T + self.bias.float()
+
+    def cams(self, features: Tensor, class_idx: Tensor) -> Tensor:
+        """(B, K, h, w), classes (B, k) -> CAMs (B, k, h, w) from this head's weights."""
+        return class_activation_maps(features.float(), self.weight.float(), class_idx)
+
+
+def _bias(layer: nn.Linear) -> Tensor:
+    if layer.bias is None:
+        return torch.zeros(layer.out_features, device=layer.weight.device)
+    return layer.bias.detach()
+
+
 def cam_model(model: nn.Module) -> CAMNetwork:
     """`model` as a CAM network, or a clear error pointing to the Backprop localizer."""
     net = unwrap(model)

@@ -1,0 +1,72 @@
+"""Feature vectors of a batch: what the paper's linear classifiers of Section 4 are fitted on.
+
+- `gap`: the last conv maps of a CAM network, averaged over space (GoogLeNet-GAP's features in
+  the paper; with our GAP networks exactly the vector their own last layer reads).
+- `gmp`: the same maps, maximum over space.
+- `avgpool`: the originals that end in global average pooling (GoogLeNet, ResNet-50): the pooled
+  vector before their last layer (the paper's "GoogLeNet ave pool" row).
+- `fc7`: the originals with fully connected layers (AlexNet, VGG16): the second FC layer's
+  output after its ReLU (the paper's "AlexNet fc7" row).
+
+`gap`, `gmp` and `avgpool` come with the last conv maps (B, K, h, w), from which a linear
+classifier over the pooled vector gives class activation maps; `fc7` has none.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from cam_repro.features.config import FEATURE_KINDS
+from cam_repro.localize.cam import CAMNetwork
+from cam_repro.models.heads import FCNet
+from cam_repro.runtime.distributed import unwrap
+from cam_repro.runtime.errors import ConfigError
+
+# (images) -> (pooled vectors (B, D), last conv maps (B, K, h, w) or None)
+Extractor = Callable[[Tensor], tuple[Tensor, Tensor | None]]
+
+
+def pool_features(maps: Tensor, kind: str) -> Tensor:
+    """(B, K, h, w) -> (B, K): mean (gap, avgpool) or max (gmp) over space."""
+    if kind == "gmp":
+        return maps.flatten(2).max(dim=2).values
+    return maps.mean(dim=(2, 3))
+
+
+def feature_extractor(model: nn.Module, kind: str, name: str) -> Extractor:
+    """The function giving `kind` features of `model` (named `name` in errors)."""
+    if kind not in FEATURE_KINDS:
+        raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
+    net = unwrap(model)
+    if kind == "fc7":
+        if not isinstance(net, FCNet):
+            raise ConfigError(
+                f"features=fc7: {name} has no fully connected layers (fc7 is AlexNet's and "
+                "VGG16's second FC layer); use features=gap or avgpool"
+            )
+        fc7 = net.classifier[:-1]  # up to the second FC layer's ReLU (dropout is off in eval)
+
+        def extract_fc7(x: Tensor) -> tuple[Tensor, Tensor | None]:
+            return fc7(torch.flatten(net.avgpool(net.backbone(x)), 1)), None
+
+        return extract_fc7
+    if not isinstance(net, CAMNetwork):
+        raise ConfigError(
+            f"features={kind}: {name} has no globally pooled last conv layer (it ends in fully "
+            "connected layers); use features=fc7, or its -GAP variant"
+        )
+    added_conv = not isinstance(getattr(net, "head", None), nn.Identity)
+    if kind == "avgpool" and added_conv:
+        raise ConfigError(
+            f"features=avgpool is the pooled vector of an original network (GoogLeNet, ResNet-50); "
+            f"{name} is modified for CAM: use features=gap (or gmp)"
+        )
+
+    def extract(x: Tensor) -> tuple[Tensor, Tensor | None]:
+        maps = net.features(x)  # (B, K, h, w)
+        return pool_features(maps, kind), maps
+
+    return extract

@@ -1,0 +1,142 @@
+"""The linear classifier on features (the paper's linear SVM, Section 4): fit, predict, save, load.
+
+scikit-learn does the fitting: `LinearSVC` (one-vs-rest, squared hinge, liblinear) for
+classifier=svm, multinomial `LogisticRegression` (lbfgs) for classifier=logistic. Features are
+L2-normalised per vector first by default. The result is a plain (weight (C, D), bias (C,)) pair,
+the same form as a network's own last layer, so `cam_repro.localize.cam.LinearHead` turns it into
+class activation maps.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import atomic_write
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LinearClassifier:
+    """A fitted linear classifier over D-dimensional features of C classes."""
+
+    weight: np.ndarray  # (C, D) float32
+    bias: np.ndarray  # (C,) float32
+    classes: list[str]  # label i is classes[i]
+    l2_normalize: bool
+    kind: str  # svm | logistic
+    C: float
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        """(N, D) -> (N, C) decision values."""
+        x = l2_normalized(features) if self.l2_normalize else features
+        return x.astype(np.float32) @ self.weight.T + self.bias
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        return self.scores(features).argmax(axis=1)
+
+
+def l2_normalized(features: np.ndarray) -> np.ndarray:
+    """Each row scaled to unit length (a zero row stays zero)."""
+    norms = np.linalg.norm(features, axis=1, keepdims=True)
+    return features / np.maximum(norms, 1e-12)
+
+
+def fit_linear(
+    features: np.ndarray,
+    labels: np.ndarray,
+    classes: list[str],
+    kind: str = "svm",
+    C: float = 1.0,  # noqa: N803 (scikit-learn's name)
+    l2_normalize: bool = True,
+    max_iter: int = 5000,
+    seed: int = 0,
+) -> LinearClassifier:
+    """Fit a linear classifier on (N, D) features and (N,) labels in [0, len(classes))."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.svm import LinearSVC
+
+    present = np.unique(labels)
+    if len(present) < 2:
+        raise ConfigError(
+            f"the train split has {len(present)} class(es) with images: a classifier needs two"
+        )
+    x = l2_normalized(features) if l2_normalize else features
+    if kind == "svm":
+        model = LinearSVC(C=C, max_iter=max_iter, random_state=seed)
+    elif kind == "logistic":
+        model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    else:
+        raise ConfigError(f"classifier.kind must be svm or logistic, got {kind!r}")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(x.astype(np.float64), labels)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
+        log.warning(
+            "the %s did not converge in classifier.max_iter=%d iterations; its accuracy may "
+            "still be fine, or raise max_iter", kind, max_iter,
+        )  # fmt: skip
+    weight, bias = _full_weights(model, len(classes), features.shape[1])
+    return LinearClassifier(weight, bias, list(classes), l2_normalize, kind, C)
+
+
+def _full_weights(model, num_classes: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """(C, D) weights and (C,) biases for every class, also those the train split lacks (they
+    never win) and for two classes (scikit-learn keeps one row: +w for class 1, -w for 0)."""
+    coef = np.asarray(model.coef_, dtype=np.float32)
+    intercept = np.asarray(model.intercept_, dtype=np.float32).reshape(-1)
+    fitted = np.asarray(model.classes_)
+    if len(fitted) == 2 and coef.shape[0] == 1:
+        coef = np.concatenate([-coef, coef]) / 2
+        intercept = np.concatenate([-intercept, intercept]) / 2
+    weight = np.zeros((num_classes, dim), dtype=np.float32)
+    bias = np.full(num_classes, -np.inf, dtype=np.float32)
+    weight[fitted] = coef
+    bias[fitted] = intercept
+    if len(fitted) < num_classes:  # a finite bias far below every fitted score
+        bias[~np.isin(np.arange(num_classes), fitted)] = intercept.min() - 1e6
+    return weight, bias
+
+
+def per_class_accuracy(pred: np.ndarray, labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """(C,) % accuracy of each class (NaN for a class without test images)."""
+    right = np.bincount(labels[pred == labels], minlength=num_classes).astype(np.float64)
+    total = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return 100.0 * right / total
+
+
+def save_classifier(path: Path, clf: LinearClassifier) -> None:
+    """classifier.npz: weight (C, D), bias (C,), classes, and how it was fitted."""
+
+    def write(tmp: Path) -> None:
+        with tmp.open("wb") as f:
+            np.savez(
+                f, weight=clf.weight, bias=clf.bias, classes=np.array(clf.classes),
+                l2_normalize=clf.l2_normalize, kind=clf.kind, C=clf.C,
+            )  # fmt: skip
+
+    atomic_write(path, write)
+
+
+def load_classifier(path: str | Path) -> LinearClassifier:
+    """A classifier.npz written by `save_classifier` (an error naming the file otherwise)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{path}: missing (a cam-features run's classifier)")
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return LinearClassifier(
+                z["weight"].astype(np.float32), z["bias"].astype(np.float32),
+                [str(c) for c in z["classes"]], bool(z["l2_normalize"]), str(z["kind"]),
+                float(z["C"]),
+            )  # fmt: skip
+    except (OSError, ValueError, KeyError) as err:
+        raise InputFileError(f"{path}: not a readable classifier file ({err})") from None

@@ -1,0 +1,491 @@
+"""`cam-features`: a network's features of another dataset, a linear classifier on them, and the
+classifier's own class activation maps (Zhou et al. 2016, Section 4 and 4.1).
+
+1. Features of the train and test splits (cam_repro.features.extract), of the whole image, of
+   the crop to the box of the network's own top-1 CAM (the paper's rule: largest component at
+   `threshold` x max), of the crop to the ground-truth box, or full and CAM crop concatenated;
+   a crop is cut from the original image and resized to the network's input. Each part is
+   cached (cam_repro.features.cache) and reused by a run of the same network and data.
+2. A linear classifier (the paper's linear SVM; cam_repro.features.linear) fitted on train,
+   scored on test: accuracy, mean per-class accuracy.
+3. Where the test split has boxes and the features have conv maps: localization from the
+   classifier's weights, M_c = sum_k w_k^c f_k over the full image's last conv maps (the paper's
+   generic localization): GT-known (the true class's map) and top-1 (the classifier's predicted
+   class's map, right only if the prediction is) at IoU >= iou_threshold. With crop=full+cam
+   the maps use the full-image half of the weights.
+
+A run folder gets: config.yaml, features.log, metrics.json, classifier.npz, per_class.csv,
+predictions.csv, and cache/features_<split>_<part>.npz (unless cache_dir points elsewhere).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from cam_repro.data import DataConfig, DataSplit, dataset_kind, model_input, read_split
+from cam_repro.data.dataset import SkipLog
+from cam_repro.data.loaders import eval_loader
+from cam_repro.data.samples import read_image_size
+from cam_repro.evaluate.config import resolve_data
+from cam_repro.evaluate.localizer import Localizer, localize_batch, located_boxes
+from cam_repro.features.cache import (
+    PartFeatures,
+    cache_path,
+    file_stamp,
+    load_cache,
+    save_cache,
+    split_digest,
+)
+from cam_repro.features.config import FeaturesConfig, features_config
+from cam_repro.features.extract import Extractor, feature_extractor
+from cam_repro.features.linear import (
+    LinearClassifier,
+    fit_linear,
+    per_class_accuracy,
+    save_classifier,
+)
+from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
+from cam_repro.localize.cam import LinearHead, upsample_cams
+from cam_repro.localize.loc_error import best_ious
+from cam_repro.models import build_model, model_config, paper_name, variant_name
+from cam_repro.models.checkpoint import load_model
+from cam_repro.models.config import ModelConfig
+from cam_repro.runtime import distributed as D
+from cam_repro.runtime.context import run_context
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import make_dir, write_json, write_text_atomic
+from cam_repro.runtime.numeric import check_finite
+from cam_repro.runtime.precision import autocast
+
+log = logging.getLogger(__name__)
+
+# What a finished run leaves, the marker of a finished run first (the caches are not results).
+RESULTS = ("metrics.json", "classifier.npz", "per_class.csv", "predictions.csv")
+
+
+@dataclass
+class Network:
+    """The network whose features are taken, and where it came from."""
+
+    model: torch.nn.Module
+    config: ModelConfig
+    data: DataConfig  # the data config: the checkpoint's, with the user's data.* keys
+    weights: str  # checkpoint | file | pretrained | random
+    identity: dict[str, Any]  # for the caches: the network and its weights
+    checkpoint: str | None = None
+    seed: int | None = None  # the checkpoint's training seed
+
+
+def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Network:
+    """The network of a features config: the checkpoint's, or the zoo model with its weights
+    (`num_classes` outputs for its own last layer; see FeaturesConfig.model_classes)."""
+    if spec.checkpoint is not None:
+        model, state = load_model(spec.checkpoint)
+        trained = state["config"]
+        cfg = model_config(trained["model"])
+        identity = {"checkpoint": file_stamp(spec.checkpoint)}
+        data = resolve_data(spec.data, trained.get("data"))
+        return Network(
+            model, cfg, data, "checkpoint", identity, spec.checkpoint, trained.get("seed")
+        )
+    cfg = model_config(spec.model)
+    if cfg.weights_path:
+        weights, identity = "file", {"weights_path": file_stamp(cfg.weights_path)}
+    elif cfg.pretrained:
+        weights, identity = "pretrained", {"torchvision": cfg.weights}
+    else:
+        weights, identity = "random", {"random_init_seed": spec.seed}
+    classes = spec.model_classes or (1000 if weights != "random" else num_classes)
+    if classes is None:
+        raise ConfigError("model_classes: the number of the network's own classes is unknown")
+    torch.manual_seed(spec.seed)  # a network without weights: the same random init every run
+    model = build_model(cfg, classes)
+    identity["model"] = OmegaConf.to_container(OmegaConf.structured(cfg))
+    identity["classes"] = classes
+    seed = spec.seed if weights == "random" else None
+    return Network(model, cfg, resolve_data(spec.data, None), weights, identity, None, seed)
+
+
+class FeatureRun:
+    """Features of the splits under one config, computed or read from the caches."""
+
+    def __init__(self, spec: FeaturesConfig, env: D.Dist, cache_dir: Path) -> None:
+        self.spec, self.env, self.cache_dir = spec, env, cache_dir
+        if spec.checkpoint is not None:
+            net = load_network(spec)
+            self.train = read_split(net.data, spec.train_split)
+        else:  # the data first: a network without weights gets as many classes as it has
+            self.train = read_split(resolve_data(spec.data, None), spec.train_split)
+            net = load_network(spec, len(self.train.classes))
+        self.test = read_split(net.data, spec.test_split)
+        if list(self.train.classes) != list(self.test.classes):
+            raise InputFileError(
+                f"{net.data.root}: the {spec.train_split} and {spec.test_split} splits have "
+                "different classes"
+            )
+        self.net = net
+        self.name = spec.checkpoint or variant_name(net.config)
+        self.model = net.model.to(env.device).eval()
+        if spec.runtime.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.extract: Extractor = feature_extractor(self.model, spec.features, self.name)
+        if "cam" in spec.crop.split("+"):
+            Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
+        self.skips = {s: SkipLog(d) for s, d in ((spec.train_split, self.train),
+                                                 (spec.test_split, self.test))}  # fmt: skip
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _identity(self, data: DataSplit, part: str) -> dict[str, Any]:
+        cfg = self.net.data
+        identity = {
+            **self.net.identity, "features": self.spec.features, "part": part,
+            "data": {"root": str(Path(cfg.root).expanduser().resolve()), "split": data.split,
+                     "images": split_digest(data), "image_size": cfg.image_size,
+                     "mean": list(cfg.mean), "std": list(cfg.std)},
+            "amp": self.spec.runtime.amp,
+        }  # fmt: skip
+        if part == "cam":
+            identity["threshold"] = self.spec.threshold
+        return identity
+
+    def _batches(self, data: DataSplit, crops: np.ndarray | None = None, what: str = ""):
+        """(normalised images on the device, labels, sample indices) of every readable image."""
+        cfg, env = self.net.data, self.env
+        show = self.spec.runtime.progress
+        loader = eval_loader(data, cfg, env, crops=crops)
+        for images, labels, index, skipped in tqdm(
+            loader, desc=what, leave=False, disable=not show
+        ):
+            self.skips[data.split].add(skipped)
+            if images is None:
+                continue
+            x = model_input(
+                images.to(env.device), cfg.mean, cfg.std, self.spec.runtime.channels_last
+            )
+            yield x, labels, index
+
+    def _features(self, x: torch.Tensor, first: Path) -> tuple[torch.Tensor, torch.Tensor | None]:
+        with torch.no_grad(), autocast(self.env.device, self.spec.runtime.amp):
+            vectors, maps = self.extract(x)
+        vectors = vectors.float()
+        check_finite({"features": vectors}, f"{self.name}, batch from {first}", "")
+        return vectors, maps
+
+    def _sizes(self, data: DataSplit, indices: list[int]) -> np.ndarray:
+        limit = self.net.data.max_image_pixels
+        return np.array([data.samples[i].size or read_image_size(data.samples[i].path, limit)
+                         for i in indices])  # fmt: skip
+
+    # -- the parts ------------------------------------------------------------------------------
+    def part(self, data: DataSplit, part: str) -> PartFeatures:
+        """The features of `part` (full | cam | gt) of the split, from the cache if it fits."""
+        path = cache_path(self.cache_dir, data.split, part)
+        identity = self._identity(data, part)
+        cached = load_cache(path, identity)
+        if cached is not None:
+            log.info("%s %s features: reusing %s", data.split, part, path)
+            return cached
+        tick = time.perf_counter()
+        if part == "full":
+            found = self._full(data)
+        elif part == "cam":
+            boxes, ious = self._cam_boxes(data)
+            found = self._crops(data, boxes, ious, "cam crops")
+        else:
+            boxes = gt_crop_boxes(data)
+            found = self._crops(data, boxes, np.ones(len(data.samples)), "gt crops")
+        log.info(
+            "%s %s features: %d images x %d in %.1f s", data.split, part,
+            len(found.labels), found.features.shape[1], time.perf_counter() - tick,
+        )  # fmt: skip
+        save_cache(path, identity, found)
+        return found
+
+    def _collect(self, data: DataSplit, crops: np.ndarray | None, what: str) -> PartFeatures:
+        feats, labels, indices = [], [], []
+        for x, y, index in self._batches(data, crops, f"{data.split} {what}"):
+            vectors, _ = self._features(x, data.samples[int(index[0])].path)
+            feats.append(vectors.cpu().numpy())
+            labels.append(y.numpy())
+            indices.append(index.numpy())
+        return _stack(feats, labels, indices)
+
+    def _full(self, data: DataSplit) -> PartFeatures:
+        return self._collect(data, None, "full")
+
+    def _crops(self, data: DataSplit, boxes: np.ndarray, ious: np.ndarray, what: str):
+        found = self._collect(data, boxes, what)
+        found.boxes = boxes[found.indices]
+        found.box_ious = ious[found.indices]
+        return found
+
+    def _cam_boxes(self, data: DataSplit) -> tuple[np.ndarray, np.ndarray]:
+        """Every image's box of the network's own top-1 CAM (the paper's rule), in the original
+        image, and its IoU with the image's ground truth (NaN where it has none)."""
+        spec = self.spec
+        loc = Localizer(self.model, "cam", spec.runtime.amp, self.env.device)
+        rule = BoxRule(spec.threshold, "max")
+        n = len(data.samples)
+        boxes = np.zeros((n, 4), dtype=np.int64)  # unread images: never cropped (skipped again)
+        ious = np.full(n, np.nan)
+        for x, y, index in self._batches(data, None, f"{data.split} CAM boxes"):
+            out = localize_batch(loc, x, y.to(x.device), topk=1, wsol=False)
+            frame = out.maps.shape[-1]
+            idx = index.tolist()
+            sizes = self._sizes(data, idx)
+            found = scale_boxes(frame_boxes(out.maps[:, 0].float(), rule), (frame, frame), sizes)
+            boxes[idx] = found
+            ious[idx] = _gt_ious(data, idx, found)
+        return boxes, ious
+
+    # -- localization from the classifier's weights ---------------------------------------------
+    def localize(self, clf: LinearClassifier, predicted: dict[int, int]) -> dict[str, Any] | None:
+        """GT-known and top-1 localization accuracy of the classifier's CAMs on the test split."""
+        data, spec = self.test, self.spec
+        with_box = [i for i, s in enumerate(data.samples) if (s.box_labels == s.label).any()]
+        if not with_box or spec.features == "fc7":
+            return None
+        cfg = self.net.data
+        pool = "gmp" if spec.features == "gmp" else "gap"
+        right = {"gt_known": 0, "top1": 0}
+        count = 0
+        rule = BoxRule(spec.threshold, "max")
+        for x, y, index in self._batches(data, None, "localization"):
+            keep = [j for j, i in enumerate(index.tolist()) if i in predicted and
+                    (data.samples[i].box_labels == data.samples[i].label).any()]  # fmt: skip
+            if not keep:
+                continue
+            _, maps = self._features(x[keep], data.samples[int(index[keep[0]])].path)
+            assert maps is not None
+            k = maps.shape[1]
+            head = LinearHead(
+                torch.from_numpy(clf.weight[:, :k]).to(maps.device),
+                torch.from_numpy(clf.bias).to(maps.device), pool, clf.l2_normalize,
+            )  # fmt: skip
+            idx = [int(index[j]) for j in keep]
+            labels = y[keep].numpy()
+            classes = np.stack([[predicted[i] for i in idx], labels], axis=1)
+            cams = head.cams(maps, torch.from_numpy(classes).to(maps.device))
+            frame = cfg.image_size
+            cams = upsample_cams(cams, (frame, frame)).cpu().numpy()
+            samples = [data.samples[i] for i in idx]
+            _, ious = located_boxes(
+                cams, classes, self._sizes(data, idx),
+                [s.boxes for s in samples], [s.box_labels for s in samples], rule,
+            )  # fmt: skip
+            hit = ious >= spec.iou_threshold
+            right["gt_known"] += int(hit[:, 1].sum())
+            right["top1"] += int((hit[:, 0] & (classes[:, 0] == labels)).sum())
+            count += len(idx)
+        if not count:
+            return None
+        return {
+            "gt_known_loc_acc": 100.0 * right["gt_known"] / count,
+            "top1_loc_acc": 100.0 * right["top1"] / count,
+            "num_images": count,
+            "iou_threshold": spec.iou_threshold,
+            "threshold": spec.threshold,
+        }
+
+
+def _stack(feats: list, labels: list, indices: list) -> PartFeatures:
+    if not feats:
+        return PartFeatures(
+            np.zeros((0, 0), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        )
+    return PartFeatures(
+        np.concatenate(feats).astype(np.float32),
+        np.concatenate(labels).astype(np.int64),
+        np.concatenate(indices).astype(np.int64),
+    )
+
+
+def _gt_ious(data: DataSplit, indices: list[int], boxes: np.ndarray) -> np.ndarray:
+    """IoU of each image's box with its best ground-truth box of its own class (NaN: none)."""
+    samples = [data.samples[i] for i in indices]
+    labels = np.array([s.label for s in samples])
+    ious = best_ious(boxes[:, None], labels[:, None], [s.boxes for s in samples],
+                     [s.box_labels for s in samples])[:, 0]  # fmt: skip
+    has = np.array([(s.box_labels == s.label).any() for s in samples], dtype=bool)
+    return np.where(has, ious, np.nan)
+
+
+def gt_crop_boxes(data: DataSplit) -> np.ndarray:
+    """Each image's ground-truth crop: the tight box around all boxes of its own class."""
+    boxes = np.zeros((len(data.samples), 4), dtype=np.int64)
+    for i, s in enumerate(data.samples):
+        own = s.boxes[s.box_labels == s.label]
+        if not len(own):
+            raise InputFileError(
+                f"{s.path}: no ground-truth box of its class; crop=gt needs a box for every "
+                f"{data.split} image"
+            )
+        boxes[i] = [own[:, 0].min(), own[:, 1].min(), own[:, 2].max(), own[:, 3].max()]
+    return boxes
+
+
+def combine(parts: list[PartFeatures]) -> PartFeatures:
+    """Features of several parts side by side, for the images every part could read."""
+    if len(parts) == 1:
+        return parts[0]
+    common = parts[0].indices
+    for p in parts[1:]:
+        common = np.intersect1d(common, p.indices)
+    rows = [np.searchsorted(p.indices, common) for p in parts]  # indices are sorted (in order)
+    first = parts[0]
+    crop = next((p for p in parts if p.boxes is not None), None)
+    crop_rows = rows[parts.index(crop)] if crop is not None else None
+    return PartFeatures(
+        np.concatenate([p.features[r] for p, r in zip(parts, rows, strict=True)], axis=1),
+        first.labels[rows[0]],
+        common,
+        crop.boxes[crop_rows] if crop is not None else None,
+        crop.box_ious[crop_rows] if crop is not None else None,
+    )
+
+
+def _per_class_csv(
+    classes: list[str], names: list[str], acc: np.ndarray, counts: np.ndarray
+) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["class", "name", "num_test", "accuracy"])
+    for c, name, n, a in zip(classes, names, counts, acc, strict=True):
+        w.writerow([c, name, int(n), "" if np.isnan(a) else f"{a:.2f}"])
+    return buf.getvalue()
+
+
+def _predictions_csv(data: DataSplit, test: PartFeatures, pred: np.ndarray) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    crops = test.boxes is not None
+    crop_columns = ["crop_x0", "crop_y0", "crop_x1", "crop_y1", "crop_iou"] if crops else []
+    w.writerow(["image", "label", "predicted", "correct", *crop_columns])
+    for row, (i, p) in enumerate(zip(test.indices, pred, strict=True)):
+        s = data.samples[i]
+        line = [s.image_id, data.classes[s.label], data.classes[p], int(p == s.label)]
+        if crops:
+            iou = test.box_ious[row]
+            line += [*test.boxes[row].tolist(), "" if np.isnan(iou) else f"{iou:.4f}"]
+        w.writerow(line)
+    return buf.getvalue()
+
+
+def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, Any]:
+    """Run cam-features as `cfg` says, writing into `run_dir`; returns metrics.json's content."""
+    spec = features_config(cfg)
+    run_dir = Path(run_dir)
+    with run_context(spec.runtime, run_dir, "features.log", RESULTS[0], spec.overwrite) as run:
+        if run.env.world_size > 1:
+            raise ConfigError(
+                "cam-features runs in one process (the linear fit is not distributed): run it "
+                "without torchrun"
+            )
+        for name in RESULTS:  # metrics.json first: a half-removed run never looks finished
+            (run_dir / name).unlink(missing_ok=True)
+        tick = time.perf_counter()
+        cache_dir = make_dir(Path(spec.cache_dir) if spec.cache_dir else run_dir / "cache")
+        fr = FeatureRun(spec, run.env, cache_dir)
+        log.info(
+            "features=%s crop=%s of %s (%s) on %s: %d train, %d test images, %d classes",
+            spec.features, spec.crop, variant_name(fr.net.config), fr.net.weights,
+            fr.net.data.root, len(fr.train), len(fr.test), len(fr.train.classes),
+        )  # fmt: skip
+        parts = spec.crop.split("+")
+        with logging_redirect_tqdm() if spec.runtime.progress else nullcontext():
+            train = combine([fr.part(fr.train, p) for p in parts])
+            test = combine([fr.part(fr.test, p) for p in parts])
+            if not len(train.labels) or not len(test.labels):
+                raise InputFileError(f"{fr.net.data.root}: no image of a split could be read")
+            c = spec.classifier
+            fit_tick = time.perf_counter()
+            clf = fit_linear(train.features, train.labels, fr.train.classes, c.kind, c.C,
+                             c.l2_normalize, c.max_iter, spec.seed)  # fmt: skip
+            fit_seconds = time.perf_counter() - fit_tick
+            pred = clf.predict(test.features)
+            predicted = dict(zip(test.indices.tolist(), pred.tolist(), strict=True))
+            localization = fr.localize(clf, predicted) if spec.localize else None
+        num_classes = len(fr.train.classes)
+        per_class = per_class_accuracy(pred, test.labels, num_classes)
+        counts = np.bincount(test.labels, minlength=num_classes)
+        metrics = _metrics(spec, fr, train, test, pred, per_class, localization)
+        metrics["fit_seconds"] = round(fit_seconds, 2)
+        metrics["seconds"] = round(time.perf_counter() - tick, 2)
+        write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
+        save_classifier(run_dir / "classifier.npz", clf)
+        write_text_atomic(
+            run_dir / "per_class.csv",
+            _per_class_csv(fr.train.classes, fr.train.class_names, per_class, counts),
+        )
+        write_text_atomic(run_dir / "predictions.csv", _predictions_csv(fr.test, test, pred))
+        write_json(run_dir / "metrics.json", metrics)
+        log.info(
+            "%s on %s features (%s): test accuracy %.2f%% (%d train, %d test images)%s",
+            c.kind, spec.features, spec.crop, metrics["accuracy"], metrics["num_train"],
+            metrics["num_test"],
+            (f"; from its weights: GT-known loc acc {localization['gt_known_loc_acc']:.2f}%, "
+             f"top-1 loc acc {localization['top1_loc_acc']:.2f}%") if localization else "",
+        )  # fmt: skip
+        return metrics
+
+
+def _metrics(
+    spec: FeaturesConfig,
+    fr: FeatureRun,
+    train: PartFeatures,
+    test: PartFeatures,
+    pred: np.ndarray,
+    per_class: np.ndarray,
+    localization: dict[str, Any] | None,
+) -> dict[str, Any]:
+    kind = dataset_kind(fr.net.data)
+    ious = test.box_ious
+    crop_iou = None
+    if spec.crop != "full" and ious is not None and (~np.isnan(ious)).any():
+        crop_iou = 100.0 * float(np.mean(ious[~np.isnan(ious)] >= spec.iou_threshold))
+    return {
+        "kind": "features",
+        "accuracy": 100.0 * float(np.mean(pred == test.labels)),
+        "mean_class_accuracy": float(np.nanmean(per_class)),
+        "num_train": len(train.labels),
+        "num_test": len(test.labels),
+        "num_classes": len(fr.train.classes),
+        "num_skipped": sum(s.count for s in fr.skips.values()),
+        "features": spec.features,
+        "crop": spec.crop,
+        "classifier": spec.classifier.kind,
+        "C": spec.classifier.C,
+        "l2_normalize": spec.classifier.l2_normalize,
+        "feature_dim": int(train.features.shape[1]),
+        "variant": variant_name(fr.net.config),
+        "paper_name": paper_name(fr.net.config),
+        "weights": fr.net.weights,
+        "checkpoint": spec.checkpoint,
+        "seed": fr.net.seed,
+        "data": {
+            "root": str(fr.train.root),
+            "name": kind.get("name"),
+            "kind": kind.get("kind"),
+            "evidence": kind.get("evidence"),
+            "family": kind.get("family"),
+            "train_split": spec.train_split,
+            "test_split": spec.test_split,
+            "image_size": fr.net.data.image_size,
+        },
+        "crop_box_iou50": crop_iou,
+        "threshold": spec.threshold,
+        "localization": localization,
+    }
