@@ -1,4 +1,5 @@
-"""The synthetic benchmark: round trip through the ILSVRC reader, determinism, the two designs."""
+"""The synthetic benchmark: round trips through the ILSVRC and CUB readers, determinism, the
+designs (parts, uniform, fine), the class families."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_repro.data import read_split
-from cam_repro.data.synth_writer import generate
+from cam_repro.data import dataset_kind, read_split
+from cam_repro.data.synth_writer import cub_folder, generate
 from cam_repro.data.synthetic import SceneRenderer, class_designs, image_rng, synth_config
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
@@ -87,8 +88,8 @@ def test_refuses_to_overwrite_unless_asked(tiny: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]  # no temporary folders left
 
 
-def _scenes(evidence: str, n: int = 40) -> list:
-    spec = synth_config({**TINY, "image_size": 64, "evidence": evidence})
+def _scenes(evidence: str, n: int = 40, **more: object) -> list:
+    spec = synth_config({**TINY, "image_size": 64, "evidence": evidence, **more})
     renderer = SceneRenderer(spec)
     return [renderer.render(i % 4, image_rng(0, "train", i)) for i in range(n)]
 
@@ -139,11 +140,130 @@ def test_scenes_vary_as_configured() -> None:
     assert {o.shape for s in scenes for o in s.objects} == {"ellipse", "rectangle", "blob"}
 
 
+def test_fine_design_shares_the_body_and_differs_in_the_key_part() -> None:
+    designs = class_designs(synth_config({**TINY, "evidence": "fine"}))
+    assert all(d.cell_probs == (0.2,) * 5 and d.body_pair == () for d in designs)
+    assert [d.key_texture for d in designs] == [5, 6, 7, 8]  # as parts: one key texture each
+    assert designs[0].name == "synthetic class 0: shared body, key part antidiagonal4"
+    body = set(range(5))
+    counts = np.zeros((4, 5))
+    # key_part_size 0.1 of sqrt(box area) <= 0.1 x 64: a key part <= 2 x floor(3.2) + 1 = 7 px
+    for scene in _scenes("fine", 200, key_part_size=[0.1, 0.1]):
+        for obj in scene.objects:
+            key = obj.key_part
+            assert key is not None and key.texture == designs[scene.label].key_texture
+            assert set(obj.body_textures) <= body and key.texture not in body
+            assert max(key.box[2] - key.box[0], key.box[3] - key.box[1]) + 1 <= 7
+            counts[scene.label] += np.bincount(obj.cell_textures.ravel(), minlength=5)
+    share = counts / counts.sum(1, keepdims=True)
+    assert np.abs(share - 0.2).max() < 0.05  # every class: each body texture alike
+    # no body pairs to run out of: only the 15 key textures limit the classes
+    assert len(class_designs(synth_config({"evidence": "fine", "num_classes": 15}))) == 15
+
+
+def test_family_0_is_the_benchmarks_classes() -> None:
+    designs = class_designs(synth_config({}))
+    first, last = designs[0], designs[9]
+    assert (first.wnid, first.body_pair, first.key_texture) == ("n90000000", (0, 1), 5)
+    assert first.name == "synthetic class 0: body hstripes4+vstripes4, key part antidiagonal4"
+    assert (last.wnid, last.body_pair, last.key_texture) == ("n90000009", (3, 4), 14)
+    assert cub_folder(first, 0) == "001.synthetic_class_0"
+
+
+@pytest.mark.parametrize("family", [1, 2, 14])
+def test_other_families_recombine_the_same_textures(family: int) -> None:
+    old = class_designs(synth_config({}))
+    new = class_designs(synth_config({"family": family}))
+    assert {(d.body_pair, d.key_texture) for d in new}.isdisjoint(
+        {(d.body_pair, d.key_texture) for d in old}
+    )
+    key_of_pair = {d.body_pair: d.key_texture for d in old}
+    assert all(d.key_texture != key_of_pair[d.body_pair] for d in new)  # not an old class
+    assert {d.body_pair for d in new} == {d.body_pair for d in old}
+    keys = [d.key_texture for d in new]
+    assert len(set(keys)) == 10 and set(keys) <= set(range(5, 20))  # the same vocabulary
+    assert {d.wnid for d in new}.isdisjoint({d.wnid for d in old})
+    assert all(f"family {family} class" in d.name for d in new)
+
+
+def test_family_1_by_hand() -> None:
+    designs = class_designs(synth_config({"family": 1}))
+    first, last = designs[0], designs[9]
+    assert (first.wnid, first.body_pair, first.key_texture) == ("n90001000", (0, 1), 6)
+    assert first.name == "synthetic family 1 class 0: body hstripes4+vstripes4, key part hstripes2"
+    assert (last.wnid, last.key_texture) == ("n90001009", 15)  # a key texture family 0 leaves
+    assert cub_folder(first, 0) == "001.synthetic_family_1_class_0"
+
+
+CUB_TINY = {
+    "num_classes": 3,
+    "train_per_class": 3,
+    "val_per_class": 2,
+    "image_size": 32,
+    "evidence": "fine",
+    "layout": "cub",
+    "two_object_prob": 0.0,
+    "workers": 1,
+}
+
+
+@pytest.fixture(scope="module")
+def cub(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("synth") / "cub"
+    generate({**CUB_TINY, "out": str(out), "seed": 5})
+    return out
+
+
+def test_cub_layout_round_trip_through_the_cub_reader(cub: Path) -> None:
+    renderer = SceneRenderer(synth_config(CUB_TINY))
+    train = read_split({"source": "cub", "root": str(cub)}, "train")
+    val = read_split({"source": "cub", "root": str(cub)}, "val")
+    folders = ["001.synthetic_class_0", "002.synthetic_class_1", "003.synthetic_class_2"]
+    assert train.classes == val.classes == folders
+    assert train.class_names == ["synthetic class 0", "synthetic class 1", "synthetic class 2"]
+    assert [s.label for s in train.samples] == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+    assert [s.label for s in val.samples] == [0, 0, 1, 1, 2, 2]
+    # train_<i> is the ILSVRC layout's <wnid>_<i>, val_<k> its ILSVRC2012_val_<k>: same scenes
+    drawn = [("train", s, 3 * s.label + int(s.image_id[6:])) for s in train.samples]
+    drawn += [("val", s, int(s.image_id[4:])) for s in val.samples]
+    assert sorted(index for split, _, index in drawn if split == "val") == [1, 2, 3, 4, 5, 6]
+    for split, sample, index in drawn:
+        assert sample.path.parent.name == folders[sample.label] and sample.size == (32, 32)
+        scene = renderer.render(sample.label, image_rng(5, split, index))
+        assert len(scene.objects) == 1 and np.array_equal(sample.boxes, scene.boxes)
+        assert sample.box_labels.tolist() == [sample.label]
+    assert (cub / "images.txt").read_text().splitlines()[0] == (
+        "1 001.synthetic_class_0/train_0000.jpg"
+    )
+    assert dataset_kind({"source": "cub", "root": str(cub)})["evidence"] == "fine"
+
+
+def test_cub_layout_is_deterministic_and_draws_the_ilsvrc_layouts_scenes(
+    cub: Path, tmp_path: Path
+) -> None:
+    again = tmp_path / "again"
+    generate({**CUB_TINY, "out": str(again), "seed": 5, "workers": 2})
+    assert _digest(again) == _digest(cub)
+    ilsvrc = tmp_path / "ilsvrc"
+    generate({**CUB_TINY, "out": str(ilsvrc), "seed": 5, "layout": "ilsvrc"})
+    data = ilsvrc / "ILSVRC/Data/CLS-LOC"
+    train = (cub / "images/002.synthetic_class_1/train_0002.jpg").read_bytes()
+    assert train == (data / "train/n90000001/n90000001_2.JPEG").read_bytes()
+    val = sorted(cub.rglob("val_*.jpg"))
+    assert len(val) == 6
+    for path in val:
+        assert path.read_bytes() == (data / f"val/ILSVRC2012_{path.stem}.JPEG").read_bytes()
+
+
 @pytest.mark.parametrize(
     ("override", "message"),
     [
         ({"evidence": "stripes"}, "evidence must be"),
         ({"num_classes": 11}, r"num_classes must be 2..10"),
+        ({"evidence": "fine", "num_classes": 16}, r"num_classes must be 2..15 with evidence=fine"),
+        ({"family": 15}, r"family must be 0..14"),
+        ({"layout": "voc"}, "layout must be one of ilsvrc, cub"),
+        ({"layout": "cub"}, r"two_object_prob must be 0 with layout=cub \(CUB has one box"),
         ({"object_side": [0.8, 0.4]}, "object_side"),
         ({"pair_prob": 0.1}, "pair_prob"),
         ({"colour": 1}, "colour"),

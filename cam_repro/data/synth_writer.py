@@ -1,11 +1,19 @@
-"""Write the synthetic benchmark to disk in the Kaggle ILSVRC layout (see cam_repro.data.imagenet):
+"""Write the synthetic benchmark to disk, in the Kaggle ILSVRC layout (`layout=ilsvrc`, read by
+cam_repro.data.imagenet):
 
 OUT/ILSVRC/Data/CLS-LOC/train/<wnid>/<wnid>_<i>.JPEG
 OUT/ILSVRC/Data/CLS-LOC/val/ILSVRC2012_val_<8 digits>.JPEG    (classes shuffled, as in ILSVRC)
 OUT/ILSVRC/Annotations/CLS-LOC/val/ILSVRC2012_val_<8 digits>.xml   (one <object> per instance)
 OUT/ILSVRC/Masks/CLS-LOC/val/ILSVRC2012_val_<8 digits>.png   (foreground mask, 0/255)
 OUT/LOC_val_solution.csv, OUT/LOC_synset_mapping.txt
-OUT/synth.json   (the config and each class's design)
+
+or in CUB-200-2011's (`layout=cub`, read by cam_repro.data.cub; one box per image, train too):
+
+OUT/images/<NNN>.synthetic_class_<c>/train_<i:04d>.jpg, val_<8 digits>.jpg
+OUT/images.txt, image_class_labels.txt, bounding_boxes.txt, train_test_split.txt, classes.txt
+
+and either way OUT/synth.json (the config and each class's design). Both layouts hold the same
+scenes: train_<i> is <wnid>_<i>.JPEG and val_<8 digits> is ILSVRC2012_val_<8 digits>.JPEG.
 
 The same config gives byte-identical files: every image has its own seeded generator, and nothing
 depends on time, process or order. The dataset is built in a temporary sibling folder and renamed
@@ -20,6 +28,7 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +38,7 @@ from PIL import Image
 
 from cam_repro.data.annotations import loc_csv_row, voc_xml
 from cam_repro.data.synthetic import (
+    ClassDesign,
     SceneRenderer,
     SynthConfig,
     class_designs,
@@ -49,6 +59,14 @@ class SynthSummary:
     val_images: int
     val_objects: int
     seconds: float
+    layout: str = "ilsvrc"
+
+    @property
+    def read_with(self) -> str:
+        """The data overrides that read the set back (cam-train, cam-eval, cam-data)."""
+        if self.layout == "cub":  # the synthetic preset (64 px, no flips) with the CUB reader
+            return f"data=synthetic data.source=cub data.root={self.out}"
+        return f"data=imagenet data.root={self.out}"
 
 
 def _val_labels(spec: SynthConfig) -> np.ndarray:
@@ -63,7 +81,7 @@ def _jpeg(pixels: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def _write_chunk(
+def _write_ilsvrc_chunk(
     spec: SynthConfig, root: str, split: str, jobs: list[tuple[int, int]]
 ) -> list[str]:
     """Draw and write images [(index, label), ...] of one split; val returns their CSV rows."""
@@ -91,6 +109,103 @@ def _write_chunk(
         mask.save(base / "Masks/CLS-LOC/val" / f"{image_id}.png", optimize=False)
         rows.append(loc_csv_row(image_id, wnids, scene.boxes))
     return rows
+
+
+def cub_folder(design: ClassDesign, label: int) -> str:
+    """A class's image folder (and classes.txt name), like CUB's `001.Black_footed_Albatross`:
+    `001.synthetic_class_0`, or `001.synthetic_family_1_class_0` for family 1."""
+    return f"{label + 1:03d}.{design.name.split(':')[0].replace(' ', '_')}"
+
+
+def _cub_path(spec: SynthConfig, design: ClassDesign, split: str, index: int, label: int) -> str:
+    """An image's path under OUT/images (as images.txt states it)."""
+    name = f"train_{index % spec.train_per_class:04d}" if split == "train" else f"val_{index:08d}"
+    return f"{cub_folder(design, label)}/{name}.jpg"
+
+
+def _write_cub_chunk(
+    spec: SynthConfig, root: str, split: str, jobs: list[tuple[int, int]]
+) -> list[tuple[str, str]]:
+    """Draw and write images [(index, label), ...] of one split; return (path, box line) each."""
+    renderer = SceneRenderer(spec)
+    rows = []
+    for index, label in jobs:
+        scene = renderer.render(label, image_rng(spec.seed, split, index))
+        path = _cub_path(spec, renderer.designs[label], split, index, label)
+        Path(root, "images", path).write_bytes(_jpeg(scene.image, spec.jpeg_quality))
+        x0, y0, x1, y1 = scene.boxes[0].tolist()  # the only object: two_object_prob is 0
+        # CUB's `x y width height`, 0-based, written as CUB writes them (floats)
+        rows.append((path, f"{float(x0)} {float(y0)} {float(x1 - x0 + 1)} {float(y1 - y0 + 1)}"))
+    return rows
+
+
+def _draw(
+    spec: SynthConfig,
+    root: Path,
+    write_chunk: Callable[[SynthConfig, str, str, list[tuple[int, int]]], list],
+    train: list[tuple[int, int]],
+    val: list[tuple[int, int]],
+) -> list:
+    """Every image of both splits drawn by `write_chunk` in `workers` processes; their rows."""
+    workers = spec.workers or os.cpu_count() or 1
+    chunks = [("train", train[i::workers]) for i in range(workers)]
+    chunks += [("val", val[i::workers]) for i in range(workers)]
+    if workers == 1:
+        results = [write_chunk(spec, str(root), split, jobs) for split, jobs in chunks]
+    else:
+        with ProcessPoolExecutor(workers) as pool:
+            futures = [pool.submit(write_chunk, spec, str(root), s, j) for s, j in chunks]
+            results = [f.result() for f in futures]
+    return [row for result in results for row in result]
+
+
+def _write_ilsvrc(
+    spec: SynthConfig,
+    tmp: Path,
+    designs: list[ClassDesign],
+    train: list[tuple[int, int]],
+    val: list[tuple[int, int]],
+) -> int:
+    """The Kaggle ILSVRC layout under `tmp`; returns the number of val boxes."""
+    base = tmp / "ILSVRC"
+    for d in designs:
+        (base / "Data/CLS-LOC/train" / d.wnid).mkdir(parents=True)
+    for sub in ("Data/CLS-LOC/val", "Annotations/CLS-LOC/val", "Masks/CLS-LOC/val"):
+        (base / sub).mkdir(parents=True)
+    rows = sorted(_draw(spec, tmp, _write_ilsvrc_chunk, train, val))
+    (tmp / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(rows))
+    (tmp / "LOC_synset_mapping.txt").write_text("".join(f"{d.wnid} {d.name}\n" for d in designs))
+    return sum(len(r.split(",", 1)[1].split()) // 5 for r in rows)
+
+
+def _write_cub(
+    spec: SynthConfig,
+    tmp: Path,
+    designs: list[ClassDesign],
+    train: list[tuple[int, int]],
+    val: list[tuple[int, int]],
+) -> int:
+    """CUB-200-2011's layout under `tmp`; returns the number of val boxes (one per image).
+    Image ids go class by class, train images first, as CUB's go class by class."""
+    folders = [cub_folder(d, label) for label, d in enumerate(designs)]
+    for folder in folders:
+        (tmp / "images" / folder).mkdir(parents=True)
+    boxes = dict(_draw(spec, tmp, _write_cub_chunk, train, val))
+    images = sorted(
+        (label, split == "val", index, _cub_path(spec, designs[label], split, index, label))
+        for split, jobs in (("train", train), ("val", val))
+        for index, label in jobs
+    )
+
+    def table(name: str, lines: list[str]) -> None:
+        (tmp / name).write_text("".join(f"{i} {line}\n" for i, line in enumerate(lines, 1)))
+
+    table("images.txt", [path for *_, path in images])
+    table("image_class_labels.txt", [str(label + 1) for label, *_ in images])
+    table("bounding_boxes.txt", [boxes[path] for *_, path in images])
+    table("train_test_split.txt", ["0" if is_val else "1" for _, is_val, *_ in images])
+    table("classes.txt", folders)
+    return len(val)
 
 
 def _prepare_out(spec: SynthConfig) -> Path:
@@ -124,31 +239,15 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     except OSError as err:
         raise output_error(out, err) from None
     try:
-        base = tmp / "ILSVRC"
-        for d in designs:
-            (base / "Data/CLS-LOC/train" / d.wnid).mkdir(parents=True)
-        for sub in ("Data/CLS-LOC/val", "Annotations/CLS-LOC/val", "Masks/CLS-LOC/val"):
-            (base / sub).mkdir(parents=True)
+        # (index, label): the image's generator is image_rng(seed, split, index), in either layout
         train = [
             (label * spec.train_per_class + i, label)
             for label in range(spec.num_classes)
             for i in range(spec.train_per_class)
         ]
         val = [(i + 1, int(label)) for i, label in enumerate(_val_labels(spec))]
-        workers = spec.workers or os.cpu_count() or 1
-        chunks = [("train", train[i::workers]) for i in range(workers)]
-        chunks += [("val", val[i::workers]) for i in range(workers)]
-        if workers == 1:
-            results = [_write_chunk(spec, str(tmp), split, jobs) for split, jobs in chunks]
-        else:
-            with ProcessPoolExecutor(workers) as pool:
-                futures = [pool.submit(_write_chunk, spec, str(tmp), s, j) for s, j in chunks]
-                results = [f.result() for f in futures]
-        rows = sorted(row for result in results for row in result)
-        (tmp / "LOC_val_solution.csv").write_text("ImageId,PredictionString\n" + "".join(rows))
-        (tmp / "LOC_synset_mapping.txt").write_text(
-            "".join(f"{d.wnid} {d.name}\n" for d in designs)
-        )
+        write = _write_cub if spec.layout == "cub" else _write_ilsvrc
+        val_objects = write(spec, tmp, designs, train, val)
         info = {
             "format_version": FORMAT_VERSION,
             "config": dataset_settings(spec),
@@ -172,8 +271,8 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    val_objects = sum(len(r.split(",", 1)[1].split()) // 5 for r in rows)
-    return SynthSummary(out, len(train), len(val), val_objects, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    return SynthSummary(out, len(train), len(val), val_objects, seconds, spec.layout)
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

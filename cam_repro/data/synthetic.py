@@ -5,9 +5,12 @@ Design and reasons: docs/synthetic.md (from measurements in the project's design
 cell drawing one of a few body textures shared by every class; a class is a pair of them that
 together dominate (`pair_prob` each), so no single cell decides the class, plus one small key part
 (disc or square) with a texture unique to the class. `evidence="uniform"`: the same scenes with the
-class's own texture over the whole object and no key part. Both: random colours per instance,
-objects of widely varying size, some images with two objects of the class, class-neutral
-distractors (behind) and occluders (in front) on a noisy gradient.
+class's own texture over the whole object and no key part. `evidence="fine"` (fine-grained, the
+CUB-like design): every class has the same body (each cell draws any body texture alike), so only
+the key part tells the classes apart. All: random colours per instance, objects of widely varying
+size, some images with two objects of the class, class-neutral distractors (behind) and occluders
+(in front) on a noisy gradient. `family` picks the class definitions: family 0 is the benchmark's,
+family f > 0 re-combines the same textures into new classes (a transfer test, not a domain shift).
 Everything here is pure: `render_scene(spec, label, rng)` returns pixels plus the generator's own
 description of every object; `synth_writer` puts scenes on disk.
 """
@@ -25,35 +28,41 @@ from omegaconf import DictConfig
 from scipy import ndimage
 
 from cam_repro.data.textures import MAX_PHASE, TEXTURE_NAMES, texture_bank
-from cam_repro.runtime.config import to_schema
+from cam_repro.runtime.config import check_choice, to_schema
 from cam_repro.runtime.errors import ConfigError
 
-EVIDENCE = ("parts", "uniform")
+EVIDENCE = ("parts", "uniform", "fine")
+LAYOUTS = ("ilsvrc", "cub")
 SHAPES = ("ellipse", "rectangle", "blob")
-WNID_BASE = 90000000  # synthetic wnids n90000000, n90000001, ... (real ones start at n0...)
+# Synthetic wnids n90000000, n90000001, ... (real ones start at n0...); class c of family f is
+# WNID_BASE + 1000 f + c (family 1: n90001000, n90001001, ...).
+WNID_BASE = 90000000
 
 
 @dataclass
 class SynthConfig:
     """`cam-synth` (configs/synth.yaml). Fractions are of the image side."""
 
-    out: str = "data/synthetic"  # the dataset folder to write (Kaggle ILSVRC layout)
+    out: str = "data/synthetic"  # the dataset folder to write, in `layout`
+    layout: str = "ilsvrc"  # ilsvrc (Kaggle ILSVRC layout) | cub (CUB-200-2011's; one box each)
     seed: int = 0
     num_classes: int = 10
-    train_per_class: int = 300
-    val_per_class: int = 50
+    train_per_class: int = 300  # cub: is_training_image 1
+    val_per_class: int = 50  # cub: CUB's test images (is_training_image 0)
     image_size: int = 64
-    evidence: str = "parts"  # parts | uniform
+    evidence: str = "parts"  # parts | uniform | fine
+    family: int = 0  # class definitions: 0 the benchmark's; f > 0 the same textures re-combined
     object_side: list[float] = field(default_factory=lambda: [0.4, 1.0])  # box width and height
     two_object_prob: float = 0.15  # images with two objects of the class (sides up to the mean)
     distractors: list[int] = field(default_factory=lambda: [2, 6])  # how many, min and max
     distractor_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
     occluders: list[int] = field(default_factory=lambda: [0, 2])
     occluder_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
-    cell_size: int = 8  # px; parts: the body's texture cells
-    body_textures: int = 5  # parts: shared body textures; classes are pairs of them
+    cell_size: int = 8  # px; parts, fine: the body's texture cells
+    body_textures: int = 5  # parts, fine: shared body textures; parts: classes are pairs of them
     pair_prob: float = 0.45  # parts: chance of each of the class's two body textures per cell
-    key_part_size: list[float] = field(default_factory=lambda: [0.25, 0.40])  # / sqrt(box area)
+    # parts, fine: the key part's diameter / sqrt(box area)
+    key_part_size: list[float] = field(default_factory=lambda: [0.25, 0.40])
     contrast: list[float] = field(default_factory=lambda: [20.0, 70.0])  # luminance gap, 0-255
     background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
     pixel_noise: float = 8.0  # std of the noise over the whole image, 0-255
@@ -70,7 +79,7 @@ class ClassDesign:
 
     wnid: str
     name: str
-    body_pair: tuple[int, int]  # indices into TEXTURE_NAMES
+    body_pair: tuple[int, ...]  # two indices into TEXTURE_NAMES; fine: () (a shared body)
     key_texture: int
     cell_probs: tuple[float, ...]  # per body texture, the chance a cell draws it
 
@@ -92,8 +101,8 @@ class SynthObject:
     box: tuple[int, int, int, int]  # tight box of `mask`, 0-based inclusive
     textures: tuple[int, ...]  # every texture on its visible pixels (body and key part)
     body_textures: tuple[int, ...]  # the textures of its visible body (outside the key part)
-    cell_textures: np.ndarray | None  # parts: (rows, cols) texture per cell; uniform: None
-    key_part: KeyPart | None  # parts: the class key part; uniform: None
+    cell_textures: np.ndarray | None  # parts, fine: (rows, cols) texture per cell; uniform: None
+    key_part: KeyPart | None  # parts, fine: the class key part; uniform: None
     colours: tuple[tuple[int, int, int], tuple[int, int, int]]
 
 
@@ -126,8 +135,8 @@ def _range(values: list, key: str, lo: float, hi: float) -> None:
 
 
 def _validate(spec: SynthConfig) -> None:
-    if spec.evidence not in EVIDENCE:
-        raise ConfigError(f"evidence must be 'parts' or 'uniform', got {spec.evidence!r}")
+    check_choice(spec.evidence, "evidence", EVIDENCE)
+    check_choice(spec.layout, "layout", LAYOUTS)
     if spec.image_size < 16:
         raise ConfigError(f"image_size must be >= 16, got {spec.image_size}")
     if spec.train_per_class < 0 or spec.val_per_class < 1:
@@ -136,10 +145,19 @@ def _validate(spec: SynthConfig) -> None:
     keys = len(TEXTURE_NAMES) - spec.body_textures
     if spec.body_textures < 3:
         raise ConfigError(f"body_textures must be >= 3, got {spec.body_textures}")
-    if not 2 <= spec.num_classes <= min(pairs, keys):
+    fine = spec.evidence == "fine"  # no body pairs: only the key textures limit the classes
+    most = keys if fine else min(pairs, keys)
+    if not 2 <= spec.num_classes <= most:
+        pairs_left = "" if fine else f"{pairs} body pairs, "
         raise ConfigError(
-            f"num_classes must be 2..{min(pairs, keys)} with body_textures={spec.body_textures} "
-            f"({pairs} body pairs, {keys} key textures left); got {spec.num_classes}"
+            f"num_classes must be 2..{most} with evidence={spec.evidence} and "
+            f"body_textures={spec.body_textures} ({pairs_left}{keys} key textures left); "
+            f"got {spec.num_classes}"
+        )
+    if not 0 <= spec.family < keys:
+        raise ConfigError(
+            f"family must be 0..{keys - 1} (family f shifts the {keys} key textures by f), "
+            f"got {spec.family}"
         )
     if not 1 / spec.body_textures < spec.pair_prob <= 0.5:
         raise ConfigError(f"pair_prob must be in (1/body_textures, 0.5], got {spec.pair_prob}")
@@ -152,6 +170,11 @@ def _validate(spec: SynthConfig) -> None:
     _range(spec.occluders, "occluders", 0, 10)
     if not 0 <= spec.two_object_prob <= 1:
         raise ConfigError(f"two_object_prob must be in [0, 1], got {spec.two_object_prob}")
+    if spec.layout == "cub" and spec.two_object_prob != 0:
+        raise ConfigError(
+            f"two_object_prob must be 0 with layout=cub (CUB has one box per image), "
+            f"got {spec.two_object_prob}"
+        )
     if spec.cell_size < 2:
         raise ConfigError(f"cell_size must be >= 2, got {spec.cell_size}")
     if not 1 <= spec.jpeg_quality <= 100:
@@ -161,20 +184,30 @@ def _validate(spec: SynthConfig) -> None:
 
 
 def class_designs(spec: SynthConfig) -> list[ClassDesign]:
-    """Class c: the c-th pair of body textures, and key texture body_textures + c."""
+    """Class c of family f: the c-th pair of body textures (in `itertools.combinations` order) and
+    key texture body_textures + (c + f) mod K, of the K textures after the body's. Family f > 0
+    thus keeps family 0's body pairs and gives each one another key texture: no class of it has
+    the (body pair, key texture) of a family-0 class, nor the key texture of the family-0 class
+    with its body pair. With evidence=fine every class has the same body (each cell draws every
+    body texture alike) and differs only in its key texture; there, as with uniform, family f's
+    classes are family 0's key textures shifted by f (a relabelling more than new classes)."""
     n = spec.body_textures
+    keys = len(TEXTURE_NAMES) - n
     other = (1.0 - 2 * spec.pair_prob) / (n - 2)
+    pairs = itertools.combinations(range(n), 2)
+    family = f"family {spec.family} class" if spec.family else "class"
     designs = []
-    for c, pair in enumerate(
-        itertools.islice(itertools.combinations(range(n), 2), spec.num_classes)
-    ):
-        key = n + c
-        probs = tuple(spec.pair_prob if t in pair else other for t in range(n))
-        name = (
-            f"synthetic class {c}: body {TEXTURE_NAMES[pair[0]]}+{TEXTURE_NAMES[pair[1]]}, "
-            f"key part {TEXTURE_NAMES[key]}"
-        )
-        designs.append(ClassDesign(f"n{WNID_BASE + c:08d}", name, pair, key, probs))
+    for c in range(spec.num_classes):
+        key = n + (c + spec.family) % keys
+        if spec.evidence == "fine":
+            pair, probs, body = (), (1.0 / n,) * n, "shared body"
+        else:
+            pair = next(pairs)
+            probs = tuple(spec.pair_prob if t in pair else other for t in range(n))
+            body = f"body {TEXTURE_NAMES[pair[0]]}+{TEXTURE_NAMES[pair[1]]}"
+        name = f"synthetic {family} {c}: {body}, key part {TEXTURE_NAMES[key]}"
+        wnid = f"n{WNID_BASE + 1000 * spec.family + c:08d}"
+        designs.append(ClassDesign(wnid, name, pair, key, probs))
     return designs
 
 
@@ -268,7 +301,7 @@ class SceneRenderer:
     def _object_textures(
         self, rng: np.random.Generator, design: ClassDesign, mask: np.ndarray, shape: str
     ) -> tuple[np.ndarray, np.ndarray | None, KeyPart | None]:
-        """Per-pixel texture ids of an object, its cell grid and its key part (parts evidence)."""
+        """Per-pixel texture ids of an object, its cell grid and its key part (parts, fine)."""
         spec = self.spec
         if spec.evidence == "uniform":
             return np.full(mask.shape, design.key_texture), None, None

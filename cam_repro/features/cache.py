@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 FORMAT = 1  # bump when the same identity would give other features
 
 
-@dataclass
+@dataclass(eq=False)
 class PartFeatures:
     """The features of one part (full image, CAM crop or GT crop) of one split."""
 

@@ -346,8 +346,9 @@ def combine(parts: list[PartFeatures]) -> PartFeatures:
         common = np.intersect1d(common, p.indices)
     rows = [np.searchsorted(p.indices, common) for p in parts]  # indices are sorted (in order)
     first = parts[0]
-    crop = next((p for p in parts if p.boxes is not None), None)
-    crop_rows = rows[parts.index(crop)] if crop is not None else None
+    at = next((i for i, p in enumerate(parts) if p.boxes is not None), None)
+    crop = parts[at] if at is not None else None
+    crop_rows = rows[at] if at is not None else None
     return PartFeatures(
         np.concatenate([p.features[r] for p, r in zip(parts, rows, strict=True)], axis=1),
         first.labels[rows[0]],
