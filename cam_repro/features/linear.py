@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
+from cam_repro.localize.cam import LinearHead
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import atomic_write
 
@@ -40,6 +42,13 @@ class LinearClassifier:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         return self.scores(features).argmax(axis=1)
+
+    def cam_head(self, channels: int, pool: str, device: torch.device) -> LinearHead:
+        """The classifier over the `channels` maps of the full image (the first columns of its
+        weights: with crop=full+cam, the full image's half) as a head that gives CAMs."""
+        weight = torch.from_numpy(self.weight[:, :channels]).to(device)
+        bias = torch.from_numpy(self.bias).to(device)
+        return LinearHead(weight, bias, pool, self.l2_normalize)
 
 
 def l2_normalized(features: np.ndarray) -> np.ndarray:

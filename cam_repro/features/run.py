@@ -58,7 +58,7 @@ from cam_repro.features.linear import (
     save_classifier,
 )
 from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
-from cam_repro.localize.cam import LinearHead, upsample_cams
+from cam_repro.localize.cam import upsample_cams
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
@@ -270,11 +270,7 @@ class FeatureRun:
                 continue
             _, maps = self._features(x[keep], data.samples[int(index[keep[0]])].path)
             assert maps is not None
-            k = maps.shape[1]
-            head = LinearHead(
-                torch.from_numpy(clf.weight[:, :k]).to(maps.device),
-                torch.from_numpy(clf.bias).to(maps.device), pool, clf.l2_normalize,
-            )  # fmt: skip
+            head = clf.cam_head(maps.shape[1], pool, maps.device)
             idx = [int(index[j]) for j in keep]
             labels = y[keep].numpy()
             classes = np.stack([[predicted[i] for i in idx], labels], axis=1)

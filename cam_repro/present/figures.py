@@ -5,11 +5,14 @@
 - compare.png: the top-1 CAMs of several runs (e.g. GAP and GMP) side by side on the same images;
 - units_<variant>_<class>.png: a class's units with the largest weights w_k^c and where they
   fire, beside the class's CAM (the paper's class-specific units);
-- sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model.
+- sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model;
+- linear_cams.png: CAMs from a cam-features run's linear classifier (its weights on the network's
+  last conv maps: the paper's generic localization, Section 4), one test image per class.
 """
 
 from __future__ import annotations
 
+import csv
 import logging
 import re
 from collections.abc import Sequence
@@ -19,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from omegaconf import OmegaConf
 
 from cam_repro.data import DataConfig, load_image, model_input, read_split
 from cam_repro.data.transforms import eval_transform
@@ -60,6 +64,7 @@ class VisualizeConfig(BoxKeys):
     units: int = 4  # class-specific units per class (0: no units figure)
     unit_classes: list[str] = field(default_factory=list)  # wnids or names; empty: first image's
     sweeps: list[str] = field(default_factory=list)  # cam-eval run folders (or sweeps) to plot
+    features_run: str | None = None  # a cam-features run folder: linear_cams.png
     per_image: bool = True  # cam_<image>.png for every image
     dpi: int = 100
     runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(progress=False))
@@ -70,10 +75,11 @@ def visualize_config(cfg: Any) -> VisualizeConfig:
     check_choice(spec.split, "split", SPLITS)
     box_rule(spec)
     spec.runtime = runtime_config(spec.runtime)
-    if spec.checkpoint is None and not spec.sweeps:
+    if spec.checkpoint is None and not spec.sweeps and spec.features_run is None:
         raise ConfigError(
-            "nothing to draw: give checkpoint=RUN_DIR/checkpoints/last.pt (CAM figures) and/or "
-            "sweeps=[EVAL_RUN_DIR, ...] (threshold-sweep curves)"
+            "nothing to draw: give checkpoint=RUN_DIR/checkpoints/last.pt (CAM figures), "
+            "sweeps=[EVAL_RUN_DIR, ...] (threshold-sweep curves) and/or features_run=DIR (CAMs "
+            "of a cam-features run's linear classifier)"
         )
     if spec.compare and spec.checkpoint is None:
         raise ConfigError("compare=[...] needs checkpoint=... (the first run of the comparison)")
@@ -291,6 +297,85 @@ def _class_index(net: TrainedNet, given: str) -> int:
     raise ConfigError(f"unit_classes: {given!r} is not a class of {net.checkpoint} (wnid or name)")
 
 
+# --- CAMs of a cam-features run's linear classifier -------------------------------------------
+
+
+def _features_predictions(path: Path) -> dict[str, str]:
+    """image id -> predicted class, from a cam-features run's predictions.csv."""
+    if not path.is_file():
+        raise InputFileError(f"{path}: missing (a cam-features run's predictions)")
+    with path.open(newline="") as f:
+        return {row["image"]: row["predicted"] for row in csv.DictReader(f)}
+
+
+def linear_cams_figure(run_dir: Path, spec: VisualizeConfig, run: RunContext):
+    """The classifier's CAMs (M_c = sum_k w_k^c f_k with the fitted w) on one test image of each
+    of the first num_images classes: the image with its ground truth, the map of the predicted
+    class with its box (the paper's rule), the map of the true class (GT-known)."""
+    from cam_repro.features.config import features_config
+    from cam_repro.features.linear import load_classifier
+    from cam_repro.features.run import load_network
+
+    config = run_dir / "config.yaml"
+    if not config.is_file():
+        raise InputFileError(f"{config}: missing: {run_dir} is not a cam-features run folder")
+    fspec = features_config(OmegaConf.load(config))
+    if fspec.features == "fc7":
+        raise ConfigError(f"{run_dir}: features=fc7 has no conv maps, so no CAMs to draw")
+    clf = load_classifier(run_dir / "classifier.npz")
+    predicted = _features_predictions(run_dir / "predictions.csv")
+    net = load_network(fspec, len(clf.classes))
+    model = net.model.to(run.device).eval()
+    data = read_split(net.data, fspec.test_split)
+    if list(data.classes) != clf.classes:
+        raise ConfigError(f"{run_dir}: its classifier's classes differ from {data.root}'s now")
+    first = {}
+    for i, sample in enumerate(data.samples):
+        if sample.image_id in predicted:
+            first.setdefault(sample.label, i)
+    chosen = [first[c] for c in sorted(first)][: spec.num_images]
+    size, rule = net.data.image_size, BoxRule(fspec.threshold, "max")
+    transform = eval_transform(net.data)
+    rows = []
+    for i in chosen:
+        sample = data.samples[i]
+        image = load_image(sample.path, net.data.max_image_pixels)
+        own = sample.boxes[sample.box_labels == sample.label]
+        gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
+        frame = transform(image)  # (3, S, S) uint8
+        x = model_input(frame[None].to(run.device), net.data.mean, net.data.std)
+        with torch.no_grad():
+            maps = cam_model(model).features(x).float()  # (1, K, h, w)
+        pool = "gmp" if fspec.features == "gmp" else "gap"
+        head = clf.cam_head(maps.shape[1], pool, maps.device)
+        pred = clf.classes.index(predicted[sample.image_id])
+        cams = head.cams(maps, torch.tensor([[pred, sample.label]], device=maps.device))
+        cams = upsample_cams(cams, (size, size))[0].cpu().numpy()  # (2, S, S)
+        boxes = frame_boxes(cams, rule)
+        pixels = frame.permute(1, 2, 0).numpy()
+        ious = [float(iou_matrix(boxes[j : j + 1], gt).max()) if len(gt) else None for j in (0, 1)]
+        mark = "right" if pred == sample.label else "wrong"
+        captions = [
+            f"{_short(data.class_names[pred])} ({mark})",
+            _short(data.class_names[sample.label]),
+        ]
+        captions = [
+            c if v is None else f"{c}\nIoU {v:.2f}" for c, v in zip(captions, ious, strict=True)
+        ]
+        rows.append([
+            cam_panel(pixels, None, None, gt, sample.image_id),
+            *[cam_panel(pixels, cams[j], boxes[j : j + 1], gt, captions[j]) for j in (0, 1)],
+        ])  # fmt: skip
+    if not rows:
+        raise InputFileError(f"{run_dir}: none of its test images is left to draw")
+    name = paper_name(net.config)
+    title = (
+        f"CAMs from the {clf.kind}'s weights\n{name} {fspec.features}, crop {fspec.crop}, "
+        f"threshold {fspec.threshold:g} (box red, truth green)"
+    )
+    return grid_figure(rows, ["image", "predicted class", "true class"], title)
+
+
 # --- threshold sweeps ---------------------------------------------------------------------------
 
 
@@ -368,6 +453,8 @@ def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
 
     if spec.sweeps:
         save("sweep.png", sweep_figure(sweep_curves(spec.sweeps), spec.threshold))
+    if spec.features_run is not None:
+        save("linear_cams.png", linear_cams_figure(Path(spec.features_run), spec, run))
     if spec.checkpoint is None:
         return written
     rule = box_rule(spec)
