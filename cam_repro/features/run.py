@@ -65,7 +65,7 @@ from cam_repro.models.checkpoint import load_model
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
-from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.errors import CamReproError, ConfigError, InputFileError
 from cam_repro.runtime.files import make_dir, write_json, write_text_atomic
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
@@ -87,6 +87,7 @@ class Network:
     identity: dict[str, Any]  # for the caches: the network and its weights
     checkpoint: str | None = None
     seed: int | None = None  # the checkpoint's training seed
+    trained_on: str | None = None  # the name of the checkpoint's training data (if known)
 
 
 def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Network:
@@ -99,8 +100,9 @@ def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Networ
         identity = {"checkpoint": file_stamp(spec.checkpoint)}
         data = resolve_data(spec.data, trained.get("data"))
         return Network(
-            model, cfg, data, "checkpoint", identity, spec.checkpoint, trained.get("seed")
-        )
+            model, cfg, data, "checkpoint", identity, spec.checkpoint, trained.get("seed"),
+            _data_name(trained.get("data")),
+        )  # fmt: skip
     cfg = model_config(spec.model)
     if cfg.weights_path:
         weights, identity = "file", {"weights_path": file_stamp(cfg.weights_path)}
@@ -117,6 +119,14 @@ def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Networ
     identity["classes"] = classes
     seed = spec.seed if weights == "random" else None
     return Network(model, cfg, resolve_data(spec.data, None), weights, identity, None, seed)
+
+
+def _data_name(trained: Any) -> str | None:
+    """The name of a checkpoint's training data (None when its config no longer reads)."""
+    try:
+        return dataset_kind(trained).get("name")
+    except CamReproError:
+        return None
 
 
 class FeatureRun:
@@ -472,6 +482,7 @@ def _metrics(
         "weights": fr.net.weights,
         "checkpoint": spec.checkpoint,
         "seed": fr.net.seed,
+        "trained_on": fr.net.trained_on,
         "data": {
             "root": str(fr.train.root),
             "name": kind.get("name"),

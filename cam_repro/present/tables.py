@@ -100,9 +100,9 @@ _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
 FEATURES_REQUIRED = ("accuracy", "features", "crop", "data")
 CROPS = ("full", "cam", "gt", "full+cam")
 FEATURES_SUMMARY_COLUMNS = (
-    "dataset", "paper_name", "variant", "features", "crop", "classifier", "C", "weights", "seed",
-    "accuracy", "mean_class_accuracy", "crop_box_iou50", "gt_known_loc_acc", "top1_loc_acc",
-    "num_train", "num_test", "run",
+    "dataset", "paper_name", "variant", "features", "crop", "classifier", "C", "weights",
+    "trained_on", "seed", "accuracy", "mean_class_accuracy", "crop_box_iou50",
+    "gt_known_loc_acc", "top1_loc_acc", "num_train", "num_test", "run",
 )  # fmt: skip
 _FEATURES_ORDER = ["AlexNet fc7", "GoogLeNet avgpool", "GoogLeNet-GAP gap"]
 
@@ -619,6 +619,7 @@ def features_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
                 "classifier": m.get("classifier"),
                 "C": m.get("C"),
                 "weights": m.get("weights"),
+                "trained_on": m.get("trained_on"),
                 "seed": m.get("seed"),
                 "accuracy": m["accuracy"],
                 "mean_class_accuracy": m.get("mean_class_accuracy"),
@@ -643,7 +644,7 @@ def _features_rank(row: dict[str, Any]) -> tuple:
     first = _FEATURES_ORDER.index(model) if model in _FEATURES_ORDER else len(_FEATURES_ORDER)
     c = -1.0 if row["C"] is None else float(row["C"])
     return (first, _rank(row["paper_name"]), row["features"], str(row["classifier"]), c,
-            str(row["weights"]))  # fmt: skip
+            str(row["weights"]), str(row["trained_on"]))  # fmt: skip
 
 
 _WEIGHTS_SHOWN = {"pretrained": "pretrained", "file": "weights file", "random": "random weights"}
@@ -660,6 +661,7 @@ class FeaturesGroup:
     classifier: str | None
     C: float | None
     weights: str | None  # checkpoint | pretrained | file | random: random features are not ours
+    trained_on: str | None  # the checkpoint's training data (a transfer, or the data itself)
     rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -669,9 +671,13 @@ class FeaturesGroup:
 
     @property
     def model(self) -> str:
-        """`base`, with weights other than a checkpoint's: 'AlexNet fc7 (pretrained)'."""
+        """`base`, with weights other than a checkpoint's: 'AlexNet fc7 (pretrained)', and where a
+        checkpoint was trained: 'Tiny-GAP gap (trained on synthetic (parts))'."""
         if self.weights in (None, "checkpoint"):
-            return self.base
+            if self.trained_on is None:
+                return self.base
+            where = "this data" if self.trained_on == self.dataset else self.trained_on
+            return f"{self.base} (trained on {where})"
         return f"{self.base} ({_WEIGHTS_SHOWN.get(self.weights, self.weights)})"
 
     @property
@@ -693,12 +699,13 @@ class FeaturesGroup:
 
 
 def aggregate_features(rows: Sequence[dict[str, Any]]) -> list[FeaturesGroup]:
-    """Group features rows by (dataset, model, features, crop, classifier, C, weights): the seeds
+    """Group features rows by (dataset, model, features, crop, classifier, C, weights, the data
+    a checkpoint was trained on): the seeds
     of one setting; by dataset, then in the paper's row order, then by crop."""
     groups: dict[tuple, FeaturesGroup] = {}
     for row in rows:
         key = (row["dataset"], row["paper_name"], row["features"], row["crop"],
-               row["classifier"], row["C"], row["weights"])  # fmt: skip
+               row["classifier"], row["C"], row["weights"], row["trained_on"])  # fmt: skip
         if key not in groups:
             groups[key] = FeaturesGroup(*key)
         groups[key].rows.append(row)
