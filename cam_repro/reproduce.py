@@ -10,6 +10,19 @@ OUT/figures/ablation/sweep.png   the first design's sweeps with the ablation's m
 OUT/command.txt   the exact command, the versions, and how long each stage took
 WORK/data/<design>, WORK/train/<design>/<model>/seed<S>, WORK/eval/...   the runs themselves
 
+With `features=true`, the paper's Section 4 too (cam-features; docs/features.md):
+- transfer: a second family of classes (`family=1`: the same textures, new combinations); the
+  networks trained on the first design -> linear SVM on their pooled features of the new classes,
+  beside a randomly initialised network's features (the floor) and the same network trained on
+  the new classes itself (the ceiling, trained and evaluated like the others); localization from
+  the SVM's weights;
+- fine: a fine-grained design (`evidence=fine`: one shared body, classes differ only in the
+  small key part; CUB-200-2011 layout, 128 px, read at the networks' 64 px) -> SVM on the full
+  image, the CAM box crop, the ground-truth crop and full + CAM crop;
+OUT/table_finegrained.md, table_generic.md, features_summary.csv           (cam-report)
+OUT/figures/features/<dataset>/linear_cams.png   CAMs from the SVM's weights (first seed)
+WORK/features/<dataset>/<model>/seed<S>/<weights>-<crop>   the cam-features runs
+
 Trainings and evaluations run in `jobs` worker processes, each composing the cam-train / cam-eval
 config exactly as the command line would; WORK/logs/<job>.log has the command lines that re-run a
 stage by hand.
@@ -33,7 +46,7 @@ from typing import Any
 
 import torch
 
-from cam_repro.apps import compose, variants
+from cam_repro.apps import CONFIG_DIR, compose, variants
 from cam_repro.data.synth_writer import dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, SynthConfig
 from cam_repro.present.figures import visualize_run
@@ -75,6 +88,8 @@ class ReproduceConfig:
         default_factory=lambda: RuntimeConfig(amp="bf16", progress=False)
     )
     figure_images: int = 6
+    # the Section 4 stages (transfer to new classes, fine-grained crops): ~10 more minutes
+    features: bool = False
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
 
@@ -93,6 +108,60 @@ def reproduce_config(cfg: Any) -> ReproduceConfig:
     if spec.jobs < 1 or spec.epochs < 1:
         raise ConfigError("jobs and epochs must be >= 1")
     return spec
+
+
+# The Section 4 datasets: synthetic settings beyond the size (docs/features.md says why these).
+FEATURE_DATA: dict[str, dict[str, Any]] = {
+    # new classes from the same textures: the networks never saw them
+    "transfer": {"evidence": "parts", "family": 1},
+    # one body for all, the class in the key part only; 128 px read at 64 px, objects 0.3-0.6 of
+    # the side, so the key part is a few pixels in the full image and larger in a crop to the box
+    "fine": {"evidence": "fine", "layout": "cub", "two_object_prob": 0.0, "image_size": 128,
+             "object_side": [0.3, 0.6]},
+}  # fmt: skip
+
+
+@dataclass
+class FeatureJob:
+    """One cam-features run of the plan."""
+
+    dataset: str  # transfer | fine
+    model: str
+    seed: int
+    weights: str  # trained (on the first design) | random (the floor) | own (trained on dataset)
+    crop: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.dataset}/{self.model}/seed{self.seed}/{self.weights}-{self.crop}"
+
+    def cache(self, work: Path) -> Path:
+        """The feature caches of this network on this dataset (shared by its crops)."""
+        return (
+            work
+            / "features"
+            / "cache"
+            / self.dataset
+            / self.model
+            / f"seed{self.seed}"
+            / self.weights
+        )
+
+
+def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
+    """The transfer study (trained, random and own weights, full images) and the fine-grained
+    one (trained weights, every crop), for every model and seed."""
+    jobs = []
+    for model in spec.models:
+        for seed in spec.seeds:
+            jobs += [
+                FeatureJob("transfer", model, seed, w, "full") for w in ("trained", "random", "own")
+            ]
+            jobs += [
+                FeatureJob("fine", model, seed, "trained", c)
+                for c in ("full", "cam", "gt", "full+cam")
+            ]
+    return jobs
 
 
 @dataclass
@@ -119,9 +188,12 @@ class Job:
 
 
 def plan(spec: ReproduceConfig) -> list[Job]:
-    """Every (design, model, seed) to train: models on every design, ablation on the first."""
+    """Every (design, model, seed) to train: models on every design, ablation on the first, and
+    with `features` the models on the transfer classes (the ceiling of the transfer study)."""
     jobs = [Job(d, m, s) for d in spec.designs for m in spec.models for s in spec.seeds]
     jobs += [Job(spec.designs[0], m, s) for m in spec.ablation for s in spec.seeds]
+    if spec.features:
+        jobs += [Job("transfer", m, s) for m in spec.models for s in spec.seeds]
     seen: dict[str, Job] = {}
     for job in jobs:
         seen.setdefault(job.tag, job)
@@ -146,9 +218,11 @@ def _log_command(path: Path, app: str, overrides: list[str]) -> None:
 
 
 def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
-    """The design's dataset, written unless the same one is already there."""
+    """The design's dataset (an evidence design, or a FEATURE_DATA set), written unless the same
+    one is already there."""
     root = work / "data" / design
-    synth = SynthConfig(out=str(root), evidence=design, overwrite=True, **asdict(spec.synth))
+    settings = FEATURE_DATA.get(design, {"evidence": design})
+    synth = SynthConfig(out=str(root), overwrite=True, **asdict(spec.synth), **settings)
     info = root / "synth.json"
     if spec.reuse and info.is_file():
         have = json.loads(info.read_text()).get("config", {})
@@ -194,9 +268,7 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     train_dir, eval_dir = job.train_dir(work), job.eval_dir(work)
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
     rt = spec.runtime
-    runtime = {"runtime.amp": rt.amp, "runtime.device": rt.device,
-               "runtime.channels_last": rt.channels_last, "runtime.threads": _threads(spec),
-               "runtime.progress": rt.progress}  # fmt: skip
+    runtime = _runtime_overrides(spec)
     # what a finished training must have been trained with to be reused
     settings = {"seed": job.seed, "data.root": str(data), "trainer.epochs": spec.epochs,
                 "runtime.amp": rt.amp, "runtime.threads": runtime["runtime.threads"]}  # fmt: skip
@@ -215,6 +287,41 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
     evaluate_run(compose("eval", overrides), eval_dir)
     return trains
+
+
+def _runtime_overrides(spec: ReproduceConfig) -> dict[str, Any]:
+    rt = spec.runtime
+    return {"runtime.amp": rt.amp, "runtime.device": rt.device,
+            "runtime.channels_last": rt.channels_last, "runtime.threads": _threads(spec),
+            "runtime.progress": rt.progress}  # fmt: skip
+
+
+def _pool(model: str) -> str:
+    """The model's global pooling (its config file's `pool`): its features kind."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(Path(CONFIG_DIR, "model", f"{model}.yaml")).get("pool", "gap"))
+
+
+def _features_job(spec: ReproduceConfig, work: Path, data: Path, job: FeatureJob) -> float:
+    """One cam-features run (in a worker of the pool); returns its test accuracy."""
+    from cam_repro.features.run import features_run
+
+    given: dict[str, Any] = {"data": "synthetic", "data.root": str(data)}
+    if job.dataset == "fine":
+        given["data.source"] = "cub"
+    if job.weights == "random":
+        given.update({"model": job.model, "seed": job.seed})
+    else:
+        design = spec.designs[0] if job.weights == "trained" else job.dataset
+        given["checkpoint"] = str(Job(design, job.model, job.seed).checkpoint(work))
+    given.update({"features": _pool(job.model), "crop": job.crop, "overwrite": "true",
+                  "cache_dir": str(job.cache(work)), **_runtime_overrides(spec)})  # fmt: skip
+    overrides = [f"{key}={value}" for key, value in given.items()]
+    run_dir = work / "features" / job.tag
+    _log_command(work / "logs" / f"features-{job.tag.replace('/', '-')}.log", "features",
+                 [*overrides, f"hydra.run.dir={run_dir}"])  # fmt: skip
+    return features_run(compose("features", overrides), run_dir)["accuracy"]
 
 
 def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> None:
@@ -238,6 +345,15 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
     if spec.ablation:  # every model of the first design, the ablation's included
         sweeps = [str(j.eval_dir(work)) for j in jobs if j.design == spec.designs[0]]
         visualize_run({"sweeps": sweeps}, out / "figures" / "ablation")
+    if spec.features:  # CAMs from the SVM's weights: the first model's transferred features
+        for dataset, crop in (("transfer", "full"), ("fine", "cam")):
+            job = FeatureJob(dataset, spec.models[0], seed, "trained", crop)
+            visualize_run(
+                {"features_run": str(work / "features" / job.tag),
+                 "num_images": spec.figure_images,
+                 "runtime": {"device": spec.runtime.device, "threads": os.cpu_count()}},
+                out / "figures" / "features" / dataset,
+            )  # fmt: skip
 
 
 def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
@@ -255,7 +371,8 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         f", ablation {'+'.join(spec.ablation)} on {spec.designs[0]}" if spec.ablation else "",
         spec.jobs, _threads(spec),
     )  # fmt: skip
-    data = {design: _data(spec, work, design) for design in spec.designs}
+    datasets = [*spec.designs, *(FEATURE_DATA if spec.features else ())]
+    data = {design: _data(spec, work, design) for design in datasets}
     times["data"] = time.perf_counter() - start
 
     tick = time.perf_counter()
@@ -272,12 +389,17 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
             pool.shutdown(wait=True, cancel_futures=True)  # let running jobs end, start no more
             raise
     times["train_and_eval"] = time.perf_counter() - tick
+    if spec.features:
+        tick = time.perf_counter()
+        _run_features(spec, work, data, context)
+        times["features"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     _figures(spec, work, out, jobs)
     times["figures"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    report = write_report([work / "eval"], out, paper="auto")
+    runs = [work / "eval", *([work / "features"] if spec.features else [])]
+    report = write_report(runs, out, paper="auto")
     times["report"] = time.perf_counter() - tick
     times["total"] = time.perf_counter() - start
     _write_command(out, spec, times, f"{trained} trained, {len(jobs) - trained} reused")
@@ -286,6 +408,20 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         times["total"], times["data"], times["train_and_eval"], times["figures"], report["out"],
     )  # fmt: skip
     return times
+
+
+def _run_features(spec: ReproduceConfig, work: Path, data: dict[str, Path], context) -> None:
+    """The cam-features runs of `feature_plan`, `jobs` at a time."""
+    jobs = feature_plan(spec)
+    with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
+        futures = {pool.submit(_features_job, spec, work, data[j.dataset], j): j for j in jobs}
+        try:
+            for done, (future, job) in enumerate(futures.items(), 1):
+                accuracy = future.result()
+                log.info("[%d/%d] features %s: accuracy %.1f%%", done, len(jobs), job.tag, accuracy)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str) -> None:

@@ -6,13 +6,16 @@
 #
 # GAP vs GMP on the parts design and on the uniform design, 3 seeds each, and the
 # mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP, 3 seeds) on the parts design:
-# 18 trainings with the measured recipe, each evaluated with cam-eval, then the figures and the
-# tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
+# 18 trainings with the measured recipe, each evaluated with cam-eval; then the paper's Section 4
+# (features=true: GAP/GMP features transferred to new classes, with a random-weights floor and a
+# ceiling trained on them, 6 more trainings; fine-grained crops; 42 cam-features runs); then the
+# figures and the tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
 # go to outputs/results-synthetic/, which is not committed; re-running reuses finished runs there
-# (reuse=false starts over). About 10 minutes on a 2-core CPU.
+# (reuse=false starts over). About 20 minutes on a 2-core CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
 exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2] \
-    ablation=[tiny_gap_8x8,tiny_gmp_8x8] out=results/synthetic work=outputs/results-synthetic \
+    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true out=results/synthetic \
+    work=outputs/results-synthetic \
     "$@"
