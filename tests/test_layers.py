@@ -33,7 +33,10 @@ APART = [
     ("cam_repro.train", "cam_repro.features"),
 ]
 # One-way bans across layers that the order alone allows.
-FORBIDDEN = [("cam_repro.present", "cam_repro.train")]
+FORBIDDEN = [
+    ("cam_repro.present", "cam_repro.train"),
+    ("cam_repro.evaluate", "cam_repro.features"),  # features builds on evaluate, not back
+]
 
 
 def _unit(module: str) -> str:
