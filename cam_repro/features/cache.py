@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -69,7 +70,7 @@ def load_cache(path: Path, identity: dict[str, Any]) -> PartFeatures | None:
             boxes = z["boxes"] if "boxes" in z.files else None
             ious = z["box_ious"] if "box_ious" in z.files else None
             return PartFeatures(z["features"], z["labels"], z["indices"], boxes, ious)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         log.warning("%s: unreadable cache (%s); recomputing", path, err)
         return None
 

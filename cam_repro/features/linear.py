@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import warnings
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,5 +148,5 @@ def load_classifier(path: str | Path) -> LinearClassifier:
                 [str(c) for c in z["classes"]], bool(z["l2_normalize"]), str(z["kind"]),
                 float(z["C"]),
             )  # fmt: skip
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
         raise InputFileError(f"{path}: not a readable classifier file ({err})") from None

@@ -40,7 +40,7 @@ from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import read_image_size
 from cam_repro.evaluate.config import resolve_data
-from cam_repro.evaluate.localizer import Localizer, localize_batch, located_boxes
+from cam_repro.evaluate.localizer import Localizer, located_boxes
 from cam_repro.features.cache import (
     PartFeatures,
     cache_path,
@@ -151,6 +151,11 @@ class FeatureRun:
         self.model = net.model.to(env.device).eval()
         if spec.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
+        if spec.features == "avgpool" and net.config.modified:
+            raise ConfigError(
+                f"features=avgpool is the pooled vector of an original network (GoogLeNet, "
+                f"ResNet-50); {self.name} is modified for CAM: use features=gap (or gmp)"
+            )
         self.extract: Extractor = feature_extractor(self.model, spec.features, self.name)
         if "cam" in spec.crop.split("+"):
             Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
@@ -251,12 +256,13 @@ class FeatureRun:
         n = len(data.samples)
         boxes = np.zeros((n, 4), dtype=np.int64)  # unread images: never cropped (skipped again)
         ious = np.full(n, np.nan)
-        for x, y, index in self._batches(data, None, f"{data.split} CAM boxes"):
-            out = localize_batch(loc, x, y.to(x.device), topk=1, wsol=False)
-            frame = out.maps.shape[-1]
+        for x, _, index in self._batches(data, None, f"{data.split} CAM boxes"):
+            top1 = loc.logits(x).argmax(dim=1, keepdim=True)  # (B, 1): the network's own class
+            frame = x.shape[-1]
+            maps = upsample_cams(loc.raw_maps(x, top1).float(), (frame, frame))[:, 0]
             idx = index.tolist()
             sizes = self._sizes(data, idx)
-            found = scale_boxes(frame_boxes(out.maps[:, 0].float(), rule), (frame, frame), sizes)
+            found = scale_boxes(frame_boxes(maps, rule), (frame, frame), sizes)
             boxes[idx] = found
             ious[idx] = _gt_ious(data, idx, found)
         return boxes, ious
