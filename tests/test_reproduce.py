@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cam_repro.reproduce import Job, _finished, plan, reproduce_config
+from cam_repro.reproduce import Job, _finished, feature_plan, plan, reproduce_config
 from cam_repro.runtime.errors import ConfigError
 
 
@@ -114,3 +114,46 @@ def test_an_unknown_model_fails_before_any_work(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
     assert "error: models/ablation: no model 'no_such_model'; one of alexnet," in result.stderr
     assert not (tmp_path / "out" / "runs").exists()
+
+
+def test_the_feature_plan_covers_transfer_and_fine_grained_for_every_model_and_seed() -> None:
+    spec = reproduce_config({"seeds": [0, 1], "features": True})
+    jobs = feature_plan(spec)
+    assert len(jobs) == 2 * 2 * (3 + 4)  # models x seeds x (transfer weights + fine crops)
+    tags = {j.tag for j in jobs}
+    assert "transfer/tiny_gmp/seed1/random-full" in tags
+    assert "fine/tiny_gap/seed0/trained-gt" in tags
+    # the ceiling of the transfer study is trained (and evaluated) with the others
+    assert [j.tag for j in plan(spec) if j.design == "transfer"] == [
+        "transfer/tiny_gap/seed0", "transfer/tiny_gap/seed1",
+        "transfer/tiny_gmp/seed0", "transfer/tiny_gmp/seed1",
+    ]  # fmt: skip
+    assert not any(j.design == "transfer" for j in plan(reproduce_config({})))
+
+
+@pytest.mark.slow
+def test_features_stages_end_to_end(tmp_path: Path) -> None:
+    """features=true: the transfer and fine-grained studies run and reach the tables and figures."""
+    cmd = [sys.executable, "-m", "cam_repro_cli.reproduce", *TINY, "out=out", "features=true",
+           "models=[tiny_gap]"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = tmp_path / "out"
+    with (out / "features_summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    got = sorted((r["dataset"], r["weights"], r["crop"]) for r in rows)
+    assert got == sorted(
+        [("synthetic (parts, family 1)", w, "full") for w in ("checkpoint", "checkpoint", "random")]
+        + [("synthetic (fine)", "checkpoint", c) for c in ("full", "cam", "gt", "full+cam")]
+    )
+    assert all(0 <= float(r["accuracy"]) <= 100 for r in rows)
+    fine = (out / "table_finegrained.md").read_text()
+    assert "## synthetic (fine)" in fine
+    assert "| Tiny-GAP gap (trained on synthetic (parts)) |" in fine
+    generic = (out / "table_generic.md").read_text()
+    assert "Tiny-GAP gap (trained on this data)" in generic  # the ceiling
+    assert "Tiny-GAP gap (random weights)" in generic  # the floor
+    for dataset in ("transfer", "fine"):
+        figure = out / "figures" / "features" / dataset / "linear_cams.png"
+        assert np.asarray(Image.open(figure).convert("L")).std() > 20
+    assert "features" in (out / "command.txt").read_text().split("seconds:")[1]
