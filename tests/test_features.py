@@ -282,6 +282,47 @@ def test_a_class_missing_from_train_never_wins(num_classes: int, present: list[i
     assert (clf.predict(x) == y).all()
 
 
+def _svm_objective(clf, x: np.ndarray, y: np.ndarray, C: float) -> float:  # noqa: N803
+    """LinearSVC's primal objective (OvR squared hinge, the bias regularised) of a fit."""
+    w = np.concatenate([clf.weight, clf.bias[:, None]], axis=1).astype(np.float64)
+    xa = np.concatenate([l2_normalized(x), np.ones((len(x), 1))], axis=1)
+    signs = np.where(y[:, None] == np.arange(len(w))[None, :], 1.0, -1.0)
+    margin = np.maximum(0.0, 1.0 - signs * (xa @ w.T))
+    return 0.5 * (w * w).sum() + C * (margin * margin).sum()
+
+
+@pytest.mark.parametrize("num_classes", [2, 5])
+def test_the_lbfgs_solver_solves_linearsvcs_problem(num_classes: int) -> None:
+    """solver=lbfgs (torch, every class at once) reaches liblinear's optimum: the same objective,
+    the same predictions on overlapping classes."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(size=(num_classes, 16))
+    y = rng.integers(0, num_classes, 400)
+    x = np.maximum(means[y] + 1.5 * rng.normal(size=(400, 16)), 0).astype(np.float32)
+    names = [str(c) for c in range(num_classes)]
+    ref = fit_linear(x, y, names, "svm", C=0.5, solver="liblinear")
+    ours = fit_linear(x, y, names, "svm", C=0.5, solver="lbfgs")
+    assert ref.solver == "liblinear" and ours.solver == "lbfgs"
+    if num_classes == 2:  # one problem: the two rows are each other's negatives, like sklearn's
+        np.testing.assert_allclose(ours.weight[0], -ours.weight[1])
+    else:
+        want = _svm_objective(ref, x, y, 0.5)
+        assert abs(_svm_objective(ours, x, y, 0.5) - want) <= 1e-4 * want
+    np.testing.assert_allclose(ours.weight, ref.weight, atol=2e-3)
+    assert (ours.predict(x) == ref.predict(x)).mean() >= 0.99
+    assert 0.3 < (ours.predict(x) == y).mean() < 1.0  # overlapping: a real fit, not a trivial one
+
+
+def test_solver_auto_picks_lbfgs_for_large_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cam_repro.features.linear as linear
+
+    x, y = clusters(10, 0, 10 * np.eye(3) + 1)
+    assert fit_linear(x, y, ["a", "b", "c"]).solver == "liblinear"
+    monkeypatch.setattr(linear, "LBFGS_FROM", 10)
+    assert fit_linear(x, y, ["a", "b", "c"]).solver == "lbfgs"
+    assert fit_linear(x, y, ["a", "b", "c"], kind="logistic").solver == "lbfgs"
+
+
 def test_one_class_in_train_is_a_clear_error() -> None:
     with pytest.raises(ConfigError, match="1 class"):
         fit_linear(np.ones((4, 2), np.float32), np.zeros(4, np.int64), ["a", "b"])

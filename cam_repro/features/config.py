@@ -17,6 +17,7 @@ from cam_repro.runtime.errors import ConfigError
 FEATURE_KINDS = ("gap", "gmp", "fc7", "avgpool")
 CROPS = ("full", "cam", "gt", "full+cam")
 CLASSIFIERS = ("svm", "logistic")
+SOLVERS = ("auto", "liblinear", "lbfgs")
 
 
 @dataclass
@@ -27,6 +28,9 @@ class ClassifierConfig:
     C: float = 1.0  # inverse regularisation strength
     l2_normalize: bool = True  # scale every feature vector to unit length first
     max_iter: int = 5000  # the solver's iteration limit (a warning in the log if reached)
+    # svm: liblinear (scikit-learn's LinearSVC) | lbfgs (the same problem, all classes at once in
+    # torch: much faster on large sets) | auto (lbfgs above 2e8 = train images x dims x classes)
+    solver: str = "auto"
 
 
 @dataclass
@@ -65,6 +69,7 @@ def features_config(cfg: FeaturesConfig | Mapping[str, Any] | DictConfig) -> Fea
     check_choice(spec.features, "features", FEATURE_KINDS)
     check_choice(spec.crop, "crop", CROPS)
     check_choice(spec.classifier.kind, "classifier.kind", CLASSIFIERS)
+    check_choice(spec.classifier.solver, "classifier.solver", SOLVERS)
     check_threshold(spec.threshold)
     spec.runtime = runtime_config(spec.runtime)
     if not spec.classifier.C > 0:

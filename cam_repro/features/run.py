@@ -426,7 +426,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
             c = spec.classifier
             fit_tick = time.perf_counter()
             clf = fit_linear(train.features, train.labels, fr.train.classes, c.kind, c.C,
-                             c.l2_normalize, c.max_iter, spec.seed)  # fmt: skip
+                             c.l2_normalize, c.max_iter, spec.seed, c.solver)  # fmt: skip
             fit_seconds = time.perf_counter() - fit_tick
             pred = clf.predict(test.features)
             predicted = dict(zip(test.indices.tolist(), pred.tolist(), strict=True))
@@ -435,6 +435,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         per_class = per_class_accuracy(pred, test.labels, num_classes)
         counts = np.bincount(test.labels, minlength=num_classes)
         metrics = _metrics(spec, fr, train, test, pred, per_class, localization)
+        metrics["solver"] = clf.solver
         metrics["fit_seconds"] = round(fit_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - tick, 2)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
@@ -481,6 +482,7 @@ def _metrics(
         "crop": spec.crop,
         "classifier": spec.classifier.kind,
         "C": spec.classifier.C,
+        "solver": None,  # set by the caller from the fitted classifier
         "l2_normalize": spec.classifier.l2_normalize,
         "feature_dim": int(train.features.shape[1]),
         "variant": variant_name(fr.net.config),
