@@ -1,4 +1,4 @@
-"""`cam-synth`: write the embedded synthetic localization benchmark in the ILSVRC layout."""
+"""`cam-synth`: write the embedded synthetic localization benchmark (ILSVRC or CUB layout)."""
 
 import hydra
 from omegaconf import DictConfig
@@ -16,7 +16,7 @@ def main(cfg: DictConfig) -> None:
     print(
         f"wrote {summary.train_images} train and {summary.val_images} val images "
         f"({summary.val_objects} val boxes) to {summary.out} in {summary.seconds:.1f} s\n"
-        f"read it with: data=imagenet data.root={summary.out}"
+        f"read it with: {summary.read_with}"
     )
 
 
