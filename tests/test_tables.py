@@ -439,3 +439,26 @@ def test_bad_features_metrics_files_are_named(tmp_path: Path, content: dict, mes
     for given in (tmp_path / "sweep", bad):  # found in a folder search, or named
         with pytest.raises(InputFileError, match=f"^{bad}: {message}$"):
             collect_runs([given])
+
+
+def test_synthetic_families_and_folder_data_are_their_own_sections(tmp_path: Path) -> None:
+    """Eval runs on another synthetic family, or on folder data, are not averaged with the
+    benchmark's runs: each dataset's name makes its own section."""
+    base = {"kind": "synthetic", "evidence": "parts"}
+    datasets = {
+        "a": {**base, "name": "synthetic (parts)", "family": 0},
+        "b": {**base, "name": "synthetic (parts, family 1)", "family": 1},
+        "c": base,  # written before names: still the benchmark's
+        "d": {"kind": "folder", "name": "flowers"},
+    }
+    runs = []
+    for tag, data in datasets.items():
+        run = tmp_path / tag
+        run.mkdir()
+        metrics = {"protocol": {}, "paper_name": "Tiny-GAP", "variant": "tiny_gap", "seed": 0,
+                   "cls_top1_err": 1.0, "data": data}  # fmt: skip
+        (run / "metrics.json").write_text(json.dumps(metrics))
+        runs.append(run)
+    got = [r.dataset for r in collect_runs(runs)]
+    assert got == ["synthetic (parts)", "synthetic (parts, family 1)", "synthetic (parts)",
+                   "flowers"]  # fmt: skip

@@ -130,12 +130,15 @@ class EvalRun:
 
     @property
     def dataset(self) -> str:
-        """'ILSVRC', 'CUB' or 'synthetic (parts)': what the numbers are on."""
+        """'ILSVRC', 'CUB', 'synthetic (parts)', 'synthetic (parts, family 1)' or a folder
+        dataset's name: what the numbers are on (the paper's numbers go with 'ILSVRC')."""
         kind = self.data.get("kind")
         if kind is None:  # written before cam-eval recorded it: tell real data by its reader
             kind = "cub" if str(self.data.get("source", "")).startswith("CUB") else "ilsvrc"
-        if kind == "synthetic":
-            return f"synthetic ({self.data.get('evidence') or 'unknown'})"
+        if kind == "synthetic":  # the name tells the families apart (older runs have none)
+            return self.data.get("name") or f"synthetic ({self.data.get('evidence') or 'unknown'})"
+        if kind == "folder":
+            return str(self.data.get("name") or "folder")
         return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
 
     @property
