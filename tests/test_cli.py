@@ -94,7 +94,8 @@ def test_cam_data_bad_input_is_one_line_error(tmp_path: Path) -> None:
     ]
     result = run(tmp_path, "cam-synth", "out=x", "evidence=stripes")
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: evidence must be 'parts' or 'uniform', got 'stripes'"
+    want = "error: evidence must be one of parts, uniform, fine; got 'stripes'"
+    assert result.stderr.strip() == want
 
 
 def assert_clear_error(result: subprocess.CompletedProcess, message: str) -> None:
