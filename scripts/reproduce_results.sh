@@ -11,7 +11,7 @@
 # ceiling trained on them, 6 more trainings; fine-grained crops; 42 cam-features runs); then the
 # figures and the tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
 # go to outputs/results-synthetic/, which is not committed; re-running reuses finished runs there
-# (reuse=false starts over). About 20 minutes on a 2-core CPU.
+# (reuse=false starts over). 915 s from scratch on a 2-core CPU (2026-12-01).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
