@@ -9,13 +9,13 @@ from typing import Any
 from omegaconf import DictConfig
 
 from cam_repro.evaluate.config import DataOverrides
+from cam_repro.features.outputs import CROPS
 from cam_repro.localize.boxes import check_threshold
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
 FEATURE_KINDS = ("gap", "gmp", "fc7", "avgpool")
-CROPS = ("full", "cam", "gt", "full+cam")
 CLASSIFIERS = ("svm", "logistic")
 SOLVERS = ("auto", "liblinear", "lbfgs")
 

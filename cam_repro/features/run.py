@@ -57,6 +57,7 @@ from cam_repro.features.linear import (
     per_class_accuracy,
     save_classifier,
 )
+from cam_repro.features.outputs import KIND
 from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
 from cam_repro.localize.cam import upsample_cams
 from cam_repro.localize.loc_error import best_ious
@@ -471,7 +472,7 @@ def _metrics(
     if spec.crop != "full" and ious is not None and (~np.isnan(ious)).any():
         crop_iou = 100.0 * float(np.mean(ious[~np.isnan(ious)] >= spec.iou_threshold))
     return {
-        "kind": "features",
+        "kind": KIND,
         "accuracy": 100.0 * float(np.mean(pred == test.labels)),
         "mean_class_accuracy": float(np.nanmean(per_class)),
         "num_train": len(train.labels),

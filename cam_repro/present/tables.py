@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cam_repro.evaluate.outputs import check_metrics, read_sweep
+from cam_repro.features.outputs import CROPS, check_features_metrics, is_features_metrics
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import make_dir, read_json, write_text_atomic
@@ -97,8 +98,6 @@ _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
 
 # cam-features runs: the keys the tables need, the crops (the fine-grained table's columns), the
 # summary's columns, and the paper's generic-table rows, first in the features tables.
-FEATURES_REQUIRED = ("accuracy", "features", "crop", "data")
-CROPS = ("full", "cam", "gt", "full+cam")
 FEATURES_SUMMARY_COLUMNS = (
     "dataset", "paper_name", "variant", "features", "crop", "classifier", "C", "weights",
     "trained_on", "seed", "accuracy", "mean_class_accuracy", "crop_box_iou50",
@@ -179,25 +178,9 @@ class FeaturesRun:
 Run = EvalRun | FeaturesRun
 
 
-def check_features_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    """`metrics` (read from `path`, a `"kind": "features"` metrics.json) if it has what the
-    features tables read; one-line errors naming `path` if not."""
-    missing = [key for key in FEATURES_REQUIRED if metrics.get(key) is None]
-    if missing:
-        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
-    if not isinstance(metrics["data"], dict):
-        raise InputFileError(f"{path}: data is not a mapping")
-    if metrics["crop"] not in CROPS:
-        raise InputFileError(f"{path}: crop {metrics['crop']!r} is not one of {', '.join(CROPS)}")
-    accuracy = metrics["accuracy"]
-    if isinstance(accuracy, bool) or not isinstance(accuracy, int | float):
-        raise InputFileError(f"{path}: accuracy {accuracy!r} is not a number")
-    return metrics
-
-
 def _run(path: Path, metrics: Any) -> Run:
     """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
-    if _is_features_run(metrics):
+    if is_features_metrics(metrics):
         return FeaturesRun(path.parent, check_features_metrics(path, metrics))
     return EvalRun(path.parent, check_metrics(path, metrics))
 
@@ -210,11 +193,6 @@ def read_run(path: Path) -> Run:
 def _is_eval_run(metrics: Any) -> bool:
     """A cam-eval metrics.json: it records the protocol (a cam-train run's does not)."""
     return isinstance(metrics, dict) and "protocol" in metrics
-
-
-def _is_features_run(metrics: Any) -> bool:
-    """A cam-features metrics.json: it says so."""
-    return isinstance(metrics, dict) and metrics.get("kind") == "features"
 
 
 def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
@@ -235,7 +213,7 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
             hits = {}
             for p in sorted(path.rglob("metrics.json")):
                 metrics = read_json(p)  # a corrupt or unreadable file stops the report
-                if _is_eval_run(metrics) or _is_features_run(metrics):
+                if _is_eval_run(metrics) or is_features_metrics(metrics):
                     hits[p] = metrics
             if not hits:
                 raise InputFileError(
