@@ -319,11 +319,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
     spec = eval_config(cfg)
     run_dir = Path(run_dir)
-    context = run_context(spec.runtime, run_dir, "eval.log", RESULTS[0], spec.overwrite)
-    with context as run:
-        if run.is_main:
-            for name in RESULTS:  # metrics.json first: a half-removed run never looks finished
-                (run_dir / name).unlink(missing_ok=True)
+    with run_context(spec.runtime, run_dir, "eval.log", RESULTS, spec.overwrite) as run:
         tick = time.perf_counter()
         ev = Evaluator(spec, run.env)
         log.info(

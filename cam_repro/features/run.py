@@ -402,14 +402,12 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
     """Run cam-features as `cfg` says, writing into `run_dir`; returns metrics.json's content."""
     spec = features_config(cfg)
     run_dir = Path(run_dir)
-    with run_context(spec.runtime, run_dir, "features.log", RESULTS[0], spec.overwrite) as run:
+    with run_context(spec.runtime, run_dir, "features.log", RESULTS, spec.overwrite) as run:
         if run.env.world_size > 1:
             raise ConfigError(
                 "cam-features runs in one process (the linear fit is not distributed): run it "
                 "without torchrun"
             )
-        for name in RESULTS:  # metrics.json first: a half-removed run never looks finished
-            (run_dir / name).unlink(missing_ok=True)
         tick = time.perf_counter()
         cache_dir = make_dir(Path(spec.cache_dir) if spec.cache_dir else run_dir / "cache")
         fr = FeatureRun(spec, run.env, cache_dir)

@@ -5,7 +5,7 @@ log file; torn down when the run ends, however."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +56,18 @@ def run_context(
     runtime: RuntimeConfig,
     run_dir: str | Path | None = None,
     log_name: str | None = None,
-    results: str | None = None,
+    results: Sequence[str] = (),
     overwrite: bool = False,
 ) -> Iterator[RunContext]:
     """Join torchrun's process group (if launched by it), pick the device, set the CPU threads.
 
     On rank 0, with a `run_dir`: take the folder's run lock (a second live process is refused),
-    remove temp files a killed run left there, refuse a folder that already holds `results` (a
-    file name, e.g. metrics.json) unless `overwrite`, and log into `run_dir/log_name`. Other ranks
-    log warnings only. Leaving the block (normally or by an error) closes the log file, releases
-    the lock and leaves the process group."""
+    remove temp files a killed run left there, refuse a folder that already holds results unless
+    `overwrite` (`results`: the files a finished run leaves, the marker of a finished run first,
+    e.g. metrics.json; with `overwrite` they are removed, the marker first, so a half-removed run
+    never looks finished), and log into `run_dir/log_name`. Other ranks log warnings only.
+    Leaving the block (normally or by an error) closes the log file, releases the lock and
+    leaves the process group."""
     env = D.setup(runtime.device, runtime.dist_backend)
     with ExitStack() as stack:
         stack.callback(D.teardown)
@@ -76,11 +78,13 @@ def run_context(
         elif run_dir is not None:
             folder = Path(run_dir)
             stack.enter_context(run_lock(folder))
-            if results is not None and (folder / results).exists() and not overwrite:
+            if results and (folder / results[0]).exists() and not overwrite:
                 raise ConfigError(
-                    f"{folder} already holds results ({results}); choose another folder "
+                    f"{folder} already holds results ({results[0]}); choose another folder "
                     "(hydra.run.dir=...) or replace them with overwrite=true"
                 )
+            for name in results:
+                (folder / name).unlink(missing_ok=True)
             if log_name is not None:
                 handler = attach_log_file(folder / log_name)
                 stack.callback(_detach, handler)
