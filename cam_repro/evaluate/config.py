@@ -89,13 +89,23 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
         raise ConfigError(f"sweep_thresholds must be >= 2, got {spec.sweep_thresholds}")
     if not spec.maxboxacc_iou or not all(0 < t <= 100 for t in spec.maxboxacc_iou):
         raise ConfigError(f"maxboxacc_iou must be IoU levels in (0, 100], got {spec.maxboxacc_iou}")
-    if (spec.checkpoint is None) == (spec.model is None):
-        raise ConfigError(
-            "give either checkpoint=RUN_DIR/checkpoints/best.pt (a cam-train run) or a model "
-            "(e.g. model=vgg16 model.pretrained=true data=imagenet data.root=DIR), not "
-            + ("both" if spec.checkpoint is not None else "neither")
-        )
+    check_one_network(
+        spec.checkpoint, spec.model, "best.pt",
+        "model=vgg16 model.pretrained=true data=imagenet data.root=DIR",
+    )  # fmt: skip
     return spec
+
+
+def check_one_network(
+    checkpoint: str | None, model: ModelConfig | None, file: str, example: str
+) -> None:
+    """A network stage takes a checkpoint or a model, exactly one: a ConfigError saying which
+    (`file`: the checkpoint's usual name; `example`: model overrides to show)."""
+    if (checkpoint is None) == (model is None):
+        raise ConfigError(
+            f"give either checkpoint=RUN_DIR/checkpoints/{file} (a cam-train run) or a model "
+            f"(e.g. {example}), not " + ("both" if checkpoint is not None else "neither")
+        )
 
 
 def resolve_data(data: Any, trained: Mapping[str, Any] | None) -> DataConfig:

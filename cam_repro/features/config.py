@@ -8,7 +8,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from cam_repro.evaluate.config import DataOverrides
+from cam_repro.evaluate.config import DataOverrides, check_one_network
 from cam_repro.features.outputs import CROPS
 from cam_repro.localize.boxes import check_threshold
 from cam_repro.models.config import ModelConfig
@@ -82,10 +82,7 @@ def features_config(cfg: FeaturesConfig | Mapping[str, Any] | DictConfig) -> Fea
         raise ConfigError(f"model_classes must be >= 1, got {spec.model_classes}")
     if spec.train_split == spec.test_split:
         raise ConfigError(f"train_split and test_split are both {spec.train_split!r}")
-    if (spec.checkpoint is None) == (spec.model is None):
-        raise ConfigError(
-            "give either checkpoint=RUN_DIR/checkpoints/last.pt (a cam-train run) or a model "
-            "(e.g. model=googlenet_gap model.weights_path=FILE), not "
-            + ("both" if spec.checkpoint is not None else "neither")
-        )
+    check_one_network(
+        spec.checkpoint, spec.model, "last.pt", "model=googlenet_gap model.weights_path=FILE"
+    )
     return spec
