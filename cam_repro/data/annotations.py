@@ -153,9 +153,9 @@ def voc_xml(
     )
 
 
-def read_loc_csv(path: Path) -> dict[str, Annotation]:
-    """Kaggle's `LOC_val_solution.csv`: `ImageId,PredictionString` (`wnid x0 y0 x1 y1` repeated)."""
-    out: dict[str, Annotation] = {}
+def read_csv_rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
+    """The rows of a CSV file after its header, with their 1-based line numbers; one-line errors
+    for an unreadable file, one that is not CSV text, or another header."""
     try:
         with path.open(newline="") as f:
             rows = list(csv.reader(f))
@@ -163,9 +163,15 @@ def read_loc_csv(path: Path) -> dict[str, Annotation]:
         raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
     except (UnicodeDecodeError, csv.Error) as err:
         raise InputFileError(f"{path}: not a CSV text file: {err}") from None
-    if not rows or [c.strip() for c in rows[0]] != ["ImageId", "PredictionString"]:
-        raise InputFileError(f"{path}: the header must be 'ImageId,PredictionString'")
-    for line, row in enumerate(rows[1:], start=2):
+    if not rows or [c.strip() for c in rows[0]] != header:
+        raise InputFileError(f"{path}: the header must be '{','.join(header)}'")
+    return list(enumerate(rows[1:], start=2))
+
+
+def read_loc_csv(path: Path) -> dict[str, Annotation]:
+    """Kaggle's `LOC_val_solution.csv`: `ImageId,PredictionString` (`wnid x0 y0 x1 y1` repeated)."""
+    out: dict[str, Annotation] = {}
+    for line, row in read_csv_rows(path, ["ImageId", "PredictionString"]):
         if not row:
             continue
         if len(row) != 2:

@@ -34,14 +34,13 @@ boxes and size None.
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cam_repro.data.annotations import check_box, read_voc_xml
+from cam_repro.data.annotations import check_box, read_csv_rows, read_voc_xml
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import (
     IMAGE_EXTENSIONS,
@@ -274,17 +273,8 @@ def _read_box_csv(path: Path) -> dict[str, BoxRows]:
     """The boxes CSV, `image,x0,y0,x1,y1` rows -> {image key: its rows}."""
     if not path.is_file():
         raise MissingFileError(f"data.boxes {path} does not exist")
-    try:
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputFileError(f"{path}: not a CSV text file: {err}") from None
-    if not rows or [c.strip() for c in rows[0]] != _CSV_HEADER:
-        raise InputFileError(f"{path}: the header must be '{','.join(_CSV_HEADER)}'")
     out: dict[str, BoxRows] = {}
-    for line, row in enumerate(rows[1:], start=2):
+    for line, row in read_csv_rows(path, _CSV_HEADER):
         if not "".join(row).strip():
             continue
         where = f"{path} line {line}"
