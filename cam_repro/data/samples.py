@@ -39,6 +39,11 @@ class Sample:
     def image_id(self) -> str:
         return self.path.stem
 
+    @property
+    def own_boxes(self) -> np.ndarray:
+        """(m, 4) the boxes of the image's own class (what localization is scored against)."""
+        return self.boxes[self.box_labels == self.label]
+
 
 @dataclass(eq=False)
 class DataSplit:

@@ -195,7 +195,7 @@ class Evaluator:
         ]
         keep, gt_frame = [], []
         for i, sample in enumerate(samples):
-            own = sample.boxes[sample.box_labels == sample.label]
+            own = sample.own_boxes
             if len(own) and self._counts_for_loc(sample):
                 keep.append(i)
                 gt_frame.append(scale_boxes(own, sample.size, (frame, frame)))
@@ -251,9 +251,7 @@ def metrics_json(
     data = ev.data
     if not rows:
         raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
-    has_box = np.array(
-        [bool((data.samples[r.index].box_labels == r.label).any()) for r in rows], dtype=bool
-    )
+    has_box = np.array([len(data.samples[r.index].own_boxes) > 0 for r in rows], dtype=bool)
     blacklisted = np.array([data.samples[r.index].image_id in ev.blacklist for r in rows], bool)
     loc_mask = has_box & ~blacklisted
     errors = error_rates(_outcomes(rows, spec.iou_threshold), loc_mask)

@@ -36,6 +36,11 @@ def pool_features(maps: Tensor, kind: str) -> Tensor:
     return maps.mean(dim=(2, 3))
 
 
+def head_pool(kind: str) -> str:
+    """How a linear classifier over `kind` features pools the last conv maps (for its CAMs)."""
+    return "gmp" if kind == "gmp" else "gap"
+
+
 def feature_extractor(model: nn.Module, kind: str, name: str) -> Extractor:
     """The function giving `kind` features of `model` (named `name` in errors)."""
     if kind not in FEATURE_KINDS:

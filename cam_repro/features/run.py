@@ -50,7 +50,7 @@ from cam_repro.features.cache import (
     split_digest,
 )
 from cam_repro.features.config import FeaturesConfig, features_config
-from cam_repro.features.extract import Extractor, feature_extractor
+from cam_repro.features.extract import Extractor, feature_extractor, head_pool
 from cam_repro.features.linear import (
     LinearClassifier,
     fit_linear,
@@ -272,17 +272,16 @@ class FeatureRun:
     def localize(self, clf: LinearClassifier, predicted: dict[int, int]) -> dict[str, Any] | None:
         """GT-known and top-1 localization accuracy of the classifier's CAMs on the test split."""
         data, spec = self.test, self.spec
-        with_box = [i for i, s in enumerate(data.samples) if (s.box_labels == s.label).any()]
-        if not with_box or spec.features == "fc7":
+        if spec.features == "fc7" or not any(len(s.own_boxes) for s in data.samples):
             return None
         cfg = self.net.data
-        pool = "gmp" if spec.features == "gmp" else "gap"
+        pool = head_pool(spec.features)
         right = {"gt_known": 0, "top1": 0}
         count = 0
         rule = BoxRule(spec.threshold, "max")
         for x, y, index in self._batches(data, None, "localization"):
-            keep = [j for j, i in enumerate(index.tolist()) if i in predicted and
-                    (data.samples[i].box_labels == data.samples[i].label).any()]  # fmt: skip
+            keep = [j for j, i in enumerate(index.tolist())
+                    if i in predicted and len(data.samples[i].own_boxes)]  # fmt: skip
             if not keep:
                 continue
             _, maps = self._features(x[keep], data.samples[int(index[keep[0]])].path)
@@ -332,7 +331,7 @@ def _gt_ious(data: DataSplit, indices: list[int], boxes: np.ndarray) -> np.ndarr
     labels = np.array([s.label for s in samples])
     ious = best_ious(boxes[:, None], labels[:, None], [s.boxes for s in samples],
                      [s.box_labels for s in samples])[:, 0]  # fmt: skip
-    has = np.array([(s.box_labels == s.label).any() for s in samples], dtype=bool)
+    has = np.array([len(s.own_boxes) > 0 for s in samples], dtype=bool)
     return np.where(has, ious, np.nan)
 
 
@@ -340,7 +339,7 @@ def gt_crop_boxes(data: DataSplit) -> np.ndarray:
     """Each image's ground-truth crop: the tight box around all boxes of its own class."""
     boxes = np.zeros((len(data.samples), 4), dtype=np.int64)
     for i, s in enumerate(data.samples):
-        own = s.boxes[s.box_labels == s.label]
+        own = s.own_boxes
         if not len(own):
             raise InputFileError(
                 f"{s.path}: no ground-truth box of its class; crop=gt needs a box for every "

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cam_repro.data import DataConfig, load_image, model_input, read_split
+from cam_repro.data import DataConfig, Sample, load_image, model_input, read_split
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.config import SPLITS, BoxKeys, DataOverrides, box_rule, resolve_data
 from cam_repro.evaluate.localizer import Localizer, check_batch, localize_batch
@@ -143,7 +143,6 @@ def load_net(path: str, spec: VisualizeConfig, run: RunContext) -> TrainedNet:
 
 def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
     """The given image files (no ground truth), or the first num_images of the data's split."""
-    size = net.data.image_size
     transform = eval_transform(net.data)
     pictures = []
     if spec.images:
@@ -158,13 +157,17 @@ def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
             f"{net.checkpoint} was trained on other classes than {split.root} has: give "
             "images=[...] or data with the same classes"
         )
-    for sample in split.samples[: spec.num_images]:
-        image = load_image(sample.path, net.data.max_image_pixels)
-        own = sample.boxes[sample.box_labels == sample.label]
-        gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
-        frame = transform(image).permute(1, 2, 0).numpy()
-        pictures.append(Picture(sample.image_id, frame, sample.label, np.asarray(gt, np.int64)))
-    return pictures
+    return [sample_picture(sample, net.data) for sample in split.samples[: spec.num_images]]
+
+
+def sample_picture(sample: Sample, data: DataConfig) -> Picture:
+    """A sample of a split as cam-eval sees it, with its own class's boxes in that frame."""
+    size = data.image_size
+    image = load_image(sample.path, data.max_image_pixels)
+    own = sample.own_boxes
+    gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
+    frame = eval_transform(data)(image).permute(1, 2, 0).numpy()  # (S, S, 3)
+    return Picture(sample.image_id, frame, sample.label, np.asarray(gt, np.int64))
 
 
 _BATCH = 16  # pictures per forward pass
@@ -313,6 +316,7 @@ def linear_cams_figure(run_dir: Path, spec: VisualizeConfig, run: RunContext):
     of the first num_images classes: the image with its ground truth, the map of the predicted
     class with its box (the paper's rule), the map of the true class (GT-known)."""
     from cam_repro.features.config import features_config
+    from cam_repro.features.extract import head_pool
     from cam_repro.features.linear import load_classifier
     from cam_repro.features.run import load_network
 
@@ -335,24 +339,20 @@ def linear_cams_figure(run_dir: Path, spec: VisualizeConfig, run: RunContext):
             first.setdefault(sample.label, i)
     chosen = [first[c] for c in sorted(first)][: spec.num_images]
     size, rule = net.data.image_size, BoxRule(fspec.threshold, "max")
-    transform = eval_transform(net.data)
     rows = []
     for i in chosen:
         sample = data.samples[i]
-        image = load_image(sample.path, net.data.max_image_pixels)
-        own = sample.boxes[sample.box_labels == sample.label]
-        gt = scale_boxes(own, image.size, (size, size)) if len(own) else np.zeros((0, 4), np.int64)
-        frame = transform(image)  # (3, S, S) uint8
-        x = model_input(frame[None].to(run.device), net.data.mean, net.data.std)
+        picture = sample_picture(sample, net.data)
+        pixels, gt = picture.frame, picture.gt_boxes
+        frame = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, 3, S, S) uint8
+        x = model_input(frame.to(run.device), net.data.mean, net.data.std)
         with torch.no_grad():
             maps = cam_model(model).features(x).float()  # (1, K, h, w)
-        pool = "gmp" if fspec.features == "gmp" else "gap"
-        head = clf.cam_head(maps.shape[1], pool, maps.device)
+        head = clf.cam_head(maps.shape[1], head_pool(fspec.features), maps.device)
         pred = clf.classes.index(predicted[sample.image_id])
         cams = head.cams(maps, torch.tensor([[pred, sample.label]], device=maps.device))
         cams = upsample_cams(cams, (size, size))[0].cpu().numpy()  # (2, S, S)
         boxes = frame_boxes(cams, rule)
-        pixels = frame.permute(1, 2, 0).numpy()
         ious = [float(iou_matrix(boxes[j : j + 1], gt).max()) if len(gt) else None for j in (0, 1)]
         mark = "right" if pred == sample.label else "wrong"
         captions = [
