@@ -313,6 +313,18 @@ def test_the_lbfgs_solver_solves_linearsvcs_problem(num_classes: int) -> None:
     assert 0.3 < (ours.predict(x) == y).mean() < 1.0  # overlapping: a real fit, not a trivial one
 
 
+@pytest.mark.parametrize("solver", ["liblinear", "lbfgs"])
+def test_a_fit_stopped_by_max_iter_is_logged(solver: str, caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    y = rng.integers(0, 3, 200)
+    fit_linear(x, y, ["a", "b", "c"], solver=solver, max_iter=2)
+    assert "did not converge in classifier.max_iter=2" in caplog.text
+    caplog.clear()
+    fit_linear(x, y, ["a", "b", "c"], solver=solver)
+    assert "did not converge" not in caplog.text
+
+
 def test_solver_auto_picks_lbfgs_for_large_problems(monkeypatch: pytest.MonkeyPatch) -> None:
     import cam_repro.features.linear as linear
 

@@ -95,7 +95,7 @@ def fit_linear(
     if kind == "svm" and solver == "auto":
         solver = "lbfgs" if x.shape[0] * x.shape[1] * len(present) > LBFGS_FROM else "liblinear"
     if kind == "svm" and solver == "lbfgs":
-        model = SquaredHingeLBFGS(C, max_iter).fit(x, labels)
+        model = SquaredHingeLBFGS(C, max_iter)
     elif kind == "svm":
         model = LinearSVC(C=C, max_iter=max_iter, random_state=seed)
     elif kind == "logistic":
@@ -104,11 +104,9 @@ def fit_linear(
         raise ConfigError(f"classifier.kind must be svm or logistic, got {kind!r}")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        if not isinstance(model, SquaredHingeLBFGS):
-            model.fit(x.astype(np.float64), labels)
-    if any(issubclass(w.category, ConvergenceWarning) for w in caught) or getattr(
-        model, "hit_max_iter", False
-    ):
+        # scikit-learn in float64 (its solvers' precision); torch's L-BFGS in float32
+        model.fit(x if isinstance(model, SquaredHingeLBFGS) else x.astype(np.float64), labels)
+    if any(issubclass(w.category, ConvergenceWarning) for w in caught):
         log.warning(
             "the %s did not converge in classifier.max_iter=%d iterations; its accuracy may "
             "still be fine, or raise max_iter", kind, max_iter,
@@ -129,9 +127,10 @@ class SquaredHingeLBFGS:
 
     def __init__(self, C: float, max_iter: int, tol: float = 1e-5) -> None:  # noqa: N803
         self.C, self.max_iter, self.tol = C, max_iter, tol
-        self.hit_max_iter = False
 
     def fit(self, x: np.ndarray, labels: np.ndarray) -> SquaredHingeLBFGS:
+        from sklearn.exceptions import ConvergenceWarning
+
         self.classes_ = np.unique(labels)
         n = len(labels)
         xa = torch.cat([torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)),
@@ -158,7 +157,11 @@ class SquaredHingeLBFGS:
                 return loss
 
             opt.step(closure)
-        self.hit_max_iter = opt.state[w]["n_iter"] >= self.max_iter
+        # out of iterations (or of the evaluations they allow) before the gradient test: a stop
+        # at float32's precision (a line search that finds no lower point) is a converged fit
+        state, budget = opt.state[w], opt.defaults
+        if state["n_iter"] >= budget["max_iter"] or state["func_evals"] >= budget["max_eval"]:
+            warnings.warn(f"L-BFGS stopped at max_iter={self.max_iter}", ConvergenceWarning, 2)
         found = w.detach().numpy().astype(np.float64)
         self.coef_, self.intercept_ = found[:, :-1], found[:, -1]
         return self

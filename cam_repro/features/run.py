@@ -432,8 +432,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         num_classes = len(fr.train.classes)
         per_class = per_class_accuracy(pred, test.labels, num_classes)
         counts = np.bincount(test.labels, minlength=num_classes)
-        metrics = _metrics(spec, fr, train, test, pred, per_class, localization)
-        metrics["solver"] = clf.solver
+        metrics = _metrics(spec, fr, clf, train, test, pred, per_class, localization)
         metrics["fit_seconds"] = round(fit_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - tick, 2)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
@@ -457,6 +456,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
 def _metrics(
     spec: FeaturesConfig,
     fr: FeatureRun,
+    clf: LinearClassifier,
     train: PartFeatures,
     test: PartFeatures,
     pred: np.ndarray,
@@ -478,10 +478,10 @@ def _metrics(
         "num_skipped": sum(s.count for s in fr.skips.values()),
         "features": spec.features,
         "crop": spec.crop,
-        "classifier": spec.classifier.kind,
-        "C": spec.classifier.C,
-        "solver": None,  # set by the caller from the fitted classifier
-        "l2_normalize": spec.classifier.l2_normalize,
+        "classifier": clf.kind,
+        "C": clf.C,
+        "solver": clf.solver,
+        "l2_normalize": clf.l2_normalize,
         "feature_dim": int(train.features.shape[1]),
         "variant": variant_name(fr.net.config),
         "paper_name": paper_name(fr.net.config),
