@@ -117,15 +117,21 @@ class ReportConfig:
 
 
 @dataclass
-class EvalRun:
-    """One cam-eval run: where it is and its metrics.json."""
+class _RunFolder:
+    """A run folder and its metrics.json."""
 
     path: Path
     metrics: dict[str, Any]
 
     @property
     def data(self) -> dict[str, Any]:
+        """What the run's numbers are on (metrics.json's `data`)."""
         return self.metrics.get("data") or {}
+
+
+@dataclass
+class EvalRun(_RunFolder):
+    """One cam-eval run."""
 
     @property
     def dataset(self) -> str:
@@ -159,15 +165,8 @@ class EvalRun:
 
 
 @dataclass
-class FeaturesRun:
-    """One cam-features run: where it is and its metrics.json."""
-
-    path: Path
-    metrics: dict[str, Any]
-
-    @property
-    def data(self) -> dict[str, Any]:
-        return self.metrics["data"]
+class FeaturesRun(_RunFolder):
+    """One cam-features run."""
 
     @property
     def dataset(self) -> str:
