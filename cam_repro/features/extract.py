@@ -41,8 +41,11 @@ def head_pool(kind: str) -> str:
     return "gmp" if kind == "gmp" else "gap"
 
 
-def feature_extractor(model: nn.Module, kind: str, name: str) -> Extractor:
-    """The function giving `kind` features of `model` (named `name` in errors)."""
+def feature_extractor(
+    model: nn.Module, kind: str, name: str, modified: bool | None = None
+) -> Extractor:
+    """The function giving `kind` features of `model` (named `name` in errors). `modified`: the
+    model's config says it is modified for CAM (None: judged by an added conv before pooling)."""
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
     net = unwrap(model)
@@ -63,8 +66,9 @@ def feature_extractor(model: nn.Module, kind: str, name: str) -> Extractor:
             f"features={kind}: {name} has no globally pooled last conv layer (it ends in fully "
             "connected layers); use features=fc7, or its -GAP variant"
         )
-    added_conv = not isinstance(getattr(net, "head", None), nn.Identity)
-    if kind == "avgpool" and added_conv:
+    if modified is None:
+        modified = not isinstance(getattr(net, "head", None), nn.Identity)
+    if kind == "avgpool" and modified:
         raise ConfigError(
             f"features=avgpool is the pooled vector of an original network (GoogLeNet, ResNet-50); "
             f"{name} is modified for CAM: use features=gap (or gmp)"

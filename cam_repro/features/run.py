@@ -152,12 +152,9 @@ class FeatureRun:
         self.model = net.model.to(env.device).eval()
         if spec.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        if spec.features == "avgpool" and net.config.modified:
-            raise ConfigError(
-                f"features=avgpool is the pooled vector of an original network (GoogLeNet, "
-                f"ResNet-50); {self.name} is modified for CAM: use features=gap (or gmp)"
-            )
-        self.extract: Extractor = feature_extractor(self.model, spec.features, self.name)
+        self.extract: Extractor = feature_extractor(
+            self.model, spec.features, self.name, net.config.modified
+        )
         if "cam" in spec.crop.split("+"):
             Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
         self.skips = {s: SkipLog(d) for s, d in ((spec.train_split, self.train),
