@@ -39,6 +39,7 @@ import shlex
 import shutil
 import sys
 import time
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -376,23 +377,23 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     times["data"] = time.perf_counter() - start
 
     tick = time.perf_counter()
-    finished = trained = 0
+    trained = 0
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
+    # one pool for every stage: each worker imports torch once
     with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
-        futures = {pool.submit(_train_and_eval, spec, work, data[j.design], j): j for j in jobs}
-        try:
-            for future, job in futures.items():
-                trained += future.result()
-                finished += 1
-                log.info("[%d/%d] %s trained and evaluated", finished, len(jobs), job.tag)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)  # let running jobs end, start no more
-            raise
-    times["train_and_eval"] = time.perf_counter() - tick
-    if spec.features:
-        tick = time.perf_counter()
-        _run_features(spec, work, data, context)
-        times["features"] = time.perf_counter() - tick
+        for i, did_train in _in_order(pool, _train_and_eval, [(spec, work, data[j.design], j)
+                                                              for j in jobs]):  # fmt: skip
+            trained += did_train
+            log.info("[%d/%d] %s trained and evaluated", i + 1, len(jobs), jobs[i].tag)
+        times["train_and_eval"] = time.perf_counter() - tick
+        if spec.features:
+            tick = time.perf_counter()
+            features = feature_plan(spec)
+            calls = [(spec, work, data[j.dataset], j) for j in features]
+            for i, accuracy in _in_order(pool, _features_job, calls):
+                log.info("[%d/%d] features %s: accuracy %.1f%%", i + 1, len(features),
+                         features[i].tag, accuracy)  # fmt: skip
+            times["features"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     _figures(spec, work, out, jobs)
@@ -410,18 +411,18 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     return times
 
 
-def _run_features(spec: ReproduceConfig, work: Path, data: dict[str, Path], context) -> None:
-    """The cam-features runs of `feature_plan`, `jobs` at a time."""
-    jobs = feature_plan(spec)
-    with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
-        futures = {pool.submit(_features_job, spec, work, data[j.dataset], j): j for j in jobs}
-        try:
-            for done, (future, job) in enumerate(futures.items(), 1):
-                accuracy = future.result()
-                log.info("[%d/%d] features %s: accuracy %.1f%%", done, len(jobs), job.tag, accuracy)
-        except BaseException:
-            pool.shutdown(wait=True, cancel_futures=True)
-            raise
+def _in_order(
+    pool: ProcessPoolExecutor, fn: Callable[..., Any], calls: list[tuple]
+) -> Iterator[tuple[int, Any]]:
+    """Submit fn(*args) for every call, yield (i, result) in order. On any error, or Ctrl-C,
+    the running jobs end and no more start (not the rest of the queue)."""
+    futures = [pool.submit(fn, *args) for args in calls]
+    try:
+        for i, future in enumerate(futures):
+            yield i, future.result()
+    except BaseException:  # also GeneratorExit: the caller stopped on an error of its own
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
 
 
 def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str) -> None:
