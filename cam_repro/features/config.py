@@ -46,7 +46,8 @@ class FeaturesConfig:
     model_classes: int | None = None
     seed: int = 0  # initialises a network without weights (model=... alone: the random floor)
     # The dataset to classify: data=folder data.root=DIR (or cub, imagenet, synthetic); its keys
-    # replace the checkpoint's data config (data.mean/std and image_size are the network's)
+    # replace the checkpoint's data config (a data= preset gives all of its keys: with a
+    # checkpoint, give data.root alone to keep its input size and normalisation)
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
     train_split: str = "train"
     test_split: str = "val"  # folder data: val/ or test/

@@ -213,7 +213,7 @@ class FeatureRun:
             return cached
         tick = time.perf_counter()
         if part == "full":
-            found = self._full(data)
+            found = self._collect(data, None, "full")
         elif part == "cam":
             boxes, ious = self._cam_boxes(data)
             found = self._crops(data, boxes, ious, "cam crops")
@@ -235,9 +235,6 @@ class FeatureRun:
             labels.append(y.numpy())
             indices.append(index.numpy())
         return _stack(feats, labels, indices)
-
-    def _full(self, data: DataSplit) -> PartFeatures:
-        return self._collect(data, None, "full")
 
     def _crops(self, data: DataSplit, boxes: np.ndarray, ious: np.ndarray, what: str):
         found = self._collect(data, boxes, what)
