@@ -11,7 +11,7 @@ from omegaconf import MISSING, DictConfig
 from cam_repro.runtime.config import to_schema
 from cam_repro.runtime.errors import ConfigError
 
-SOURCES = ("imagenet", "cub", "folder")
+SOURCES = ("imagenet", "cub", "folder", "svt", "vqa")
 LAYOUTS = ("auto", "kaggle", "classic")
 VAL_LABELS = ("auto", "xml", "csv")
 AUGMENTS = ("random_resized_crop", "scale_crop", "translate", "none")
@@ -30,6 +30,7 @@ class DataConfig:
 
     # imagenet (ILSVRC layouts; the synthetic set too) | cub | folder (any image folder: class
     # folders per split, or one folder of classes plus split files; see cam_repro/data/folder.py)
+    # | svt (text / no text: SVT's word boxes plus a folder of negatives) | vqa (VQA v2 JSON)
     source: str = "imagenet"
     root: str = MISSING
     # A display name of the dataset for reports, e.g. SUN397; null: named by the reader (ILSVRC,
@@ -55,6 +56,16 @@ class DataConfig:
     # image; image relative to the split folder or image_dir); null: PASCAL VOC XML files beside
     # the images where there are any (x.jpg -> x.xml)
     boxes: str | None = None
+    # svt (cam_repro/data/svt.py): root is the SVT folder (img/, train.xml, test.xml, the word
+    # boxes), the positives; `negatives` a folder of images without text (SUN scenes in the
+    # paper) with train/ and test/ (or val/) sub-folders. Relative to root.
+    negatives: str | None = None
+    # vqa (cam_repro/data/vqa.py): root holds the VQA v2 question and annotation JSON files and
+    # the image folders <subtype>/ (COCO_<subtype>_<12-digit id>.jpg).
+    train_subtype: str = "train2014"  # the train split's data_subtype (file names)
+    val_subtype: str = "val2014"  # the val split's
+    answers: int = 1000  # the model's answers: the most frequent ones of the train split
+    question_words: int = 0  # the bag-of-words: the most frequent train question words; 0: all
     image_size: int = 224  # side of the train crop and of the (square) eval image
     resize_size: int = 256  # scale_crop: the shorter side before the random crop
     train_augment: str = (
@@ -109,6 +120,16 @@ def _validate(spec: DataConfig) -> None:
         raise ConfigError(
             f"data.{given} is set but data.{other} is not: split files need both (neither: class "
             "folders train/<class>/, val/<class>/)"
+        )
+    if spec.source == "svt" and not spec.negatives:
+        raise ConfigError(
+            "data.source=svt needs data.negatives: a folder of images without text (with train/ "
+            "and test/ sub-folders)"
+        )
+    if spec.answers < 2 or spec.question_words < 0:
+        raise ConfigError(
+            f"data.answers must be >= 2 and data.question_words >= 0, got {spec.answers} and "
+            f"{spec.question_words}"
         )
     if spec.max_image_pixels is not None and spec.max_image_pixels < 1:
         raise ConfigError(

@@ -46,6 +46,20 @@ class Sample:
 
 
 @dataclass(eq=False)
+class Questions:
+    """VQA: sample i of its split is question i about sample i's image (several samples share an
+    image). The sample's label is the index of its answer among the split's classes (the answer
+    vocabulary); its boxes, where the data has them, the object the answer depends on."""
+
+    ids: list[int]  # question_id
+    text: list[str]  # the question as asked
+    tokens: np.ndarray  # (N, L) int64 indices into `vocab`, -1 pads (words not in vocab dropped)
+    vocab: list[str]  # the bag-of-words' words (from the train split), in index order
+    answers: list[list[str]]  # every annotator's answer, normalised (VQA accuracy); may be empty
+    kinds: list[str]  # the question type (VQA v2's question_type; synthetic: colour|shape|count)
+
+
+@dataclass(eq=False)
 class DataSplit:
     """The samples of one split, and the classes (label i is `classes[i]`)."""
 
@@ -56,6 +70,7 @@ class DataSplit:
     samples: list[Sample]
     source: str  # where labels and boxes came from, and their coordinate conversion
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # unreadable images left out
+    questions: Questions | None = None  # VQA: one question per sample; None: no questions
 
     def __len__(self) -> int:
         return len(self.samples)

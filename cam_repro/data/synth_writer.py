@@ -60,10 +60,15 @@ class SynthSummary:
     val_objects: int
     seconds: float
     layout: str = "ilsvrc"
+    task: str = "classes"
 
     @property
     def read_with(self) -> str:
         """The data overrides that read the set back (cam-train, cam-eval, cam-data)."""
+        if self.task == "vqa":
+            return f"data=vqa data.root={self.out}"
+        if self.task == "text":
+            return f"data=synthetic data.root={self.out}"
         if self.layout == "cub":  # the synthetic preset (64 px, no flips) with the CUB reader
             return f"data=synthetic data.source=cub data.root={self.out}"
         return f"data=imagenet data.root={self.out}"
@@ -222,8 +227,60 @@ def _prepare_out(spec: SynthConfig) -> Path:
 
 def dataset_settings(spec: SynthConfig) -> dict:
     """The settings that determine the dataset (synth.json's "config"): all but where and how
-    it is written. Two configs with equal settings write byte-identical datasets."""
-    return {k: v for k, v in asdict(spec).items() if k not in ("out", "workers", "overwrite")}
+    it is written, and the options of the other tasks. Two configs with equal settings write
+    byte-identical datasets."""
+    unused = {"out", "workers", "overwrite"} | ({"text", "vqa"} - {spec.task})
+    return {k: v for k, v in asdict(spec).items() if k not in unused}
+
+
+@dataclass
+class Written:
+    """What a task's writer put under the temporary folder (synth.json gets `info` too)."""
+
+    train_images: int
+    val_images: int
+    val_objects: int
+    info: dict
+
+
+def _write_classes(spec: SynthConfig, tmp: Path) -> Written:
+    """task=classes: the localization benchmark, in `spec.layout`."""
+    designs = class_designs(spec)
+    # (index, label): the image's generator is image_rng(seed, split, index), in either layout
+    train = [
+        (label * spec.train_per_class + i, label)
+        for label in range(spec.num_classes)
+        for i in range(spec.train_per_class)
+    ]
+    val = [(i + 1, int(label)) for i, label in enumerate(_val_labels(spec))]
+    write = _write_cub if spec.layout == "cub" else _write_ilsvrc
+    val_objects = write(spec, tmp, designs, train, val)
+    info = {
+        "textures": list(TEXTURE_NAMES),
+        "classes": [
+            {
+                "wnid": d.wnid,
+                "name": d.name,
+                "body_pair": [TEXTURE_NAMES[t] for t in d.body_pair],
+                "key_texture": TEXTURE_NAMES[d.key_texture],
+                "cell_probs": list(d.cell_probs),
+            }
+            for d in designs
+        ],
+    }
+    return Written(len(train), len(val), val_objects, info)
+
+
+def _task_writer(task: str) -> Callable[[SynthConfig, Path], Written]:
+    if task == "text":
+        from cam_repro.data.synth_text import write_text_set
+
+        return write_text_set
+    if task == "vqa":
+        from cam_repro.data.synth_vqa import write_vqa_set
+
+        return write_vqa_set
+    return _write_classes
 
 
 def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
@@ -231,7 +288,7 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     spec = synth_config(cfg)  # type: ignore[arg-type]
     start = time.perf_counter()
     out = _prepare_out(spec)
-    designs = class_designs(spec)
+    write = _task_writer(spec.task)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         tmp.rmdir()  # mkdtemp's folder is private (0700); the dataset gets the user's umask
@@ -239,30 +296,8 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
     except OSError as err:
         raise output_error(out, err) from None
     try:
-        # (index, label): the image's generator is image_rng(seed, split, index), in either layout
-        train = [
-            (label * spec.train_per_class + i, label)
-            for label in range(spec.num_classes)
-            for i in range(spec.train_per_class)
-        ]
-        val = [(i + 1, int(label)) for i, label in enumerate(_val_labels(spec))]
-        write = _write_cub if spec.layout == "cub" else _write_ilsvrc
-        val_objects = write(spec, tmp, designs, train, val)
-        info = {
-            "format_version": FORMAT_VERSION,
-            "config": dataset_settings(spec),
-            "textures": list(TEXTURE_NAMES),
-            "classes": [
-                {
-                    "wnid": d.wnid,
-                    "name": d.name,
-                    "body_pair": [TEXTURE_NAMES[t] for t in d.body_pair],
-                    "key_texture": TEXTURE_NAMES[d.key_texture],
-                    "cell_probs": list(d.cell_probs),
-                }
-                for d in designs
-            ],
-        }
+        written = write(spec, tmp)
+        info = {"format_version": FORMAT_VERSION, "config": dataset_settings(spec), **written.info}
         (tmp / "synth.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
         _swap_into_place(tmp, out)
     except OSError as err:  # a full disk, a quota: nothing half-written is left
@@ -272,7 +307,15 @@ def generate(cfg: SynthConfig | dict | object) -> SynthSummary:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     seconds = time.perf_counter() - start
-    return SynthSummary(out, len(train), len(val), val_objects, seconds, spec.layout)
+    return SynthSummary(
+        out,
+        written.train_images,
+        written.val_images,
+        written.val_objects,
+        seconds,
+        spec.layout,
+        spec.task,
+    )
 
 
 def _swap_into_place(tmp: Path, out: Path) -> None:

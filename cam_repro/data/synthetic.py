@@ -31,6 +31,7 @@ from cam_repro.data.textures import MAX_PHASE, TEXTURE_NAMES, texture_bank
 from cam_repro.runtime.config import check_choice, to_schema
 from cam_repro.runtime.errors import ConfigError
 
+TASKS = ("classes", "text", "vqa")
 EVIDENCE = ("parts", "uniform", "fine")
 LAYOUTS = ("ilsvrc", "cub")
 SHAPES = ("ellipse", "rectangle", "blob")
@@ -40,10 +41,40 @@ WNID_BASE = 90000000
 
 
 @dataclass
+class TextSynthConfig:
+    """task=text (cam_repro/data/synth_text.py): scenes with rendered words (class `text`) and
+    without (class `no_text`); both classes hold text-like clutter that is not text. Fractions are
+    of the image side."""
+
+    words: list[int] = field(default_factory=lambda: [1, 3])  # words per text image, min and max
+    word_length: list[int] = field(default_factory=lambda: [3, 7])  # characters per word
+    font_size: list[float] = field(default_factory=lambda: [0.14, 0.25])  # text height
+    rotation: list[float] = field(default_factory=lambda: [-15.0, 15.0])  # degrees
+    clutter: list[int] = field(default_factory=lambda: [1, 3])  # stripes / dot rows per image
+
+
+@dataclass
+class VQASynthConfig:
+    """task=vqa (cam_repro/data/synth_vqa.py): scenes of a few objects (shape x colour), each with
+    template questions whose answer depends on one object, in the VQA v2 JSON format."""
+
+    train_images: int = 1500
+    val_images: int = 300
+    objects: list[int] = field(default_factory=lambda: [2, 5])  # objects per image, min and max
+    object_side: list[float] = field(default_factory=lambda: [0.18, 0.32])
+    questions_per_image: int = 3
+    # colour ("what colour is the circle?") | shape ("what shape is the red object?") | count
+    question_types: list[str] = field(default_factory=lambda: ["colour", "shape"])
+
+
+@dataclass
 class SynthConfig:
     """`cam-synth` (configs/synth.yaml). Fractions are of the image side."""
 
     out: str = "data/synthetic"  # the dataset folder to write, in `layout`
+    # classes: the localization benchmark | text: text / no text scenes, word boxes (ILSVRC layout)
+    # | vqa: scenes with questions and answers (VQA v2 format)
+    task: str = "classes"
     layout: str = "ilsvrc"  # ilsvrc (Kaggle ILSVRC layout) | cub (CUB-200-2011's; one box each)
     seed: int = 0
     num_classes: int = 10
@@ -67,6 +98,8 @@ class SynthConfig:
     background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
     pixel_noise: float = 8.0  # std of the noise over the whole image, 0-255
     jpeg_quality: int = 90
+    text: TextSynthConfig = field(default_factory=TextSynthConfig)  # task=text
+    vqa: VQASynthConfig = field(default_factory=VQASynthConfig)  # task=vqa
     workers: int = 0  # processes writing images; 0 = one per CPU core
     overwrite: bool = (
         False  # replace an existing `out` (else an existing, non-empty out is an error)
@@ -135,6 +168,7 @@ def _range(values: list, key: str, lo: float, hi: float) -> None:
 
 
 def _validate(spec: SynthConfig) -> None:
+    check_choice(spec.task, "task", TASKS)
     check_choice(spec.evidence, "evidence", EVIDENCE)
     check_choice(spec.layout, "layout", LAYOUTS)
     if spec.image_size < 16:
@@ -181,6 +215,34 @@ def _validate(spec: SynthConfig) -> None:
         raise ConfigError(f"jpeg_quality must be 1..100, got {spec.jpeg_quality}")
     if spec.background_noise < 0 or spec.pixel_noise < 0 or spec.workers < 0:
         raise ConfigError("background_noise, pixel_noise and workers must be >= 0")
+    if spec.task == "text":
+        _validate_text(spec.text)
+    elif spec.task == "vqa":
+        _validate_vqa(spec.vqa)
+
+
+QUESTION_TYPES = ("colour", "shape", "count")
+
+
+def _validate_text(text: TextSynthConfig) -> None:
+    _range(text.words, "text.words", 1, 20)
+    _range(text.word_length, "text.word_length", 1, 20)
+    _range(text.font_size, "text.font_size", 0.03, 1.0)
+    _range(text.rotation, "text.rotation", -90.0, 90.0)
+    _range(text.clutter, "text.clutter", 0, 20)
+
+
+def _validate_vqa(vqa: VQASynthConfig) -> None:
+    if vqa.train_images < 1 or vqa.val_images < 1 or vqa.questions_per_image < 1:
+        raise ConfigError(
+            "vqa.train_images, vqa.val_images and vqa.questions_per_image must be >= 1"
+        )
+    _range(vqa.objects, "vqa.objects", 1, 12)
+    _range(vqa.object_side, "vqa.object_side", 0.05, 1.0)
+    if not vqa.question_types:
+        raise ConfigError(f"vqa.question_types must name at least one of {QUESTION_TYPES}")
+    for kind in vqa.question_types:
+        check_choice(kind, "vqa.question_types", QUESTION_TYPES)
 
 
 def class_designs(spec: SynthConfig) -> list[ClassDesign]:
