@@ -1,5 +1,5 @@
 """Public API: the paper's classification and localization errors (top-1/top-5, GT-known) and
-the later WSOL metrics, MaxBoxAccV2 and PxAP (Choe et al., CVPR 2020).
+the pointing game, and the later WSOL metrics, MaxBoxAccV2 and PxAP (Choe et al., CVPR 2020).
 
 A stable name for code outside the package; the functions live in cam_repro.localize.loc_error
 and cam_repro.localize.wsol.
@@ -11,6 +11,8 @@ from cam_repro.localize.loc_error import (
     best_ious,
     error_rates,
     image_outcomes,
+    map_peaks,
+    points_in_boxes,
 )
 from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter, max_box_acc, pxap
 
@@ -22,6 +24,8 @@ __all__ = [
     "best_ious",
     "error_rates",
     "image_outcomes",
+    "map_peaks",
     "max_box_acc",
+    "points_in_boxes",
     "pxap",
 ]

@@ -103,6 +103,17 @@ def test_end_to_end_metrics_agree_with_predictions(trained: Path, tmp_path: Path
             assert 0 <= box[0] <= box[2] < 32 and 0 <= box[1] <= box[3] < 32
             best = max(iou(box, g) for g in gt) if row[f"pred{r}_wnid"] == row["label"] else 0.0
             assert float(row[f"pred{r}_iou"]) == pytest.approx(best, abs=1e-6)
+    # The pointing game: the file's peaks, checked against the file's boxes.
+    hits = []
+    for row in rows:
+        x, y = (float(v) for v in row["gt_known_peak"].split())
+        inside = any(
+            g[0] - 0.5 <= x <= g[2] + 0.5 and g[1] - 0.5 <= y <= g[3] + 0.5
+            for g in _boxes(row["gt_boxes"])
+        )
+        assert int(row["peak_in_box"]) == inside
+        hits.append(inside)
+    assert metrics["pointing_game"] == pytest.approx(100 * np.mean(hits))
     # Localization is worse than classification, and better than nothing.
     assert metrics["cls_top1_err"] <= metrics["loc_top1_err"] < 100
     assert 0 < metrics["maxboxacc_v2"] <= 100 and metrics["pxap"] is not None

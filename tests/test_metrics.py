@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cam_repro.metrics import best_ious, error_rates, image_outcomes
+from cam_repro.metrics import (
+    best_ious,
+    error_rates,
+    image_outcomes,
+    map_peaks,
+    points_in_boxes,
+)
 
 FAR = [50, 50, 59, 59]
 GT_A = [0, 0, 9, 9]
@@ -104,3 +110,18 @@ def test_shape_mismatches_are_refused() -> None:
         image_outcomes(TOPK, LABELS, np.zeros((5, 4)), np.zeros(5))
     with pytest.raises(ValueError, match="ground truth for each"):
         best_ious(BOXES, TOPK, GT_BOXES[:3], GT_LABELS[:3])
+
+
+def test_pointing_game_peaks_map_to_image_pixels_and_boxes_by_hand() -> None:
+    maps = np.zeros((3, 4, 4))
+    maps[0, 1, 2] = 1.0  # map pixel (col 2, row 1) of a 4x4 map over an 8x8 image
+    maps[1, 3, 0] = 2.0  # over a 4x4 image: the pixel itself
+    maps[2] = 5.0  # flat: the first pixel
+    peaks = map_peaks(maps, np.array([[8, 8], [4, 4], [4, 4]]))
+    # x = (2 + 0.5) * 8 / 4 - 0.5 = 4.5, y = (1 + 0.5) * 2 - 0.5 = 2.5
+    np.testing.assert_allclose(peaks, [[4.5, 2.5], [0.0, 3.0], [0.0, 0.0]])
+    boxes = [np.array([[4, 2, 5, 3]]), np.array([[1, 1, 2, 2], [0, 3, 0, 3]]), np.zeros((0, 4))]
+    assert points_in_boxes(peaks, boxes).tolist() == [True, True, False]
+    # Half a pixel outside the inclusive box is still on its last pixel; beyond, a miss.
+    edge = np.array([[5.5, 2.0], [5.51, 2.0]])
+    assert points_in_boxes(edge, [np.array([[4, 2, 5, 3]])] * 2).tolist() == [True, False]

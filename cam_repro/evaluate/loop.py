@@ -52,7 +52,7 @@ from cam_repro.evaluate.localizer import (
 from cam_repro.evaluate.outputs import Row, fmt_number, predictions_csv, sweep_csv, table_row
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
-from cam_repro.localize.loc_error import error_rates, image_outcomes
+from cam_repro.localize.loc_error import error_rates, image_outcomes, map_peaks, points_in_boxes
 from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
@@ -176,10 +176,13 @@ class Evaluator:
         probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
         limit = self.data_cfg.max_image_pixels
         sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
+        maps = out.maps.float().cpu().numpy()
         boxes, ious = located_boxes(
-            out.maps.float().cpu().numpy(), classes, sizes,
-            [s.boxes for s in samples], [s.box_labels for s in samples], self.rule,
+            maps, classes, sizes, [s.boxes for s in samples], [s.box_labels for s in samples],
+            self.rule,
         )  # fmt: skip
+        peaks = map_peaks(maps[:, -1], sizes)
+        in_box = points_in_boxes(peaks, [s.own_boxes for s in samples])
         rows = [
             Row(
                 index=index,
@@ -190,6 +193,8 @@ class Evaluator:
                 ious=ious[i, :-1].tolist(),
                 gt_known_box=boxes[i, -1].tolist(),
                 gt_known_iou=float(ious[i, -1]),
+                gt_known_peak=peaks[i].tolist(),
+                peak_in_box=bool(in_box[i]),
             )
             for i, (index, sample) in enumerate(zip(indices, samples, strict=True))
         ]
@@ -262,8 +267,11 @@ def metrics_json(
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
     if spec.localizer == "backprop":
         name = f"Backprop on {name}"
+    hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
     metrics: dict[str, Any] = {
         **errors,
+        # the pointing game (the true class's map peaks in one of its boxes), in %
+        "pointing_game": 100.0 * float(hits.mean()) if located else None,
         "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else None,
         "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else None,
         "best_threshold": (

@@ -33,6 +33,8 @@ class Row:
     ious: list[float]  # (k,) with the ground truth of each predicted class
     gt_known_box: list[int]
     gt_known_iou: float
+    gt_known_peak: list[float]  # (x, y): where the true class's map is highest
+    peak_in_box: bool  # the pointing game: that peak lies in a box of the true class
 
 
 def _box_text(boxes: np.ndarray | list) -> str:
@@ -47,7 +49,7 @@ def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray) -> s
     head = ["index", "image_id", "label", "gt_wnids", "gt_boxes", "loc_counted"]
     for r in range(1, k + 1):
         head += [f"pred{r}_wnid", f"pred{r}_score", f"pred{r}_box", f"pred{r}_iou"]
-    writer.writerow([*head, "gt_known_box", "gt_known_iou"])
+    writer.writerow([*head, "gt_known_box", "gt_known_iou", "gt_known_peak", "peak_in_box"])
     for row, counted in zip(rows, loc_mask, strict=True):
         sample = data.samples[row.index]
         line = [
@@ -60,7 +62,9 @@ def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray) -> s
         ]
         for c, s, box, v in zip(row.classes, row.scores, row.boxes, row.ious, strict=True):
             line += [data.classes[c], f"{s:.6f}", _box_text(box), f"{v:.6f}"]
-        writer.writerow([*line, _box_text(row.gt_known_box), f"{row.gt_known_iou:.6f}"])
+        peak = " ".join(f"{v:.1f}" for v in row.gt_known_peak)
+        line += [_box_text(row.gt_known_box), f"{row.gt_known_iou:.6f}", peak]
+        writer.writerow([*line, int(row.peak_in_box)])
     return out.getvalue()
 
 

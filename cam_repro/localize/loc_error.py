@@ -117,3 +117,38 @@ def error_rates(
             hits = hits[loc_mask]
         out[name] = 100.0 * (1.0 - hits.mean()) if len(hits) else None
     return out
+
+
+def map_peaks(maps: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Where each map is highest, in its image's pixel coordinates (the pointing game's point).
+
+    maps (N, h, w), any resolution covering the whole image; sizes (N, 2) the images' (width,
+    height). The peak is the first maximal pixel in row-major order; its centre is mapped to the
+    image: x = (col + 0.5) * width / w - 0.5, likewise y. -> (N, 2) float64 (x, y).
+    """
+    maps = np.asarray(maps)
+    sizes = np.asarray(sizes, dtype=np.float64).reshape(-1, 2)
+    if maps.ndim != 3 or len(sizes) != len(maps):
+        raise ValueError(f"maps must be (N, h, w), sizes (N, 2); got {maps.shape}, {sizes.shape}")
+    n, h, w = maps.shape
+    flat = maps.reshape(n, -1).argmax(axis=1)
+    rows, cols = np.divmod(flat, w)
+    x = (cols + 0.5) * sizes[:, 0] / w - 0.5
+    y = (rows + 0.5) * sizes[:, 1] / h - 0.5
+    return np.stack([x, y], axis=1)
+
+
+def points_in_boxes(points: np.ndarray, boxes: Sequence[np.ndarray]) -> np.ndarray:
+    """The pointing game's hit (Zhang et al., ECCV 2016, without their 15-pixel tolerance): point
+    i (x, y) lies on a pixel of one of boxes[i] (m_i, 4), 0-based inclusive, i.e. within
+    [x0 - 0.5, x1 + 0.5] x [y0 - 0.5, y1 + 0.5]. An image without boxes is a miss. -> (N,) bool."""
+    points = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    if len(boxes) != len(points):
+        raise ValueError(f"need boxes for each of the {len(points)} points, got {len(boxes)}")
+    hits = np.zeros(len(points), dtype=bool)
+    for i, (point, b) in enumerate(zip(points, boxes, strict=True)):
+        b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
+        x, y = point
+        inside = (b[:, 0] - 0.5 <= x) & (x <= b[:, 2] + 0.5) & (b[:, 1] - 0.5 <= y)
+        hits[i] = bool((inside & (y <= b[:, 3] + 0.5)).any())
+    return hits
