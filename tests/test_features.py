@@ -661,6 +661,7 @@ def test_end_to_end_on_a_trained_network(trained: Path, tmp_path: Path, monkeypa
     loc = full["localization"]  # synthetic val images have boxes
     assert loc["num_images"] == 48
     assert 0 <= loc["top1_loc_acc"] <= loc["gt_known_loc_acc"] <= 100
+    assert 0 <= loc["pointing_game"] <= 100
     # the classifier's predictions are those of its weights on the cached features
     test = read_npz(cache / "features_val_full.npz")
     clf = load_classifier(tmp_path / "full" / "classifier.npz")

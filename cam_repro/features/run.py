@@ -11,7 +11,8 @@ classifier's own class activation maps (Zhou et al. 2016, Section 4 and 4.1).
 3. Where the test split has boxes and the features have conv maps: localization from the
    classifier's weights, M_c = sum_k w_k^c f_k over the full image's last conv maps (the paper's
    generic localization): GT-known (the true class's map) and top-1 (the classifier's predicted
-   class's map, right only if the prediction is) at IoU >= iou_threshold. With crop=full+cam
+   class's map, right only if the prediction is) at IoU >= iou_threshold, and the pointing game
+   (the true class's map peaks in one of its boxes). With crop=full+cam
    the maps use the full-image half of the weights.
 
 A run folder gets: config.yaml, features.log, metrics.json, classifier.npz, per_class.csv,
@@ -60,7 +61,7 @@ from cam_repro.features.linear import (
 from cam_repro.features.outputs import KIND
 from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
 from cam_repro.localize.cam import upsample_cams
-from cam_repro.localize.loc_error import best_ious
+from cam_repro.localize.loc_error import best_ious, map_peaks, points_in_boxes
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
 from cam_repro.models.config import ModelConfig
@@ -270,7 +271,7 @@ class FeatureRun:
             return None
         cfg = self.net.data
         pool = head_pool(spec.features)
-        right = {"gt_known": 0, "top1": 0}
+        right = {"gt_known": 0, "top1": 0, "pointing": 0}
         count = 0
         rule = BoxRule(spec.threshold, "max")
         for x, y, index in self._batches(data, None, "localization"):
@@ -288,10 +289,13 @@ class FeatureRun:
             frame = cfg.image_size
             cams = upsample_cams(cams, (frame, frame)).cpu().numpy()
             samples = [data.samples[i] for i in idx]
+            sizes = self._sizes(data, idx)
             _, ious = located_boxes(
-                cams, classes, self._sizes(data, idx),
-                [s.boxes for s in samples], [s.box_labels for s in samples], rule,
+                cams, classes, sizes, [s.boxes for s in samples], [s.box_labels for s in samples],
+                rule,
             )  # fmt: skip
+            peaks = map_peaks(cams[:, 1], sizes)  # the true class's map
+            right["pointing"] += int(points_in_boxes(peaks, [s.own_boxes for s in samples]).sum())
             hit = ious >= spec.iou_threshold
             right["gt_known"] += int(hit[:, 1].sum())
             right["top1"] += int((hit[:, 0] & (classes[:, 0] == labels)).sum())
@@ -301,6 +305,7 @@ class FeatureRun:
         return {
             "gt_known_loc_acc": 100.0 * right["gt_known"] / count,
             "top1_loc_acc": 100.0 * right["top1"] / count,
+            "pointing_game": 100.0 * right["pointing"] / count,
             "num_images": count,
             "iou_threshold": spec.iou_threshold,
             "threshold": spec.threshold,
