@@ -198,7 +198,12 @@ def test_preset_through_read_split_and_dataset_kind(tmp_path: Path) -> None:
     cfg = compose("data", ["data=folder", f"data.root={root}"]).data
     assert (cfg.source, cfg.train_augment, cfg.resize_size) == ("folder", "scale_crop", 256)
     assert len(read_split(cfg, "train")) == 5
-    assert dataset_kind(cfg) == {"kind": "folder", "evidence": None, "name": "flowers"}
+    assert dataset_kind(cfg) == {
+        "kind": "folder",
+        "task": "classes",
+        "evidence": None,
+        "name": "flowers",
+    }
     named = compose("data", ["data=folder", f"data.root={root}", "data.name=Flowers-3"]).data
     assert dataset_kind(named)["name"] == "Flowers-3"
     assert dataset_kind({"source": "cub", "root": str(root)})["name"] == "CUB-200-2011"
@@ -207,6 +212,8 @@ def test_preset_through_read_split_and_dataset_kind(tmp_path: Path) -> None:
 SYNTH_NAMES = [
     ({"evidence": "parts"}, "synthetic (parts)", 0),
     ({"evidence": "uniform", "family": 2}, "synthetic (uniform, family 2)", 2),
+    ({"evidence": "parts", "task": "text"}, "synthetic text", 0),
+    ({"evidence": "parts", "task": "vqa"}, "synthetic VQA", 0),
 ]
 
 
@@ -215,9 +222,11 @@ def test_dataset_kind_names_synthetic_data(
     tmp_path: Path, design: dict, name: str, family: int
 ) -> None:
     (tmp_path / "synth.json").write_text(json.dumps({"config": design}))
+    task = design.get("task", "classes")
     assert dataset_kind({"root": str(tmp_path)}) == {
         "kind": "synthetic",
-        "evidence": design["evidence"],
+        "task": task,
+        "evidence": design["evidence"] if task == "classes" else None,
         "family": family,
         "name": name,
     }

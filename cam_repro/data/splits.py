@@ -26,13 +26,16 @@ def read_split(cfg: DataConfig | Mapping[str, Any] | DictConfig, split: str) -> 
 
 
 def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, Any]:
-    """What the data is, for reports: {"kind": "ilsvrc" | "cub" | "folder" | "synthetic",
-    "evidence": ..., "name": ...}, plus "family" for synthetic data.
+    """What the data is, for reports: {"kind": "ilsvrc" | "cub" | "folder" | "svt" | "vqa" |
+    "synthetic", "task": "classes" | "text" | "vqa", "evidence": ..., "name": ...}, plus
+    "family" for synthetic data.
 
-    A synthetic set is recognised by the synth.json that cam-synth writes at its root; "evidence"
-    is its design (parts | uniform), None for real data; "family" its design family (0 when
-    synth.json has none). "name" is data.name when given, else ILSVRC, CUB-200-2011, the root
-    folder's name (folder data), or "synthetic (<evidence>)", with ", family N" when N is not 0.
+    A synthetic set is recognised by the synth.json that cam-synth writes at its root; "task" is
+    what it holds (cam-synth task=), "evidence" its design (parts | uniform | fine; None for the
+    text and VQA sets and for real data), "family" its design family (0 when synth.json has none).
+    "name" is data.name when given, else ILSVRC, CUB-200-2011, the root folder's name (folder
+    data), SVT, VQA v2, or "synthetic (<evidence>)" (", family N" when N is not 0), "synthetic
+    text", "synthetic VQA".
     """
     spec = data_config(cfg)
     info = Path(spec.root) / "synth.json"
@@ -41,17 +44,24 @@ def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, 
             design = json.loads(info.read_text()).get("config", {})
         except (OSError, ValueError, AttributeError):
             design = {}
+        task = design.get("task", "classes")
         evidence, family = design.get("evidence"), design.get("family", 0)
-        name = f"synthetic ({evidence or 'unknown'}{f', family {family}' if family else ''})"
+        if task != "classes":
+            evidence, name = None, f"synthetic {'text' if task == 'text' else 'VQA'}"
+        else:
+            name = f"synthetic ({evidence or 'unknown'}{f', family {family}' if family else ''})"
         return {
             "kind": "synthetic",
+            "task": task,
             "evidence": evidence,
             "family": family,
             "name": spec.name or name,
         }
-    kind, name = {
-        "imagenet": ("ilsvrc", "ILSVRC"),
-        "cub": ("cub", "CUB-200-2011"),
-        "folder": ("folder", Path(spec.root).expanduser().resolve().name),
+    kind, name, task = {
+        "imagenet": ("ilsvrc", "ILSVRC", "classes"),
+        "cub": ("cub", "CUB-200-2011", "classes"),
+        "folder": ("folder", Path(spec.root).expanduser().resolve().name, "classes"),
+        "svt": ("svt", "SVT", "text"),
+        "vqa": ("vqa", "VQA v2", "vqa"),
     }[spec.source]
-    return {"kind": kind, "evidence": None, "name": spec.name or name}
+    return {"kind": kind, "task": task, "evidence": None, "name": spec.name or name}
