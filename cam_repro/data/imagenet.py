@@ -230,18 +230,21 @@ def _val_sample(
             raise MissingFileError(f"{xml}: missing (the annotation of val image {path.name})")
         ann, where = read_voc_xml(xml), str(xml)
     elif folder_wnid is not None:
-        ann, where = Annotation(None, [folder_wnid], np.zeros((0, 4), np.int64)), str(path)
+        ann, where = Annotation(None, [], np.zeros((0, 4), np.int64)), str(path)
     else:
         raise InputFileError(
             f"{path}: no label: no annotation file and not in a val/<wnid>/ folder"
         )
-    if not ann.wnids:
+    # An image without an <object> (a negative of cam-synth task=text) in a val/<wnid>/ folder is
+    # labelled by its folder and has no boxes.
+    if not ann.wnids and folder_wnid is None:
         raise InputFileError(f"{where}: no <object>, so no label")
     for wnid in ann.wnids:
         if wnid not in index:
             raise InputFileError(f"{where}: wnid {wnid} is not a training class")
-    if folder_wnid is not None and ann.wnids[0] != folder_wnid:
-        raise InputFileError(f"{where}: labelled {ann.wnids[0]} but the image is in {folder_wnid}/")
+    label = ann.wnids[0] if ann.wnids else folder_wnid
+    if folder_wnid is not None and label != folder_wnid:
+        raise InputFileError(f"{where}: labelled {label} but the image is in {folder_wnid}/")
     size = ann.size or read_image_size(path, cfg.max_image_pixels)
     if ann.size is None:  # the CSV has no sizes: check its boxes against the image's
         for box in ann.boxes.tolist():
@@ -249,7 +252,7 @@ def _val_sample(
     mask = masks_dir / f"{image_id}.png" if masks_dir else None
     return Sample(
         path,
-        index[ann.wnids[0]],
+        index[label],
         size,
         ann.boxes,
         np.array([index[w] for w in ann.wnids], dtype=np.int64),
