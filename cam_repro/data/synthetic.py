@@ -237,6 +237,12 @@ def _validate_vqa(vqa: VQASynthConfig) -> None:
         raise ConfigError(
             "vqa.train_images, vqa.val_images and vqa.questions_per_image must be >= 1"
         )
+    # image ids: train 1..train_images, val from 1_000_001; question ids image_id * 1000 + k
+    if vqa.train_images > 1_000_000 or vqa.questions_per_image > 1000:
+        raise ConfigError(
+            "vqa.train_images must be <= 1000000 (val image ids start at 1000001) and "
+            "vqa.questions_per_image <= 1000 (question ids are image_id * 1000 + k)"
+        )
     _range(vqa.objects, "vqa.objects", 1, 12)
     _range(vqa.object_side, "vqa.object_side", 0.05, 1.0)
     if not vqa.question_types:
