@@ -125,3 +125,12 @@ def to_device(batch, env: Dist) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     images, labels, index, _ = batch
     nb = env.device.type == "cuda"
     return images.to(env.device, non_blocking=nb), labels.to(env.device, non_blocking=nb), index
+
+
+def extra_inputs(data: DataSplit, index: torch.Tensor, device: torch.device) -> tuple:
+    """What the model takes beside the images for these samples (by their indices in `data`):
+    the questions' word indices (B, L) for VQA data, nothing otherwise."""
+    if data.questions is None:
+        return ()
+    tokens = torch.from_numpy(data.questions.tokens[index.numpy()])
+    return (tokens.to(device, non_blocking=device.type == "cuda"),)

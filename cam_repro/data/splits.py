@@ -14,12 +14,16 @@ from cam_repro.data.cub import read_cub
 from cam_repro.data.folder import read_folder
 from cam_repro.data.imagenet import read_imagenet
 from cam_repro.data.samples import DataSplit, report_skipped
+from cam_repro.data.svt import read_svt
+from cam_repro.data.vqa import read_vqa
 
 
 def read_split(cfg: DataConfig | Mapping[str, Any] | DictConfig, split: str) -> DataSplit:
     """The `train` or `val` split that the data config points at (labels, sizes, boxes)."""
     spec = data_config(cfg)
-    reader = {"imagenet": read_imagenet, "cub": read_cub, "folder": read_folder}[spec.source]
+    readers = {"imagenet": read_imagenet, "cub": read_cub, "folder": read_folder, "svt": read_svt,
+               "vqa": read_vqa}  # fmt: skip
+    reader = readers[spec.source]
     data = reader(spec, split)
     report_skipped(data.skipped, f"{spec.root} {split}")
     return data

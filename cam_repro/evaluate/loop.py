@@ -50,12 +50,13 @@ from cam_repro.evaluate.localizer import (
     located_boxes,
 )
 from cam_repro.evaluate.outputs import Row, fmt_number, predictions_csv, sweep_csv, table_row
+from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
 from cam_repro.localize.loc_error import error_rates, image_outcomes, map_peaks, points_in_boxes
 from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter
 from cam_repro.models import build_model, model_config, paper_name, variant_name
-from cam_repro.models.checkpoint import load_model
+from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.summary import summarize as summarize_model
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
@@ -85,12 +86,14 @@ def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray:
 class Evaluator:
     """Builds the model and data from the config, then `run()`s over the split."""
 
-    def __init__(self, spec: EvalConfig, env: D.Dist) -> None:
+    def __init__(self, spec: EvalConfig, env: D.Dist, state: dict[str, Any] | None = None) -> None:
+        """`state`: the checkpoint `spec.checkpoint`, already loaded (else it is loaded here)."""
         self.spec = spec
         self.env = env
-        self.state: dict[str, Any] | None = None
+        self.state = state
         if spec.checkpoint is not None:
-            self.model, self.state = load_model(spec.checkpoint)
+            self.state = state or load_checkpoint(spec.checkpoint)
+            self.model = model_from_state(self.state, spec.checkpoint)
             trained = self.state["config"]
             self.model_cfg = model_config(trained["model"])
             self.data_cfg = resolve_data(spec.data, trained.get("data"))
@@ -327,7 +330,10 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     with run_context(spec.runtime, run_dir, "eval.log", RESULTS, spec.overwrite) as run:
         tick = time.perf_counter()
-        ev = Evaluator(spec, run.env)
+        state = load_checkpoint(spec.checkpoint) if spec.checkpoint else None
+        if state is not None and state.get("question_vocab"):  # cam-train task=vqa
+            return evaluate_vqa(spec, state, run_dir, run.env)
+        ev = Evaluator(spec, run.env, state)
         log.info(
             "evaluating %s (%s) on %s %s: %d images, localizer=%s box_rule=%s",
             variant_name(ev.model_cfg), spec.checkpoint or "no checkpoint", ev.data.root,

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from cam_repro.models import build_model
+from cam_repro.models.vqa import build_vqa_model
 from cam_repro.models.weights import check_weights_finite, torch_load_safely
 from cam_repro.runtime.errors import InputFileError, first_line
 from cam_repro.runtime.files import atomic_write
@@ -54,10 +55,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The network a checkpoint holds (built from its saved model config), and the checkpoint."""
     state = load_checkpoint(path)
-    model = build_model(state["config"]["model"], len(state["classes"]))
+    return model_from_state(state, path), state
+
+
+def model_from_state(state: dict[str, Any], path: str | Path) -> torch.nn.Module:
+    """The network of a checkpoint already loaded (`load_checkpoint(path)`), with its weights."""
+    vocab = state.get("question_vocab")
+    if vocab:  # a VQA model (cam-train task=vqa)
+        model = build_vqa_model(state["config"]["model"], len(state["classes"]), len(vocab))
+    else:
+        model = build_model(state["config"]["model"], len(state["classes"]))
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         first = first_line(err)
         raise InputFileError(f"{path}: weights do not fit its own model config ({first})") from None
-    return model, state
+    return model

@@ -16,6 +16,7 @@ from cam_repro.runtime.errors import ConfigError
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("step", "multistep", "cosine", "onecycle", "constant")
+TASKS = ("classify", "vqa")
 
 
 @dataclass
@@ -73,6 +74,9 @@ class TrainConfig:
     """`cam-train`: everything a run needs."""
 
     seed: int = 0
+    # classify: image -> class | vqa: image + question -> answer (data.source=vqa; the model's
+    # pooled image features and the question's bag-of-words feed one linear layer, models/vqa.py)
+    task: str = "classify"
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
@@ -129,8 +133,15 @@ def trainer_config(cfg: TrainerConfig | Mapping[str, Any] | DictConfig) -> Train
 def train_config(cfg: TrainConfig | Mapping[str, Any] | DictConfig) -> TrainConfig:
     """Validate a whole training config (every group), or raise a one-line ConfigError."""
     spec = to_schema(TrainConfig, cfg)
+    check_choice(spec.task, "task", TASKS)
+    if (spec.task == "vqa") != (spec.data.source == "vqa"):
+        raise ConfigError(
+            f"task={spec.task} with data.source={spec.data.source}: VQA data (data=vqa or "
+            "data=synthetic_vqa) goes with task=vqa, and task=vqa needs it"
+        )
     return TrainConfig(
         seed=spec.seed,
+        task=spec.task,
         model=model_config(spec.model),
         data=data_config(spec.data),
         optim=optim_config(spec.optim),

@@ -28,13 +28,20 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cam_repro.data import check_images, model_input, read_split
 from cam_repro.data.dataset import SkipLog, Skipped
-from cam_repro.data.loaders import eval_loader, steps_per_epoch, to_device, train_loader
+from cam_repro.data.loaders import (
+    eval_loader,
+    extra_inputs,
+    steps_per_epoch,
+    to_device,
+    train_loader,
+)
 from cam_repro.localize.boxes import scale_boxes
 from cam_repro.localize.cam import predict_with_cams
 from cam_repro.localize.overlay import draw_boxes, normalize_cam, overlay
 from cam_repro.models import CAMNet, build_model, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from cam_repro.models.config import config_differences
+from cam_repro.models.vqa import build_vqa_model
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import (
@@ -83,9 +90,10 @@ def validate(
             skips.add(batch[3])
         if batch[0] is None:
             continue
-        images, labels, _ = to_device(batch, env)
+        images, labels, index = to_device(batch, env)
+        extra = extra_inputs(loader.dataset.data, index, env.device)
         with autocast(env.device, spec.runtime.amp):
-            logits = net(_input(images, spec))
+            logits = net(_input(images, spec), *extra)
         logits = logits.float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, 5)
         hit = top == labels[:, None]
@@ -144,9 +152,18 @@ class Trainer:
         self.classes = self.train_data.classes
         if self.val_data.classes != self.classes:
             raise ConfigError(f"{spec.data.root}: the train and val splits have different classes")
+        questions = self.train_data.questions
+        self.question_vocab = questions.vocab if questions is not None else None
+        if self.question_vocab is not None and self.val_data.questions.vocab != self.question_vocab:
+            raise ConfigError(
+                f"{spec.data.root}: the train and val splits have other questions' words"
+            )
 
         torch.manual_seed(spec.seed)  # the same initial weights in every process
-        model = build_model(spec.model, len(self.classes))
+        if self.question_vocab is not None:
+            model = build_vqa_model(spec.model, len(self.classes), len(self.question_vocab))
+        else:
+            model = build_model(spec.model, len(self.classes))
         reused = getattr(model, "reused_keys", None)
         if t.sync_bn and env.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -246,6 +263,10 @@ class Trainer:
             )
         if list(state["classes"]) != self.classes:
             raise ConfigError(f"{path}: was trained on other classes than {self.spec.data.root}")
+        if state.get("question_vocab") != self.question_vocab:
+            raise ConfigError(
+                f"{path}: was trained with other question words than {self.spec.data.root}'s"
+            )
         before = state["config"].get("trainer", {}).get("epochs")
         if self.spec.optim.schedule == "onecycle" and before != self.spec.trainer.epochs:
             raise ConfigError(
@@ -279,6 +300,7 @@ class Trainer:
             "config": OmegaConf.to_container(OmegaConf.structured(self.spec)),
             "classes": self.classes,
             "class_names": self.train_data.class_names,
+            **({"question_vocab": self.question_vocab} if self.question_vocab else {}),
             "variant": variant_name(self.spec.model),
             "paper_name": paper_name(self.spec.model),
             "world_size": self.env.world_size,
@@ -461,9 +483,10 @@ class Trainer:
             self.train_skips.add(batch[3])
             if batch[0] is None:
                 continue
-            images, labels, _ = to_device(batch, env)
+            images, labels, index = to_device(batch, env)
+            extra = extra_inputs(self.train_data, index, env.device)
             with autocast(env.device, self.spec.runtime.amp):
-                logits = self.net(_input(images, self.spec))
+                logits = self.net(_input(images, self.spec), *extra)
             loss = F.cross_entropy(logits.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
