@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -76,11 +77,19 @@ class LocalizationDataset(Dataset):
             return Skipped(index, file_problem(err, path))
 
     def _decode_all(self) -> list[Tensor | Skipped]:
+        """Every sample's image, decoded once per file (VQA: several questions share one)."""
         images: list[Tensor | Skipped] = []
+        decoded: dict[Path, Tensor] = {}
         total = 0
         for index in range(len(self)):
+            path = self.data.samples[index].path
+            if path in decoded:
+                images.append(decoded[path])
+                continue
             image = self._load(index)
             tensor = image if isinstance(image, Skipped) else TF.pil_to_tensor(image)  # (3, H, W)
+            if not isinstance(tensor, Skipped):
+                decoded[path] = tensor
             total += 0 if isinstance(tensor, Skipped) else tensor.numel()
             if total > MAX_CACHE_BYTES:
                 raise ConfigError(
@@ -89,7 +98,7 @@ class LocalizationDataset(Dataset):
                 )
             images.append(tensor)
         log.info(
-            "%s: cached %d decoded images (%.1f MB)", self.data.split, len(images), total / 1e6
+            "%s: cached %d decoded images (%.1f MB)", self.data.split, len(decoded), total / 1e6
         )
         return images
 
