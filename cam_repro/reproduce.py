@@ -23,6 +23,15 @@ OUT/table_finegrained.md, table_generic.md, features_summary.csv           (cam-
 OUT/figures/features/<dataset>/linear_cams.png   CAMs from the SVM's weights (first seed)
 WORK/features/<dataset>/<model>/seed<S>/<weights>-<crop>   the cam-features runs
 
+With `discovery=true`, Section 4.2's pattern discovery with the first model (docs/discovery.md):
+- text: `cam-synth task=text` (words in scenes with word-like clutter, and scenes without) ->
+  a linear SVM on the GAP features of the network trained on the first design, localization of
+  `text` from the SVM's weights; and the network trained on text / no text itself;
+- vqa: `cam-synth task=vqa` -> cam-train task=vqa (GAP features + the question's bag of words,
+  one linear layer) -> cam-eval: answer accuracy, where the answer's CAM points;
+OUT/discovery/discovery.md, discovery.csv                                    (cam-report)
+OUT/discovery/figures/text-svm/text_cams.png, text-trained/, vqa-trained/vqa_panels.png
+
 Trainings and evaluations run in `jobs` worker processes, each composing the cam-train / cam-eval
 config exactly as the command line would; WORK/logs/<job>.log has the command lines that re-run a
 stage by hand.
@@ -49,7 +58,7 @@ import torch
 
 from cam_repro.apps import CONFIG_DIR, compose, variants
 from cam_repro.data.synth_writer import dataset_settings, generate
-from cam_repro.data.synthetic import EVIDENCE, SynthConfig
+from cam_repro.data.synthetic import EVIDENCE, synth_config
 from cam_repro.present.figures import visualize_run
 from cam_repro.present.tables import write_report
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
@@ -91,6 +100,9 @@ class ReproduceConfig:
     figure_images: int = 6
     # the Section 4 stages (transfer to new classes, fine-grained crops): ~10 more minutes
     features: bool = False
+    # Section 4.2's pattern discovery, with the first model: the text detector (a linear SVM on
+    # the benchmark network's GAP features; the network trained on text / no text) and VQA
+    discovery: bool = False
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
 
@@ -120,6 +132,21 @@ FEATURE_DATA: dict[str, dict[str, Any]] = {
     "fine": {"evidence": "fine", "layout": "cub", "two_object_prob": 0.0, "image_size": 128,
              "object_side": [0.3, 0.6]},
 }  # fmt: skip
+
+
+# The pattern-discovery sets (Section 4.2; docs/discovery.md): as many train images as the
+# benchmark (text: num_classes x train_per_class / 2 per class; VQA: a third as many images, with
+# three questions each), val alike.
+DISCOVERY_DATA = ("text", "vqa")
+
+
+def _discovery_settings(spec: ReproduceConfig, name: str) -> dict[str, Any]:
+    s = spec.synth
+    if name == "text":
+        return {"task": "text", "train_per_class": s.num_classes * s.train_per_class // 2,
+                "val_per_class": s.num_classes * s.val_per_class // 2}  # fmt: skip
+    return {"task": "vqa", "vqa": {"train_images": s.num_classes * s.train_per_class // 3,
+                                   "val_images": s.num_classes * s.val_per_class // 3}}  # fmt: skip
 
 
 @dataclass
@@ -153,7 +180,7 @@ def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
     """The transfer study (trained, random and own weights, full images) and the fine-grained
     one (trained weights, every crop), for every model and seed."""
     jobs = []
-    for model in spec.models:
+    for model in spec.models if spec.features else ():
         for seed in spec.seeds:
             jobs += [
                 FeatureJob("transfer", model, seed, w, "full") for w in ("trained", "random", "own")
@@ -162,6 +189,8 @@ def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
                 FeatureJob("fine", model, seed, "trained", c)
                 for c in ("full", "cam", "gt", "full+cam")
             ]
+    if spec.discovery:  # the text detector the paper's way: the trained network's features
+        jobs += [FeatureJob("text", spec.models[0], seed, "trained", "full") for seed in spec.seeds]
     return jobs
 
 
@@ -169,9 +198,14 @@ def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
 class Job:
     """One training (and its evaluation) of the plan."""
 
-    design: str
+    design: str  # an evidence design, a FEATURE_DATA set, or a DISCOVERY_DATA set
     model: str
     seed: int
+
+    @property
+    def task(self) -> list[str]:
+        """cam-train's overrides for a VQA training (none for the others)."""
+        return ["task=vqa", "data=synthetic_vqa"] if self.design == "vqa" else []
 
     @property
     def tag(self) -> str:
@@ -195,6 +229,8 @@ def plan(spec: ReproduceConfig) -> list[Job]:
     jobs += [Job(spec.designs[0], m, s) for m in spec.ablation for s in spec.seeds]
     if spec.features:
         jobs += [Job("transfer", m, s) for m in spec.models for s in spec.seeds]
+    if spec.discovery:
+        jobs += [Job(d, spec.models[0], s) for d in DISCOVERY_DATA for s in spec.seeds]
     seen: dict[str, Job] = {}
     for job in jobs:
         seen.setdefault(job.tag, job)
@@ -222,8 +258,11 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     """The design's dataset (an evidence design, or a FEATURE_DATA set), written unless the same
     one is already there."""
     root = work / "data" / design
-    settings = FEATURE_DATA.get(design, {"evidence": design})
-    synth = SynthConfig(out=str(root), overwrite=True, **asdict(spec.synth), **settings)
+    if design in DISCOVERY_DATA:
+        settings = {**asdict(spec.synth), **_discovery_settings(spec, design)}
+    else:
+        settings = {**asdict(spec.synth), **FEATURE_DATA.get(design, {"evidence": design})}
+    synth = synth_config({"out": str(root), "overwrite": True, **settings})
     info = root / "synth.json"
     if spec.reuse and info.is_file():
         have = json.loads(info.read_text()).get("config", {})
@@ -279,7 +318,7 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     if trains:
         given = {"model": job.model, **settings, "trainer.eval_every": spec.epochs, **runtime,
                  "trainer.resume": "auto"}  # fmt: skip
-        overrides = [f"{key}={value}" for key, value in given.items()]
+        overrides = [*job.task, *(f"{key}={value}" for key, value in given.items())]
         _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
         train(compose("train", overrides), train_dir)
     # the evaluation is always redone (it is cheap, and the training may be new)
@@ -346,6 +385,23 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
     if spec.ablation:  # every model of the first design, the ablation's included
         sweeps = [str(j.eval_dir(work)) for j in jobs if j.design == spec.designs[0]]
         visualize_run({"sweeps": sweeps}, out / "figures" / "ablation")
+    if spec.discovery:  # text: the SVM's CAMs and the trained network's; VQA: answer CAMs
+        rt = {"device": spec.runtime.device, "threads": os.cpu_count()}
+        model = spec.models[0]
+        text = FeatureJob("text", model, seed, "trained", "full")
+        figures = out / "discovery" / "figures"
+        visualize_run(
+            {
+                "features_run": str(work / "features" / text.tag),
+                "num_images": spec.figure_images,
+                "runtime": rt,
+            },
+            figures / "text-svm",
+        )
+        for design in DISCOVERY_DATA:
+            visualize_run({"checkpoint": str(Job(design, model, seed).checkpoint(work)),
+                           "num_images": spec.figure_images, "runtime": rt},
+                          figures / f"{design}-trained")  # fmt: skip
     if spec.features:  # CAMs from the SVM's weights: the first model's transferred features
         for dataset, crop in (("transfer", "full"), ("fine", "cam")):
             job = FeatureJob(dataset, spec.models[0], seed, "trained", crop)
@@ -372,7 +428,8 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         f", ablation {'+'.join(spec.ablation)} on {spec.designs[0]}" if spec.ablation else "",
         spec.jobs, _threads(spec),
     )  # fmt: skip
-    datasets = [*spec.designs, *(FEATURE_DATA if spec.features else ())]
+    datasets = [*spec.designs, *(FEATURE_DATA if spec.features else ()),
+                *(DISCOVERY_DATA if spec.discovery else ())]  # fmt: skip
     data = {design: _data(spec, work, design) for design in datasets}
     times["data"] = time.perf_counter() - start
 
@@ -386,9 +443,9 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
             trained += did_train
             log.info("[%d/%d] %s trained and evaluated", i + 1, len(jobs), jobs[i].tag)
         times["train_and_eval"] = time.perf_counter() - tick
-        if spec.features:
+        features = feature_plan(spec)
+        if features:
             tick = time.perf_counter()
-            features = feature_plan(spec)
             calls = [(spec, work, data[j.dataset], j) for j in features]
             for i, accuracy in _in_order(pool, _features_job, calls):
                 log.info("[%d/%d] features %s: accuracy %.1f%%", i + 1, len(features),
@@ -399,8 +456,13 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     _figures(spec, work, out, jobs)
     times["figures"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    runs = [work / "eval", *([work / "features"] if spec.features else [])]
+    runs = [work / "eval" / d for d in dict.fromkeys(j.design for j in jobs)
+            if d not in DISCOVERY_DATA]  # fmt: skip
+    runs += [work / "features" / d for d in FEATURE_DATA if spec.features]
     report = write_report(runs, out, paper="auto")
+    if spec.discovery:  # Section 4.2: its own folder, tables and figures
+        found = [work / "eval" / d for d in DISCOVERY_DATA] + [work / "features" / "text"]
+        write_report(found, out / "discovery", paper="auto")
     times["report"] = time.perf_counter() - tick
     times["total"] = time.perf_counter() - start
     _write_command(out, spec, times, f"{trained} trained, {len(jobs) - trained} reused")

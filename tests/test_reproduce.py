@@ -131,6 +131,20 @@ def test_the_feature_plan_covers_transfer_and_fine_grained_for_every_model_and_s
     assert not any(j.design == "transfer" for j in plan(reproduce_config({})))
 
 
+def test_the_discovery_plan_trains_text_and_vqa_and_fits_the_text_svm() -> None:
+    spec = reproduce_config({"seeds": [0, 1], "discovery": True})
+    extra = [j for j in plan(spec) if j.design in ("text", "vqa")]
+    assert [j.tag for j in extra] == [
+        "text/tiny_gap/seed0", "text/tiny_gap/seed1", "vqa/tiny_gap/seed0", "vqa/tiny_gap/seed1",
+    ]  # fmt: skip
+    assert extra[2].task == ["task=vqa", "data=synthetic_vqa"] and extra[0].task == []
+    # without features=true, only the text detector's cam-features runs (the first model's)
+    assert [j.tag for j in feature_plan(spec)] == [
+        "text/tiny_gap/seed0/trained-full", "text/tiny_gap/seed1/trained-full",
+    ]  # fmt: skip
+    assert not feature_plan(reproduce_config({}))
+
+
 @pytest.mark.slow
 def test_features_stages_end_to_end(tmp_path: Path) -> None:
     """features=true: the transfer and fine-grained studies run and reach the tables and figures."""

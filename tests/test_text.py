@@ -312,3 +312,54 @@ def test_read_svt_missing_files(tmp_path: Path) -> None:
     (svt / "train.xml").unlink()
     with pytest.raises(MissingFileError, match=r"train.xml: missing"):
         read_svt(cfg, "train")
+
+
+# -- the text detector end to end (paper Section 4.2) -------------------------------------------
+
+
+def _compose(app: str, *overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    from cam_repro_cli import CONFIG_DIR
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        return compose(app, ["runtime.device=cpu", "runtime.progress=false", *overrides])
+
+
+@pytest.fixture(scope="module")
+def text_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("text") / "data"
+    generate({"out": str(out), "task": "text", "image_size": 48, "train_per_class": 120,
+              "val_per_class": 24, "workers": 1})  # fmt: skip
+    return out
+
+
+def test_text_detector_trained_as_a_cam_network(text_data: Path, tmp_path: Path) -> None:
+    """cam-train on text / no text, then cam-eval: localization is scored on the text images
+    only (their word boxes), with the pointing game beside it."""
+    from cam_repro.evaluate.loop import evaluate_run
+    from cam_repro.train.trainer import train
+
+    size = ["data.image_size=48", "data.resize_size=48", "data.batch_size=32"]
+    train(_compose("train", f"data.root={text_data}", *size, "trainer.epochs=3",
+                   "trainer.tensorboard=false"), tmp_path / "train")  # fmt: skip
+    best = tmp_path / "train/checkpoints/best.pt"
+    metrics = evaluate_run(_compose("eval", f"checkpoint={best}"), tmp_path / "eval")
+    assert metrics["num_images"] == 48 and metrics["num_loc_images"] == 24
+    assert metrics["num_without_boxes"] == 24  # the no-text images
+    assert metrics["cls_top1_err"] < 50  # above chance
+    assert 0 <= metrics["pointing_game"] <= 100 and metrics["data"]["task"] == "text"
+
+
+def test_text_detector_the_papers_way(text_data: Path, trained: Path, tmp_path: Path) -> None:
+    """A linear SVM on the GAP features of a network trained on other classes (the benchmark),
+    and the CAM of `text` from the SVM's weights, scored against the word boxes."""
+    from cam_repro.features.run import features_run
+
+    metrics = features_run(
+        _compose("features", f"checkpoint={trained}", f"data.root={text_data}"), tmp_path / "f"
+    )
+    assert metrics["num_classes"] == 2 and metrics["accuracy"] > 50  # above chance
+    loc = metrics["localization"]
+    assert loc["num_images"] == 24  # the text images of the test split
+    assert 0 <= loc["gt_known_loc_acc"] <= 100 and 0 <= loc["pointing_game"] <= 100
