@@ -329,8 +329,11 @@ def _compose(app: str, *overrides: str):
 @pytest.fixture(scope="module")
 def text_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("text") / "data"
-    generate({"out": str(out), "task": "text", "image_size": 48, "train_per_class": 120,
-              "val_per_class": 24, "workers": 1})  # fmt: skip
+    # larger words and less clutter than the default: a set that 6 epochs learn (17-24% error
+    # over seeds 0-2), to test the pipeline, not the benchmark
+    generate({"out": str(out), "task": "text", "image_size": 48, "train_per_class": 300,
+              "val_per_class": 40, "workers": 1,
+              "text": {"font_size": [0.25, 0.4], "clutter": [0, 1]}})  # fmt: skip
     return out
 
 
@@ -341,13 +344,13 @@ def test_text_detector_trained_as_a_cam_network(text_data: Path, tmp_path: Path)
     from cam_repro.train.trainer import train
 
     size = ["data.image_size=48", "data.resize_size=48", "data.batch_size=32"]
-    train(_compose("train", f"data.root={text_data}", *size, "trainer.epochs=3",
+    train(_compose("train", f"data.root={text_data}", *size, "trainer.epochs=6",
                    "trainer.tensorboard=false"), tmp_path / "train")  # fmt: skip
     best = tmp_path / "train/checkpoints/best.pt"
     metrics = evaluate_run(_compose("eval", f"checkpoint={best}"), tmp_path / "eval")
-    assert metrics["num_images"] == 48 and metrics["num_loc_images"] == 24
-    assert metrics["num_without_boxes"] == 24  # the no-text images
-    assert metrics["cls_top1_err"] < 50  # above chance
+    assert metrics["num_images"] == 80 and metrics["num_loc_images"] == 40
+    assert metrics["num_without_boxes"] == 40  # the no-text images
+    assert metrics["cls_top1_err"] < 35  # well above chance (50%)
     assert 0 <= metrics["pointing_game"] <= 100 and metrics["data"]["task"] == "text"
 
 
@@ -361,5 +364,5 @@ def test_text_detector_the_papers_way(text_data: Path, trained: Path, tmp_path: 
     )
     assert metrics["num_classes"] == 2 and metrics["accuracy"] > 50  # above chance
     loc = metrics["localization"]
-    assert loc["num_images"] == 24  # the text images of the test split
+    assert loc["num_images"] == 40  # the text images of the test split
     assert 0 <= loc["gt_known_loc_acc"] <= 100 and 0 <= loc["pointing_game"] <= 100
