@@ -154,3 +154,11 @@ def test_baselines_by_hand() -> None:
     # the centre (4.5, 4.5) is on neither object; the centred 4x10 box (3..6) overlaps each by 1/7
     assert scores["pointing_game"]["centre"] == 0.0 and scores["iou_rate"]["centre"] == 0.0
     assert own[0]["predicted"] == (True, 1.0) and own[1]["predicted"] == (False, 0.0)
+
+
+def test_cam_features_refuses_vqa_data(vqa_run, tmp_path: Path) -> None:
+    from cam_repro.features.run import features_run
+
+    _, run, metrics = vqa_run
+    with pytest.raises(ConfigError, match="VQA data"):
+        features_run(_compose("features", f"checkpoint={metrics['checkpoint']}"), tmp_path / "f")

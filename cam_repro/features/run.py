@@ -131,6 +131,16 @@ def _data_name(trained: Any) -> str | None:
         return None
 
 
+def _image_data(data: DataConfig) -> DataConfig:
+    """`data`, unless it is VQA data: its samples are questions, not classes of images."""
+    if data.source == "vqa":
+        raise ConfigError(
+            "cam-features classifies images; VQA data (data.source=vqa) is for cam-train task=vqa "
+            "and cam-eval: give data of image classes (data.root=..., data=...)"
+        )
+    return data
+
+
 class FeatureRun:
     """Features of the splits under one config, computed or read from the caches."""
 
@@ -138,9 +148,9 @@ class FeatureRun:
         self.spec, self.env, self.cache_dir = spec, env, cache_dir
         if spec.checkpoint is not None:
             net = load_network(spec)
-            self.train = read_split(net.data, spec.train_split)
+            self.train = read_split(_image_data(net.data), spec.train_split)
         else:  # the data first: a network without weights gets as many classes as it has
-            self.train = read_split(resolve_data(spec.data, None), spec.train_split)
+            self.train = read_split(_image_data(resolve_data(spec.data, None)), spec.train_split)
             net = load_network(spec, len(self.train.classes))
         self.test = read_split(net.data, spec.test_split)
         if list(self.train.classes) != list(self.test.classes):
