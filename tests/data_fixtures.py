@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from PIL import Image
@@ -107,3 +108,12 @@ def write_cub(root: Path, cub: dict = CUB) -> Path:
     table("train_test_split.txt", [f"{i} {v[4]}" for i, v in cub.items()])
     table("classes.txt", ["1 001.Black_footed_Albatross", "2 002.Laysan_Albatross"])
     return root
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """SHA-256 of every file under `root`, by relative path (byte-identical trees compare equal)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }

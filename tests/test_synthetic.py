@@ -3,11 +3,11 @@ designs (parts, uniform, fine), the class families."""
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
+from data_fixtures import tree_digest
 from PIL import Image
 
 from cam_repro.data import dataset_kind, read_split
@@ -16,14 +16,6 @@ from cam_repro.data.synthetic import SceneRenderer, class_designs, image_rng, sy
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
 TINY = {"num_classes": 4, "train_per_class": 3, "val_per_class": 5, "image_size": 48, "workers": 1}
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +62,10 @@ def test_boxes_are_tight_around_the_masks(tiny: Path) -> None:
 def test_same_config_gives_byte_identical_files(tiny: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate({**TINY, "out": str(again), "seed": 3, "workers": 2})
-    assert _digest(again) == _digest(tiny)
+    assert tree_digest(again) == tree_digest(tiny)
     other = tmp_path / "other"
     generate({**TINY, "out": str(other), "seed": 4})
-    assert _digest(other) != _digest(tiny)
+    assert tree_digest(other) != tree_digest(tiny)
 
 
 def test_refuses_to_overwrite_unless_asked(tiny: Path, tmp_path: Path) -> None:
@@ -84,7 +76,7 @@ def test_refuses_to_overwrite_unless_asked(tiny: Path, tmp_path: Path) -> None:
         generate({**TINY, "out": str(out)})
     assert (out / "mine.txt").read_text() == "work"
     generate({**TINY, "out": str(out), "seed": 3, "overwrite": True})
-    assert _digest(out) == _digest(tiny)
+    assert tree_digest(out) == tree_digest(tiny)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep"]  # no temporary folders left
 
 
@@ -243,7 +235,7 @@ def test_cub_layout_is_deterministic_and_draws_the_ilsvrc_layouts_scenes(
 ) -> None:
     again = tmp_path / "again"
     generate({**CUB_TINY, "out": str(again), "seed": 5, "workers": 2})
-    assert _digest(again) == _digest(cub)
+    assert tree_digest(again) == tree_digest(cub)
     ilsvrc = tmp_path / "ilsvrc"
     generate({**CUB_TINY, "out": str(ilsvrc), "seed": 5, "layout": "ilsvrc"})
     data = ilsvrc / "ILSVRC/Data/CLS-LOC"

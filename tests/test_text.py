@@ -5,12 +5,11 @@ generator's own description, clutter in both classes, the round trip through the
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import ilsvrc_xml, write_image, write_kaggle
+from data_fixtures import ilsvrc_xml, tree_digest, write_image, write_kaggle
 from PIL import Image
 
 from cam_repro.data import read_split
@@ -31,14 +30,6 @@ TINY = {"task": "text", "train_per_class": 4, "val_per_class": 6, "image_size": 
 LUMA = np.array([0.299, 0.587, 0.114])
 
 
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
-
-
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("text") / "tiny"
@@ -49,10 +40,10 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_same_config_gives_byte_identical_files(tiny: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate({**TINY, "out": str(again), "seed": 3, "workers": 2})
-    assert _digest(again) == _digest(tiny)
+    assert tree_digest(again) == tree_digest(tiny)
     other = tmp_path / "other"
     generate({**TINY, "out": str(other), "seed": 4})
-    mine, theirs = _digest(tiny), _digest(other)
+    mine, theirs = tree_digest(tiny), tree_digest(other)
     train = [k for k in mine if "/train/" in k]
     assert len(train) == 8 and all(theirs[k] != mine[k] for k in train)
 

@@ -159,6 +159,6 @@ def test_baselines_by_hand() -> None:
 def test_cam_features_refuses_vqa_data(vqa_run, tmp_path: Path) -> None:
     from cam_repro.features.run import features_run
 
-    _, run, metrics = vqa_run
+    *_, metrics = vqa_run
     with pytest.raises(ConfigError, match="VQA data"):
         features_run(_compose("features", f"checkpoint={metrics['checkpoint']}"), tmp_path / "f")

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import re
 from collections import Counter
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from data_fixtures import tree_digest
 from PIL import Image
 
 from cam_repro.data.config import data_config
@@ -37,14 +37,6 @@ TINY = {
     "vqa": {"train_images": 12, "val_images": 5, "question_types": ["colour", "shape", "count"]},
 }
 PLURAL = {"circles": "circle", "squares": "square", "triangles": "triangle", "crosses": "cross"}
-
-
-def _digest(root: Path) -> dict[str, str]:
-    return {
-        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-        for p in sorted(root.rglob("*"))
-        if p.is_file()
-    }
 
 
 @pytest.fixture(scope="module")
@@ -155,10 +147,11 @@ def test_config_errors(vqa: dict, message: str) -> None:
 def test_same_config_gives_byte_identical_files(tiny: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate({**TINY, "out": str(again), "seed": 3, "workers": 2})
-    assert _digest(again) == _digest(tiny)
+    assert tree_digest(again) == tree_digest(tiny)
     other = tmp_path / "other"
     generate({**TINY, "out": str(other), "seed": 4})
-    assert _digest(other).keys() == _digest(tiny).keys() and _digest(other) != _digest(tiny)
+    theirs, ours = tree_digest(other), tree_digest(tiny)
+    assert theirs.keys() == ours.keys() and theirs != ours
 
 
 def _json(path: Path) -> dict:
