@@ -14,7 +14,7 @@ import numpy as np
 
 from cam_repro.data.annotations import check_box, read_table
 from cam_repro.data.config import DataConfig
-from cam_repro.data.samples import DataSplit, Sample, file_problem, read_image_size
+from cam_repro.data.samples import DataSplit, Sample, size_or_skip
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 
@@ -58,13 +58,9 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
         if is_train[image_id][0] != want:
             continue
         path = root / "images" / images[image_id][0]
-        try:
-            size = read_image_size(path, cfg.max_image_pixels)
-        except InputFileError as err:
-            if cfg.bad_images == "skip":
-                skipped.append((path, file_problem(err, path)))
-                continue
-            raise
+        size = size_or_skip(path, cfg.max_image_pixels, cfg.bad_images, skipped)
+        if size is None:
+            continue
         if image_id not in boxes:
             raise InputFileError(f"{box_file}: no box for image {image_id}")
         x, y, w, h = (_number(v, f"{box_file} (image {image_id})") for v in boxes[image_id])

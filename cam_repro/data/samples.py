@@ -171,6 +171,20 @@ def read_image_size(
         return img.size
 
 
+def size_or_skip(
+    path: Path, max_pixels: int | None, bad_images: str, skipped: list[tuple[Path, str]]
+) -> tuple[int, int] | None:
+    """`read_image_size(path)`; with bad_images="skip", an unreadable image is added to `skipped`
+    as (path, what is wrong) and gives None instead of its error."""
+    try:
+        return read_image_size(path, max_pixels)
+    except InputFileError as err:
+        if bad_images != "skip":
+            raise
+        skipped.append((path, file_problem(err, path)))
+        return None
+
+
 def report_skipped(skipped: list[tuple[Path, str]], split: str) -> None:
     """Log how many unreadable images a split left out (bad_images=skip), and the first few."""
     if skipped:

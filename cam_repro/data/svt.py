@@ -49,9 +49,8 @@ from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import (
     DataSplit,
     Sample,
-    file_problem,
     is_image_file,
-    read_image_size,
+    size_or_skip,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
@@ -205,13 +204,9 @@ def read_svt(cfg: DataConfig, split: str) -> DataSplit:
                 skipped.append((path, f"image file is missing (listed in {xml})"))
                 continue
             raise MissingFileError(f"{xml}: image {image.name}: {path}: image file is missing")
-        try:
-            size = read_image_size(path, cfg.max_image_pixels)
-        except InputFileError as err:
-            if cfg.bad_images == "skip":
-                skipped.append((path, file_problem(err, path)))
-                continue
-            raise
+        size = size_or_skip(path, cfg.max_image_pixels, cfg.bad_images, skipped)
+        if size is None:
+            continue
         if size != image.size:
             raise InputFileError(
                 f"{xml}: image {image.name}: <Resolution> is {image.size[0]}x{image.size[1]} but "
