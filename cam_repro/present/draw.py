@@ -1,5 +1,6 @@
 """Figures laid out like the paper's: CAMs of the top-k classes, runs side by side, class-specific
-units, threshold sweeps. Built of cam_repro.localize.overlay's pictures with matplotlib's object
+units, threshold sweeps, CAMs with their peaks (the pointing game's point; Section 4.2's text
+and VQA figures). Built of cam_repro.localize.overlay's pictures with matplotlib's object
 API (no pyplot: no global state, no display needed); no I/O: cam_repro.present.figures runs the
 networks and writes the files.
 """
@@ -13,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cam_repro.localize.overlay import GT_COLOR, PRED_COLOR, draw_boxes, normalize_cam, overlay
+
+PEAK_COLOR = (255, 255, 255)  # the map's peak: a white cross with a black rim
 
 
 @dataclass
@@ -31,15 +34,33 @@ def cam_panel(
     title: str = "",
     mode: str = "max",
     line: int = 1,
+    peak: Sequence[float] | None = None,
 ) -> Panel:
-    """The image with a normalised CAM over it (None: the bare image), the CAM's box(es) in red
-    and the ground truth in green; boxes inclusive, in the image's pixels."""
+    """The image with a normalised CAM over it (None: the bare image), the CAM's box(es) in red,
+    the ground truth in green and the map's `peak` (x, y) as a cross; boxes inclusive, all in
+    the image's pixels."""
     out = image if cam is None else overlay(image, normalize_cam(cam, mode))
     if gt_boxes is not None and len(gt_boxes):
         out = draw_boxes(out, gt_boxes, GT_COLOR, line)
     if boxes is not None and len(boxes):
         out = draw_boxes(out, boxes, PRED_COLOR, line)
+    if peak is not None:
+        out = mark_point(out, peak)
     return Panel(out, title)
+
+
+def mark_point(image: np.ndarray, point: Sequence[float], color=PEAK_COLOR) -> np.ndarray:
+    """A copy of the (H, W, 3) uint8 image with a cross at `point` (x, y; the nearest pixel):
+    arms of max(2, min(H, W) // 16) pixels in `color` over a black one-pixel rim."""
+    out = np.array(image, dtype=np.uint8)
+    h, w = out.shape[:2]
+    x, y = (int(np.clip(round(float(v)), 0, n - 1)) for v, n in zip(point, (w, h), strict=True))
+    arm = max(2, min(h, w) // 16)
+    for rim, paint in ((1, (0, 0, 0)), (0, color)):  # the rim first, the cross over it
+        long, short = arm + rim, rim
+        out[max(y - short, 0) : y + short + 1, max(x - long, 0) : x + long + 1] = paint
+        out[max(y - long, 0) : y + long + 1, max(x - short, 0) : x + short + 1] = paint
+    return out
 
 
 def _figure(width: float, height: float):

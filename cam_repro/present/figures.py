@@ -7,7 +7,16 @@
   fire, beside the class's CAM (the paper's class-specific units);
 - sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model;
 - linear_cams.png: CAMs from a cam-features run's linear classifier (its weights on the network's
-  last conv maps: the paper's generic localization, Section 4), one test image per class.
+  last conv maps: the paper's generic localization, Section 4), one test image per class;
+- text_cams.png: the text detector of Section 4.2 on text images: their word boxes, the text
+  class's CAM with its box and peak, the detector's answer; from a cam-features run's classifier
+  on text data, or from a CAM network trained on text / no text (its own last layer;
+  text_cams_<variant>.png when a features run's is drawn too);
+- vqa_panels.png: a VQA checkpoint (cam-train task=vqa, Section 4.2) on questions of its data:
+  the image with the target object's box, the predicted and the true answer's CAMs.
+
+Every map is drawn with its box under the paper's rule (red), the ground truth (green) and, in
+the Section 4.2 figures and linear_cams.png, its peak (the pointing game's point, a cross).
 """
 
 from __future__ import annotations
@@ -15,7 +24,8 @@ from __future__ import annotations
 import csv
 import logging
 import re
-from collections.abc import Sequence
+import textwrap
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,15 +34,27 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
-from cam_repro.data import DataConfig, Sample, load_image, model_input, read_split
+from cam_repro.data import (
+    DataConfig,
+    DataSplit,
+    Sample,
+    dataset_kind,
+    load_image,
+    model_input,
+    read_split,
+)
+from cam_repro.data.loaders import extra_inputs
 from cam_repro.data.transforms import eval_transform
+from cam_repro.data.vqa import read_vqa
 from cam_repro.evaluate.config import SPLITS, BoxKeys, DataOverrides, box_rule, resolve_data
 from cam_repro.evaluate.localizer import Localizer, check_batch, localize_batch
 from cam_repro.evaluate.outputs import read_sweep
 from cam_repro.localize.boxes import BoxRule, frame_boxes, iou_matrix, scale_boxes
-from cam_repro.localize.cam import cam_model, class_activation_maps, upsample_cams
+from cam_repro.localize.cam import LinearHead, cam_model, class_activation_maps, upsample_cams
+from cam_repro.localize.loc_error import map_peaks, points_in_boxes
 from cam_repro.models import model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
+from cam_repro.models.vqa import answer_cams
 from cam_repro.present.draw import (
     Curve,
     cam_figure,
@@ -45,6 +67,7 @@ from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config
 from cam_repro.runtime.context import RunContext, run_context
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import atomic_write, read_json
+from cam_repro.runtime.precision import autocast
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +75,9 @@ log = logging.getLogger(__name__)
 @dataclass
 class VisualizeConfig(BoxKeys):
     """`cam-visualize`: figures of class activation maps from cam-train checkpoints (the box
-    rule's threshold and normalize: as in cam-eval)."""
+    rule's threshold and normalize: as in cam-eval); of a VQA checkpoint, vqa_panels.png."""
 
-    checkpoint: str | None = None  # RUN_DIR/checkpoints/last.pt (or best.pt)
+    checkpoint: str | None = None  # RUN_DIR/checkpoints/last.pt (or best.pt); VQA: vqa_panels
     compare: list[str] = field(default_factory=list)  # more checkpoints for compare.png
     images: list[str] = field(default_factory=list)  # image files; empty: num_images of the data
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
@@ -64,7 +87,7 @@ class VisualizeConfig(BoxKeys):
     units: int = 4  # class-specific units per class (0: no units figure)
     unit_classes: list[str] = field(default_factory=list)  # wnids or names; empty: first image's
     sweeps: list[str] = field(default_factory=list)  # cam-eval run folders (or sweeps) to plot
-    features_run: str | None = None  # a cam-features run folder: linear_cams.png
+    features_run: str | None = None  # a cam-features run folder: linear_cams.png (text_cams.png)
     per_image: bool = True  # cam_<image>.png for every image
     dpi: int = 100
     runtime: RuntimeConfig = field(default_factory=lambda: RuntimeConfig(progress=False))
@@ -121,9 +144,10 @@ class TrainedNet:
     model: torch.nn.Module
     name: str  # paper name, e.g. Tiny-GAP
     variant: str  # our name, e.g. tiny_gap
-    classes: list[str]
+    classes: list[str]  # VQA: the answers
     class_names: list[str]
     data: DataConfig
+    question_vocab: list[str] | None = None  # a VQA model's question words; None: a classifier
 
 
 def load_net(path: str, spec: VisualizeConfig, run: RunContext) -> TrainedNet:
@@ -137,8 +161,9 @@ def load_net(path: str, spec: VisualizeConfig, run: RunContext) -> TrainedNet:
     names = list(state.get("class_names") or classes)
     model_cfg = model_config(trained["model"])
     return TrainedNet(
-        path, model, paper_name(model_cfg), variant_name(model_cfg), classes, names, data
-    )
+        path, model, paper_name(model_cfg), variant_name(model_cfg), classes, names, data,
+        state.get("question_vocab"),
+    )  # fmt: skip
 
 
 def load_pictures(spec: VisualizeConfig, net: TrainedNet) -> list[Picture]:
@@ -181,9 +206,7 @@ def look(
     seen = []
     for first in range(0, len(pictures), _BATCH):
         chunk = pictures[first : first + _BATCH]
-        images = torch.from_numpy(np.stack([p.frame for p in chunk])).permute(0, 3, 1, 2)
-        data = net.data
-        x = model_input(images.to(run.device), data.mean, data.std, run.runtime.channels_last)
+        x = _model_input(chunk, net.data, run)
         labels = torch.zeros(len(chunk), dtype=torch.long, device=run.device)  # unused slot
         out = localize_batch(loc, x, labels, topk, wsol=False)
         check_batch(out, f"{net.checkpoint}, picture {chunk[0].name}", run.runtime.amp)
@@ -300,7 +323,81 @@ def _class_index(net: TrainedNet, given: str) -> int:
     raise ConfigError(f"unit_classes: {given!r} is not a class of {net.checkpoint} (wnid or name)")
 
 
-# --- CAMs of a cam-features run's linear classifier -------------------------------------------
+# --- maps as the paper's rule and the pointing game see them -----------------------------------
+
+
+@dataclass
+class Located:
+    """One map of one picture under the paper's box rule and the pointing game (frame pixels)."""
+
+    box: np.ndarray  # (4,) inclusive
+    peak: np.ndarray  # (2,) x, y: where the map is highest
+    iou: float | None  # the box's best IoU with the picture's ground truth (None: it has none)
+    hit: bool | None  # the peak lies on a ground-truth box (None: it has none)
+
+
+def locate(maps: np.ndarray, gt_boxes: np.ndarray, rule: BoxRule) -> list[Located]:
+    """Box (under `rule`), peak, IoU and pointing-game hit of each (S, S) map of `maps`."""
+    n, h, w = maps.shape
+    boxes = frame_boxes(maps, rule)  # (n, 4)
+    peaks = map_peaks(maps, np.tile([w, h], (n, 1)))  # (n, 2)
+    found = []
+    for box, peak in zip(boxes, peaks, strict=True):
+        iou = hit = None
+        if len(gt_boxes):
+            iou = float(iou_matrix(box[None], gt_boxes).max())
+            hit = bool(points_in_boxes(peak[None], [gt_boxes])[0])
+        found.append(Located(box, peak, iou, hit))
+    return found
+
+
+def map_panel(picture: Picture, cam: np.ndarray, where: Located, caption: str, mode: str = "max"):
+    """A map over the picture with its box (red), the picture's ground truth (green) and the
+    map's peak (a cross); the IoU and the pointing game's outcome under the caption."""
+    if where.iou is not None:
+        caption += f"\nIoU {where.iou:.2f}, peak {'on' if where.hit else 'off'} target"
+    return cam_panel(picture.frame, cam, where.box[None], picture.gt_boxes, caption, mode,
+                     peak=where.peak)  # fmt: skip
+
+
+def _model_input(pictures: Sequence[Picture], data: DataConfig, run: RunContext) -> torch.Tensor:
+    """The pictures' frames as the network's normalised input batch, on the run's device."""
+    images = torch.from_numpy(np.stack([p.frame for p in pictures])).permute(0, 3, 1, 2)
+    return model_input(images.to(run.device), data.mean, data.std, run.runtime.channels_last)
+
+
+# --- CAMs of a linear head over the last conv maps (cam-features' classifier, a CAM network's) ---
+
+
+@dataclass
+class HeadNet:
+    """A network's last conv maps f_k and a linear head over their pooled values, whose weights
+    make the CAMs M_c = sum_k w_k^c f_k: a cam-features run's fitted classifier (`cam_head`), or
+    a CAM network's own last layer (LinearHead.of_network)."""
+
+    model: torch.nn.Module
+    data: DataConfig
+    head: Callable[[int, torch.device], LinearHead]  # the head over K maps, on a device
+
+
+def head_cams(
+    net: HeadNet, pictures: Sequence[Picture], classes: Sequence[Sequence[int]], run: RunContext
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CAMs of classes[i] on pictures[i], bilinear to the frame, (N, k, S, S), and the head's
+    class scores (N, C); a batch at a time."""
+    maps, scores = [], []
+    for first in range(0, len(pictures), _BATCH):
+        chunk = pictures[first : first + _BATCH]
+        x = _model_input(chunk, net.data, run)
+        with torch.no_grad():
+            features = cam_model(net.model).features(x).float()  # (B, K, h, w)
+        head = net.head(features.shape[1], features.device)
+        wanted = torch.tensor([list(c) for c in classes[first : first + _BATCH]],
+                              device=features.device)  # fmt: skip
+        cams = head.cams(features, wanted)  # (B, k, h, w)
+        maps.append(upsample_cams(cams, chunk[0].frame.shape[:2]).cpu().numpy())
+        scores.append(head.logits(features).cpu().numpy())
+    return np.concatenate(maps), np.concatenate(scores)
 
 
 def _features_predictions(path: Path) -> dict[str, str]:
@@ -311,10 +408,21 @@ def _features_predictions(path: Path) -> dict[str, str]:
         return {row["image"]: row["predicted"] for row in csv.DictReader(f)}
 
 
-def linear_cams_figure(run_dir: Path, spec: VisualizeConfig, run: RunContext):
-    """The classifier's CAMs (M_c = sum_k w_k^c f_k with the fitted w) on one test image of each
-    of the first num_images classes: the image with its ground truth, the map of the predicted
-    class with its box (the paper's rule), the map of the true class (GT-known)."""
+@dataclass
+class FeaturesRunView:
+    """A cam-features run folder, loaded to draw its classifier's CAMs on its test split."""
+
+    run_dir: Path
+    net: HeadNet
+    test: DataSplit
+    predicted: dict[str, int]  # image id -> the classifier's class (its predictions.csv)
+    rule: BoxRule  # the run's threshold, max-normalised (as its localization scores)
+    title: str  # e.g. "svm on Tiny-GAP gap features (crop full)"
+    task: str  # the test data's task (dataset_kind): classes | text
+
+
+def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
+    """The network, classifier, predictions and test split of a cam-features run."""
     from cam_repro.features.config import features_config
     from cam_repro.features.extract import head_pool
     from cam_repro.features.linear import load_classifier
@@ -327,53 +435,206 @@ def linear_cams_figure(run_dir: Path, spec: VisualizeConfig, run: RunContext):
     if fspec.features == "fc7":
         raise ConfigError(f"{run_dir}: features=fc7 has no conv maps, so no CAMs to draw")
     clf = load_classifier(run_dir / "classifier.npz")
-    predicted = _features_predictions(run_dir / "predictions.csv")
-    net = load_network(fspec, len(clf.classes))
-    model = net.model.to(run.device).eval()
-    data = read_split(net.data, fspec.test_split)
-    if list(data.classes) != clf.classes:
-        raise ConfigError(f"{run_dir}: its classifier's classes differ from {data.root}'s now")
-    first = {}
+    network = load_network(fspec, len(clf.classes))
+    model = network.model.to(run.device).eval()
+    if run.runtime.channels_last:
+        model.to(memory_format=torch.channels_last)
+    test = read_split(network.data, fspec.test_split)
+    if list(test.classes) != clf.classes:
+        raise ConfigError(f"{run_dir}: its classifier's classes differ from {test.root}'s now")
+    pool = head_pool(fspec.features)
+    predicted = {
+        image: clf.classes.index(c)
+        for image, c in _features_predictions(run_dir / "predictions.csv").items()
+    }
+    return FeaturesRunView(
+        run_dir,
+        HeadNet(model, network.data, lambda k, device: clf.cam_head(k, pool, device)),
+        test,
+        predicted,
+        BoxRule(fspec.threshold, "max"),
+        f"{clf.kind} on {paper_name(network.config)} {fspec.features} features (crop {fspec.crop})",
+        dataset_kind(network.data)["task"],
+    )
+
+
+def linear_cams_figure(fv: FeaturesRunView, run: RunContext, num_images: int):
+    """The classifier's CAMs (M_c = sum_k w_k^c f_k with the fitted w) on one test image of each
+    of the first num_images classes: the image with its ground truth, the map of the predicted
+    class with its box (the paper's rule), the map of the true class (GT-known)."""
+    data = fv.test
+    first: dict[int, int] = {}
     for i, sample in enumerate(data.samples):
-        if sample.image_id in predicted:
+        if sample.image_id in fv.predicted:
             first.setdefault(sample.label, i)
-    chosen = [first[c] for c in sorted(first)][: spec.num_images]
-    size, rule = net.data.image_size, BoxRule(fspec.threshold, "max")
+    chosen = [first[c] for c in sorted(first)][:num_images]
+    if not chosen:
+        raise InputFileError(f"{fv.run_dir}: none of its test images is left to draw")
+    pictures = [sample_picture(data.samples[i], fv.net.data) for i in chosen]
+    predicted = [fv.predicted[p.name] for p in pictures]
+    maps, _ = head_cams(
+        fv.net, pictures, [[c, p.label] for c, p in zip(predicted, pictures, strict=True)], run
+    )
     rows = []
-    for i in chosen:
-        sample = data.samples[i]
-        picture = sample_picture(sample, net.data)
-        pixels, gt = picture.frame, picture.gt_boxes
-        frame = torch.from_numpy(pixels).permute(2, 0, 1)[None]  # (1, 3, S, S) uint8
-        x = model_input(frame.to(run.device), net.data.mean, net.data.std)
-        with torch.no_grad():
-            maps = cam_model(model).features(x).float()  # (1, K, h, w)
-        head = clf.cam_head(maps.shape[1], head_pool(fspec.features), maps.device)
-        pred = clf.classes.index(predicted[sample.image_id])
-        cams = head.cams(maps, torch.tensor([[pred, sample.label]], device=maps.device))
-        cams = upsample_cams(cams, (size, size))[0].cpu().numpy()  # (2, S, S)
-        boxes = frame_boxes(cams, rule)
-        ious = [float(iou_matrix(boxes[j : j + 1], gt).max()) if len(gt) else None for j in (0, 1)]
-        mark = "right" if pred == sample.label else "wrong"
+    for picture, pred, cams in zip(pictures, predicted, maps, strict=True):
+        assert picture.label is not None  # a sample of the split
+        mark = "right" if pred == picture.label else "wrong"
         captions = [
             f"{_short(data.class_names[pred])} ({mark})",
-            _short(data.class_names[sample.label]),
+            _short(data.class_names[picture.label]),
         ]
-        captions = [
-            c if v is None else f"{c}\nIoU {v:.2f}" for c, v in zip(captions, ious, strict=True)
-        ]
+        found = locate(cams, picture.gt_boxes, fv.rule)
         rows.append([
-            cam_panel(pixels, None, None, gt, sample.image_id),
-            *[cam_panel(pixels, cams[j], boxes[j : j + 1], gt, captions[j]) for j in (0, 1)],
+            cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name),
+            *[map_panel(picture, cams[j], found[j], captions[j], fv.rule.normalize)
+              for j in (0, 1)],
         ])  # fmt: skip
-    if not rows:
-        raise InputFileError(f"{run_dir}: none of its test images is left to draw")
-    name = paper_name(net.config)
     title = (
-        f"CAMs from the {clf.kind}'s weights\n{name} {fspec.features}, crop {fspec.crop}, "
-        f"threshold {fspec.threshold:g} (box red, truth green)"
+        f"CAMs from the {fv.title}\nthreshold {fv.rule.threshold:g} (box red, truth green, peak +)"
     )
     return grid_figure(rows, ["image", "predicted class", "true class"], title)
+
+
+# --- the text detector (Section 4.2): CAMs of the text class on text images ----------------------
+
+
+def text_pictures(data: DataSplit, cfg: DataConfig, n: int, keep=None) -> list[Picture]:
+    """The first n text images of a split (those with word boxes; `keep(sample)` may pass over
+    more), as cam-eval sees them."""
+    chosen = [s for s in data.samples if len(s.own_boxes) and (keep is None or keep(s))][:n]
+    return [sample_picture(s, cfg) for s in chosen]
+
+
+def text_cams_figure(
+    net: HeadNet,
+    pictures: Sequence[Picture],
+    predicted: Sequence[int] | None,
+    class_names: Sequence[str],
+    rule: BoxRule,
+    title: str,
+    run: RunContext,
+):
+    """The paper's text-detector figure: each text image with its word boxes (green), and the
+    text class's CAM (the image's own class) from the head's weights with its box under the
+    paper's rule (red) and its peak; captioned with the detector's prediction (`predicted`, or
+    the head's own top class when None)."""
+    if not pictures:
+        raise InputFileError("no text image (an image with word boxes) to draw")
+    maps, scores = head_cams(net, pictures, [[p.label] for p in pictures], run)
+    if predicted is None:
+        predicted = scores.argmax(axis=1).tolist()
+    rows = []
+    for picture, pred, cams in zip(pictures, predicted, maps, strict=True):
+        mark = "right" if pred == picture.label else "wrong"
+        (where,) = locate(cams[:1], picture.gt_boxes, rule)
+        rows.append([
+            cam_panel(picture.frame, None, None, picture.gt_boxes, picture.name),
+            map_panel(picture, cams[0], where, f"says {_short(class_names[pred])} ({mark})",
+                      rule.normalize),
+        ])  # fmt: skip
+    return grid_figure(
+        rows, ["image, word boxes", "CAM of the text class"],
+        f"{title}\nthreshold {rule.threshold:g} (box red, words green, peak +)",
+    )  # fmt: skip
+
+
+def features_text_figure(fv: FeaturesRunView, run: RunContext, num_images: int):
+    """text_cams_figure for a cam-features run: the linear classifier's CAMs and predictions."""
+    pictures = text_pictures(fv.test, fv.net.data, num_images, lambda s: s.image_id in fv.predicted)
+    predicted = [fv.predicted[p.name] for p in pictures]
+    title = f"text detector: CAMs from the {fv.title}"
+    return text_cams_figure(
+        fv.net, pictures, predicted, fv.test.class_names, fv.rule, title, run
+    )  # fmt: skip
+
+
+def network_text_figure(net: TrainedNet, spec: VisualizeConfig, run: RunContext):
+    """text_cams_figure for a CAM network trained on text / no text: its own last layer's CAMs
+    and predictions."""
+    data = read_split(net.data, spec.split)
+    pictures = text_pictures(data, net.data, spec.num_images)
+    head = HeadNet(net.model, net.data, lambda k, device: LinearHead.of_network(net.model))
+    title = f"text detector: CAMs of {net.name} trained on text / no text"
+    return text_cams_figure(
+        head, pictures, None, net.class_names, box_rule(spec), title, run
+    )  # fmt: skip
+
+
+# --- VQA (Section 4.2): the answer's CAM -----------------------------------------------------
+
+
+def vqa_questions(kinds: Sequence[str], has_target: Sequence[bool], n: int) -> list[int]:
+    """n questions to draw (indices, in split order): those with a target box (every question if
+    none has one), shared among the question types in turn, each type's evenly spaced over its
+    questions (first and last included)."""
+    pool = [i for i, t in enumerate(has_target) if t] or list(range(len(kinds)))
+    by_kind: dict[str, list[int]] = {}
+    for i in pool:
+        by_kind.setdefault(kinds[i], []).append(i)
+    quota = dict.fromkeys(sorted(by_kind), 0)
+    left = min(n, len(pool))
+    while left:
+        for kind in quota:
+            if left and quota[kind] < len(by_kind[kind]):
+                quota[kind] += 1
+                left -= 1
+    chosen = []
+    for kind, count in quota.items():
+        items = by_kind[kind]
+        if count:  # floor(x + 0.5): distinct indices when count <= len(items)
+            at = np.floor(np.linspace(0, len(items) - 1, count) + 0.5).astype(int)
+            chosen += [items[j] for j in at]
+    return sorted(chosen)
+
+
+def _wrap(text: str, width: int = 30) -> str:
+    return "\n".join(textwrap.wrap(text, width)) or text
+
+
+def vqa_figure(net: TrainedNet, spec: VisualizeConfig, run: RunContext):
+    """The paper's VQA figure: num_images questions of the split, a row each: the image with the
+    target object's box (green) and the question; the predicted answer's CAM (the image part of
+    the answer layer's weights) with its box under the paper's rule (red) and its peak; the true
+    answer's CAM likewise."""
+    assert net.question_vocab is not None
+    rule = box_rule(spec)
+    data = read_vqa(net.data, spec.split, vocab=net.question_vocab, answers=net.classes)
+    q = data.questions
+    assert q is not None
+    chosen = vqa_questions(q.kinds, [len(s.own_boxes) > 0 for s in data.samples], spec.num_images)
+    if not chosen:
+        raise InputFileError(f"{data.root} {spec.split}: no question to draw")
+    rows = []
+    for first in range(0, len(chosen), _BATCH):
+        index = chosen[first : first + _BATCH]
+        pictures = [sample_picture(data.samples[i], net.data) for i in index]
+        x = _model_input(pictures, net.data, run)
+        tokens = extra_inputs(data, torch.tensor(index), run.device)[0]
+        labels = torch.tensor([p.label for p in pictures], device=run.device)
+        with torch.no_grad(), autocast(run.device, run.runtime.amp):
+            top = net.model(x, tokens).argmax(dim=1)
+            out = answer_cams(net.model, x, tokens, answers=torch.stack([top, labels], dim=1))
+        maps = upsample_cams(out.cams.float(), pictures[0].frame.shape[:2]).cpu().numpy()
+        scores = out.scores.float().cpu().numpy()  # (B, 2): softmax of each map's answer
+        for i, picture, cams, answer, score in zip(index, pictures, maps, out.classes.tolist(),
+                                                   scores, strict=True):  # fmt: skip
+            pred, truth = answer
+            found = locate(cams, picture.gt_boxes, rule)
+            mark = "right" if pred == truth else "wrong"
+            rows.append([
+                cam_panel(picture.frame, None, None, picture.gt_boxes,
+                          f"{_wrap(q.text[i])}\n[{q.kinds[i]}]"),
+                map_panel(picture, cams[0], found[0],
+                          f"{_short(data.classes[pred])} {score[0]:.2f} ({mark})", rule.normalize),
+                map_panel(picture, cams[1], found[1],
+                          f"{_short(data.classes[truth])} {score[1]:.2f}"
+                          + (" (= predicted)" if pred == truth else ""), rule.normalize),
+            ])  # fmt: skip
+    title = (
+        f"{net.name} + BoW (VQA): the answer's CAM\nthreshold {rule.threshold:g} (box red, "
+        "target object green, peak +)"
+    )
+    return grid_figure(rows, ["question", "predicted answer", "true answer"], title, cell=2.6)
 
 
 # --- threshold sweeps ---------------------------------------------------------------------------
@@ -454,11 +715,22 @@ def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
     if spec.sweeps:
         save("sweep.png", sweep_figure(sweep_curves(spec.sweeps), spec.threshold))
     if spec.features_run is not None:
-        save("linear_cams.png", linear_cams_figure(Path(spec.features_run), spec, run))
+        fv = load_features_run(Path(spec.features_run), run)
+        save("linear_cams.png", linear_cams_figure(fv, run, spec.num_images))
+        if fv.task == "text":
+            save("text_cams.png", features_text_figure(fv, run, spec.num_images))
     if spec.checkpoint is None:
         return written
     rule = box_rule(spec)
     nets = [load_net(p, spec, run) for p in [spec.checkpoint, *spec.compare]]
+    if nets[0].question_vocab is not None:
+        if spec.compare or spec.images:
+            raise ConfigError(
+                f"{spec.checkpoint} is a VQA model: it is drawn on its data's questions "
+                "(vqa_panels.png), without compare=[...] or images=[...]"
+            )
+        save("vqa_panels.png", vqa_figure(nets[0], spec, run))
+        return written
     for other in nets[1:]:
         if other.classes != nets[0].classes:
             raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
@@ -477,4 +749,8 @@ def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
             for c in wanted or [first]:
                 tag = f"{net.variant}_{_file_name(net.classes[c])}"
                 save(f"units_{tag}.png", units_figure(net, c, pictures, net_seen, spec))
+    if not spec.images and dataset_kind(main.data)["task"] == "text":
+        # beside a features run's text_cams.png, the network's own gets its variant's name
+        name = "text_cams.png" if spec.features_run is None else f"text_cams_{main.variant}.png"
+        save(name, network_text_figure(main, spec, run))
     return written

@@ -1,12 +1,16 @@
 """Tables laid out like the paper's, from `cam-eval` and `cam-features` runs, with its numbers.
 
 `collect_runs` reads runs' metrics.json: an eval run's records its protocol, a features run's says
-`"kind": "features"`. For eval runs (Tables 1 and 2), `summary_rows` flattens them to one row per
-run (the summary.csv the tables are aggregated from); `aggregate` groups runs of the same model,
-data and protocol (several seeds -> mean +- std); `table1` / `table2` / `comparisons` write
-markdown. For features runs (Section 4), `features_rows`, `aggregate_features`,
-`table_finegrained` and `table_generic` do the same. The paper's numbers live here and nowhere
-else (PAPER_TABLE1, PAPER_TABLE2, PAPER_FINEGRAINED, PAPER_GENERIC).
+`"kind": "features"`, a VQA model's eval run `"kind": "vqa"`. For eval runs (Tables 1 and 2),
+`summary_rows` flattens them to one row per run (the summary.csv the tables are aggregated from);
+`aggregate` groups runs of the same model, data and protocol (several seeds -> mean +- std);
+`table1` / `table2` / `comparisons` write markdown. For features runs (Section 4),
+`features_rows`, `aggregate_features`, `table_finegrained` and `table_generic` do the same.
+Section 4.2's pattern discovery has its own report, discovery.md / .csv (`discovery_rows`,
+`aggregate_discovery`, `discovery_markdown`): the text detector (eval and features runs whose data's
+task is text, which stay out of the other tables) and VQA runs. The paper's numbers live here and
+nowhere else (PAPER_TABLE1, PAPER_TABLE2, PAPER_FINEGRAINED, PAPER_GENERIC; it gives none for
+Section 4.2).
 """
 
 from __future__ import annotations
@@ -128,6 +132,32 @@ class _RunFolder:
         """What the run's numbers are on (metrics.json's `data`)."""
         return self.metrics.get("data") or {}
 
+    @property
+    def task(self) -> str:
+        """What the data serves (dataset_kind's "task"): classes | text | vqa. A metrics.json
+        without it (older runs; cam-features' records the data's kind and name only): SVT and
+        the synthetic text set by their kind and name are text, VQA data is vqa."""
+        task = self.data.get("task")
+        if task:
+            return str(task)
+        kind, name = self.data.get("kind"), self.data.get("name")
+        if kind == "svt" or (kind == "synthetic" and name == "synthetic text"):
+            return "text"
+        if kind == "vqa" or (kind == "synthetic" and name == "synthetic VQA"):
+            return "vqa"
+        return "classes"
+
+    @property
+    def protocol(self) -> str:
+        """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''."""
+        given = self.metrics.get("protocol") or {}
+        parts = [
+            f"{key.replace('_', ' ')} {given[key]}"
+            for key, default in _PROTOCOL_DEFAULTS.items()
+            if key in given and given[key] != default
+        ]
+        return ", ".join(parts)
+
 
 @dataclass
 class EvalRun(_RunFolder):
@@ -147,17 +177,6 @@ class EvalRun(_RunFolder):
         return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
 
     @property
-    def protocol(self) -> str:
-        """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''."""
-        given = self.metrics.get("protocol") or {}
-        parts = [
-            f"{key.replace('_', ' ')} {given[key]}"
-            for key, default in _PROTOCOL_DEFAULTS.items()
-            if key in given and given[key] != default
-        ]
-        return ", ".join(parts)
-
-    @property
     def name(self) -> str:
         """The paper's name of the model, with the protocol changes in parentheses."""
         name = str(self.metrics.get("paper_name") or self.metrics.get("variant") or "?")
@@ -174,31 +193,73 @@ class FeaturesRun(_RunFolder):
         return str(self.data.get("name") or self.data.get("kind") or "?")
 
 
-Run = EvalRun | FeaturesRun
+@dataclass
+class VQARun(_RunFolder):
+    """One cam-eval run of a VQA model (cam_repro.evaluate.vqa; metrics.json `kind: vqa`)."""
+
+
+Run = EvalRun | FeaturesRun | VQARun
+
+# A VQA model's cam-eval metrics.json (cam_repro.evaluate.vqa.vqa_metrics writes it; checked here,
+# without torch, for cam-report): its kind, and what discovery.md reads.
+VQA_KIND = "vqa"
+VQA_REQUIRED = ("answer_accuracy", "vqa_accuracy", "pointing_game", "iou_rate", "data")
+VQA_MAPS = ("predicted", "other_question", "centre", "true_answer")  # in the tables' order
+
+
+def is_vqa_metrics(metrics: Any) -> bool:
+    """A VQA model's cam-eval metrics.json (`"kind": "vqa"`)."""
+    return isinstance(metrics, dict) and metrics.get("kind") == VQA_KIND
+
+
+def check_vqa_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """`metrics` (read from `path`, a VQA cam-eval metrics.json) if it has what discovery.md
+    reads; one-line errors naming `path` if not."""
+    missing = [key for key in VQA_REQUIRED if key not in metrics]
+    if missing:
+        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
+    for key in ("pointing_game", "iou_rate", "data", "by_type"):
+        if key in metrics and not isinstance(metrics[key], dict):
+            raise InputFileError(f"{path}: {key} is not a mapping")
+    for key in ("answer_accuracy", "vqa_accuracy"):
+        value = metrics[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InputFileError(f"{path}: {key} {value!r} is not a number")
+    return metrics
 
 
 def _run(path: Path, metrics: Any) -> Run:
     """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
     if is_features_metrics(metrics):
         return FeaturesRun(path.parent, check_features_metrics(path, metrics))
+    if is_vqa_metrics(metrics):
+        return VQARun(path.parent, check_vqa_metrics(path, metrics))
     return EvalRun(path.parent, check_metrics(path, metrics))
 
 
 def read_run(path: Path) -> Run:
-    """The cam-eval or cam-features run whose metrics.json is `path` (clear errors otherwise)."""
+    """The cam-eval (classification or VQA) or cam-features run whose metrics.json is `path`
+    (clear errors otherwise)."""
     return _run(path, read_json(path))
 
 
 def _is_eval_run(metrics: Any) -> bool:
-    """A cam-eval metrics.json: it records the protocol (a cam-train run's does not)."""
+    """A cam-eval metrics.json, a VQA model's too: it records the protocol (a cam-train run's
+    does not)."""
     return isinstance(metrics, dict) and "protocol" in metrics
 
 
+def _in_tables(run: Run) -> bool:
+    """An eval or features run of the Section 3 / 4 tables: not VQA, not the text detector
+    (those go to discovery.md)."""
+    return not isinstance(run, VQARun) and run.task not in ("text", "vqa")
+
+
 def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
-    """Every cam-eval and cam-features run in `paths`: run folders, metrics.json files, or folders
-    (e.g. a multirun sweep) searched recursively. Folder searches pass over metrics.json files
-    that are neither (cam-train runs'); one that cannot be read or parsed, found or named, is an
-    error naming it (never a run silently left out of a mean)."""
+    """Every cam-eval (classification or VQA) and cam-features run in `paths`: run folders,
+    metrics.json files, or folders (e.g. a multirun sweep) searched recursively. Folder searches
+    pass over metrics.json files that are neither (cam-train runs'); one that cannot be read or
+    parsed, found or named, is an error naming it (never a run silently left out of a mean)."""
     if not paths:
         raise ConfigError(
             "no runs given: cam-report runs=[DIR, ...] (eval or features run folders, or sweeps)"
@@ -229,10 +290,10 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
 
 def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """One row per eval run with SUMMARY_COLUMNS (the tables are aggregated from these); features
-    runs are passed over (`features_rows`)."""
+    runs (`features_rows`) and text and VQA runs (`discovery_rows`) are passed over."""
     rows = []
     for run in runs:
-        if not isinstance(run, EvalRun):
+        if not isinstance(run, EvalRun) or not _in_tables(run):
             continue
         m = run.metrics
         rows.append(
@@ -582,10 +643,11 @@ def threshold_table(groups: Sequence[Group], points: Sequence[float] = SWEEP_POI
 
 def features_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """One row per features run with FEATURES_SUMMARY_COLUMNS (the features tables are aggregated
-    from these; `data_kind` rides along unwritten); eval runs are passed over (`summary_rows`)."""
+    from these; `data_kind` rides along unwritten); eval runs (`summary_rows`) and features runs
+    on text data (`discovery_rows`) are passed over."""
     rows = []
     for run in runs:
-        if not isinstance(run, FeaturesRun):
+        if not isinstance(run, FeaturesRun) or not _in_tables(run):
             continue
         m = run.metrics
         loc = m.get("localization") or {}
@@ -843,6 +905,250 @@ def _located(group: FeaturesGroup | None) -> str:
     return f"{_cell(gt_known)} / {_cell(top1)}"
 
 
+# --- Section 4.2, pattern discovery: the text detector and VQA ----------------------------------
+
+# discovery.csv: one row per text-detector or VQA run; kind: features (cam-features), eval
+# (cam-eval of a network trained on the text data), vqa (cam-eval of a VQA model). Text:
+# classification accuracy, the rate of text images whose CAM box has IoU >= iou_threshold with a
+# word box, the pointing game. VQA: answer and VQA accuracy, then the pointing game and the IoU
+# rate of each map (VQA_MAPS). num_images: test images (VQA: questions); num_located: those
+# scored for localization (text images; questions with a target box).
+DISCOVERY_COLUMNS = (
+    "section", "kind", "method", "dataset", "seed", "accuracy", "loc_acc", "pointing_game",
+    "answer_accuracy", "vqa_accuracy",
+    *[f"pointing_{m}" for m in VQA_MAPS], *[f"iou_rate_{m}" for m in VQA_MAPS],
+    "iou_threshold", "num_images", "num_located", "run",
+)  # fmt: skip
+_TEXT, _VQA = "text detector", "VQA"
+_CLASSIFIER_NAMES = {"svm": "linear SVM", "logistic": "logistic regression"}
+
+
+def _with_protocol(name: str, run: Run) -> str:
+    return f"{name} ({run.protocol})" if run.protocol else name
+
+
+def _text_method(run: EvalRun | FeaturesRun) -> str:
+    """'linear SVM on Tiny-GAP GAP features (trained on synthetic (parts))' for a features run,
+    'Tiny-GAP trained on text / no text' for a network trained on the text data."""
+    m = run.metrics
+    model = str(m.get("paper_name") or m.get("variant") or "?")
+    if isinstance(run, EvalRun):
+        return _with_protocol(f"{model} trained on text / no text", run)
+    kind = str(m.get("classifier") or "?")
+    name = f"{_CLASSIFIER_NAMES.get(kind, kind)} on {model} {str(m['features']).upper()} features"
+    notes = [] if m["crop"] == "full" else [f"crop {m['crop']}"]
+    weights, trained_on = m.get("weights"), m.get("trained_on")
+    if weights not in (None, "checkpoint"):
+        notes.append(_WEIGHTS_SHOWN.get(weights, str(weights)))
+    elif trained_on:
+        notes.append(f"trained on {trained_on}")
+    threshold = m.get("threshold")
+    if threshold is not None and threshold != _PROTOCOL_DEFAULTS["threshold"]:
+        notes.append(f"threshold {threshold}")
+    return f"{name} ({', '.join(notes)})" if notes else name
+
+
+def _text_numbers(run: EvalRun | FeaturesRun) -> dict[str, Any]:
+    """Accuracy, localization (IoU >= the run's level) and pointing game (%) of a text run."""
+    m = run.metrics
+    if isinstance(run, FeaturesRun):
+        loc = m.get("localization") or {}
+        return {
+            "accuracy": m["accuracy"],
+            "loc_acc": loc.get("gt_known_loc_acc"),
+            "pointing_game": loc.get("pointing_game"),
+            "iou_threshold": loc.get("iou_threshold"),
+            "num_images": m.get("num_test"),
+            "num_located": loc.get("num_images"),
+        }
+    gt_known = m.get("gt_known_loc_err")
+    return {
+        "accuracy": 100.0 - float(m["cls_top1_err"]),
+        "loc_acc": None if gt_known is None else 100.0 - float(gt_known),
+        "pointing_game": m.get("pointing_game"),
+        "iou_threshold": (m.get("protocol") or {}).get("iou_threshold"),
+        "num_images": m.get("num_images"),
+        "num_located": m.get("num_loc_images"),
+    }
+
+
+def _vqa_numbers(scores: dict[str, Any]) -> dict[str, Any]:
+    """Accuracies and each map's pointing game and IoU rate (%) of a VQA run's metrics.json, or
+    of one of its `by_type` entries (which have no VQA accuracy)."""
+    point, rate = scores.get("pointing_game") or {}, scores.get("iou_rate") or {}
+    return {
+        "answer_accuracy": scores.get("answer_accuracy"),
+        "vqa_accuracy": scores.get("vqa_accuracy"),
+        **{f"pointing_{m}": point.get(m) for m in VQA_MAPS},
+        **{f"iou_rate_{m}": rate.get(m) for m in VQA_MAPS},
+    }
+
+
+def discovery_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
+    """One row per text-detector run (eval and features runs whose data's task is text) and VQA
+    run with DISCOVERY_COLUMNS (discovery.md is aggregated from these; a VQA row's per-type
+    numbers ride along unwritten as `by_type`); other runs are passed over."""
+    rows = []
+    for run in runs:
+        base = {"dataset": str(run.data.get("name") or run.data.get("kind") or "?"),
+                "seed": run.metrics.get("seed"), "run": str(run.path)}  # fmt: skip
+        if isinstance(run, VQARun):
+            m = run.metrics
+            name = str(m.get("paper_name") or m.get("variant") or "?")
+            by_type = {
+                kind: {**_vqa_numbers(scores), "questions": scores.get("questions")}
+                for kind, scores in (m.get("by_type") or {}).items()
+                if isinstance(scores, dict)
+            }
+            rows.append({
+                **base, "section": _VQA, "kind": "vqa", "method": _with_protocol(name, run),
+                **_vqa_numbers(m), "iou_threshold": (m.get("protocol") or {}).get("iou_threshold"),
+                "num_images": m.get("num_questions"), "num_located": m.get("num_with_target"),
+                "by_type": by_type,
+            })  # fmt: skip
+        elif run.task == "text":
+            kind = "features" if isinstance(run, FeaturesRun) else "eval"
+            rows.append({**base, "section": _TEXT, "kind": kind, "method": _text_method(run),
+                         **_text_numbers(run)})  # fmt: skip
+    # the text detector first, the paper's way (features) before networks trained on text
+    order = {_TEXT: 0, _VQA: 1, "features": 0, "eval": 1, "vqa": 2}
+    return sorted(rows, key=lambda r: (order[r["section"]], r["dataset"], order[r["kind"]],
+                                       r["method"], _seed(r)))  # fmt: skip
+
+
+@dataclass
+class DiscoveryGroup:
+    """Text-detector or VQA runs of one method on one dataset (usually several seeds)."""
+
+    section: str  # text detector | VQA
+    dataset: str
+    method: str
+    rows: list[dict[str, Any]] = field(default_factory=list)
+
+    def stat(self, metric: str) -> Stat | None:
+        return _stat(self.rows, metric)
+
+    def type_stat(self, kind: str, metric: str) -> Stat | None:
+        """`metric` of question type `kind` (VQA runs' by_type), over the runs that have it."""
+        return _stat([r["by_type"][kind] for r in self.rows if kind in r.get("by_type", {})],
+                     metric)  # fmt: skip
+
+    @property
+    def types(self) -> list[str]:
+        return sorted({kind for r in self.rows for kind in r.get("by_type", {})})
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(_seed(r) for r in self.rows)
+
+
+def aggregate_discovery(rows: Sequence[dict[str, Any]]) -> list[DiscoveryGroup]:
+    """Group discovery rows by (section, dataset, method), in discovery_rows' order."""
+    groups: dict[tuple, DiscoveryGroup] = {}
+    for row in rows:
+        key = (row["section"], row["dataset"], row["method"])
+        groups.setdefault(key, DiscoveryGroup(*key)).rows.append(row)
+    return list(groups.values())
+
+
+def _seeds_cell(group: DiscoveryGroup) -> str:
+    """'0 1 2' (n=3): the seeds a row's runs were trained with, and how many runs it has."""
+    seeds = " ".join(str(s) for s in group.seeds if s >= 0) or "-"
+    return f"{seeds} (n={len(group.rows)})"
+
+
+def _by_dataset(groups: Iterable[DiscoveryGroup]) -> dict[str, list[DiscoveryGroup]]:
+    out: dict[str, list[DiscoveryGroup]] = {}
+    for g in groups:
+        out.setdefault(g.dataset, []).append(g)
+    return out
+
+
+_MAP_NAMES = {"predicted": "predicted", "other_question": "other question", "centre": "centre",
+              "true_answer": "true answer"}  # fmt: skip
+_SCORE_HEADER = [*[f"pointing: {_MAP_NAMES[m]}" for m in VQA_MAPS],
+                 *[f"IoU>=0.5: {_MAP_NAMES[m]}" for m in VQA_MAPS]]  # fmt: skip
+_SCORES = [*[f"pointing_{m}" for m in VQA_MAPS], *[f"iou_rate_{m}" for m in VQA_MAPS]]
+_TEXT_SCORES = ("accuracy", "loc_acc", "pointing_game")
+
+TEXT_NOTE = (
+    "The paper reports no number for the text detector: it shows the CAMs of its text class on "
+    "text images only, as a figure (Section 4.2). These are ours, to check what the figure shows."
+)
+VQA_NOTE = (
+    "The paper reports no localization number for VQA: it shows the predicted answers' CAMs as "
+    "a figure only (Section 4.2). These are ours."
+)
+
+
+def discovery_markdown(groups: Sequence[DiscoveryGroup]) -> str:
+    """discovery.md: the text detector's and VQA's tables (Section 4.2), mean +- std over seeds,
+    one section per dataset; VQA with a per-question-type table."""
+    lines = ["# Pattern discovery (Section 4.2)", ""]
+    text = [g for g in groups if g.section == _TEXT]
+    if text:
+        lines += [
+            "## Text detector (Section 4.2)",
+            "",
+            "Accuracy: % of test images classified right (text / no text). Loc. IoU>=0.5: % of "
+            "the text images whose CAM of the text class, boxed by the paper's rule, has IoU >= "
+            "0.5 (each run's level) with a word box. Pointing game: % of the text images whose "
+            "text-class CAM peaks on a word box. The linear-SVM rows are the paper's way: an SVM "
+            "on the GAP features of a network trained on another benchmark, its CAMs from the "
+            "SVM's weights; the others are CAM networks trained on text / no text. Mean +- std "
+            "over seeds (n runs); one row per run in discovery.csv.",
+            "",
+            f"Note: {TEXT_NOTE}",
+            "",
+        ]
+        header = ["method", "accuracy", "loc. IoU>=0.5", "pointing game", "seeds"]
+        for data, section in _by_dataset(text).items():
+            body = [
+                [g.method, *[_cell(g.stat(k)) for k in _TEXT_SCORES], _seeds_cell(g)]
+                for g in section
+            ]
+            lines += [f"### {data}", "", *_markdown(header, body), ""]
+    vqa = [g for g in groups if g.section == _VQA]
+    if vqa:
+        lines += [
+            "## VQA: what the answer's CAM points at (Section 4.2)",
+            "",
+            "Answer accuracy: % of questions whose top answer is the annotators' most common one; "
+            "VQA accuracy: VQA's official measure, min(#annotators who gave it / 3, 1) averaged "
+            "over the ten sets of nine annotators. Over the questions with a target box (the "
+            "object the answer depends on): pointing: % whose map peaks on it; "
+            "IoU>=0.5: % whose map's box under the paper's rule has IoU >= 0.5 (each run's level) "
+            "with it. Maps: predicted, the predicted answer's CAM; other question, the predicted "
+            "answer's CAM of another question about the same image whose target is another "
+            "object (does the map follow the question?); centre, the image's centre (a centred "
+            "box of the mean target size); true answer, the right answer's CAM. Mean +- std over "
+            "seeds (n runs); one row per run in discovery.csv.",
+            "",
+            f"Note: {VQA_NOTE}",
+            "",
+        ]
+        header = ["method", "answer acc.", "VQA acc.", *_SCORE_HEADER, "seeds"]
+        kinds_header = ["method", "type", "questions", "answer acc.", *_SCORE_HEADER]
+        for data, section in _by_dataset(vqa).items():
+            body = [[g.method, _cell(g.stat("answer_accuracy")), _cell(g.stat("vqa_accuracy")),
+                     *[_cell(g.stat(k)) for k in _SCORES], _seeds_cell(g)]
+                    for g in section]  # fmt: skip
+            lines += [f"### {data}", "", *_markdown(header, body), ""]
+            kinds = []
+            for g in section:
+                for kind in g.types:
+                    questions = g.type_stat(kind, "questions")
+                    kinds.append([
+                        g.method, kind, "" if questions is None else f"{questions.mean:g}",
+                        _cell(g.type_stat(kind, "answer_accuracy")),
+                        *[_cell(g.type_stat(kind, k)) for k in _SCORES],
+                    ])  # fmt: skip
+            if kinds:
+                lines += [f"#### {data}, per question type (questions: per run)", "",
+                          *_markdown(kinds_header, kinds), ""]  # fmt: skip
+    return "\n".join(lines)
+
+
 # --- the report folder --------------------------------------------------------------------------
 
 
@@ -892,22 +1198,40 @@ def write_features_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -
     return {"groups": len(groups), "files": list(files)}
 
 
+def write_discovery_tables(runs: Sequence[Run], out: Path) -> dict[str, Any]:
+    """Write the text-detector and VQA runs among `runs` into `out`: discovery.csv (one row per
+    run) and discovery.md (grouped, mean +- std), when there are any. Returns the number of
+    groups and the files written."""
+    rows = discovery_rows(runs)
+    if not rows:
+        return {"groups": 0, "files": []}
+    groups = aggregate_discovery(rows)
+    make_dir(out)
+    files = {
+        "discovery.csv": to_csv(rows, DISCOVERY_COLUMNS),
+        "discovery.md": discovery_markdown(groups),
+    }
+    for name, text in files.items():
+        write_text_atomic(out / name, text)
+    return {"groups": len(groups), "files": list(files)}
+
+
 def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "auto") -> dict:
     """Collect the eval and features runs in `paths` and write their tables into `out`
-    (`write_eval_tables`, `write_features_tables`: each only for runs of its kind). Returns what
-    was written, for the caller to log."""
+    (`write_eval_tables`, `write_features_tables`, `write_discovery_tables`: each only for runs
+    of its kind). Returns what was written, for the caller to log."""
 
     check_choice(paper, "paper", PAPER_CHOICES)  # a bad value fails before any reading
     runs = collect_runs(paths)  # every file read and checked before anything is written
     out = Path(out)
     make_dir(out)
     done: dict[str, Any] = {"runs": len(runs), "groups": 0, "comparisons": 0, "files": []}
-    if any(isinstance(run, EvalRun) for run in runs):
+    if any(isinstance(run, EvalRun) and _in_tables(run) for run in runs):
         written = write_eval_tables(runs, out, paper)
         done["groups"] += written["groups"]
         done["comparisons"] = written["comparisons"]
         done["files"] += written["files"]
-    written = write_features_tables(runs, out, paper)
-    done["groups"] += written["groups"]
-    done["files"] += written["files"]
+    for written in (write_features_tables(runs, out, paper), write_discovery_tables(runs, out)):
+        done["groups"] += written["groups"]
+        done["files"] += written["files"]
     return {**done, "out": out}
