@@ -502,6 +502,7 @@ def _metrics(
             "root": str(fr.train.root),
             "name": kind.get("name"),
             "kind": kind.get("kind"),
+            "task": kind.get("task"),
             "evidence": kind.get("evidence"),
             "family": kind.get("family"),
             "train_split": spec.train_split,
