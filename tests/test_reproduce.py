@@ -171,3 +171,27 @@ def test_features_stages_end_to_end(tmp_path: Path) -> None:
         figure = out / "figures" / "features" / dataset / "linear_cams.png"
         assert np.asarray(Image.open(figure).convert("L")).std() > 20
     assert "features" in (out / "command.txt").read_text().split("seconds:")[1]
+
+
+@pytest.mark.slow
+def test_discovery_end_to_end(tmp_path: Path) -> None:
+    """discovery=true: the text and VQA sets, their trainings, the text SVM, and their report and
+    figures in OUT/discovery (tiny sizes: the pipeline, not the numbers)."""
+    cmd = [sys.executable, "-m", "cam_repro_cli.reproduce", *TINY, "out=out", "discovery=true",
+           "models=[tiny_gap]"]  # fmt: skip
+    result = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out, work = tmp_path / "out", tmp_path / "out" / "runs"
+    vqa = json.loads((work / "eval/vqa/tiny_gap/seed0/metrics.json").read_text())
+    assert vqa["kind"] == "vqa" and 0 < vqa["num_images"] <= 3 * 4 // 3  # some answers unseen
+    text = json.loads((work / "features/text/tiny_gap/seed0/trained-full/metrics.json").read_text())
+    assert text["num_classes"] == 2 and text["data"]["task"] == "text"
+    trained = json.loads((work / "eval/text/tiny_gap/seed0/metrics.json").read_text())
+    assert trained["num_loc_images"] == 3 * 4 // 2  # the text images of val
+    report = (out / "discovery" / "discovery.md").read_text()
+    assert "Text detector" in report and "VQA" in report
+    assert not (out / "discovery" / "table2.md").exists()
+    assert "synthetic text" not in (out / "table2.md").read_text()  # not among Table 2's rows
+    figures = out / "discovery" / "figures"
+    for png in ("text-svm/text_cams.png", "vqa-trained/vqa_panels.png"):
+        assert np.asarray(Image.open(figures / png).convert("L")).std() > 20

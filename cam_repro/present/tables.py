@@ -134,18 +134,9 @@ class _RunFolder:
 
     @property
     def task(self) -> str:
-        """What the data serves (dataset_kind's "task"): classes | text | vqa. A metrics.json
-        without it (older runs; cam-features' records the data's kind and name only): SVT and
-        the synthetic text set by their kind and name are text, VQA data is vqa."""
-        task = self.data.get("task")
-        if task:
-            return str(task)
-        kind, name = self.data.get("kind"), self.data.get("name")
-        if kind == "svt" or (kind == "synthetic" and name == "synthetic text"):
-            return "text"
-        if kind == "vqa" or (kind == "synthetic" and name == "synthetic VQA"):
-            return "vqa"
-        return "classes"
+        """What the data serves (dataset_kind's "task"): classes | text | vqa; runs written
+        before the task was recorded served classes."""
+        return str(self.data.get("task") or "classes")
 
     @property
     def protocol(self) -> str:
