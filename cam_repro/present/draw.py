@@ -8,6 +8,7 @@ networks and writes the files.
 from __future__ import annotations
 
 import io
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -106,8 +107,10 @@ def grid_figure(
             _show(axes[r][c], panel, 8)
     for c, name in enumerate(column_titles):
         axes[0][c].set_title(f"{name}\n{axes[0][c].get_title()}".strip(), fontsize=9)
-    if title:
-        fig.suptitle(title, fontsize=11)
+    if title:  # wrapped to the figure's width (~11 characters per inch at this size)
+        width = max(30, int(cell * n_cols * 11))
+        lines = [textwrap.fill(line, width) for line in title.split("\n")]
+        fig.suptitle("\n".join(lines), fontsize=11)
     return fig
 
 
