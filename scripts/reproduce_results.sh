@@ -8,14 +8,17 @@
 # mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP, 3 seeds) on the parts design:
 # 18 trainings with the measured recipe, each evaluated with cam-eval; then the paper's Section 4
 # (features=true: GAP/GMP features transferred to new classes, with a random-weights floor and a
-# ceiling trained on them, 6 more trainings; fine-grained crops; 42 cam-features runs); then the
-# figures and the tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
+# ceiling trained on them, 6 more trainings; fine-grained crops; 42 cam-features runs); then
+# Section 4.2 (discovery=true: the text detector, a linear SVM on the GAP features and Tiny-GAP
+# trained on text / no text, and the VQA model, 6 more trainings and 3 cam-features runs, into
+# results/synthetic/discovery/); then the figures and the tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
 # go to outputs/results-synthetic/, which is not committed; re-running reuses finished runs there
-# (reuse=false starts over). 915 s from scratch on a 2-core CPU (2026-12-01).
+# (reuse=false starts over). 915 s from scratch on a 2-core CPU without discovery=true, which
+# adds about 270 s (2026-12-01).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
 exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2] \
-    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true out=results/synthetic \
+    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true out=results/synthetic \
     work=outputs/results-synthetic \
     "$@"
