@@ -117,6 +117,8 @@ def test_embedded_vqa_end_to_end(vqa_run) -> None:
         assert set(metrics[key]) == {"predicted", "true_answer", "other_question", "centre"}
         assert all(0 <= v <= 100 for v in metrics[key].values())
     assert set(metrics["by_type"]) == {"colour", "shape"}
+    assert metrics["num_unanswerable"] == 0
+    assert metrics["answer_accuracy_all"] == pytest.approx(metrics["answer_accuracy"])
     # The checkpoint is a VQA model with the train split's words; it rebuilds as one.
     model, state = load_model(Path(metrics["checkpoint"]))
     assert isinstance(model, VQANet) and state["question_vocab"][:2] == ["is", "the"]
@@ -162,3 +164,28 @@ def test_cam_features_refuses_vqa_data(vqa_run, tmp_path: Path) -> None:
     *_, metrics = vqa_run
     with pytest.raises(ConfigError, match="VQA data"):
         features_run(_compose("features", f"checkpoint={metrics['checkpoint']}"), tmp_path / "f")
+
+
+def test_questions_with_an_unknown_answer_count_as_wrong_over_all(vqa_run, tmp_path: Path) -> None:
+    """A val question whose answer the model does not know is left out of answer_accuracy and
+    counted as wrong in answer_accuracy_all (and VQA accuracy alike)."""
+    import shutil
+
+    data, _, metrics = vqa_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    path = copy / "v2_mscoco_val2014_annotations.json"
+    annotations = json.loads(path.read_text())
+    first = annotations["annotations"][0]
+    first["multiple_choice_answer"] = "purple"
+    for answer in first["answers"]:
+        answer["answer"] = "purple"
+    path.write_text(json.dumps(annotations))
+    again = evaluate_run(
+        _compose("eval", f"checkpoint={metrics['checkpoint']}", f"data.root={copy}"),
+        tmp_path / "eval",
+    )
+    assert again["num_unanswerable"] == 1 and again["num_questions"] == 119
+    right = again["answer_accuracy"] * 119 / 100
+    assert again["answer_accuracy_all"] == pytest.approx(100 * right / 120)
+    assert again["vqa_accuracy_all"] < again["vqa_accuracy"] or again["vqa_accuracy"] == 0

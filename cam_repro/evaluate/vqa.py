@@ -35,7 +35,7 @@ from cam_repro.data import DataSplit, dataset_kind, model_input
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, extra_inputs
 from cam_repro.data.samples import read_image_size
-from cam_repro.data.vqa import read_vqa, vqa_accuracy
+from cam_repro.data.vqa import read_vqa_split, vqa_accuracy
 from cam_repro.evaluate.config import EvalConfig, box_rule, resolve_data
 from cam_repro.evaluate.localizer import BatchMaps, check_batch, located_boxes
 from cam_repro.localize.boxes import iou_matrix
@@ -89,9 +89,11 @@ class VQAEvaluator:
                 f"{spec.checkpoint} is a VQA model: evaluate it on VQA data (data.source=vqa), "
                 f"not data.source={self.data_cfg.source}"
             )
-        self.data: DataSplit = read_vqa(
+        read = read_vqa_split(
             self.data_cfg, spec.split, vocab=state["question_vocab"], answers=state["classes"]
         )
+        self.data: DataSplit = read.data
+        self.unanswerable = len(read.unanswerable)  # their answer is none the model knows
         self.model = model_from_state(state, spec.checkpoint).to(env.device).eval()
         if spec.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
@@ -219,6 +221,9 @@ def vqa_metrics(
         raise InputFileError(f"{data.root} {spec.split}: no question could be evaluated")
     correct = np.array([r.predicted == r.label for r in rows])
     accuracy = np.array([vqa_accuracy(data.classes[r.predicted], q.answers[r.index]) for r in rows])
+    # The questions whose answer the model cannot give count as wrong here (a lower bound: an
+    # answer outside the model's can still match some annotators)
+    every = len(rows) + ev.unanswerable
     scores, per_question = localization_scores(data, rows, spec.iou_threshold)
     by_type: dict[str, Any] = {}
     kinds = np.array([q.kinds[r.index] for r in rows])
@@ -236,9 +241,13 @@ def vqa_metrics(
         "kind": "vqa",
         "answer_accuracy": _rate(correct),  # the top answer is the annotators' most common one
         "vqa_accuracy": 100.0 * float(accuracy.mean()),  # VQA's min(#humans / 3, 1) measure
+        # the same two over every question of the split, the unanswerable ones scored 0
+        "answer_accuracy_all": 100.0 * float(correct.sum()) / every,
+        "vqa_accuracy_all": 100.0 * float(accuracy.sum()) / every,
         **scores,
         "by_type": by_type,
         "num_questions": len(rows),
+        "num_unanswerable": ev.unanswerable,  # left out: their answer is not among the model's
         "num_images": len({data.samples[r.index].path for r in rows}),
         "num_with_target": len(per_question),
         "num_skipped": ev.skips.count,
