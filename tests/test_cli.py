@@ -86,6 +86,28 @@ def test_cam_synth_then_cam_data_reads_it(tmp_path: Path) -> None:
     assert "classes: 3: n90000000 (synthetic class 0: body hstripes4+vstripes4" in result.stdout
 
 
+@pytest.mark.parametrize(
+    ("task", "args", "data", "says"),
+    [("text", ["train_per_class=3", "val_per_class=2"], ["data=synthetic"],
+      "classes: 2: n90100000 (no text)"),
+     ("vqa", ["vqa.train_images=4", "vqa.val_images=2"], ["data=synthetic_vqa"],
+      "val: 6 images of")],
+)  # fmt: skip
+def test_cam_synth_tasks_then_cam_data_reads_them(
+    tmp_path: Path, task: str, args: list[str], data: list[str], says: str
+) -> None:
+    out = tmp_path / task
+    result = run(tmp_path, "cam-synth", f"task={task}", f"out={out}", "image_size=32", "workers=1",
+                 *args)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert f"read it with: {'data=synthetic_vqa' if task == 'vqa' else 'data=synthetic'}" in (
+        result.stdout
+    )
+    result = run(tmp_path, "cam-data", *data, f"data.root={out}")
+    assert result.returncode == 0, result.stderr
+    assert says in result.stdout
+
+
 def test_cam_data_bad_input_is_one_line_error(tmp_path: Path) -> None:
     result = run(tmp_path, "cam-data", f"data.root={tmp_path / 'missing'}")
     assert result.returncode == 1

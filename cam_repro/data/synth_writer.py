@@ -66,7 +66,7 @@ class SynthSummary:
     def read_with(self) -> str:
         """The data overrides that read the set back (cam-train, cam-eval, cam-data)."""
         if self.task == "vqa":
-            return f"data=vqa data.root={self.out}"
+            return f"data=synthetic_vqa data.root={self.out}"
         if self.task == "text":
             return f"data=synthetic data.root={self.out}"
         if self.layout == "cub":  # the synthetic preset (64 px, no flips) with the CUB reader
