@@ -346,3 +346,20 @@ def test_text_detector_the_papers_way(text_data: Path, trained: Path, tmp_path: 
     loc = metrics["localization"]
     assert loc["num_images"] == 40  # the text images of the test split
     assert 0 <= loc["gt_known_loc_acc"] <= 100 and 0 <= loc["pointing_game"] <= 100
+
+
+def test_the_papers_text_detector_on_svt_layout_data(trained: Path, tmp_path: Path) -> None:
+    """cam-features on SVT's layout (data.source=svt: word boxes from test.xml, negatives from a
+    folder): the real-data path end to end, on files the test writes."""
+    from cam_repro.features.run import features_run
+
+    root = _svt(tmp_path)
+    metrics = features_run(
+        _compose("features", f"checkpoint={trained}", "data.source=svt", f"data.root={root}",
+                 f"data.negatives={tmp_path / 'sun'}"),
+        tmp_path / "f",
+    )  # fmt: skip
+    assert (metrics["num_train"], metrics["num_test"], metrics["num_classes"]) == (4, 3, 2)
+    assert metrics["data"]["task"] == "text" and metrics["data"]["kind"] == "svt"
+    loc = metrics["localization"]
+    assert loc["num_images"] == 2  # the SVT test images; the negative has no word box

@@ -189,3 +189,30 @@ def test_questions_with_an_unknown_answer_count_as_wrong_over_all(vqa_run, tmp_p
     right = again["answer_accuracy"] * 119 / 100
     assert again["answer_accuracy_all"] == pytest.approx(100 * right / 120)
     assert again["vqa_accuracy_all"] < again["vqa_accuracy"] or again["vqa_accuracy"] == 0
+
+
+def test_vqa_data_without_targets_gives_accuracy_only(vqa_run, tmp_path: Path) -> None:
+    """Real VQA v2 has no targets file: the accuracies, and no localization number (None)."""
+    import shutil
+
+    data, _, metrics = vqa_run
+    copy = tmp_path / "data"
+    shutil.copytree(data, copy)
+    for path in copy.glob("targets_*.csv"):
+        path.unlink()
+    again = evaluate_run(
+        _compose("eval", f"checkpoint={metrics['checkpoint']}", f"data.root={copy}"),
+        tmp_path / "eval",
+    )
+    assert again["answer_accuracy"] == pytest.approx(metrics["answer_accuracy"])
+    assert again["num_with_target"] == 0
+    assert set(again["pointing_game"].values()) == {None}
+    assert set(again["iou_rate"].values()) == {None}
+    with open(tmp_path / "eval" / "predictions.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 120 and {r["target_box"] for r in rows} == {""}
+    from cam_repro.present.tables import write_report
+
+    write_report([tmp_path / "eval"], tmp_path / "report")
+    report = (tmp_path / "report" / "discovery.md").read_text()
+    assert f"{again['answer_accuracy']:.2f}" in report
