@@ -18,13 +18,24 @@ from cam_repro.data.svt import read_svt
 from cam_repro.data.vqa import read_vqa
 
 
-def read_split(cfg: DataConfig | Mapping[str, Any] | DictConfig, split: str) -> DataSplit:
-    """The `train` or `val` split that the data config points at (labels, sizes, boxes)."""
+def read_split(
+    cfg: DataConfig | Mapping[str, Any] | DictConfig, split: str, like: DataSplit | None = None
+) -> DataSplit:
+    """The `train` or `val` split that the data config points at (labels, sizes, boxes).
+
+    `like`: a split of the same data already read (the train split), whose vocabularies this one
+    takes instead of reading the train files again (VQA: the question words and the answers;
+    the other readers' classes come from the train folders or tables, which are cheap to list).
+    """
     spec = data_config(cfg)
-    readers = {"imagenet": read_imagenet, "cub": read_cub, "folder": read_folder, "svt": read_svt,
-               "vqa": read_vqa}  # fmt: skip
-    reader = readers[spec.source]
-    data = reader(spec, split)
+    if spec.source == "vqa":
+        questions = like.questions if like is not None else None
+        vocab, answers = (questions.vocab, like.classes) if questions else (None, None)
+        data = read_vqa(spec, split, vocab=vocab, answers=answers)
+    else:
+        readers = {"imagenet": read_imagenet, "cub": read_cub, "folder": read_folder,
+                   "svt": read_svt}  # fmt: skip
+        data = readers[spec.source](spec, split)
     report_skipped(data.skipped, f"{spec.root} {split}")
     return data
 

@@ -145,7 +145,7 @@ class Trainer:
             torch.backends.cudnn.benchmark = True
 
         self.train_data = read_split(spec.data, "train")
-        self.val_data = read_split(spec.data, "val")
+        self.val_data = read_split(spec.data, "val", like=self.train_data)
         self.train_skips, self.val_skips = SkipLog(self.train_data), SkipLog(self.val_data)
         if env.is_main:
             self._check_val_headers()
@@ -153,11 +153,8 @@ class Trainer:
         if self.val_data.classes != self.classes:
             raise ConfigError(f"{spec.data.root}: the train and val splits have different classes")
         questions = self.train_data.questions
+        # VQA: the train split's question words (val was read with them), kept in checkpoints
         self.question_vocab = questions.vocab if questions is not None else None
-        if self.question_vocab is not None and self.val_data.questions.vocab != self.question_vocab:
-            raise ConfigError(
-                f"{spec.data.root}: the train and val splits have other questions' words"
-            )
 
         torch.manual_seed(spec.seed)  # the same initial weights in every process
         if self.question_vocab is not None:
