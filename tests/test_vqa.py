@@ -68,6 +68,12 @@ def test_answer_cam_identity_with_the_question_term() -> None:
         top = answer_cams(model, images, tokens, topk=1)
     assert torch.equal(top.classes[:, 0], out.logits.argmax(dim=1))
     torch.testing.assert_close(top.cams[:, 0], out.cams[torch.arange(2), top.classes[:, 0]])
+    # `append`: the given answers' maps after the top-k ones, from the same pass
+    true = torch.tensor([3, 0])
+    with torch.no_grad():
+        both = answer_cams(model, images, tokens, topk=1, append=true)
+    assert both.classes.tolist() == [[top.classes[0, 0].item(), 3], [top.classes[1, 0].item(), 0]]
+    torch.testing.assert_close(both.cams[:, 1], out.cams[torch.arange(2), true])
 
 
 def test_a_network_without_a_cam_head_is_refused() -> None:

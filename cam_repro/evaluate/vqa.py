@@ -114,10 +114,8 @@ class VQAEvaluator:
                 continue
             x = model_input(images.to(env.device), cfg.mean, cfg.std, spec.runtime.channels_last)
             tokens = extra_inputs(self.data, index, env.device)[0]
-            with torch.no_grad(), autocast(env.device, spec.runtime.amp):
-                top = self.model(x, tokens).argmax(dim=1)
-                answers = torch.stack([top, labels.to(env.device)], dim=1)
-                out = answer_cams(self.model, x, tokens, answers=answers)
+            with torch.no_grad(), autocast(env.device, spec.runtime.amp):  # predicted, true
+                out = answer_cams(self.model, x, tokens, topk=1, append=labels)
             maps = upsample_cams(out.cams.float(), (self.frame, self.frame))
             first = self.data.samples[int(index[0])].path
             batch = BatchMaps(out.logits.float(), out.classes, maps, maps[:, -1])

@@ -92,15 +92,19 @@ def answer_cams(
     tokens: Tensor,
     topk: int = 1,
     answers: Tensor | None = None,
+    append: Tensor | None = None,
 ) -> CAMOutput:
-    """Logits and the CAMs of the top-k answers (or of the given `answers` (B,) or (B, k)), from
-    the image part of the answer layer's weights; one forward pass."""
+    """Logits and the CAMs of the top-k answers (or of the given `answers` (B,) or (B, k)), then
+    of `append` (B,), e.g. the true answers, as cam-eval appends the true class; from the image
+    part of the answer layer's weights, in one forward pass."""
     features = model.features(images)
     logits = model.logits_from_features(features, tokens)
     if answers is None:
         answers = logits.topk(min(topk, logits.shape[1]), dim=1).indices
     elif answers.dim() == 1:
         answers = answers[:, None]
+    if append is not None:
+        answers = torch.cat([answers, append[:, None].to(answers.device)], dim=1)
     scores = logits.softmax(dim=1).gather(1, answers)
     cams = class_activation_maps(features, model.image_weight, answers)
     return CAMOutput(logits=logits, classes=answers, scores=scores, cams=cams)

@@ -611,9 +611,8 @@ def vqa_figure(net: TrainedNet, spec: VisualizeConfig, run: RunContext):
         x = _model_input(pictures, net.data, run)
         tokens = extra_inputs(data, torch.tensor(index), run.device)[0]
         labels = torch.tensor([p.label for p in pictures], device=run.device)
-        with torch.no_grad(), autocast(run.device, run.runtime.amp):
-            top = net.model(x, tokens).argmax(dim=1)
-            out = answer_cams(net.model, x, tokens, answers=torch.stack([top, labels], dim=1))
+        with torch.no_grad(), autocast(run.device, run.runtime.amp):  # predicted, true
+            out = answer_cams(net.model, x, tokens, topk=1, append=labels)
         maps = upsample_cams(out.cams.float(), pictures[0].frame.shape[:2]).cpu().numpy()
         scores = out.scores.float().cpu().numpy()  # (B, 2): softmax of each map's answer
         for i, picture, cams, answer, score in zip(index, pictures, maps, out.classes.tolist(),
