@@ -57,7 +57,7 @@ from scipy import ndimage
 
 from cam_repro.data.annotations import voc_xml
 from cam_repro.data.synth_writer import Written, _draw, _jpeg
-from cam_repro.data.synthetic import SceneRenderer, SynthConfig, image_rng
+from cam_repro.data.synthetic import SceneRenderer, SynthConfig, image_rng, tight_box
 
 NO_TEXT, TEXT = 0, 1
 # (wnid, name) by label; n901... stays clear of the classes task's n9000xxxx (family < 100)
@@ -237,11 +237,6 @@ def _ink(rng: np.random.Generator, under: np.ndarray, contrast: list[float]) -> 
     return np.full(3, 0.0 if base > 127.5 else 255.0, dtype=np.float32)  # the farthest grey
 
 
-def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
-
-
 def _apart(mask: np.ndarray, box: tuple[int, ...], other: dict[str, Any]) -> bool:
     """Does a word at `mask` keep off `other`: no pixel touching, boxes overlapping by at most a
     quarter of the smaller one?"""
@@ -322,7 +317,7 @@ class TextSceneRenderer:
             for _ in range(_PLACE_TRIES):
                 cover = self._at(rng, alpha)
                 mask = cover > 0
-                box = _tight_box(mask)
+                box = tight_box(mask)
                 if all(_apart(mask, box, w) for w in words):
                     break
             else:
@@ -392,7 +387,7 @@ def _described(word: dict[str, Any]) -> Word:
     return Word(
         word["text"],
         visible,
-        _tight_box(visible),
+        tight_box(visible),
         word["px"],
         word["bold"],
         word["angle"],

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from cam_repro.data.synth_writer import Written, _draw, _jpeg
-from cam_repro.data.synthetic import SceneRenderer, SynthConfig, _tight_box, image_rng
+from cam_repro.data.synthetic import SceneRenderer, SynthConfig, image_rng, tight_box
 from cam_repro.data.vqa import (
     TARGETS_HEADER,
     Box,
@@ -121,7 +121,7 @@ def render_vqa_scene(
         mask = _shape_mask(renderer, rng, shape, side, cx, cy)
         rgb = np.array(COLOURS[colour]) + rng.uniform(-COLOUR_JITTER, COLOUR_JITTER, 3)
         image[mask] = np.clip(rgb, 0, 255).astype(np.float32)
-        objects.append(VQAObject(shape, colour, mask, _tight_box(mask)))
+        objects.append(VQAObject(shape, colour, mask, tight_box(mask)))
     image += rng.normal(0, spec.pixel_noise, image.shape).astype(np.float32)
     pixels = np.clip(np.rint(image), 0, 255).astype(np.uint8)
     return VQAScene(pixels, objects, _ask(objects, kinds, vqa.questions_per_image, rng))

@@ -396,7 +396,7 @@ class SceneRenderer:
         key &= mask
         key[cy, cx] = True
         texture_map[key] = design.key_texture
-        return texture_map, cells, KeyPart(key_shape, design.key_texture, _tight_box(key), key)
+        return texture_map, cells, KeyPart(key_shape, design.key_texture, tight_box(key), key)
 
     def render(self, label: int, rng: np.random.Generator) -> Scene:
         """One scene of class `label`."""
@@ -482,7 +482,8 @@ def _keeps(drawn: dict[str, Any], cover: np.ndarray) -> bool:
     return (drawn["visible"] & ~cover).sum() >= 0.5 * drawn["full"].sum()
 
 
-def _tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """The 0-based inclusive box (x0, y0, x1, y1) of a mask's pixels (the mask is not empty)."""
     ys, xs = np.nonzero(mask)
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
@@ -493,7 +494,7 @@ def _describe(d: dict[str, Any]) -> SynthObject:
     return SynthObject(
         shape=d["shape"],
         mask=visible,
-        box=_tight_box(visible),
+        box=tight_box(visible),
         textures=tuple(sorted({int(t) for t in np.unique(textures[visible])})),
         body_textures=tuple(sorted({int(t) for t in np.unique(textures[body])})),
         cell_textures=d["cells"],
