@@ -358,8 +358,22 @@ def _stat(rows: Sequence[dict[str, Any]], metric: str) -> Stat | None:
     return Stat(values) if values else None
 
 
+class _Runs:
+    """What every table group of runs (one per seed, usually) offers: a metric's mean +- std and
+    the seeds; `rows` is its runs' flat rows."""
+
+    rows: list[dict[str, Any]]
+
+    def stat(self, metric: str) -> Stat | None:
+        return _stat(self.rows, metric)
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(_seed(r) for r in self.rows)
+
+
 @dataclass
-class Group:
+class Group(_Runs):
     """Runs of one model on one dataset under one protocol (usually several seeds)."""
 
     data: str
@@ -371,13 +385,6 @@ class Group:
     evidence: str | None
     protocol: str
     rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def stat(self, metric: str) -> Stat | None:
-        return _stat(self.rows, metric)
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(_seed(r) for r in self.rows)
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[Group]:
@@ -684,7 +691,7 @@ _WEIGHTS_SHOWN = {"pretrained": "pretrained", "file": "weights file", "random": 
 
 
 @dataclass
-class FeaturesGroup:
+class FeaturesGroup(_Runs):
     """Features runs of one network on one dataset with one crop and classifier (seeds)."""
 
     dataset: str
@@ -722,13 +729,6 @@ class FeaturesGroup:
     @property
     def is_cub(self) -> bool:
         return any(r["data_kind"] == "cub" for r in self.rows)
-
-    def stat(self, metric: str) -> Stat | None:
-        return _stat(self.rows, metric)
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(_seed(r) for r in self.rows)
 
 
 def aggregate_features(rows: Sequence[dict[str, Any]]) -> list[FeaturesGroup]:
@@ -1008,16 +1008,13 @@ def discovery_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
 
 
 @dataclass
-class DiscoveryGroup:
+class DiscoveryGroup(_Runs):
     """Text-detector or VQA runs of one method on one dataset (usually several seeds)."""
 
     section: str  # text detector | VQA
     dataset: str
     method: str
     rows: list[dict[str, Any]] = field(default_factory=list)
-
-    def stat(self, metric: str) -> Stat | None:
-        return _stat(self.rows, metric)
 
     def type_stat(self, kind: str, metric: str) -> Stat | None:
         """`metric` of question type `kind` (VQA runs' by_type), over the runs that have it."""
@@ -1027,10 +1024,6 @@ class DiscoveryGroup:
     @property
     def types(self) -> list[str]:
         return sorted({kind for r in self.rows for kind in r.get("by_type", {})})
-
-    @property
-    def seeds(self) -> list[int]:
-        return sorted(_seed(r) for r in self.rows)
 
 
 def aggregate_discovery(rows: Sequence[dict[str, Any]]) -> list[DiscoveryGroup]:
