@@ -41,7 +41,7 @@ def test_round_trip_through_the_imagenet_reader(tiny: Path) -> None:
         assert sample.size == (48, 48)
         assert np.array_equal(sample.boxes, scene.boxes)
         assert sample.box_labels.tolist() == [sample.label] * len(scene.objects)
-        mask = np.asarray(Image.open(sample.mask_path)) > 0
+        mask = np.asarray(Image.open(sample.masks[0])) > 0
         assert np.array_equal(mask, scene.mask)
         pixels = np.asarray(Image.open(sample.path).convert("RGB"), dtype=np.int16)
         other = renderer.render(sample.label, image_rng(3, "val", index + 100))
@@ -54,7 +54,7 @@ def test_round_trip_through_the_imagenet_reader(tiny: Path) -> None:
 
 def test_boxes_are_tight_around_the_masks(tiny: Path) -> None:
     for sample in read_split({"root": str(tiny)}, "val").samples:
-        ys, xs = np.nonzero(np.asarray(Image.open(sample.mask_path)))
+        ys, xs = np.nonzero(np.asarray(Image.open(sample.masks[0])))
         union = sample.boxes[:, :2].min(0).tolist() + sample.boxes[:, 2:].max(0).tolist()
         assert union == [xs.min(), ys.min(), xs.max(), ys.max()]
 

@@ -126,7 +126,7 @@ def test_round_trip_through_the_imagenet_reader(tiny: Path) -> None:
         assert np.array_equal(sample.boxes, scene.boxes)
         assert (len(sample.boxes) > 0) == (sample.label == TEXT)
         assert sample.box_labels.tolist() == [TEXT] * len(scene.words)
-        assert np.array_equal(np.asarray(Image.open(sample.mask_path)) > 0, scene.mask)
+        assert np.array_equal(np.asarray(Image.open(sample.masks[0])) > 0, scene.mask)
         xml = (tiny / "ILSVRC/Annotations/CLS-LOC/val" / f"{sample.image_id}.xml").read_text()
         assert xml.count("<object>") == len(scene.words)
     assert not (tiny / "LOC_val_solution.csv").exists()

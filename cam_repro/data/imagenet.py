@@ -256,5 +256,5 @@ def _val_sample(
         size,
         ann.boxes,
         np.array([index[w] for w in ann.wnids], dtype=np.int64),
-        mask if mask is not None and mask.is_file() else None,
+        (mask,) if mask is not None and mask.is_file() else (),
     )

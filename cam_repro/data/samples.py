@@ -33,7 +33,12 @@ class Sample:
     size: tuple[int, int] | None = None  # (width, height) of the original image; None: not read
     boxes: np.ndarray = field(default_factory=empty_boxes)  # (k, 4) int64 x0, y0, x1, y1
     box_labels: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # (k,)
-    mask_path: Path | None = None  # binary foreground mask (PNG), where the dataset has one
+    # Foreground masks (PNG, nonzero = foreground), where the dataset has them: one file, or one
+    # per instance (OpenImages30k), whose union is the image's foreground
+    masks: tuple[Path, ...] = ()
+    # Pixels that count neither as foreground nor background (OpenImages30k's `<id>_ignore.png`,
+    # its ignore boxes; the foreground is taken out of them): None where the dataset has none
+    ignore_mask: Path | None = None
 
     @property
     def image_id(self) -> str:
@@ -86,7 +91,7 @@ class DataSplit:
         if sizes:
             w, h = zip(*sizes, strict=True)
             lines.append(f"  image sizes: width {min(w)}-{max(w)}, height {min(h)}-{max(h)}")
-        masks = sum(s.mask_path is not None for s in self.samples)
+        masks = sum(bool(s.masks) for s in self.samples)
         if masks:
             lines.append(f"  foreground masks: {masks}")
         if self.skipped:

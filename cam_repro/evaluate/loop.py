@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from PIL import Image
 from torch import Tensor
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cam_repro.data import DataSplit, dataset_kind, model_input, read_split
+from cam_repro.data import dataset_kind, model_input, read_split
 from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader
+from cam_repro.data.masks import read_masks
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
 from cam_repro.evaluate.config import (
@@ -67,20 +67,6 @@ log = logging.getLogger(__name__)
 
 # What a finished run leaves, the marker of a finished run first.
 RESULTS = ("metrics.json", "predictions.csv", "table.md", "sweep.csv")
-
-
-def _load_masks(data: DataSplit, indices: list[int], size: int) -> np.ndarray:
-    """The foreground masks of these samples, resized to size x size (nearest): (n, S, S) bool."""
-    masks = []
-    for i in indices:
-        path = data.samples[i].mask_path
-        try:
-            with Image.open(path) as im:
-                mask = im.convert("L").resize((size, size), Image.NEAREST)
-        except OSError as err:
-            raise InputFileError(f"{path}: unreadable foreground mask ({err})") from None
-        masks.append(np.asarray(mask) > 127)
-    return np.stack(masks)
 
 
 class Evaluator:
@@ -119,7 +105,7 @@ class Evaluator:
         self.thresholds = np.arange(spec.sweep_thresholds, dtype=np.float64) / spec.sweep_thresholds
         self.sweep = BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
         self.box_acc = BoxAccMeter(self.thresholds, spec.maxboxacc_iou, all_components=True)
-        has_masks = all(s.mask_path is not None for s in self.data.samples)
+        has_masks = all(s.masks for s in self.data.samples)
         if spec.pxap == "true" and not has_masks:
             raise ConfigError(
                 f"pxap=true but {self.data.root} {spec.split} has no foreground masks"
@@ -228,7 +214,7 @@ class Evaluator:
         wsol, valid = normalize_maps(out.wsol_maps[keep].float().cpu().numpy(), "minmax")
         self.box_acc.update(wsol, gt)  # invalid maps stay zeros, as wsolevaluation's
         if self.pxap is not None:
-            masks = _load_masks(self.data, [indices[i] for i in keep], self.frame)
+            masks, _ = read_masks([self.data.samples[indices[i]] for i in keep], self.frame)
             self.pxap.update(wsol, masks)
 
     def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
