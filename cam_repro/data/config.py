@@ -11,7 +11,9 @@ from omegaconf import MISSING, DictConfig
 from cam_repro.runtime.config import to_schema
 from cam_repro.runtime.errors import ConfigError
 
-SOURCES = ("imagenet", "cub", "folder", "svt", "vqa")
+SOURCES = ("imagenet", "cub", "folder", "svt", "vqa", "wsol")
+WSOL_DATASETS = ("ILSVRC", "CUB", "OpenImages")  # wsolevaluation's metadata/ folders
+WSOL_SPLITS = ("test", "val")  # the wsolevaluation split that our val split reads
 LAYOUTS = ("auto", "kaggle", "classic")
 VAL_LABELS = ("auto", "xml", "csv")
 AUGMENTS = ("random_resized_crop", "scale_crop", "translate", "none")
@@ -31,10 +33,13 @@ class DataConfig:
     # imagenet (ILSVRC layouts; the synthetic set too) | cub | folder (any image folder: class
     # folders per split, or one folder of classes plus split files; see cam_repro/data/folder.py)
     # | svt (text / no text: SVT's word boxes plus a folder of negatives) | vqa (VQA v2 JSON)
+    # | wsol (wsolevaluation's metadata/ text files with their image folders; see
+    # cam_repro/data/wsol.py)
     source: str = "imagenet"
     root: str = MISSING
     # A display name of the dataset for reports, e.g. SUN397; null: named by the reader (ILSVRC,
-    # CUB-200-2011, the root folder's name for folder data, synthetic (<evidence>))
+    # CUB-200-2011, the root folder's name for folder data, synthetic (<evidence>), wsol:
+    # "<dataset> <split> (wsolevaluation)")
     name: str | None = None
     # ImageNet: kaggle (ILSVRC/Data/CLS-LOC/...) | classic (train/<wnid>/, val/) | auto (detect)
     layout: str = "auto"
@@ -66,6 +71,16 @@ class DataConfig:
     val_subtype: str = "val2014"  # the val split's
     answers: int = 1000  # the model's answers: the most frequent ones of the train split
     question_words: int = 0  # the bag-of-words: the most frequent train question words; 0: all
+    # wsol (cam_repro/data/wsol.py): root is the images' root (the image ids are relative to it);
+    # `metadata` wsolevaluation's metadata/ folder, holding <dataset>/<train|val|test>/ (relative
+    # to root if relative)
+    dataset: str = "ILSVRC"  # ILSVRC | CUB | OpenImages: the metadata/ sub-folder read
+    metadata: str | None = None
+    # The wsolevaluation split that our val split reads: test (the reported one) | val (ImageNetV2,
+    # CUBV2, OpenImages val: for choosing hyperparameters such as the CAM threshold). Our train
+    # split reads their train.
+    split: str = "test"
+    mask_root: str | None = None  # OpenImages: the folder its mask paths start from; null = root
     image_size: int = 224  # side of the train crop and of the (square) eval image
     resize_size: int = 256  # scale_crop: the shorter side before the random crop
     train_augment: str = (
@@ -125,6 +140,13 @@ def _validate(spec: DataConfig) -> None:
         raise ConfigError(
             "data.source=svt needs data.negatives: a folder of images without text (with train/ "
             "and test/ sub-folders)"
+        )
+    _choice(spec.dataset, "dataset", WSOL_DATASETS)
+    _choice(spec.split, "split", WSOL_SPLITS)
+    if spec.source == "wsol" and not spec.metadata:
+        raise ConfigError(
+            "data.source=wsol needs data.metadata: wsolevaluation's metadata/ folder (holding "
+            "ILSVRC/, CUB/, OpenImages/)"
         )
     if spec.answers < 2 or spec.question_words < 0:
         raise ConfigError(

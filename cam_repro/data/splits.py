@@ -16,6 +16,7 @@ from cam_repro.data.imagenet import read_imagenet
 from cam_repro.data.samples import DataSplit, report_skipped
 from cam_repro.data.svt import read_svt
 from cam_repro.data.vqa import read_vqa
+from cam_repro.data.wsol import read_wsol
 
 
 def read_split(
@@ -34,7 +35,7 @@ def read_split(
         data = read_vqa(spec, split, vocab=vocab, answers=answers)
     else:
         readers = {"imagenet": read_imagenet, "cub": read_cub, "folder": read_folder,
-                   "svt": read_svt}  # fmt: skip
+                   "svt": read_svt, "wsol": read_wsol}  # fmt: skip
         data = readers[spec.source](spec, split)
     report_skipped(data.skipped, f"{spec.root} {split}")
     return data
@@ -42,14 +43,16 @@ def read_split(
 
 def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, Any]:
     """What the data is, for reports: {"kind": "ilsvrc" | "cub" | "folder" | "svt" | "vqa" |
-    "synthetic", "task": "classes" | "text" | "vqa", "evidence": ..., "name": ...}, plus
-    "family" for synthetic data.
+    "wsol" | "synthetic", "task": "classes" | "text" | "vqa", "evidence": ..., "name": ...}, plus
+    "family" for synthetic data, and for wsolevaluation's data "wsol_dataset" (ILSVRC | CUB |
+    OpenImages) and "wsol_split" (the split that val reads: test | val).
 
     A synthetic set is recognised by the synth.json that cam-synth writes at its root; "task" is
     what it holds (cam-synth task=), "evidence" its design (parts | uniform | fine; None for the
     text and VQA sets and for real data), "family" its design family (0 when synth.json has none).
     "name" is data.name when given, else ILSVRC, CUB-200-2011, the root folder's name (folder
-    data), SVT, VQA v2, or "synthetic (<evidence>)" (", family N" when N is not 0), "synthetic
+    data), SVT, VQA v2, "<dataset> <split> (wsolevaluation)" (e.g. "ILSVRC test
+    (wsolevaluation)"), or "synthetic (<evidence>)" (", family N" when N is not 0), "synthetic
     text", "synthetic VQA".
     """
     spec = data_config(cfg)
@@ -71,6 +74,15 @@ def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, 
             "evidence": evidence,
             "family": family,
             "name": spec.name or name,
+        }
+    if spec.source == "wsol":
+        return {
+            "kind": "wsol",
+            "task": "classes",
+            "evidence": None,
+            "name": spec.name or f"{spec.dataset} {spec.split} (wsolevaluation)",
+            "wsol_dataset": spec.dataset,
+            "wsol_split": spec.split,
         }
     kind, name, task = {
         "imagenet": ("ilsvrc", "ILSVRC", "classes"),
