@@ -1,16 +1,20 @@
-"""The evaluation config: the typed schema of `configs/eval.yaml` (`cam-eval`), and the keys it
-shares with cam-visualize (the box rule's, the data overrides)."""
+"""The evaluation config: the typed schema of `configs/eval.yaml` (`cam-eval`), the keys it
+shares with cam-visualize (the box rule's, the data overrides), and `threshold_from`'s run checked
+against it (`heldout_thresholds`)."""
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
+from cam_repro.evaluate.outputs import HeldOut, read_heldout
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.models.config import ModelConfig, model_config
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
@@ -62,6 +66,11 @@ class EvalConfig(BoxKeys):
     maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])
     # PxAP, the mask metric: auto (when every image has a foreground mask) | true | false
     pxap: str = "auto"
+    # The folder of a finished cam-eval run (e.g. of a held-out val split) whose best CAM
+    # thresholds this run uses: its sweep's best for the paper rule (it wins over `threshold`,
+    # and is recorded), its best per IoU level for MaxBoxAcc (reported beside the oracle's).
+    # Same localizer, normalize, box rule, IoU levels and sweep_thresholds as this run.
+    threshold_from: str | None = None
     # A run folder that already holds results (metrics.json) is refused unless this is true
     overwrite: bool = False
 
@@ -119,3 +128,74 @@ def resolve_data(data: Any, trained: Mapping[str, Any] | None) -> DataConfig:
 
 def resolve_model(spec: EvalConfig) -> ModelConfig | None:
     return None if spec.model is None else model_config(spec.model)
+
+
+def sweep_grid(n: int) -> np.ndarray:
+    """The CAM thresholds of the sweep and MaxBoxAcc: 0, 1/n, ..., (n - 1)/n."""
+    return np.arange(n, dtype=np.float64) / n
+
+
+# The protocol keys under which a threshold means the same thing in two runs.
+_SAME_PROTOCOL = ("localizer", "box_rule", "normalize", "all_boxes", "ten_crop", "iou_threshold")
+
+
+def _text(value: Any) -> str:
+    """A config value as one writes it on the command line (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def heldout_thresholds(spec: EvalConfig, run_dir: str | Path | None = None) -> HeldOut | None:
+    """threshold_from's run, checked against this run's protocol (one-line ConfigErrors), its
+    thresholds put on this run's grid; None without threshold_from."""
+    if spec.threshold_from is None:
+        return None
+    key = "threshold_from"
+    if spec.box_rule == "release":
+        raise ConfigError(
+            f"{key}: applies to box_rule=paper only; the release rule's thresholds are fixed (20, "
+            "100, 110 of 255)"
+        )
+    heldout = read_heldout(spec.threshold_from, key)
+    where = heldout.folder
+    if run_dir is not None and Path(run_dir).expanduser().resolve() == where:
+        raise ConfigError(f"{key}: {where} is this run's own folder: give another run's")
+    defaults = EvalConfig()
+    for name in _SAME_PROTOCOL:
+        theirs = heldout.protocol.get(name, getattr(defaults, name))
+        ours = getattr(spec, name)
+        if theirs != ours:
+            raise ConfigError(
+                f"{key}: {where} was evaluated with {name}={_text(theirs)}, this run with "
+                f"{name}={_text(ours)}: a threshold carries over only under the same protocol"
+            )
+    grid = sweep_grid(spec.sweep_thresholds)
+    if len(heldout.sweep) != len(grid) or not np.allclose(heldout.sweep, grid, rtol=0, atol=1e-6):
+        raise ConfigError(
+            f"{key}: {where} swept {len(heldout.sweep)} thresholds, this run "
+            f"sweep_thresholds={spec.sweep_thresholds}: give the same grid (sweep_thresholds="
+            f"{len(heldout.sweep)})"
+        )
+    paper = grid[int(np.argmin(np.abs(grid - heldout.paper_threshold)))]
+    if not spec.maxboxacc:
+        return dataclasses.replace(heldout, paper_threshold=float(paper))
+    if heldout.box_thresholds is None:
+        raise ConfigError(
+            f"{key}: {where} has no MaxBoxAcc thresholds (evaluated with maxboxacc=false or "
+            "without boxes): give a run with them, or maxboxacc=false"
+        )
+    levels = [str(level) for level in spec.maxboxacc_iou]
+    if sorted(heldout.box_thresholds) != sorted(levels):
+        raise ConfigError(
+            f"{key}: {where} has MaxBoxAcc IoU levels {sorted(heldout.box_thresholds, key=float)}, "
+            f"this run {levels}: give the same maxboxacc_iou"
+        )
+    box = {}
+    for level, t in heldout.box_thresholds.items():
+        i = int(np.argmin(np.abs(grid - t)))
+        if abs(grid[i] - t) > 1e-6:
+            raise ConfigError(
+                f"{key}: {where}'s MaxBoxAcc threshold {t} at IoU {level} is not on this run's "
+                f"grid (sweep_thresholds={spec.sweep_thresholds})"
+            )
+        box[level] = float(grid[i])
+    return dataclasses.replace(heldout, paper_threshold=float(paper), box_thresholds=box)

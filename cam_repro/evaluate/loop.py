@@ -10,10 +10,16 @@ table.md (one row in the layout of the paper's Table 2) and sweep.csv (accuracy 
 their formats: cam_repro.evaluate.outputs. Under torchrun every process evaluates its shard;
 rank 0 merges them once and writes. A folder that already holds a metrics.json is refused unless
 `overwrite=true` (which removes the old results first).
+
+With `threshold_from=DIR` (another run's folder, e.g. of a held-out val split), the paper rule's
+threshold is that run's best (`config.heldout_thresholds`), and MaxBoxAcc is read off this run's
+curves at that run's best thresholds too, beside the oracle (this split's best); metrics.json's
+`thresholds` says where each threshold came from.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from contextlib import nullcontext
@@ -38,8 +44,10 @@ from cam_repro.evaluate.config import (
     EvalConfig,
     box_rule,
     eval_config,
+    heldout_thresholds,
     resolve_data,
     resolve_model,
+    sweep_grid,
 )
 from cam_repro.evaluate.localizer import (
     BatchMaps,
@@ -49,7 +57,15 @@ from cam_repro.evaluate.localizer import (
     localize_ten_crop,
     located_boxes,
 )
-from cam_repro.evaluate.outputs import Row, fmt_number, predictions_csv, sweep_csv, table_row
+from cam_repro.evaluate.outputs import (
+    HeldOut,
+    Row,
+    fmt_number,
+    predictions_csv,
+    sweep_csv,
+    table_row,
+    thresholds_record,
+)
 from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
@@ -102,7 +118,7 @@ class Evaluator:
         self.skips = SkipLog(self.data)
         self.rule = box_rule(spec)
         self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
-        self.thresholds = np.arange(spec.sweep_thresholds, dtype=np.float64) / spec.sweep_thresholds
+        self.thresholds = sweep_grid(spec.sweep_thresholds)
         self.sweep = BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
         self.box_acc = BoxAccMeter(self.thresholds, spec.maxboxacc_iou, all_components=True)
         has_masks = all(s.masks for s in self.data.samples)
@@ -238,10 +254,38 @@ def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
     )
 
 
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a checkpoint's: which weights a row of the tables came from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def heldout_box_acc(box_acc: dict[str, Any], heldout: HeldOut) -> dict[str, float]:
+    """This run's BoxAcc (%) per IoU level at the held-out run's best thresholds: its own curve
+    read at them (both on the grid of sweep_thresholds)."""
+    curve = box_acc["curve"]
+    grid = np.asarray(curve["thresholds"])
+    at = {}
+    for level in box_acc["box_acc"]:
+        t = heldout.box_thresholds[str(level)]
+        at[str(level)] = float(curve[level][int(np.argmin(np.abs(grid - t)))])
+    return at
+
+
 def metrics_json(
-    spec: EvalConfig, ev: Evaluator, rows: list[Row], meters: dict[str, Any], seconds: float
+    spec: EvalConfig,
+    ev: Evaluator,
+    rows: list[Row],
+    meters: dict[str, Any],
+    seconds: float,
+    heldout: HeldOut | None = None,
+    checkpoint_sha256: str | None = None,
 ) -> tuple[dict[str, Any], np.ndarray, dict[str, Any] | None]:
-    """metrics.json's content, which images count for localization, and MaxBoxAcc's summary."""
+    """metrics.json's content, which images count for localization, and MaxBoxAcc's summary
+    (`heldout`: threshold_from's thresholds, already applied to spec.threshold)."""
     data = ev.data
     if not rows:
         raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
@@ -257,15 +301,21 @@ def metrics_json(
     if spec.localizer == "backprop":
         name = f"Backprop on {name}"
     hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
+    best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
+    at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
+    kind = dataset_kind(ev.data_cfg)
+    scored = {"split": spec.split, "data": kind.get("name"), "root": str(data.root)}
     metrics: dict[str, Any] = {
         **errors,
         # the pointing game (the true class's map peaks in one of its boxes), in %
         "pointing_game": 100.0 * float(hits.mean()) if located else None,
         "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else None,
         "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else None,
-        "best_threshold": (
-            {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
-        ),
+        "best_threshold": best,
+        # at the best thresholds of threshold_from's run (held out), beside the oracle's above
+        "box_acc_heldout": at_heldout,
+        "maxboxacc_v2_heldout": float(np.mean(list(at_heldout.values()))) if at_heldout else None,
+        "thresholds": thresholds_record(spec.threshold, spec.box_rule, best, heldout, scored),
         "pxap": pxap,
         "num_images": len(rows),
         "num_skipped": ev.skips.count,  # unreadable images left out (data.bad_images=skip)
@@ -277,6 +327,7 @@ def metrics_json(
         "pool": ev.model_cfg.pool if shape.map_size else None,
         "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
         "checkpoint": spec.checkpoint,
+        "checkpoint_sha256": checkpoint_sha256,
         "seed": (ev.state or {}).get("config", {}).get("seed"),
         "data": {
             "root": str(data.root),
@@ -285,7 +336,7 @@ def metrics_json(
             "num_classes": len(data.classes),
             "image_size": ev.data_cfg.image_size,
             "blacklist": ev.data_cfg.blacklist,
-            **dataset_kind(ev.data_cfg),
+            **kind,
         },
         "protocol": {
             "localizer": spec.localizer,
@@ -296,6 +347,9 @@ def metrics_json(
             "ten_crop": spec.ten_crop,
             "iou_threshold": spec.iou_threshold,
             "topk": spec.topk,
+            "threshold_from": None if heldout is None else str(heldout.folder),
+            "sweep_thresholds": spec.sweep_thresholds,
+            "maxboxacc_iou": list(spec.maxboxacc_iou),
             "map_upsampling": "bilinear to the evaluated image (frame); boxes scaled to the "
             "original image, IoU there",
             "eval_frame": ev.frame,
@@ -314,10 +368,15 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
     spec = eval_config(cfg)
     run_dir = Path(run_dir)
+    heldout = heldout_thresholds(spec, run_dir)  # refused before the run folder is touched
+    if heldout is not None:
+        spec.threshold = heldout.paper_threshold  # wins over threshold=; metrics.json says so
     with run_context(spec.runtime, run_dir, "eval.log", RESULTS, spec.overwrite) as run:
         tick = time.perf_counter()
         state = load_checkpoint(spec.checkpoint) if spec.checkpoint else None
         if state is not None and state.get("question_vocab"):  # cam-train task=vqa
+            if heldout is not None:
+                raise ConfigError("threshold_from: a VQA checkpoint's evaluation has no sweep")
             return evaluate_vqa(spec, state, run_dir, run.env)
         ev = Evaluator(spec, run.env, state)
         log.info(
@@ -330,8 +389,9 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             rows, meters = ev.run()
         if not run.is_main:
             return {}
+        digest = file_sha256(spec.checkpoint) if spec.checkpoint else None
         seconds = time.perf_counter() - tick
-        metrics, loc_mask, box_acc = metrics_json(spec, ev, rows, meters, seconds)
+        metrics, loc_mask, box_acc = metrics_json(spec, ev, rows, meters, seconds, heldout, digest)
         config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
         write_text_atomic(run_dir / "config.yaml", config_text)
         write_text_atomic(
@@ -339,8 +399,9 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             predictions_csv(rows, ev.data, loc_mask),
         )
         write_text_atomic(run_dir / "table.md", table_row(metrics["paper_name"], metrics))
-        if metrics["num_loc_images"]:
-            write_text_atomic(run_dir / "sweep.csv", sweep_csv(meters["sweep"].summary(), box_acc))
+        sweep = meters["sweep"].summary() if metrics["num_loc_images"] else None
+        if sweep is not None:
+            write_text_atomic(run_dir / "sweep.csv", sweep_csv(sweep, box_acc))
         write_json(run_dir / "metrics.json", metrics)
         log.info(
             "cls top-1/top-5 err %s / %s, loc top-1/top-5 err %s / %s, GT-known err %s, "
@@ -350,9 +411,36 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             fmt_number(metrics["gt_known_loc_err"]), fmt_number(metrics["maxboxacc_v2"]),
             f", PxAP {metrics['pxap']:.2f}" if metrics["pxap"] is not None else "",
         )  # fmt: skip
+        if heldout is not None and sweep is not None:
+            _log_heldout(metrics, sweep)
         if metrics["num_skipped"]:
             log.warning(
                 "evaluated %d images; %d unreadable ones left out (data.bad_images=skip)",
                 metrics["num_images"], metrics["num_skipped"],
             )  # fmt: skip
         return metrics
+
+
+def _log_heldout(metrics: dict[str, Any], sweep: dict[str, Any]) -> None:
+    """The numbers at threshold_from's thresholds beside the oracle's (this split's best)."""
+    record = metrics["thresholds"]
+    paper = record["paper_rule"]
+    (level,) = sweep["box_acc"]
+    log.info(
+        "thresholds from %s (%s of %s): paper rule at %g, GT-known err %.2f (the errors above); "
+        "at this split's best threshold %g it would be %.2f (oracle)",
+        paper["from"], paper["split"], paper["data"], paper["value"],
+        metrics["gt_known_loc_err"], sweep["best_threshold"][level], 100 - sweep["box_acc"][level],
+    )  # fmt: skip
+    if metrics["box_acc_heldout"] is None:
+        return
+    for level, acc in metrics["box_acc_heldout"].items():
+        entry = record["maxboxacc"][level]
+        log.info(
+            "BoxAcc@%s: %.2f at the held-out threshold %g, %.2f at this split's best %g (oracle)",
+            level, acc, entry["value"], metrics["box_acc"][level], entry["oracle_value"],
+        )  # fmt: skip
+    log.info(
+        "MaxBoxAccV2: %.2f at the held-out thresholds, %.2f at the oracle's",
+        metrics["maxboxacc_v2_heldout"], metrics["maxboxacc_v2"],
+    )  # fmt: skip

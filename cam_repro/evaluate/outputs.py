@@ -1,7 +1,8 @@
 """cam-eval's output files, each with its writer (and reader where another stage reads it):
 predictions.csv (one row per image), table.md (the paper's Table 2 layout), sweep.csv (accuracy
 per CAM threshold; read by cam-report and cam-visualize) and metrics.json (written by the loop,
-checked here for its readers).
+checked here for its readers), with its `thresholds` record (where each CAM threshold came from)
+and the reader of another run's best thresholds (`threshold_from`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from cam_repro.runtime.errors import InputFileError
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.runtime.files import read_json
 
 if TYPE_CHECKING:
     from cam_repro.data import DataSplit
@@ -132,3 +134,119 @@ def check_metrics(path: Path, metrics: Any) -> dict[str, Any]:
     if missing:
         raise InputFileError(f"{path}: lacks {', '.join(missing)}")
     return metrics
+
+
+# --- where the CAM thresholds came from: threshold_from's run, metrics.json "thresholds" ---------
+
+
+@dataclass
+class HeldOut:
+    """A finished cam-eval run's best CAM thresholds, for `threshold_from`: the paper rule's (the
+    highest GT-known accuracy of its sweep.csv, the lowest threshold on ties) and MaxBoxAcc's per
+    IoU level (its metrics.json `best_threshold`), with what it was scored on and how."""
+
+    folder: Path
+    split: str | None
+    data: str | None  # the dataset's name (metrics.json data.name, else its kind)
+    root: str | None
+    protocol: dict[str, Any]  # its metrics.json `protocol`
+    sweep: np.ndarray  # its sweep.csv thresholds (T,)
+    paper_threshold: float
+    paper_acc: float  # its GT-known accuracy (%) there
+    box_thresholds: dict[str, float] | None  # {IoU level: threshold}; None: maxboxacc=false
+    box_accs: dict[str, float] | None  # {IoU level: its BoxAcc (%) there}
+
+    @property
+    def source(self) -> dict[str, Any]:
+        """The record's `from`, `split`, `data` and `root`."""
+        return {"from": str(self.folder), "split": self.split, "data": self.data,
+                "root": self.root}  # fmt: skip
+
+
+def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
+    """The best thresholds of the cam-eval run in `folder` (one-line errors naming `key` when it
+    has no metrics.json or sweep.csv; InputFileErrors naming a malformed one)."""
+    folder = Path(folder).expanduser().resolve()
+    for name, why in (("metrics.json", "the folder of a finished cam-eval run"),
+                      ("sweep.csv", "cam-eval writes it for a split with boxes")):  # fmt: skip
+        if not (folder / name).is_file():
+            raise ConfigError(f"{key}: {folder} has no {name} ({why})")
+    path = folder / "metrics.json"
+    metrics = check_metrics(path, read_json(path))
+    if metrics.get("kind") is not None:
+        raise ConfigError(f"{key}: {path} is a {metrics['kind']} run, not a CAM network's")
+    thresholds, gt_known, _ = read_sweep(folder / "sweep.csv")
+    best = int(np.argmax(gt_known))  # the first (lowest threshold) on ties
+    box = metrics.get("best_threshold")
+    accs = metrics.get("box_acc")
+    data = metrics.get("data") or {}
+    return HeldOut(
+        folder=folder,
+        split=data.get("split"),
+        data=data.get("name") or data.get("kind"),
+        root=data.get("root"),
+        protocol=dict(metrics["protocol"]),
+        sweep=thresholds,
+        paper_threshold=float(thresholds[best]),
+        paper_acc=float(gt_known[best]),
+        box_thresholds={str(k): float(v) for k, v in box.items()} if box else None,
+        box_accs={str(k): float(v) for k, v in accs.items()} if accs else None,
+    )
+
+
+def thresholds_record(
+    threshold: float,
+    box_rule: str,
+    best_threshold: dict[str, float] | None,
+    heldout: HeldOut | None,
+    scored: dict[str, Any],
+) -> dict[str, Any]:
+    """metrics.json's `thresholds`: where the paper rule's CAM threshold and MaxBoxAcc's came from.
+
+    paper_rule: {"value", "chosen": "fixed" (the `threshold` key) | "heldout", "from", "split",
+    "data", "root", "metric"}; value null for box_rule=release (its thresholds are the release's).
+    maxboxacc: {IoU level: the same, "chosen": "oracle" (best on the scored split: `scored`, this
+    run's split, data and root) | "heldout" (best on threshold_from's run; "oracle_value" beside)};
+    null without MaxBoxAcc. Held-out entries also give "heldout_acc", the accuracy (%) there.
+    """
+    nowhere = {"from": None, "split": None, "data": None, "root": None}
+    if heldout is None:
+        paper = {"value": threshold, "chosen": "fixed", **nowhere, "metric": None}
+    else:
+        paper = {"value": threshold, "chosen": "heldout", **heldout.source,
+                 "metric": "gt_known_loc_acc", "heldout_acc": heldout.paper_acc}  # fmt: skip
+    if box_rule == "release":
+        paper["value"] = None
+    if best_threshold is None:
+        return {"paper_rule": paper, "maxboxacc": None}
+    box: dict[str, Any] = {}
+    for level, oracle in best_threshold.items():
+        if heldout is None or heldout.box_thresholds is None:
+            box[level] = {"value": oracle, "chosen": "oracle", "from": None, **scored,
+                          "metric": f"box_acc_{level}"}  # fmt: skip
+        else:
+            box[level] = {"value": heldout.box_thresholds[level], "chosen": "heldout",
+                          **heldout.source, "metric": f"box_acc_{level}",
+                          "heldout_acc": (heldout.box_accs or {}).get(level),
+                          "oracle_value": oracle}  # fmt: skip
+    return {"paper_rule": paper, "maxboxacc": box}
+
+
+def read_thresholds(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A cam-eval metrics.json's `thresholds` record; for files written before it: the paper
+    rule fixed at protocol.threshold, MaxBoxAcc at the oracle (best_threshold)."""
+    given = metrics.get("thresholds")
+    if isinstance(given, dict) and "paper_rule" in given:
+        return given
+    protocol = metrics.get("protocol") or {}
+    best = metrics.get("best_threshold")
+    data = metrics.get("data") or {}
+    scored = {"split": data.get("split"), "data": data.get("name") or data.get("kind"),
+              "root": data.get("root")}  # fmt: skip
+    return thresholds_record(
+        protocol.get("threshold", 0.2),
+        protocol.get("box_rule", "paper"),
+        {str(k): v for k, v in best.items()} if isinstance(best, dict) else None,
+        None,
+        scored,
+    )
