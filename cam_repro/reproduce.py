@@ -39,6 +39,7 @@ stage by hand.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import multiprocessing
@@ -54,6 +55,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cam_repro.apps import CONFIG_DIR, compose, variants
@@ -62,7 +64,7 @@ from cam_repro.data.synthetic import EVIDENCE, synth_config
 from cam_repro.present.figures import visualize_run
 from cam_repro.present.tables import write_report
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
-from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 from cam_repro.runtime.files import make_dir, write_text_atomic
 
 log = logging.getLogger(__name__)
@@ -88,8 +90,15 @@ class ReproduceConfig:
     models: list[str] = field(default_factory=lambda: ["tiny_gap", "tiny_gmp"])
     seeds: list[int] = field(default_factory=lambda: [0])
     ablation: list[str] = field(default_factory=list)  # more models, on the first design only
+    # the seeds of the ablation and of the Section 4 and 4.2 stages; null: `seeds` (the record:
+    # 5 seeds for the main designs, 3 for these)
+    study_seeds: list[int] | None = None
     synth: SynthSize = field(default_factory=SynthSize)
     epochs: int = 8  # the measured recipe; fewer leaves GMP near chance (docs/design.md)
+    # every model's conv widths (model.width_mult), alike for all: 0.5 trains 2.3x faster than
+    # the full Tiny width, which fits 5 seeds into the record's time (docs/reproduction.md);
+    # fewer images or epochs instead leave GMP undertrained
+    width_mult: float = 0.5
     jobs: int = 2  # trainings/evaluations at once; the CPU threads are split between them
     # Every job's runtime keys. amp: bf16 autocast for every model alike, 1.6x faster on CPUs
     # with native bf16 (AVX512-BF16, AMX; none: fp32, cam-train's default); threads: per job,
@@ -105,6 +114,9 @@ class ReproduceConfig:
     discovery: bool = False
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
+    # A record to compare this run's rows with (OUT/record_check.md): auto (the repository's
+    # results/synthetic/summary.csv, when there is one) | off | a summary.csv
+    record: str = "auto"
 
 
 def reproduce_config(cfg: Any) -> ReproduceConfig:
@@ -114,12 +126,19 @@ def reproduce_config(cfg: Any) -> ReproduceConfig:
     spec.runtime = runtime_config(spec.runtime)
     if not spec.designs or not spec.models or not spec.seeds:
         raise ConfigError("designs, models and seeds must each name at least one")
+    if spec.study_seeds is not None and not spec.study_seeds:
+        raise ConfigError("study_seeds must name at least one seed (or be null: the seeds)")
+    for key, seeds in (("seeds", spec.seeds), ("study_seeds", spec.study_seeds or [])):
+        if len(set(seeds)) != len(seeds):
+            raise ConfigError(f"{key} must not repeat a seed, got {seeds}")
     known = variants()
     for model in [*spec.models, *spec.ablation]:
         if model not in known:
             raise ConfigError(f"models/ablation: no model {model!r}; one of {', '.join(known)}")
     if spec.jobs < 1 or spec.epochs < 1:
         raise ConfigError("jobs and epochs must be >= 1")
+    if not spec.width_mult > 0:
+        raise ConfigError(f"width_mult must be > 0, got {spec.width_mult}")
     return spec
 
 
@@ -181,7 +200,7 @@ def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
     one (trained weights, every crop), for every model and seed."""
     jobs = []
     for model in spec.models if spec.features else ():
-        for seed in spec.seeds:
+        for seed in study_seeds(spec):
             jobs += [
                 FeatureJob("transfer", model, seed, w, "full") for w in ("trained", "random", "own")
             ]
@@ -190,7 +209,10 @@ def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
                 for c in ("full", "cam", "gt", "full+cam")
             ]
     if spec.discovery:  # the text detector the paper's way: the trained network's features
-        jobs += [FeatureJob("text", spec.models[0], seed, "trained", "full") for seed in spec.seeds]
+        jobs += [
+            FeatureJob("text", spec.models[0], seed, "trained", "full")
+            for seed in study_seeds(spec)
+        ]
     return jobs
 
 
@@ -225,16 +247,25 @@ class Job:
 def plan(spec: ReproduceConfig) -> list[Job]:
     """Every (design, model, seed) to train: models on every design, ablation on the first, and
     with `features` the models on the transfer classes (the ceiling of the transfer study)."""
+    few = study_seeds(spec)
     jobs = [Job(d, m, s) for d in spec.designs for m in spec.models for s in spec.seeds]
-    jobs += [Job(spec.designs[0], m, s) for m in spec.ablation for s in spec.seeds]
+    # the first design's models at the study seeds too: the trained features' networks
+    if spec.features or spec.discovery:
+        jobs += [Job(spec.designs[0], m, s) for m in spec.models for s in few]
+    jobs += [Job(spec.designs[0], m, s) for m in spec.ablation for s in few]
     if spec.features:
-        jobs += [Job("transfer", m, s) for m in spec.models for s in spec.seeds]
+        jobs += [Job("transfer", m, s) for m in spec.models for s in few]
     if spec.discovery:
-        jobs += [Job(d, spec.models[0], s) for d in DISCOVERY_DATA for s in spec.seeds]
+        jobs += [Job(d, spec.models[0], s) for d in DISCOVERY_DATA for s in few]
     seen: dict[str, Job] = {}
     for job in jobs:
         seen.setdefault(job.tag, job)
     return list(seen.values())
+
+
+def study_seeds(spec: ReproduceConfig) -> list[int]:
+    """The seeds of the ablation and of the Section 4 and 4.2 stages."""
+    return list(spec.seeds if spec.study_seeds is None else spec.study_seeds)
 
 
 def _threads(spec: ReproduceConfig) -> int:
@@ -311,6 +342,7 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
     runtime = _runtime_overrides(spec)
     # what a finished training must have been trained with to be reused
     settings = {"seed": job.seed, "data.root": str(data), "trainer.epochs": spec.epochs,
+                "model.width_mult": spec.width_mult,
                 "runtime.amp": rt.amp, "runtime.threads": runtime["runtime.threads"]}  # fmt: skip
     if not spec.reuse:
         shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
@@ -351,7 +383,7 @@ def _features_job(spec: ReproduceConfig, work: Path, data: Path, job: FeatureJob
     if job.dataset == "fine":
         given["data.source"] = "cub"
     if job.weights == "random":
-        given.update({"model": job.model, "seed": job.seed})
+        given.update({"model": job.model, "model.width_mult": spec.width_mult, "seed": job.seed})
     else:
         design = spec.designs[0] if job.weights == "trained" else job.dataset
         given["checkpoint"] = str(Job(design, job.model, job.seed).checkpoint(work))
@@ -370,7 +402,9 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
     seed = spec.seeds[0]
     for design in spec.designs:
         models = list(spec.models) + (spec.ablation if design == spec.designs[0] else [])
-        checkpoints = [str(Job(design, m, seed).checkpoint(work)) for m in dict.fromkeys(models)]
+        planned = {j.tag for j in jobs}
+        checkpoints = [str(Job(design, m, seed).checkpoint(work)) for m in dict.fromkeys(models)
+                       if Job(design, m, seed).tag in planned]  # fmt: skip
         main = [j for j in jobs if j.design == design and j.model in spec.models]
         sweeps = [str(j.eval_dir(work)) for j in main]
         visualize_run(
@@ -387,8 +421,8 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
         visualize_run({"sweeps": sweeps}, out / "figures" / "ablation")
     if spec.discovery:  # text: the SVM's CAMs and the trained network's; VQA: answer CAMs
         rt = {"device": spec.runtime.device, "threads": os.cpu_count()}
-        model = spec.models[0]
-        text = FeatureJob("text", model, seed, "trained", "full")
+        model, first = spec.models[0], study_seeds(spec)[0]
+        text = FeatureJob("text", model, first, "trained", "full")
         figures = out / "discovery" / "figures"
         visualize_run(
             {
@@ -399,12 +433,12 @@ def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> N
             figures / "text-svm",
         )
         for design in DISCOVERY_DATA:
-            visualize_run({"checkpoint": str(Job(design, model, seed).checkpoint(work)),
+            visualize_run({"checkpoint": str(Job(design, model, first).checkpoint(work)),
                            "num_images": spec.figure_images, "runtime": rt},
                           figures / f"{design}-trained")  # fmt: skip
     if spec.features:  # CAMs from the SVM's weights: the first model's transferred features
         for dataset, crop in (("transfer", "full"), ("fine", "cam")):
-            job = FeatureJob(dataset, spec.models[0], seed, "trained", crop)
+            job = FeatureJob(dataset, spec.models[0], study_seeds(spec)[0], "trained", crop)
             visualize_run(
                 {"features_run": str(work / "features" / job.tag),
                  "num_images": spec.figure_images,
@@ -465,12 +499,135 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         write_report(found, out / "discovery", paper="auto")
     times["report"] = time.perf_counter() - tick
     times["total"] = time.perf_counter() - start
+    record = _record_path(spec, out)
+    if record is not None:
+        log.info("%s", record_check(out, record, spec))
     _write_command(out, spec, times, f"{trained} trained, {len(jobs) - trained} reused")
     log.info(
         "done in %.0f s (data %.0f, train+eval %.0f, figures %.0f): %s",
         times["total"], times["data"], times["train_and_eval"], times["figures"], report["out"],
     )  # fmt: skip
     return times
+
+
+# The record: the repository's committed results (absent from an installed wheel).
+RECORD = Path(__file__).resolve().parents[1] / "results" / "synthetic" / "summary.csv"
+# What record_check compares: summary.csv's metric columns.
+RECORD_METRICS = {
+    "cls_top1_err": "top-1 cls err",
+    "loc_top1_err": "top-1 loc err",
+    "loc_top5_err": "top-5 loc err",
+    "gt_known_loc_err": "GT-known loc err",
+    "maxboxacc_v2": "MaxBoxAccV2",
+}
+# What a run must share with the record for its numbers to be comparable at all.
+_RECORD_SETTINGS = ("epochs", "width_mult", "synth", "runtime.amp")
+
+
+def _record_path(spec: ReproduceConfig, out: Path) -> Path | None:
+    if spec.record == "off":
+        return None
+    record = RECORD if spec.record == "auto" else Path(spec.record)
+    if not record.is_file():
+        if spec.record != "auto":
+            raise MissingFileError(f"record={spec.record}: no such summary.csv")
+        return None
+    if record.resolve() == (out / "summary.csv").resolve():  # regenerating the record itself
+        return None
+    return record
+
+
+def _read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    missing = {"variant", "seed", "data", *RECORD_METRICS} - set(rows[0] if rows else {})
+    if missing:
+        raise InputFileError(f"{path}: not a cam-report summary.csv (no {', '.join(missing)})")
+    return rows
+
+
+def _recorded_settings(record: Path) -> dict[str, Any] | None:
+    """The settings line of the record's command.txt, flattened (None: no such file)."""
+    command = record.parent / "command.txt"
+    if not command.is_file():
+        return None
+    for line in command.read_text().splitlines():
+        if line.startswith("settings: "):
+            settings = json.loads(line[len("settings: ") :])
+            return {
+                k: settings.get(k, 1.0 if k == "width_mult" else None)
+                for k in ("epochs", "width_mult", "synth")
+            } | {"runtime.amp": settings.get("runtime", {}).get("amp")}
+    return None
+
+
+def record_check(out: Path, record: Path, spec: ReproduceConfig) -> str:
+    """Compare OUT/summary.csv's rows with the record's (same data and model), write
+    OUT/record_check.md, and return a one-line verdict.
+
+    Exact numbers depend on the CPU (bf16 kernels differ between CPUs), the precision and the
+    thread count, so the test is the record's spread: a value is "within" if it lies in the
+    record's mean +- 2 std over its seeds. Whether the record's row of the same seed is equal
+    to this run's is reported beside it.
+    """
+    ours, theirs = _read_rows(out / "summary.csv"), _read_rows(record)
+    lines = [
+        f"# This run against the record ({record.parent.name}/{record.name})",
+        "",
+        "Exact numbers depend on the CPU (bf16 kernels differ between CPUs), the precision and "
+        "the thread count: the same settings on the same machine give identical numbers, other "
+        "machines a seed's worth of noise. A value is within the record if it lies in the "
+        "record's mean +- 2 std over its seeds (same data, same model).",
+        "",
+    ]
+    mine = {
+        "epochs": spec.epochs,
+        "width_mult": spec.width_mult,
+        "synth": asdict(spec.synth),
+        "runtime.amp": spec.runtime.amp,
+    }
+    recorded = _recorded_settings(record)
+    if recorded is not None and recorded != mine:
+        differ = [k for k in _RECORD_SETTINGS if recorded.get(k) != mine.get(k)]
+        lines += [f"The record was made with other settings ({', '.join(differ)}): "
+                  "its spread is not this run's.", ""]  # fmt: skip
+    lines += [
+        "| model | data | seed | metric | this run | record, same seed | record mean +- std "
+        "(seeds) | within +- 2 std |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    within = compared = equal = 0
+    for row in ours:
+        same = [r for r in theirs if r["variant"] == row["variant"] and r["data"] == row["data"]]
+        if not same:
+            continue
+        seed_row = next((r for r in same if r["seed"] == row["seed"]), None)
+        for key, name in RECORD_METRICS.items():
+            if not row[key] or not all(r[key] for r in same):
+                continue
+            values = np.array([float(r[key]) for r in same])
+            mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            value = float(row[key])
+            ok = abs(value - mean) <= 2 * std + 1e-9
+            at_seed = float(seed_row[key]) if seed_row is not None and seed_row[key] else None
+            compared += 1
+            within += ok
+            equal += at_seed is not None and round(at_seed, 4) == round(value, 4)
+            lines.append(
+                f"| {row['paper_name'] or row['variant']} | {row['data']} | {row['seed']} | "
+                f"{name} | {value:.2f} | {'' if at_seed is None else f'{at_seed:.2f}'} | "
+                f"{mean:.2f} +- {std:.2f} ({len(values)}) | {'yes' if ok else 'NO'} |"
+            )
+    if not compared:
+        verdict = f"record check: no row of this run has a counterpart in {record}"
+    else:
+        verdict = (
+            f"record check: {within}/{compared} values within the record's mean +- 2 std over "
+            f"seeds ({equal} equal to the record's row of the same seed); {out / 'record_check.md'}"
+        )
+    lines += ["", verdict.replace("record check: ", "", 1), ""]
+    write_text_atomic(out / "record_check.md", "\n".join(lines))
+    return verdict
 
 
 def _in_order(
@@ -487,6 +644,21 @@ def _in_order(
         raise
 
 
+def cpu_name() -> str:
+    """The CPU's model name and its bf16 instructions (bf16 kernels, so the record's exact
+    numbers, differ between CPUs): from /proc/cpuinfo where there is one."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown CPU"
+    fields = dict(
+        (k.strip(), v.strip()) for k, _, v in (line.partition(":") for line in info.splitlines())
+    )
+    flags = set(fields.get("flags", "").split())
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{fields.get('model name', 'unknown CPU')} ({', '.join(bf16) or 'no native bf16'})"
+
+
 def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str) -> None:
     argv = ["cam-reproduce", *sys.argv[1:]] if sys.argv else ["cam-reproduce"]
     lines = [
@@ -496,7 +668,7 @@ def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], ru
         "",
         f"settings: {json.dumps(asdict(spec), sort_keys=True)}",
         f"python {platform.python_version()}, torch {torch.__version__}, "
-        f"{platform.machine()}, {os.cpu_count()} CPU(s)",
+        f"{platform.machine()}, {os.cpu_count()} CPU(s): {cpu_name()}",
         f"runs: {runs}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()),
         "",
     ]

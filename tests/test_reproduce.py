@@ -195,3 +195,53 @@ def test_discovery_end_to_end(tmp_path: Path) -> None:
     figures = out / "discovery" / "figures"
     for png in ("text-svm/text_cams.png", "vqa-trained/vqa_panels.png"):
         assert np.asarray(Image.open(figures / png).convert("L")).std() > 20
+
+
+def test_study_seeds_run_the_ablation_and_the_studies_on_fewer_seeds() -> None:
+    spec = reproduce_config(
+        {"seeds": [0, 1, 2, 3, 4], "study_seeds": [0, 1, 2], "ablation": ["tiny_gap_8x8"],
+         "features": True, "discovery": True}
+    )  # fmt: skip
+    tags = [j.tag for j in plan(spec)]
+    assert "parts/tiny_gmp/seed4" in tags and "parts/tiny_gap_8x8/seed2" in tags
+    assert "parts/tiny_gap_8x8/seed3" not in tags and "transfer/tiny_gap/seed3" not in tags
+    assert "text/tiny_gap/seed2" in tags and "vqa/tiny_gap/seed3" not in tags
+    assert {j.seed for j in feature_plan(spec)} == {0, 1, 2}
+    with pytest.raises(ConfigError, match="study_seeds must not repeat"):
+        reproduce_config({"study_seeds": [0, 0]})
+
+
+def _summary(path: Path, rows: list[tuple[str, int, float]]) -> Path:
+    """A summary.csv with (variant, seed, loc_top1_err) rows; the other metrics fixed."""
+    path.mkdir(parents=True, exist_ok=True)
+    with (path / "summary.csv").open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["variant", "seed", "data", "paper_name", "cls_top1_err", "loc_top1_err",
+                    "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2"])  # fmt: skip
+        for variant, seed, loc in rows:
+            w.writerow([variant, seed, "synthetic (parts)", variant, 5.0, loc, 10.0, 9.0, 80.0])
+    return path / "summary.csv"
+
+
+def test_the_record_check_says_which_values_lie_in_the_records_spread(tmp_path: Path) -> None:
+    from cam_repro.reproduce import record_check
+
+    # record: tiny_gap loc err 10, 12, 14 (mean 12, std 2: within [8, 16]); tiny_gmp 30, 30, 30
+    record = _summary(tmp_path / "record", [("tiny_gap", s, 10.0 + 2 * s) for s in range(3)]
+                      + [("tiny_gmp", s, 30.0) for s in range(3)])  # fmt: skip
+    _summary(tmp_path / "out", [("tiny_gap", 0, 15.9), ("tiny_gmp", 0, 30.5), ("other", 0, 1.0)])
+    verdict = record_check(tmp_path / "out", record, reproduce_config({}))
+    # 2 models x 5 metrics compared; only tiny_gmp's loc err (30.5 vs 30 +- 0) falls outside;
+    # the 4 fixed metrics of each equal the record's same-seed row
+    assert verdict.startswith("record check: 9/10 values within the record's mean +- 2 std")
+    assert "(8 equal to the record's row of the same seed)" in verdict
+    text = (tmp_path / "out" / "record_check.md").read_text()
+    assert (
+        "| tiny_gap | synthetic (parts) | 0 | top-1 loc err | 15.90 | 10.00 | 12.00 +- 2.00 (3) | yes |"
+        in text
+    )  # noqa: E501
+    assert (
+        "| tiny_gmp | synthetic (parts) | 0 | top-1 loc err | 30.50 | 30.00 | 30.00 +- 0.00 (3) | NO |"
+        in text
+    )  # noqa: E501
+    assert "depend on the CPU" in text
