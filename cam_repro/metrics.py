@@ -14,9 +14,18 @@ from cam_repro.localize.loc_error import (
     map_peaks,
     points_in_boxes,
 )
-from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter, max_box_acc, pxap
+from cam_repro.localize.wsol import (
+    CONVENTIONS,
+    BoxAccMeter,
+    PxAPMeter,
+    max_box_acc,
+    pxap,
+    resize_boxes_wsolevaluation,
+    wsolevaluation_thresholds,
+)
 
 __all__ = [
+    "CONVENTIONS",
     "IOU_THRESHOLD",
     "OUTCOMES",
     "BoxAccMeter",
@@ -28,4 +37,6 @@ __all__ = [
     "max_box_acc",
     "points_in_boxes",
     "pxap",
+    "resize_boxes_wsolevaluation",
+    "wsolevaluation_thresholds",
 ]

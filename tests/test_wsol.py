@@ -228,3 +228,48 @@ def test_meters_accumulate_batches_and_sum_over_processes() -> None:
     assert meter.images == 12 and (meter.hits == 2 * hits).all() and (pixels.fg == 2 * fg).all()
     assert meter.summary()["box_acc"] == whole["box_acc"]
     assert pixels.value() == pytest.approx(pxap(maps, masks, thresholds), abs=1e-12)
+
+
+def test_pxap_ignored_pixels_are_as_if_removed() -> None:
+    # PxAP pools pixels over the set, so the kept pixels as one (1, 1, K) map are the same data
+    rng = np.random.default_rng(4)
+    maps = smooth_maps(rng, 3)
+    masks = maps > 0.55
+    ignore = (rng.random(maps.shape) < 0.3) & ~masks
+    keep = ~ignore
+    removed = pxap(maps[keep][None, None], masks[keep][None, None])
+    assert pxap(maps, masks, ignore=ignore) == removed
+    assert pxap(maps, masks, ignore=torch.from_numpy(ignore)) == removed
+    assert pxap(maps, masks, ignore=np.zeros_like(ignore)) == pxap(maps, masks)
+    meter = PxAPMeter()
+    meter.update(maps, masks, ignore.astype(np.uint8))
+    assert meter.value() == removed
+
+
+def test_pxap_with_ignore_regions_by_hand() -> None:
+    masks = np.zeros((1, 4, 4), dtype=bool)
+    masks[0, 0, :] = True  # 4 foreground pixels
+    ignore = np.zeros((1, 4, 4), dtype=bool)
+    ignore[0, 1, :] = True  # 4 ignored pixels
+    perfect = masks.astype(np.float64)
+    cams = perfect.copy()
+    cams[0, 1, :] = 1.0  # the ignored row scores like the foreground
+    # without ignore: at score 1, tp 4, fp 4 -> precision 0.5 at recall 1: 50
+    assert pxap(cams, masks) == pytest.approx(50.0)
+    assert pxap(cams, masks, ignore=ignore) == pytest.approx(100.0)
+    assert pxap(perfect, masks, ignore=ignore) == pytest.approx(100.0)
+    # a constant map: precision = the foreground fraction of the 12 pixels not ignored, 4 / 12
+    assert pxap(np.full((1, 4, 4), 0.5), masks, ignore=ignore) == pytest.approx(100 / 3)
+    # a pixel both foreground and ignored stays foreground (wsolevaluation's get_mask)
+    assert pxap(cams, masks, ignore=ignore | masks) == pytest.approx(100.0)
+
+
+def test_pxap_ignore_errors() -> None:
+    m = np.zeros((1, 8, 8))
+    masks = np.ones((1, 8, 8), dtype=bool)
+    with pytest.raises(ValueError, match=r"ignore must have the cams' shape \(1, 8, 8\)"):
+        pxap(m, masks, ignore=np.zeros((1, 8, 7), dtype=bool))
+    with pytest.raises(ValueError, match="ignore must be bool or hold only 0 and 1"):
+        pxap(m, masks, ignore=np.full((1, 8, 8), 255, dtype=np.uint8))
+    with pytest.raises(ValueError, match="ignore must have"):
+        PxAPMeter().update(m, masks, np.zeros((8, 8), dtype=bool))

@@ -4,6 +4,9 @@
   labelled by runs of kept pixels.
 - `sweep_hits`: one pass over a threshold sweep: boxes of the components of {map >= t} for every
   t (MaxBoxAccV2, in wsol.py).
+- `contour_sweep_hits`: the same for wsolevaluation's candidates on uint8 maps: the boxes of
+  cv2.findContours' outer and hole contours of {q > c} for every cut c = 0 .. 255, without
+  OpenCV (wsol.py's convention="wsolevaluation").
 
 The sweep: the components at a lower threshold are unions of those at a higher one, so instead of
 labelling the map once per threshold, pixels are added from the brightest level down and merged
@@ -16,7 +19,8 @@ belongs to the set of threshold index i iff level > i. Adding the pixels of leve
 higher levels) yields exactly the components of {v >= t_i}.
 
 Everything here is compiled with numba (cache=True) for one signature per function: the caller
-passes C-contiguous float64 maps, int64 boxes and float64 thresholds.
+passes C-contiguous float64 maps (uint8 for `contour_sweep_hits`), int64 boxes and float64
+thresholds.
 """
 
 from __future__ import annotations
@@ -343,4 +347,237 @@ def sweep_hits(
                 score = _best_iou(bx0[best], by0[best], bx1[best], by1[best], gt, g0, g1)
                 for j in range(n_iou):
                     hits[n, i, j] = score >= iou_thr[j]
+    return hits
+
+
+@njit(cache=True)
+def _contour_box_iou(
+    x0: int, y0: int, x1: int, y1: int, w: int, h: int, gt: np.ndarray, g0: int, g1: int
+) -> float:
+    """IoU of a contour's box in wsolevaluation's rule: cv2.boundingRect's (x, y, w, h) of a
+    contour whose pixels span x0..x1, y0..y1 is (x0, y0, x1 - x0 + 1, y1 - y0 + 1), and their box
+    (x, y, min(x + w, W - 1), min(y + h, H - 1)) is one pixel wider and taller, clipped."""
+    return _best_iou(x0, y0, min(x1 + 1, w - 1), min(y1 + 1, h - 1), gt, g0, g1)
+
+
+@njit(cache=True)
+def contour_sweep_hits(
+    quantised: np.ndarray,
+    gt: np.ndarray,
+    gt_start: np.ndarray,
+    iou_thr: np.ndarray,
+    ring_runs: np.ndarray,
+) -> np.ndarray:
+    """Which (cut, IoU level) pairs localize each image under wsolevaluation's every-contour rule.
+
+    quantised (N, H, W) uint8 (their `(scoremap * 255).astype(np.uint8)`); gt, gt_start, iou_thr
+    as for `sweep_hits`. Returns hits (N, 256, D) bool: hits[n, c, j] is True iff a candidate box
+    of the binary map {quantised[n] > c} has IoU >= iou_thr[j] with a GT box of image n.
+    Candidates are the boxes of the contours cv2.findContours(RETR_TREE) returns, without
+    tracing them:
+    - outer contours: one per 8-connected component of {q > c}; box `_contour_box_iou`'s;
+    - hole contours: one per 4-connected component of {q <= c} that does not touch the image
+      border; the contour runs through the foreground pixels 4-adjacent to the hole, so its
+      pixels span the hole's box grown by one pixel on each side;
+    - no contour (no pixel > c): the box (0, 0, 0, 0).
+    Two sweeps: the foreground grows as c falls (8-connected union-find, as in `sweep_hits`), the
+    background grows as c rises (4-connected); each keeps a count of its live candidates at or
+    above each IoU level, updated only for the components whose box grew.
+    """
+    n_img, h, w = quantised.shape
+    n_iou = iou_thr.shape[0]
+    hw = h * w
+    hits = np.zeros((n_img, 256, n_iou), dtype=np.bool_)
+
+    order = np.empty(hw, dtype=np.int64)  # pixels by value, ascending; raster order within
+    bucket = np.zeros(257, dtype=np.int64)  # value v holds order[bucket[v]:bucket[v + 1]]
+    fill = np.empty(256, dtype=np.int64)
+    wp = w + 2  # padded grid, as in sweep_hits: the border is never added
+    n_pad = (h + 2) * wp
+    ring = np.array([-wp, -wp + 1, 1, wp + 1, wp, wp - 1, -1, -wp - 1])  # N, NE, ..., NW
+    cross = np.array([-wp, -1, 1, wp])  # N, W, E, S
+    parent = np.empty(n_pad, dtype=np.int64)  # -1: not added (yet)
+    size = np.empty(n_pad, dtype=np.int64)
+    bx0 = np.empty(n_pad, dtype=np.int64)
+    by0 = np.empty(n_pad, dtype=np.int64)
+    bx1 = np.empty(n_pad, dtype=np.int64)
+    by1 = np.empty(n_pad, dtype=np.int64)
+    iou = np.empty(n_pad, dtype=np.float64)
+    scored = np.empty(n_pad, dtype=np.bool_)
+    stamp = np.empty(n_pad, dtype=np.int64)
+    dirty = np.empty(hw, dtype=np.int64)
+    alive_hits = np.zeros(n_iou, dtype=np.int64)
+
+    for n in range(n_img):
+        g0 = gt_start[n]
+        g1 = gt_start[n + 1]
+        q = quantised[n]
+        empty_iou = _best_iou(0, 0, 0, 0, gt, g0, g1)
+
+        bucket[:] = 0
+        for y in range(h):
+            for x in range(w):
+                bucket[q[y, x] + 1] += 1
+        for v in range(256):
+            bucket[v + 1] += bucket[v]
+            fill[v] = bucket[v]
+        for y in range(h):
+            for x in range(w):
+                v = q[y, x]
+                order[fill[v]] = y * w + x
+                fill[v] += 1
+
+        # Outer contours: at cut c the pixels of value c + 1 join {q > c}.
+        parent[:] = -1
+        stamp[:] = -1
+        alive_hits[:] = 0
+        for c in range(255, -1, -1):
+            n_dirty = 0
+            if c < 255:
+                for pos in range(bucket[c + 1], bucket[c + 2]):
+                    py = order[pos] // w
+                    px = order[pos] - py * w
+                    p = (py + 1) * wp + px + 1
+                    parent[p] = p
+                    size[p] = 1
+                    bx0[p] = px
+                    bx1[p] = px
+                    by0[p] = py
+                    by1[p] = py
+                    scored[p] = False
+                    stamp[p] = c
+                    dirty[n_dirty] = p
+                    n_dirty += 1
+                    mask = 0
+                    for k in range(8):
+                        mask |= (parent[p + ring[k]] >= 0) << k
+                    root = p
+                    for r in range(ring_runs[mask, 0]):
+                        b = find_root(parent, p + ring[ring_runs[mask, 1 + r]])
+                        if b == root:
+                            continue
+                        a = root
+                        if size[a] > size[b]:
+                            a, b = b, a
+                        root = b
+                        parent[a] = b
+                        size[b] += size[a]
+                        grew = False
+                        if bx0[a] < bx0[b]:
+                            bx0[b] = bx0[a]
+                            grew = True
+                        if by0[a] < by0[b]:
+                            by0[b] = by0[a]
+                            grew = True
+                        if bx1[a] > bx1[b]:
+                            bx1[b] = bx1[a]
+                            grew = True
+                        if by1[a] > by1[b]:
+                            by1[b] = by1[a]
+                            grew = True
+                        if scored[a]:
+                            for j in range(n_iou):
+                                if iou[a] >= iou_thr[j]:
+                                    alive_hits[j] -= 1
+                        if grew and stamp[b] != c:
+                            stamp[b] = c
+                            dirty[n_dirty] = b
+                            n_dirty += 1
+            for d in range(n_dirty):
+                r = dirty[d]
+                if parent[r] != r:
+                    continue
+                if scored[r]:
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] -= 1
+                iou[r] = _contour_box_iou(bx0[r], by0[r], bx1[r], by1[r], w, h, gt, g0, g1)
+                scored[r] = True
+                for j in range(n_iou):
+                    if iou[r] >= iou_thr[j]:
+                        alive_hits[j] += 1
+            if bucket[256] == bucket[c + 1]:  # no pixel > c: no contour at all
+                for j in range(n_iou):
+                    hits[n, c, j] = empty_iou >= iou_thr[j]
+            else:
+                for j in range(n_iou):
+                    hits[n, c, j] = alive_hits[j] > 0
+
+        # Hole contours: at cut c the pixels of value c join the background {q <= c}.
+        parent[:] = -1
+        stamp[:] = -1
+        alive_hits[:] = 0
+        for c in range(256):
+            n_dirty = 0
+            for pos in range(bucket[c], bucket[c + 1]):
+                py = order[pos] // w
+                px = order[pos] - py * w
+                p = (py + 1) * wp + px + 1
+                parent[p] = p
+                size[p] = 1
+                bx0[p] = px
+                bx1[p] = px
+                by0[p] = py
+                by1[p] = py
+                scored[p] = False
+                stamp[p] = c
+                dirty[n_dirty] = p
+                n_dirty += 1
+                root = p
+                for k in range(4):
+                    if parent[p + cross[k]] < 0:
+                        continue
+                    b = find_root(parent, p + cross[k])
+                    if b == root:
+                        continue
+                    a = root
+                    if size[a] > size[b]:
+                        a, b = b, a
+                    root = b
+                    parent[a] = b
+                    size[b] += size[a]
+                    grew = False
+                    if bx0[a] < bx0[b]:
+                        bx0[b] = bx0[a]
+                        grew = True
+                    if by0[a] < by0[b]:
+                        by0[b] = by0[a]
+                        grew = True
+                    if bx1[a] > bx1[b]:
+                        bx1[b] = bx1[a]
+                        grew = True
+                    if by1[a] > by1[b]:
+                        by1[b] = by1[a]
+                        grew = True
+                    if scored[a]:
+                        for j in range(n_iou):
+                            if iou[a] >= iou_thr[j]:
+                                alive_hits[j] -= 1
+                    if grew and stamp[b] != c:
+                        stamp[b] = c
+                        dirty[n_dirty] = b
+                        n_dirty += 1
+            for d in range(n_dirty):
+                r = dirty[d]
+                if parent[r] != r:
+                    continue
+                if scored[r]:
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] -= 1
+                    scored[r] = False
+                # a component touches the image border iff its box does; such a background
+                # component is no hole now, nor at any higher cut
+                if bx0[r] == 0 or by0[r] == 0 or bx1[r] == w - 1 or by1[r] == h - 1:
+                    continue
+                iou[r] = _contour_box_iou(
+                    bx0[r] - 1, by0[r] - 1, bx1[r] + 1, by1[r] + 1, w, h, gt, g0, g1
+                )
+                scored[r] = True
+                for j in range(n_iou):
+                    if iou[r] >= iou_thr[j]:
+                        alive_hits[j] += 1
+            for j in range(n_iou):
+                if alive_hits[j] > 0:
+                    hits[n, c, j] = True
     return hits

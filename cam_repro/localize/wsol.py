@@ -8,10 +8,31 @@ pixel counts; an image is correct at (t, delta) if its best (candidate, GT) IoU 
 MaxBoxAcc at delta = the best % correct over t, picked separately per delta; MaxBoxAccV2 = the
 mean over delta in (30, 50, 70) with every component a candidate (their box_v2_metric sets
 multi_contour_eval and multi_iou_eval). Their older MaxBoxAcc is
-max_box_acc(..., iou_thresholds=(50,), all_components=False).
+max_box_acc(..., iou_thresholds=(50,), all_components=False). PxAP takes their ignore regions
+(`pxap(..., ignore=)`).
+
+Two conventions for the box candidates (`CONVENTIONS`, the `convention` argument of max_box_acc
+and BoxAccMeter):
+
+- "ours" (the default): the tight boxes of the 8-connected components of {map >= t}. It differs
+  from their OpenCV code in the six ways (a)-(f) below, each chosen on purpose.
+- "wsolevaluation": their BoxEvaluator bit for bit on the same float maps and GT boxes (resized
+  to the frame by their rule: `resize_boxes_wsolevaluation`): (a)-(f) exactly as they do them,
+  and thresholds=None means their np.arange(0, 1, 0.001) (`wsolevaluation_thresholds`). The
+  quantisation `(map * 255).astype(np.uint8)` runs in the map's own dtype (a torch tensor's
+  too); for float32 maps this gives the same bytes as in float64 (checked for every float32 in
+  [0, 1]), but a float64 map and its float32 cast can differ (0.599999999 -> 152 vs 153). The
+  thresholds collapse onto <= 256 cut levels per map, each scored once. With every contour a
+  candidate (all_components=True, MaxBoxAccV2) no OpenCV is needed: the outer contours'
+  boxes come from the 8-connected union-find sweep, the holes' from a 4-connected sweep over the
+  background (components.contour_sweep_hits). The largest contour (all_components=False) needs
+  cv2.contourArea on OpenCV's traced contours and OpenCV's contour order for ties, so that mode
+  calls OpenCV itself once per cut level (optional dependency: the `wsol` extra,
+  opencv-python-headless). tests/test_wsol_parity.py checks both modes against their steps run
+  with OpenCV (checked with opencv-python-headless 5.0).
 
 How our box candidates differ from their OpenCV code, and why. Each point was read in their
-evaluation.py and checked by running its steps with opencv-python 4.14 on small hand-made maps,
+evaluation.py and checked by running its steps with OpenCV on small hand-made maps,
 which also showed that their outer contours enclose the same 8-connected components as ours:
 
 (a) Quantisation. They threshold `(scoremap * 255).astype(np.uint8)` (truncated) at
@@ -23,11 +44,13 @@ which also showed that their outer contours enclose the same 8-connected compone
 (b) Strict vs non-strict. cv2.THRESH_BINARY keeps pixels strictly > the threshold; we keep
     pixels >= t, the rule of the CAM paper and of our single-threshold box extractor. Together
     with (a): at t = 0 they drop pixels below 1/255, we keep the whole map (one whole-image box).
-(c) Holes. cv2.findContours with RETR_TREE returns the inner (hole) contours too, and each
-    becomes a candidate box (the box of the foreground pixels bordering the hole). We take the
-    8-connected components of {map >= t}, so a hole is never a candidate; a blob inside a hole is
-    its own component in both. A hole's box is not a localisation the map proposes, and the
-    candidate set then depends only on the pixel set (no contour tracing).
+(c) Holes. cv2.findContours with RETR_TREE returns the inner (hole) contours too, one per
+    4-connected background component that does not touch the image border, and each becomes a
+    candidate box: the box of the foreground pixels bordering the hole, i.e. the hole's box grown
+    by one pixel on each side (before (d)). We take the 8-connected components of {map >= t}, so
+    a hole is never a candidate; a blob inside a hole is its own component in both. A hole's box
+    is not a localisation the map proposes, and the candidate set then depends only on the pixel
+    set (no contour tracing).
 (d) Box size. They take `x, y, w, h = cv2.boundingRect(c)` and emit (x, y, x + w, y + h) clipped
     to (W - 1, H - 1): one pixel wider and taller than the component's tight inclusive box (except
     at the right/bottom image border), while their IoU counts pixels inclusively. We emit the tight
@@ -35,18 +58,19 @@ which also showed that their outer contours enclose the same 8-connected compone
 (e) Empty threshold. With no contour they emit the box (0, 0, 0, 0), which is scored (it matches a
     GT box (0, 0, 0, 0)). We emit no box: the image is wrong at that threshold.
 (f) Largest component (all_components=False, their multi_contour_eval=False). They keep
-    max(contours, key=cv2.contourArea), the polygon area of the traced outer contour (0 for a
-    one-pixel-wide line, ties to OpenCV's contour order); we keep the component with the most
-    pixels, ties to the component whose first pixel in raster order (y * W + x) comes first.
+    max(contours, key=cv2.contourArea) over outer and hole contours: the polygon area of the
+    traced contour (0 for a one-pixel-wide line), ties to OpenCV's contour order; we keep the
+    component with the most pixels, ties to the component whose first pixel in raster order
+    (y * W + x) comes first.
 
-Default thresholds are np.arange(1000) / 1000, the correctly rounded decimals; their
+Default thresholds ("ours") are np.arange(1000) / 1000, the correctly rounded decimals; their
 np.arange(0, 1, 0.001) differs in the last bit for 144 of the 1000 values, which matters only for
 a float threshold that lands exactly on a pixel value. Maps are compared in float64: a float32
 map's 0.7 is 0.699999988 and does not pass t = 0.7.
 
 max_box_acc computes the sweep in one pass (cam_repro.localize.components); max_box_acc_loop
 labels the map once per threshold with scipy and is the reference the tests and
-scripts/bench_maxboxacc.py compare against.
+scripts/bench_maxboxacc.py compare against ("ours" only).
 """
 
 from __future__ import annotations
@@ -59,15 +83,58 @@ import torch
 from scipy import ndimage
 
 from cam_repro.localize.boxes import as_maps, iou_matrix
-from cam_repro.localize.components import RING_RUNS, level_table, sweep_hits
+from cam_repro.localize.components import (
+    RING_RUNS,
+    contour_sweep_hits,
+    level_table,
+    sweep_hits,
+)
+from cam_repro.runtime.config import check_choice
 
 DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
+CONVENTIONS = ("ours", "wsolevaluation")
 _CHUNK = 64  # images per compiled call: bounds the float64 copy and the (n, T, D) hit array
 
 
 def default_thresholds() -> np.ndarray:
     """0.000, 0.001, ..., 0.999 (wsolevaluation's cam_curve_interval=0.001)."""
     return np.arange(1000, dtype=np.float64) / 1000
+
+
+def wsolevaluation_thresholds(interval: float = 0.001) -> np.ndarray:
+    """Their thresholds exactly: np.arange(0, 1, cam_curve_interval) (evaluation.py:
+    evaluate_wsol's cam_threshold_list), last bits included."""
+    if not 0 < interval <= 1:
+        raise ValueError(f"interval must lie in (0, 1], got {interval}")
+    return np.arange(0, 1, interval)
+
+
+def resize_boxes_wsolevaluation(
+    boxes: Any, image_size: tuple[int, int], frame_size: tuple[int, int]
+) -> np.ndarray:
+    """GT boxes (k, 4) of an image of size (w, h) -> (k, 4) int64 in the evaluated frame
+    (W, H), by wsolevaluation's resize_bbox (evaluation.py): int(x0 * W / w), ... in float64,
+    truncated."""
+    b = np.asarray(boxes)
+    if b.ndim != 2 or b.shape[1] != 4:
+        raise ValueError(f"boxes must be (k, 4), got shape {b.shape}")
+    (w, h), (fw, fh) = image_size, frame_size
+    if min(w, h, fw, fh) <= 0:
+        raise ValueError(f"sizes must be positive, got image {image_size}, frame {frame_size}")
+    new = np.array([fw, fh, fw, fh], dtype=np.float64)
+    old = np.array([w, h, w, h], dtype=np.float64)
+    return (b.astype(np.float64) * new / old).astype(np.int64)  # (x0 * W) / w, as theirs
+
+
+def _cv2() -> Any:
+    try:
+        import cv2
+    except ImportError:
+        raise ValueError(
+            "convention='wsolevaluation' with all_components=False needs OpenCV: "
+            "pip install opencv-python-headless"
+        ) from None
+    return cv2
 
 
 def _unit_maps(cams: Any) -> np.ndarray:
@@ -83,6 +150,47 @@ def _unit_maps(cams: Any) -> np.ndarray:
     if lo < 0 or hi > 1:
         raise ValueError(f"cams must lie in [0, 1] (min-max normalised), got [{lo}, {hi}]")
     return cams
+
+
+def _quantised(cams: Any) -> np.ndarray:
+    """wsolevaluation's `(scoremap * 255).astype(np.uint8)` of validated (N, H, W) maps, computed
+    in the maps' own dtype (a torch tensor's too) -> C-contiguous uint8 (N, H, W)."""
+    raw = cams.detach().cpu().numpy() if hasattr(cams, "detach") else np.asarray(cams)
+    _unit_maps(raw)
+    return np.ascontiguousarray((raw * 255).astype(np.uint8))
+
+
+def _cut_levels(quantised: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(n, T) int64: their cv2.threshold level int(t * max) of each map at each threshold; a
+    pixel passes iff its quantised value is > the level."""
+    peak = quantised.reshape(len(quantised), -1).max(axis=1).astype(np.float64)
+    return (thresholds[None, :] * peak[:, None]).astype(np.int64)
+
+
+def _largest_contour_hits(
+    quantised: np.ndarray,
+    cuts: np.ndarray,
+    gt: np.ndarray,
+    gt_start: np.ndarray,
+    iou_thr: np.ndarray,
+) -> np.ndarray:
+    """(n, 256, D) hits of the largest contour's box at the cut levels used (others False), by
+    wsolevaluation's own OpenCV steps (compute_bboxes_from_scoremaps with
+    multi_contour_eval=False): contour areas and order come from OpenCV's tracing."""
+    cv2 = _cv2()
+    n, height, width = quantised.shape
+    hits = np.zeros((n, 256, len(iou_thr)), dtype=bool)
+    for k in range(n):
+        image_gt = gt[gt_start[k] : gt_start[k + 1]]
+        for c in np.unique(cuts[k]):
+            _, binary = cv2.threshold(quantised[k], int(c), 255, cv2.THRESH_BINARY)
+            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+            box = np.zeros(4, dtype=np.int64)
+            if len(contours):
+                x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
+                box[:] = x, y, min(x + w, width - 1), min(y + h, height - 1)
+            hits[k, c] = iou_matrix(box, image_gt).max() >= iou_thr
+    return hits
 
 
 def _as_thresholds(thresholds: Any) -> np.ndarray:
@@ -161,16 +269,26 @@ class BoxAccMeter:
         thresholds: Sequence[float] | np.ndarray | None = None,
         iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
         all_components: bool = True,
+        convention: str = "ours",
     ) -> None:
+        check_choice(convention, "convention", CONVENTIONS)
+        self.convention = convention
+        if thresholds is None and convention == "wsolevaluation":
+            thresholds = wsolevaluation_thresholds()
         self.thresholds = _as_thresholds(thresholds)
         self.deltas = _as_iou_thresholds(iou_thresholds)
         self.all_components = bool(all_components)
+        if convention == "wsolevaluation" and not self.all_components:
+            _cv2()  # fail now, not at the first batch
         self._table = level_table(self.thresholds, max(1024, 2 * len(self.thresholds)))
         self._iou = np.array(self.deltas, dtype=np.float64) / 100
         self.hits = np.zeros((len(self.thresholds), len(self.deltas)), dtype=np.int64)
         self.images = 0
 
     def update(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
+        if self.convention == "wsolevaluation":
+            self._update_wsolevaluation(cams, gt_boxes)
+            return
         maps = _unit_maps(cams)
         gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
         for s in range(0, maps.shape[0], _CHUNK):
@@ -184,6 +302,25 @@ class BoxAccMeter:
             )  # fmt: skip
             self.hits += hits.sum(axis=0)
         self.images += maps.shape[0]
+
+    def _update_wsolevaluation(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
+        # The T thresholds collapse onto at most 256 cut levels per map: score every level once
+        # (uint8 maps: {q > c} for c = 0 .. 255), then read each threshold's level.
+        quantised = _quantised(cams)
+        gt, gt_start = _as_gt(gt_boxes, quantised.shape[0])
+        for s in range(0, quantised.shape[0], _CHUNK):
+            e = min(s + _CHUNK, quantised.shape[0])
+            chunk = quantised[s:e]
+            off = gt_start[s : e + 1]
+            image_gt, image_start = gt[off[0] : off[-1]], off - off[0]
+            cuts = _cut_levels(chunk, self.thresholds)  # (n, T)
+            if self.all_components:
+                by_cut = contour_sweep_hits(chunk, image_gt, image_start, self._iou, RING_RUNS)
+            else:
+                by_cut = _largest_contour_hits(chunk, cuts, image_gt, image_start, self._iou)
+            hits = by_cut[np.arange(e - s)[:, None], cuts]  # (n, 256, D) -> (n, T, D)
+            self.hits += hits.sum(axis=0)
+        self.images += quantised.shape[0]
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum `hits` and `images` over processes with `reduce_sum` (e.g. an all-reduce)."""
@@ -204,6 +341,7 @@ def max_box_acc(
     thresholds: Sequence[float] | np.ndarray | None = None,
     iou_thresholds: Sequence[float] = DEFAULT_IOU_THRESHOLDS,
     all_components: bool = True,
+    convention: str = "ours",
 ) -> dict:
     """MaxBoxAccV2 (all_components=True) or MaxBoxAcc per IoU level, in one pass per map.
 
@@ -212,6 +350,9 @@ def max_box_acc(
     [0, 1] (default 0.000 .. 0.999); a pixel passes t if value >= t. iou_thresholds: percentages.
     Candidates at t: the tight boxes of the 8-connected components of {cam >= t} (or of the
     largest one); no box if no pixel passes.
+    convention="wsolevaluation": their BoxEvaluator's candidates and thresholds instead, bit for
+    bit (the module doc; default thresholds `wsolevaluation_thresholds()`; all_components=False
+    needs OpenCV).
 
     Returns, with D the iou_thresholds as given (e.g. 30, 50, 70) and T thresholds:
         {"box_acc": {D: float %},             # max over thresholds of % images correct
@@ -220,7 +361,7 @@ def max_box_acc(
          "curve": {"thresholds": [T floats],  # plain lists
                    D: [T floats, % correct at each threshold]}}
     """
-    meter = BoxAccMeter(thresholds, iou_thresholds, all_components)
+    meter = BoxAccMeter(thresholds, iou_thresholds, all_components, convention)
     meter.update(cams, gt_boxes)
     return meter.summary()
 
@@ -268,6 +409,20 @@ def max_box_acc_loop(
     return _summary(correct, t, deltas, maps.shape[0])
 
 
+def _as_mask(mask: Any, name: str, shape: tuple) -> np.ndarray:
+    """A bool or 0/1 (N, H, W) numpy array or torch tensor of the cams' shape -> bool array."""
+    if hasattr(mask, "detach"):
+        mask = mask.detach().cpu().numpy()
+    mask = np.asarray(mask)
+    if mask.shape != shape:
+        raise ValueError(f"{name} must have the cams' shape {shape}, got {mask.shape}")
+    if mask.dtype != np.bool_:
+        if not np.isin(mask, (0, 1)).all():
+            raise ValueError(f"{name} must be bool or hold only 0 and 1")
+        mask = mask.astype(bool)
+    return mask
+
+
 class PxAPMeter:
     """PxAP's two pixel-score histograms, accumulated batch by batch; `value()` is `pxap`'s."""
 
@@ -277,20 +432,16 @@ class PxAPMeter:
         self.fg = np.zeros(len(self._edges) - 1, dtype=np.int64)
         self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
 
-    def update(self, cams: Any, masks: Any) -> None:
+    def update(self, cams: Any, masks: Any, ignore: Any = None) -> None:
+        """Add a batch: `pxap`'s cams, masks and ignore."""
         maps = _unit_maps(cams)
-        if hasattr(masks, "detach"):
-            masks = masks.detach().cpu().numpy()
-        masks = np.asarray(masks)
-        if masks.shape != maps.shape:
-            raise ValueError(f"masks must have the cams' shape {maps.shape}, got {masks.shape}")
-        if masks.dtype != np.bool_:
-            if not np.isin(masks, (0, 1)).all():
-                raise ValueError("masks must be bool or hold only 0 and 1")
-            masks = masks.astype(bool)
-        for m, fg in zip(maps, masks, strict=True):  # one image at a time
+        masks = _as_mask(masks, "masks", maps.shape)
+        background = ~masks
+        if ignore is not None:
+            background &= ~_as_mask(ignore, "ignore", maps.shape)
+        for m, fg, bg in zip(maps, masks, background, strict=True):  # one image at a time
             self.fg += np.histogram(m[fg], bins=self._edges)[0]
-            self.bg += np.histogram(m[~fg], bins=self._edges)[0]
+            self.bg += np.histogram(m[bg], bins=self._edges)[0]
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum the histograms over processes with `reduce_sum` (e.g. an all-reduce)."""
@@ -316,19 +467,28 @@ class PxAPMeter:
         return float((precision[1:] * np.diff(recall))[valid[1:]].sum() * 100)
 
 
-def pxap(cams: Any, masks: Any, thresholds: Sequence[float] | np.ndarray | None = None) -> float:
+def pxap(
+    cams: Any,
+    masks: Any,
+    thresholds: Sequence[float] | np.ndarray | None = None,
+    *,
+    ignore: Any = None,
+) -> float:
     """PxAP of wsolevaluation's MaskEvaluator: area under the pixel precision-recall curve, in %.
 
-    cams (N, H, W) in [0, 1]; masks (N, H, W) bool or 0/1, True = GT foreground. Scores are pooled
-    over the dataset into histograms with right edges thresholds + [1, 2, 3] (bins [t_0, t_1),
-    ..., [t_{T-1}, 1), [1, 2), [2, 3]; a score below t_0 is dropped, as in theirs), one for
-    foreground and one for background pixels; tp and fp are their reversed cumulative sums (pixels
-    at or above each edge), precision = tp / (tp + fp), recall = tp / (tp + fn), and the area is
-    sum(precision[1:] * diff(recall)) over the points where tp + fp > 0. Their ignore regions
-    (OpenImages' value 255) are not supported: pass only foreground/background masks.
+    cams (N, H, W) in [0, 1]; masks (N, H, W) bool or 0/1, True = GT foreground; ignore (optional,
+    keyword only) bool or 0/1 of the same shape, True = neither foreground nor background: their
+    OpenImages ignore region, mask value 255, which MaskEvaluator leaves out of both histograms
+    (get_mask builds it as the ignore boxes minus the foreground; here too a pixel in both masks
+    and ignore counts as foreground). Scores are pooled over the dataset into histograms with
+    right edges thresholds + [1, 2, 3] (bins [t_0, t_1), ..., [t_{T-1}, 1), [1, 2), [2, 3]; a
+    score below t_0 is dropped, as in theirs), one for foreground and one for background pixels;
+    tp and fp are their reversed cumulative sums (pixels at or above each edge), precision =
+    tp / (tp + fp), recall = tp / (tp + fn), and the area is sum(precision[1:] * diff(recall))
+    over the points where tp + fp > 0.
     """
     meter = PxAPMeter(thresholds)
-    meter.update(cams, masks)
+    meter.update(cams, masks, ignore)
     if not meter.fg.sum() and not (np.asarray(masks) != 0).any():
         raise ValueError("masks have no foreground pixel: PxAP is undefined")
     return meter.value()
