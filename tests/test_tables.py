@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from cam_repro.present import tables
+from cam_repro.present.stats import paired, t_quantile
 from cam_repro.present.tables import (
     FEATURES_SUMMARY_COLUMNS,
     PAPER_FINEGRAINED,
@@ -25,6 +26,7 @@ from cam_repro.present.tables import (
     collect_runs,
     comparisons,
     features_rows,
+    source_label,
     summary_rows,
     table1,
     table2,
@@ -48,8 +50,11 @@ def eval_run(
     pool: str = "gap",
     map_size: str = "16x16",
     threshold: float = 0.2,
+    data: dict | None = None,
+    **extra,
 ) -> Path:
-    """A cam-eval run folder with the metrics.json fields the report reads."""
+    """A cam-eval run folder with the metrics.json fields the report reads (`data`: more data
+    keys; `extra`: more top-level keys)."""
     run = root / name
     run.mkdir(parents=True)
     metrics = {
@@ -68,8 +73,9 @@ def eval_run(
         "pool": pool,
         "map_size": map_size,
         "seed": seed,
-        "data": {"kind": kind, "evidence": evidence, "source": "..."},
+        "data": {"kind": kind, "evidence": evidence, "source": "...", **(data or {})},
         "protocol": {"threshold": threshold, "box_rule": "paper", "normalize": "max"},
+        **extra,
     }
     (run / "metrics.json").write_text(json.dumps(metrics))
     return run
@@ -99,7 +105,7 @@ def test_seeds_are_aggregated_to_mean_and_std_per_model(seeds: Path) -> None:
     assert "| Tiny-GAP | 22.00 +- 2.00 | 17.00 +- 2.00 | 12.00 +- 2.00 | 78.00 +- 2.00 | " in text
     assert "| Tiny-GMP | 40.00 +- 4.00 |" in text
     assert "## synthetic (parts)" in text
-    assert "paper" not in text.split("## synthetic (parts)")[1]  # ours alone on other data
+    assert "paper top-1" not in text.split("## synthetic (parts)")[1]  # ours alone on other data
     assert "| Tiny-GMP | 10.00 +- 2.65 | 2.50 +- 0.66 | 3 |" in table1(groups)
 
 
@@ -107,9 +113,11 @@ def test_gap_minus_gmp_is_paired_by_seed(seeds: Path) -> None:
     (pair,) = comparisons(aggregate(summary_rows(collect_runs([seeds]))))
     assert pair.what == "Tiny-GAP - Tiny-GMP"
     assert pair.seeds == [0, 1, 2]
-    # loc: 20-40, 24-44, 22-36 -> -20, -20, -14; cls: 2, 3, 1
-    assert pair.diffs["loc_top1_err"].values == [-20.0, -20.0, -14.0]
-    assert pair.diffs["cls_top1_err"].text() == "2.00 +- 1.00"
+    # loc: 20-40, 24-44, 22-36 -> -20, -20, -14: mean -18, sd sqrt(12), half-width
+    # t_{0.975,2} sqrt(12) / sqrt(3) = 2 t = 8.605; cls: 2, 3, 1: mean 2, sd 1, half t / sqrt(3)
+    assert pair.diffs["loc_top1_err"] == [-20.0, -20.0, -14.0]
+    assert pair.stat("loc_top1_err").text() == "-18.00 [-26.61, -9.39], 3/3 < 0"
+    assert pair.stat("cls_top1_err").text() == "+2.00 [-0.48, +4.48], 3/3 > 0"
 
 
 def test_ilsvrc_rows_stand_beside_the_papers_numbers(tmp_path: Path) -> None:
@@ -137,7 +145,8 @@ def test_another_threshold_is_its_own_row_without_the_papers_numbers(tmp_path: P
     text = table2(aggregate(summary_rows(collect_runs([tmp_path]))))
     assert "| GoogLeNet-GAP | 56.40 |" in text and "| 56.40 / 43.00 | +0.00 / +8.40 |" in text
     row = next(line for line in text.splitlines() if "(threshold 0.3)" in line)
-    assert row.endswith("| - | - |")
+    assert row.endswith("| - | - | [2] |")
+    assert "- [1] threshold 0.2, fixed;" in text and "- [2] threshold 0.3, fixed;" in text
 
 
 def test_the_papers_numbers_are_the_designs(tmp_path: Path) -> None:
@@ -162,7 +171,9 @@ def test_write_report_files_and_summary_columns(seeds: Path, tmp_path: Path) -> 
     assert [(r["paper_name"], r["seed"]) for r in rows][:3] == expected
     comparisons_md = (tmp_path / "out" / "comparisons.md").read_text()
     # the larger map against the smaller with the same pooling, on the seed both have
-    assert "| Tiny-GAP - Tiny-GAP (8x8) | 0 | -1.00 | -10.00 | -10.00 | +10.00 |" in comparisons_md
+    assert ("| Tiny-GAP - Tiny-GAP (8x8) | 0 | -1.00 (n=1) | -10.00 (n=1) | -10.00 (n=1) "
+            "| +10.00 (n=1) |") in comparisons_md  # fmt: skip
+    assert "95% t interval over seeds" in comparisons_md
     for name in ("table1.md", "table2.md", "tables.csv", "comparisons.csv"):
         assert (tmp_path / "out" / name).stat().st_size > 0
 
@@ -208,6 +219,137 @@ def test_threshold_table_reads_each_runs_sweep(seeds: Path, tmp_path: Path) -> N
     # error = 100 - acc: at 0.1 -> 40, 38, 36 (mean 38, std 2); at 0.5 -> 0, -2, -4
     assert "| Tiny-GAP | 38.00 +- 2.00 | 33.00 +- 2.00 | 28.00 +- 2.00 |" in text
     assert "Tiny-GMP" not in text  # its runs have no sweep.csv
+
+
+# --- paired statistics and provenance -----------------------------------------------------------
+
+# Student's t quantiles in closed form: df 1, tan(pi (p - 1/2)); df 2, (2p - 1) / sqrt(2p(1 - p)).
+T_975_DF1 = 12.706204736174707
+T_975_DF2 = 0.95 / (2 * 0.975 * 0.025) ** 0.5  # 4.30265272974946
+
+
+def test_t_quantiles_are_the_closed_forms() -> None:
+    assert t_quantile(0.975, 1) == pytest.approx(T_975_DF1, rel=1e-12)
+    assert t_quantile(0.975, 2) == pytest.approx(T_975_DF2, rel=1e-12)
+
+
+def test_paired_mean_interval_and_signs_by_hand() -> None:
+    three = paired([1.0, 2.0, 3.0])  # mean 2, sd 1, half-width t_{0.975,2} / sqrt(3) = 2.4841
+    assert (three.n, three.mean, three.sd) == (3, 2.0, 1.0)
+    assert three.half_width == pytest.approx(T_975_DF2 / 3**0.5, rel=1e-12)
+    assert three.half_width == pytest.approx(2.484138, abs=1e-6)
+    assert three.ci_low == pytest.approx(2 - 2.484138, abs=1e-6)
+    assert three.ci_high == pytest.approx(2 + 2.484138, abs=1e-6)
+    assert (three.n_positive, three.n_negative) == (3, 0)
+    assert three.text() == "+2.00 [-0.48, +4.48], 3/3 > 0"
+    two = paired([1.0, 3.0])  # mean 2, sd sqrt(2): half-width t_{0.975,1} sqrt(2) / sqrt(2)
+    assert two.half_width == pytest.approx(T_975_DF1, rel=1e-12)
+    one = paired([-1.5])
+    assert one.text() == "-1.50 (n=1)" and one.ci_low is None and one.sd is None
+    mixed = paired([-3.0, 1.0, -1.0, 0.0])  # mean -0.75: two of four below 0
+    assert (mixed.n_positive, mixed.n_negative) == (1, 2) and mixed.agreement == "2/4 < 0"
+    assert paired([1.0, -1.0]).agreement == "0/2 = 0"
+    assert paired([2.0, 2.0]).text() == "+2.00 [+2.00, +2.00], 2/2 > 0"  # sd 0: no width
+    with pytest.raises(ValueError, match="at least one"):
+        paired([])
+
+
+def test_comparisons_csv_has_the_interval_and_the_signs(seeds: Path, tmp_path: Path) -> None:
+    eval_run(seeds, "gap8", "Tiny-GAP (8x8)", 0, 11.0, 30.0, map_size="8x8")
+    write_report([seeds], tmp_path / "out")
+    rows = {(r["a"], r["b"]): r for r in read_csv(tmp_path / "out" / "comparisons.csv")}
+    stats = ("mean", "std", "ci_low", "ci_high", "n", "n_positive", "n_negative")
+    assert list(next(iter(rows.values()))) == ["data", "a", "b", "seeds"] + [
+        f"{m}_diff_{s}" for m in ("cls_top1_err", "loc_top1_err", "gt_known_loc_err",
+                                  "maxboxacc_v2") for s in stats
+    ]  # fmt: skip
+    gap_gmp = rows[("Tiny-GAP", "Tiny-GMP")]
+    # loc diffs -20, -20, -14: mean -18, half-width 2 t_{0.975,2} = 8.6053
+    assert [gap_gmp[f"loc_top1_err_diff_{s}"] for s in stats] == [
+        "-18.0000", "3.4641", "-26.6053", "-9.3947", "3", "0", "3"
+    ]  # fmt: skip
+    one = rows[("Tiny-GAP", "Tiny-GAP (8x8)")]
+    assert [one[f"maxboxacc_v2_diff_{s}"] for s in stats] == ["10.0000", "", "", "", "1", "1", "0"]
+
+
+def heldout_record(
+    value: float, box: dict[str, float], split: str = "val", data: str = "held-out set"
+) -> dict:
+    """metrics.json's `thresholds` as cam-eval threshold_from=DIR writes it."""
+    source = {"from": "/runs/val", "split": split, "data": data, "root": "/data/heldout"}
+    return {
+        "paper_rule": {"value": value, "chosen": "heldout", **source,
+                       "metric": "gt_known_loc_acc", "heldout_acc": 90.0},
+        "maxboxacc": {level: {"value": t, "chosen": "heldout", **source,
+                              "metric": f"box_acc_{level}", "heldout_acc": 70.0,
+                              "oracle_value": t + 0.1} for level, t in box.items()},
+    }  # fmt: skip
+
+
+def test_every_row_says_how_it_was_measured(tmp_path: Path) -> None:
+    """Seeds whose thresholds were each chosen on a held-out val run are one row, their values
+    and checkpoints listed per seed; an older run without the record reads fixed and oracle."""
+    root = tmp_path / "runs"
+    listing = {"blacklist": "/lists/bl.txt"}
+    for seed, (t, digest) in enumerate([(0.35, "a"), (0.3, "b"), (0.4, "c")]):
+        for name, pool, loc in (("Tiny-GAP", "gap", 20.0), ("Tiny-GMP", "gmp", 40.0)):
+            eval_run(root, f"{pool}{seed}", name, seed, 10.0, loc + seed, pool=pool,
+                     threshold=t, data=listing, num_blacklisted=2,
+                     thresholds=heldout_record(t, {"50": t / 2}),
+                     maxboxacc_v2_heldout=70.0 + seed, checkpoint=f"/ckpt/{pool}{seed}.pt",
+                     checkpoint_sha256=(digest * 64 if pool == "gap" else None))  # fmt: skip
+    eval_run(root, "old", "Tiny-GAP", 0, 10.0, 20.0, checkpoint="/ckpt/old.pt")
+    done = write_report([root], tmp_path / "out")
+    assert done["groups"] == 3 and done["comparisons"] == 1  # held-out GAP - held-out GMP
+    csv_rows = {r["model"]: r for r in read_csv(tmp_path / "out" / "tables.csv")}
+    name = "Tiny-GAP (threshold from val of held-out set)"
+    heldout, old = csv_rows[name], csv_rows["Tiny-GAP"]
+    assert {key: heldout[key] for key in tables.PROVENANCE_COLUMNS} == {
+        "threshold_chosen": "heldout", "threshold": "0.35 0.3 0.4",
+        "threshold_from": "val of held-out set", "maxboxacc_threshold_chosen": "heldout",
+        "maxboxacc_threshold_from": "val of held-out set", "normalize": "max",
+        "box_rule": "paper", "blacklist": "bl.txt (2 images)",
+    }  # fmt: skip
+    assert heldout["checkpoints"] == "aaaaaaaaaaaa bbbbbbbbbbbb cccccccccccc"
+    assert heldout["maxboxacc_v2_heldout_mean"] == "71.0000" and heldout["seeds"] == "0 1 2"
+    assert csv_rows["Tiny-GMP (threshold from val of held-out set)"]["checkpoints"] == "? ? ?"
+    keys = ("threshold_chosen", "threshold", "threshold_from", "maxboxacc_threshold_chosen",
+            "blacklist", "checkpoints")  # fmt: skip
+    assert {key: old[key] for key in keys} == {
+        "threshold_chosen": "fixed", "threshold": "0.2", "threshold_from": "",
+        "maxboxacc_threshold_chosen": "oracle", "blacklist": "none", "checkpoints": "?",
+    }  # fmt: skip
+    table = (tmp_path / "out" / "table2.md").read_text()
+    assert "| MaxBoxAccV2, held-out thr. |" in table
+    row = next(line for line in table.splitlines() if line.startswith(f"| {name} |"))
+    assert "| 71.00 +- 1.00 |" in row and row.endswith("| 3 | [2] |")
+    notes = [line for line in table.splitlines() if line.startswith("- [")]
+    assert notes[0].startswith("- [1] threshold 0.2, fixed; MaxBoxAccV2 at the best thresholds on "
+                               "the scored split (oracle); normalize max; box rule paper; no "
+                               "blacklist; checkpoints ?")  # fmt: skip
+    assert notes[1] == (
+        "- [2] threshold 0.35 0.3 0.4 (per seed), each the best GT-known accuracy on val of "
+        "held-out set (held out); MaxBoxAccV2 at the best thresholds on the scored split "
+        "(oracle), its held-out column at those of val of held-out set; normalize max; box rule "
+        "paper; blacklist bl.txt (2 images); checkpoints aaaaaaaaaaaa bbbbbbbbbbbb cccccccccccc"
+    )
+    summary = read_csv(tmp_path / "out" / "summary.csv")
+    assert tuple(summary[0])[-10:] == ("maxboxacc_v2_heldout", *tables.PROVENANCE_COLUMNS,
+                                       "checkpoint_sha256")  # fmt: skip
+    gap0 = next(r for r in summary if r["run"].endswith("gap0"))
+    assert gap0["checkpoint_sha256"] == "a" * 64 and gap0["threshold"] == "0.3500"
+    assert gap0["threshold_chosen"] == "heldout"
+
+
+def test_wsolevaluation_splits_are_their_own_sections() -> None:
+    """data=wsol runs: the dataset's name says which of wsolevaluation's splits was scored, and
+    a threshold held out on its val split is named by it."""
+    run = EvalRun(Path("r"), {"data": {"kind": "wsol", "name": "CUB test (wsolevaluation)"}})
+    assert run.dataset == "CUB test (wsolevaluation)"
+    assert source_label({"split": "val", "data": "CUB val (wsolevaluation)"}) == (
+        "CUB val (wsolevaluation)"
+    )
+    assert source_label({"split": "val", "data": "ILSVRC"}) == "val of ILSVRC"
 
 
 # --- cam-features runs ---------------------------------------------------------------------------

@@ -304,7 +304,8 @@ def metrics_json(
     best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
     at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
     kind = dataset_kind(ev.data_cfg)
-    scored = {"split": spec.split, "data": kind.get("name"), "root": str(data.root)}
+    split = kind.get("wsol_split") or spec.split  # data=wsol: wsolevaluation's val or test
+    scored = {"split": split, "data": kind.get("name"), "root": str(data.root)}
     metrics: dict[str, Any] = {
         **errors,
         # the pointing game (the true class's map peaks in one of its boxes), in %

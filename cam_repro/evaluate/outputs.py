@@ -182,7 +182,7 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     data = metrics.get("data") or {}
     return HeldOut(
         folder=folder,
-        split=data.get("split"),
+        split=data.get("wsol_split") or data.get("split"),  # data=wsol: its val or test
         data=data.get("name") or data.get("kind"),
         root=data.get("root"),
         protocol=dict(metrics["protocol"]),
@@ -241,8 +241,8 @@ def read_thresholds(metrics: dict[str, Any]) -> dict[str, Any]:
     protocol = metrics.get("protocol") or {}
     best = metrics.get("best_threshold")
     data = metrics.get("data") or {}
-    scored = {"split": data.get("split"), "data": data.get("name") or data.get("kind"),
-              "root": data.get("root")}  # fmt: skip
+    scored = {"split": data.get("wsol_split") or data.get("split"),
+              "data": data.get("name") or data.get("kind"), "root": data.get("root")}  # fmt: skip
     return thresholds_record(
         protocol.get("threshold", 0.2),
         protocol.get("box_rule", "paper"),

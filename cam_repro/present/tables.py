@@ -4,8 +4,13 @@
 `"kind": "features"`, a VQA model's eval run `"kind": "vqa"`. For eval runs (Tables 1 and 2),
 `summary_rows` flattens them to one row per run (the summary.csv the tables are aggregated from);
 `aggregate` groups runs of the same model, data and protocol (several seeds -> mean +- std);
-`table1` / `table2` / `comparisons` write markdown. For features runs (Section 4),
-`features_rows`, `aggregate_features`, `table_finegrained` and `table_generic` do the same.
+`table1` / `table2` / `comparisons` write markdown. Every row of table2.md and tables.csv says how
+it was measured (`Group.provenance`): the CAM threshold and how it was chosen (metrics.json's
+`thresholds`: fixed, oracle on the scored split, or held out with threshold_from), the
+normalisation, the box rule, the blacklist and its checkpoints' SHA-256. Paired comparisons give
+the mean difference with a 95% t interval over seeds (cam_repro.present.stats).
+For features runs (Section 4), `features_rows`, `aggregate_features`, `table_finegrained` and
+`table_generic` do the same.
 Section 4.2's pattern discovery has its own report, discovery.md / .csv (`discovery_rows`,
 `aggregate_discovery`, `discovery_markdown`): the text detector (eval and features runs whose data's
 task is text, which stay out of the other tables) and VQA runs. The paper's numbers live here and
@@ -25,8 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from cam_repro.evaluate.outputs import check_metrics, read_sweep
+from cam_repro.evaluate.outputs import check_metrics, read_sweep, read_thresholds
 from cam_repro.features.outputs import CROPS, check_features_metrics, is_features_metrics
+from cam_repro.present.stats import Paired, paired
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import make_dir, read_json, write_text_atomic
@@ -81,10 +87,15 @@ PAPER_NOTES = (
     f"{_CUB['cam']:.1f}% on the CAM crop, {_CUB['gt']:.1f}% on the ground-truth box."
 )
 
+# How a run was measured (Group.provenance): after the metrics in summary.csv and tables.csv.
+PROVENANCE_COLUMNS = (
+    "threshold_chosen", "threshold", "threshold_from", "maxboxacc_threshold_chosen",
+    "maxboxacc_threshold_from", "normalize", "box_rule", "blacklist",
+)  # fmt: skip
 SUMMARY_COLUMNS = (
     "variant", "pool", "seed", "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err",
     "gt_known_loc_err", "maxboxacc_v2", "evidence", "map_size", "paper_name", "data", "protocol",
-    "run",
+    "run", "maxboxacc_v2_heldout", *PROVENANCE_COLUMNS, "checkpoint_sha256",
 )  # fmt: skip
 METRICS = (
     "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err", "gt_known_loc_err",
@@ -140,13 +151,17 @@ class _RunFolder:
 
     @property
     def protocol(self) -> str:
-        """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''."""
+        """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''; a
+        threshold chosen on a held-out run reads 'threshold from val of X' (its seeds' values
+        differ, and are one row)."""
         given = self.metrics.get("protocol") or {}
-        parts = [
-            f"{key.replace('_', ' ')} {given[key]}"
-            for key, default in _PROTOCOL_DEFAULTS.items()
-            if key in given and given[key] != default
-        ]
+        paper = (self.metrics.get("thresholds") or {}).get("paper_rule") or {}
+        parts = []
+        for key, default in _PROTOCOL_DEFAULTS.items():
+            if key == "threshold" and paper.get("chosen") == "heldout":
+                parts.append(f"threshold from {source_label(paper)}")
+            elif key in given and given[key] != default:
+                parts.append(f"{key.replace('_', ' ')} {given[key]}")
         return ", ".join(parts)
 
 
@@ -163,8 +178,8 @@ class EvalRun(_RunFolder):
             kind = "cub" if str(self.data.get("source", "")).startswith("CUB") else "ilsvrc"
         if kind == "synthetic":  # the name tells the families apart (older runs have none)
             return self.data.get("name") or f"synthetic ({self.data.get('evidence') or 'unknown'})"
-        if kind == "folder":
-            return str(self.data.get("name") or "folder")
+        if kind in ("folder", "wsol"):  # wsolevaluation's: "CUB test (wsolevaluation)"
+            return str(self.data.get("name") or kind)
         return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
 
     @property
@@ -299,9 +314,54 @@ def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
                 "data": run.dataset,
                 "protocol": run.protocol,
                 "run": str(run.path),
+                "maxboxacc_v2_heldout": m.get("maxboxacc_v2_heldout"),
+                **run_provenance(m),
+                "checkpoint_sha256": m.get("checkpoint_sha256"),
+                "checkpoint": m.get("checkpoint"),  # rides along unwritten: "-" without one
             }
         )
     return sorted(rows, key=lambda r: (r["data"], _rank(r["paper_name"]), r["protocol"], _seed(r)))
+
+
+def source_label(entry: dict[str, Any]) -> str:
+    """Where a held-out threshold came from, from its `thresholds` entry: 'val of CUB', or the
+    dataset's name alone when it names the split ('CUB val (wsolevaluation)')."""
+    split, data = entry.get("split"), entry.get("data")
+    if not data:
+        return str(split or entry.get("from") or "?")
+    if not split or str(split) in str(data).split():
+        return str(data)
+    return f"{split} of {data}"
+
+
+def run_provenance(metrics: dict[str, Any]) -> dict[str, Any]:
+    """How an eval run was measured, as PROVENANCE_COLUMNS: the paper rule's threshold and how it
+    was chosen (fixed | heldout, from where), MaxBoxAcc's (oracle | heldout), the normalisation,
+    box rule and blacklist. metrics.json without `thresholds` (older runs): the paper rule fixed at
+    protocol.threshold, MaxBoxAcc the oracle."""
+    record = read_thresholds(metrics)
+    paper = record["paper_rule"]
+    box = record.get("maxboxacc") or {}
+    box_chosen = sorted({str(entry.get("chosen")) for entry in box.values()})
+    if not box and metrics.get("maxboxacc_v2") is not None:  # no best_threshold: the oracle's
+        box_chosen = ["oracle"]
+    box_heldout = [e for e in box.values() if e.get("chosen") == "heldout"]
+    given = metrics.get("protocol") or {}
+    data = metrics.get("data") or {}
+    listing, left_out = data.get("blacklist"), metrics.get("num_blacklisted")
+    blacklist = "none"
+    if listing:
+        blacklist = Path(str(listing)).name + (f" ({left_out} images)" if left_out else "")
+    return {
+        "threshold_chosen": paper.get("chosen"),
+        "threshold": paper.get("value"),
+        "threshold_from": source_label(paper) if paper.get("chosen") == "heldout" else None,
+        "maxboxacc_threshold_chosen": " / ".join(box_chosen) or None,
+        "maxboxacc_threshold_from": source_label(box_heldout[0]) if box_heldout else None,
+        "normalize": given.get("normalize"),
+        "box_rule": given.get("box_rule"),
+        "blacklist": blacklist,
+    }
 
 
 def _seed(row: dict[str, Any]) -> int:
@@ -386,6 +446,57 @@ class Group(_Runs):
     protocol: str
     rows: list[dict[str, Any]] = field(default_factory=list)
 
+    def shared(self, key: str) -> str | None:
+        """A provenance item over the group's runs: their distinct values joined by ' / '."""
+        values = [str(r[key]) for r in self.rows if r.get(key) is not None]
+        return " / ".join(dict.fromkeys(values)) or None
+
+    @property
+    def thresholds(self) -> str:
+        """The paper rule's threshold of each run, in seed order ('-': box_rule=release)."""
+        return " ".join("-" if r.get("threshold") is None else f"{r['threshold']:g}"
+                        for r in self.rows)  # fmt: skip
+
+    @property
+    def checkpoints(self) -> str:
+        """The first 12 hex digits of each run's checkpoint SHA-256, in seed order: '-' for a
+        run without a checkpoint (a zoo model), '?' for one evaluated before digests."""
+        return " ".join(
+            r["checkpoint_sha256"][:12] if r.get("checkpoint_sha256")
+            else "?" if r.get("checkpoint") else "-"
+            for r in self.rows
+        )  # fmt: skip
+
+    @property
+    def provenance(self) -> dict[str, str | None]:
+        """PROVENANCE_COLUMNS and `checkpoints` of the group (tables.csv's columns)."""
+        out = {key: self.shared(key) for key in PROVENANCE_COLUMNS}
+        return {**out, "threshold": self.thresholds, "checkpoints": self.checkpoints}
+
+    def note(self) -> str:
+        """table2.md's footnote: how the row was measured, in words."""
+        p = self.provenance
+        values = sorted(set(p["threshold"].split()), key=lambda v: (v == "-", v))
+        if p["box_rule"] == "release":
+            threshold = "the release rule's thresholds (20, 100, 110 of 255)"
+        elif p["threshold_chosen"] == "heldout":
+            per_seed = " (per seed)" if len(self.rows) > 1 and len(values) > 1 else ""
+            threshold = (f"threshold {p['threshold']}{per_seed}, each the best GT-known "
+                         f"accuracy on {p['threshold_from']} (held out)")  # fmt: skip
+        else:
+            threshold = f"threshold {' / '.join(values)}, fixed"
+        box = p["maxboxacc_threshold_chosen"]
+        if box is None:
+            box_text = "no MaxBoxAccV2"
+        elif box == "heldout":
+            box_text = (f"MaxBoxAccV2 at the best thresholds on the scored split (oracle), its "
+                        f"held-out column at those of {p['maxboxacc_threshold_from']}")  # fmt: skip
+        else:
+            box_text = "MaxBoxAccV2 at the best thresholds on the scored split (oracle)"
+        blacklist = "no blacklist" if p["blacklist"] == "none" else f"blacklist {p['blacklist']}"
+        return (f"{threshold}; {box_text}; normalize {p['normalize']}; box rule "
+                f"{p['box_rule']}; {blacklist}; checkpoints {p['checkpoints']}")  # fmt: skip
+
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[Group]:
     """Group summary rows by (data, paper name, protocol), in the paper's row order."""
@@ -456,31 +567,51 @@ def table1(groups: Sequence[Group], paper: str = "auto") -> str:
     return "\n".join(lines)
 
 
+TABLE2_NOTE = (
+    "protocol: how each row was measured, in its note under the table: the CAM threshold of the "
+    "paper's box rule and how it was chosen (fixed: the `threshold` key, the paper's 0.2; held "
+    "out: the best on another split, cam-eval threshold_from), MaxBoxAccV2's thresholds (oracle: "
+    "the best on the scored split itself, an upper bound; a held-out column when a row has one), "
+    "the normalisation, the box rule, the blacklist, and the first 12 hex digits of each run's "
+    "checkpoint SHA-256 in seed order ('-': no checkpoint, '?': not recorded)."
+)
+
+
 def table2(groups: Sequence[Group], paper: str = "auto") -> str:
-    """Table 2 (localization error, top-1 / top-5, plus GT-known and MaxBoxAccV2)."""
-    lines = ["# Table 2: localization error (%), lower is better (MaxBoxAccV2: higher)", ""]
+    """Table 2 (localization error, top-1 / top-5, plus GT-known and MaxBoxAccV2), each row with
+    a protocol note (Group.note) under its section's table."""
+    lines = ["# Table 2: localization error (%), lower is better (MaxBoxAccV2: higher)", "",
+             TABLE2_NOTE, ""]  # fmt: skip
     for data, section in _sections(groups).items():
         show = _show_paper(section, paper)
-        header = ["model", "top-1 loc err", "top-5 loc err", "GT-known loc err", "MaxBoxAccV2",
-                  "top-1 cls err", "seeds"]  # fmt: skip
+        heldout = any(g.stat("maxboxacc_v2_heldout") is not None for g in section)
+        header = ["model", "top-1 loc err", "top-5 loc err", "GT-known loc err", "MaxBoxAccV2"]
+        header += ["MaxBoxAccV2, held-out thr."] if heldout else []
+        header += ["top-1 cls err", "seeds"]
         if show:
             header += ["paper top-1 / top-5", "ours - paper"]
-        body = []
+        header.append("protocol")
+        body, notes = [], {}
         for g in section:
-            row = [g.name] + [_cell(g.stat(m)) for m in (
-                "loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2", "cls_top1_err"
-            )] + [str(len(g.rows))]  # fmt: skip
+            shown = ["loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2"]
+            shown += ["maxboxacc_v2_heldout"] if heldout else []
+            row = [g.name] + [_cell(g.stat(m)) for m in [*shown, "cls_top1_err"]]
+            row.append(str(len(g.rows)))
             if show:
                 row += _paper_cells(g, PAPER_TABLE2, "loc_top1_err", "loc_top5_err")
-            body.append(row)
+            mark = notes.setdefault(g.note(), f"[{len(notes) + 1}]")
+            body.append([*row, mark])
         lines += [f"## {data}", "", *_markdown(header, body), ""]
+        lines += [f"- {mark} {note}" for note, mark in notes.items()] + [""]
     if any(_show_paper(s, paper) for s in _sections(groups).values()):
         lines += [PAPER_NOTES, ""]
     return "\n".join(lines)
 
 
 def group_csv(groups: Sequence[Group]) -> str:
-    """The tables' numbers as CSV: one row per group, mean and std of every metric."""
+    """The tables' numbers as CSV: one row per group, mean and std of every metric, then how the
+    row was measured (PROVENANCE_COLUMNS: distinct values joined by ' / '; `threshold` and
+    `checkpoints`, the short SHA-256s, one per run in seed order)."""
     rows = []
     for g in groups:
         row: dict[str, Any] = {"data": g.data, "model": g.name, "variant": g.variant,
@@ -492,11 +623,15 @@ def group_csv(groups: Sequence[Group]) -> str:
         for table, key in ((PAPER_TABLE1, "paper_cls"), (PAPER_TABLE2, "paper_loc")):
             ref = table.get(g.paper_name) if g.data == "ILSVRC" and not g.protocol else None
             row[f"{key}_top1"], row[f"{key}_top5"] = ref if ref else (None, None)
-        rows.append(row)
+        heldout = g.stat("maxboxacc_v2_heldout")
+        row["maxboxacc_v2_heldout_mean"] = heldout.mean if heldout else None
+        row["maxboxacc_v2_heldout_std"] = heldout.std if heldout else None
+        rows.append({**row, **g.provenance})
     columns = ["data", "model", "variant", "seeds", "n"]
     columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     columns += ["paper_cls_top1", "paper_cls_top5", "paper_loc_top1", "paper_loc_top5"]
-    return to_csv(rows, columns)
+    columns += ["maxboxacc_v2_heldout_mean", "maxboxacc_v2_heldout_std"]
+    return to_csv(rows, [*columns, *PROVENANCE_COLUMNS, "checkpoints"])
 
 
 # --- paired comparisons -------------------------------------------------------------------------
@@ -513,7 +648,12 @@ class Comparison:
     a: Group
     b: Group
     seeds: list[int]
-    diffs: dict[str, Stat | None]
+    diffs: dict[str, list[float]]  # a - b per seed, for the seeds where both have the metric
+
+    def stat(self, metric: str) -> Paired | None:
+        """The mean difference, its 95% t interval over seeds and the signs; None without any."""
+        values = self.diffs[metric]
+        return paired(values) if values else None
 
 
 def _paired(a: Group, b: Group, what: str) -> Comparison | None:
@@ -525,8 +665,7 @@ def _paired(a: Group, b: Group, what: str) -> Comparison | None:
     diffs = {}
     for metric in _DIFF_METRICS:
         pairs = [(by_seed_a[s].get(metric), by_seed_b[s].get(metric)) for s in seeds]
-        values = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
-        diffs[metric] = Stat(values) if values else None
+        diffs[metric] = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
     return Comparison(a.data, what, a, b, seeds, diffs)
 
 
@@ -552,21 +691,33 @@ def _side(size: str | None) -> int:
     return int(size.split("x")[0]) if size else 0
 
 
+COMPARISONS_NOTE = (
+    "Each cell: the mean of a - b over the seeds both have, its 95% t interval over seeds "
+    "[low, high] (mean +- t_{0.975, n-1} * sd / sqrt(n), sd the seeds' sample standard "
+    "deviation), and how many seeds share the mean's sign (e.g. 3/3 < 0); one seed: no interval "
+    "(n=1). An interval that holds 0 means these seeds do not show a difference. Negative error "
+    "differences mean a has less error; a positive MaxBoxAccV2 difference means a localizes "
+    "better. The classification difference stands beside the localization ones because the "
+    "claim is better localization at similar classification."
+)
+# comparisons.csv: per metric, these columns after `<metric>_diff_` (ci_*: None with one seed)
+COMPARISON_STATS = ("mean", "std", "ci_low", "ci_high", "n", "n_positive", "n_negative")
+
+
 def comparisons_markdown(items: Sequence[Comparison]) -> str:
     """The paired differences: classification beside localization (negative: a has less error)."""
     header = ["comparison (a - b)", "seeds", "top-1 cls err", "top-1 loc err",
               "GT-known loc err", "MaxBoxAccV2"]  # fmt: skip
     lines = [
-        "# Paired differences, a - b, over the seeds both have (mean +- std over seeds)",
+        "# Paired differences, a - b, over the seeds both have (mean and 95% t interval over "
+        "seeds)",
         "",
-        "Negative error differences mean a has less error; a positive MaxBoxAccV2 difference "
-        "means a localizes better. The classification difference stands beside the localization "
-        "ones because the claim is better localization at similar classification.",
+        COMPARISONS_NOTE,
         "",
     ]
     for data in dict.fromkeys(c.data for c in items):
         body = [
-            [c.what, " ".join(map(str, c.seeds))] + [_signed(c.diffs[m]) for m in _DIFF_METRICS]
+            [c.what, " ".join(map(str, c.seeds))] + [_signed(c.stat(m)) for m in _DIFF_METRICS]
             for c in items
             if c.data == data
         ]
@@ -575,25 +726,26 @@ def comparisons_markdown(items: Sequence[Comparison]) -> str:
 
 
 def comparisons_csv(items: Sequence[Comparison]) -> str:
+    """One row per comparison: data, a, b, seeds, then per metric COMPARISON_STATS."""
     rows = []
     for c in items:
         row: dict[str, Any] = {"data": c.data, "a": c.a.name, "b": c.b.name,
                                "seeds": " ".join(map(str, c.seeds))}  # fmt: skip
         for metric in _DIFF_METRICS:
-            stat = c.diffs[metric]
-            row[f"{metric}_diff_mean"] = stat.mean if stat else None
-            row[f"{metric}_diff_std"] = stat.std if stat else None
+            stat = c.stat(metric)
+            values = {"mean": stat.mean, "std": stat.sd, "ci_low": stat.ci_low,
+                      "ci_high": stat.ci_high, "n": stat.n, "n_positive": stat.n_positive,
+                      "n_negative": stat.n_negative} if stat else {}  # fmt: skip
+            for key in COMPARISON_STATS:
+                row[f"{metric}_diff_{key}"] = values.get(key)
         rows.append(row)
     columns = ["data", "a", "b", "seeds"]
-    columns += [f"{m}_diff_{s}" for m in _DIFF_METRICS for s in ("mean", "std")]
+    columns += [f"{m}_diff_{s}" for m in _DIFF_METRICS for s in COMPARISON_STATS]
     return to_csv(rows, columns)
 
 
-def _signed(stat: Stat | None) -> str:
-    if stat is None:
-        return "n/a"
-    text = f"{stat.mean:+.2f}"
-    return text if stat.std is None else f"{text} +- {stat.std:.2f}"
+def _signed(stat: Paired | None) -> str:
+    return "n/a" if stat is None else stat.text()
 
 
 # --- the box threshold ------------------------------------------------------------------------
