@@ -37,6 +37,7 @@ def val_run(
     protocol: dict | None = None,
     best: dict[str, float] | None = BOX_BEST,
     sweep: bool = True,
+    checkpoint_sha256: str | None = None,
 ) -> Path:
     """A finished cam-eval run written by hand in cam-eval's formats: sweep.csv's GT-known
     accuracy 50% everywhere but 90% at 0.35 and 0.4; metrics.json's best_threshold `best`."""
@@ -47,6 +48,7 @@ def val_run(
         "best_threshold": best,
         "box_acc": None if best is None else {level: 70.0 for level in best},
         "data": {"split": "val", "name": "held-out set", "root": "/data/heldout"},
+        "checkpoint_sha256": checkpoint_sha256,
         "protocol": {"localizer": "cam", "box_rule": "paper", "threshold": 0.2,
                      "normalize": "max", "all_boxes": False, "ten_crop": False,
                      "iou_threshold": 0.5, **(protocol or {})},
@@ -138,6 +140,7 @@ def test_thresholds_held_out_on_the_same_split_are_the_oracles(
     assert got["box_acc_heldout"] == first["box_acc"]
     assert got["maxboxacc_v2_heldout"] == pytest.approx(first["maxboxacc_v2"])
     assert got["thresholds"]["paper_rule"]["heldout_acc"] == pytest.approx(max(accs))
+    assert "another checkpoint" not in (tmp_path / "again" / "eval.log").read_text()
 
 
 def test_old_metrics_json_reads_as_fixed_and_oracle() -> None:
@@ -192,7 +195,8 @@ def test_refusals_are_one_line_before_the_run_starts(
 
 
 def test_no_maxboxacc_here_needs_no_heldout_maxboxacc(trained: Path, tmp_path: Path) -> None:
-    val = val_run(tmp_path / "val", best=None)
+    """...and a val run of another checkpoint is used, with a warning."""
+    val = val_run(tmp_path / "val", best=None, checkpoint_sha256="f" * 64)
     got = evaluate_run(
         eval_cfg(f"checkpoint={trained}", f"threshold_from={val}", "maxboxacc=false"),
         tmp_path / "test",
@@ -200,6 +204,8 @@ def test_no_maxboxacc_here_needs_no_heldout_maxboxacc(trained: Path, tmp_path: P
     assert got["protocol"]["threshold"] == PAPER_BEST
     assert got["thresholds"]["paper_rule"]["chosen"] == "heldout"
     assert got["thresholds"]["maxboxacc"] is None and got["box_acc_heldout"] is None
+    log = (tmp_path / "test" / "eval.log").read_text()
+    assert "evaluated another checkpoint than this run's (SHA-256 ffffffffffff" in log
 
 
 def test_a_runs_own_folder_is_refused(trained: Path, tmp_path: Path) -> None:

@@ -391,6 +391,12 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
         if not run.is_main:
             return {}
         digest = file_sha256(spec.checkpoint) if spec.checkpoint else None
+        if heldout is not None and heldout.checkpoint_sha256 not in (None, digest):
+            log.warning(
+                "threshold_from: %s evaluated another checkpoint than this run's (SHA-256 %s, "
+                "this %s): its thresholds were chosen for another network",
+                heldout.folder, heldout.checkpoint_sha256[:12], (digest or "none")[:12],
+            )  # fmt: skip
         seconds = time.perf_counter() - tick
         metrics, loc_mask, box_acc = metrics_json(spec, ev, rows, meters, seconds, heldout, digest)
         config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))

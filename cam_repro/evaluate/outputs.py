@@ -155,6 +155,7 @@ class HeldOut:
     paper_acc: float  # its GT-known accuracy (%) there
     box_thresholds: dict[str, float] | None  # {IoU level: threshold}; None: maxboxacc=false
     box_accs: dict[str, float] | None  # {IoU level: its BoxAcc (%) there}
+    checkpoint_sha256: str | None = None  # of the network it evaluated (None: not recorded)
 
     @property
     def source(self) -> dict[str, Any]:
@@ -191,6 +192,7 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
         paper_acc=float(gt_known[best]),
         box_thresholds={str(k): float(v) for k, v in box.items()} if box else None,
         box_accs={str(k): float(v) for k, v in accs.items()} if accs else None,
+        checkpoint_sha256=metrics.get("checkpoint_sha256"),
     )
 
 
