@@ -254,7 +254,7 @@ def test_curves_equal_their_opencv_steps_on_random_maps(all_components) -> None:
     pytest.importorskip("cv2")
     rng = np.random.default_rng(7)
     deltas = (10, 30, 50, 70, 90)
-    for trial in range(60):
+    for trial in range(120):
         h, w = (int(v) for v in rng.integers(1, 18, 2))
         maps = random_maps(rng, trial % 5, 3, h, w).astype((np.float64, np.float32)[trial % 2])
         gt = random_gt(rng, 3, h, w)
@@ -287,3 +287,22 @@ def test_public_names() -> None:
     assert {"CONVENTIONS", "wsolevaluation_thresholds", "resize_boxes_wsolevaluation"} <= set(
         metrics.__all__
     )
+
+
+def test_contour_counts_equal_opencvs() -> None:
+    """contour_sweep_hits' topology: 8-connected foreground components plus the 4-connected
+    background components off the border are exactly the contours findContours returns."""
+    cv2 = pytest.importorskip("cv2")
+    from cam_repro.localize.components import RING_RUNS, contour_sweep_hits
+
+    rng = np.random.default_rng(9)
+    for kind in range(5):
+        maps = random_maps(rng, kind, 4, 13, 11)
+        quantised = np.ascontiguousarray((maps * 255).astype(np.uint8))
+        gt = np.zeros((4, 4), dtype=np.int64)
+        _, counts = contour_sweep_hits(quantised, gt, np.arange(5), np.array([0.5]), RING_RUNS)
+        for k in range(4):
+            for c in range(256):
+                _, binary = cv2.threshold(quantised[k], c, 255, cv2.THRESH_BINARY)
+                traced = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+                assert counts[k, c] == len(traced), (kind, k, c)

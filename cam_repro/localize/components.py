@@ -367,12 +367,13 @@ def contour_sweep_hits(
     gt_start: np.ndarray,
     iou_thr: np.ndarray,
     ring_runs: np.ndarray,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Which (cut, IoU level) pairs localize each image under wsolevaluation's every-contour rule.
 
     quantised (N, H, W) uint8 (their `(scoremap * 255).astype(np.uint8)`); gt, gt_start, iou_thr
     as for `sweep_hits`. Returns hits (N, 256, D) bool: hits[n, c, j] is True iff a candidate box
-    of the binary map {quantised[n] > c} has IoU >= iou_thr[j] with a GT box of image n.
+    of the binary map {quantised[n] > c} has IoU >= iou_thr[j] with a GT box of image n; and
+    contours (N, 256) int64, how many contours findContours returns for it.
     Candidates are the boxes of the contours cv2.findContours(RETR_TREE) returns, without
     tracing them:
     - outer contours: one per 8-connected component of {q > c}; box `_contour_box_iou`'s;
@@ -388,6 +389,7 @@ def contour_sweep_hits(
     n_iou = iou_thr.shape[0]
     hw = h * w
     hits = np.zeros((n_img, 256, n_iou), dtype=np.bool_)
+    contours = np.zeros((n_img, 256), dtype=np.int64)
 
     order = np.empty(hw, dtype=np.int64)  # pixels by value, ascending; raster order within
     bucket = np.zeros(257, dtype=np.int64)  # value v holds order[bucket[v]:bucket[v + 1]]
@@ -431,6 +433,7 @@ def contour_sweep_hits(
         parent[:] = -1
         stamp[:] = -1
         alive_hits[:] = 0
+        n_outer = 0  # live components
         for c in range(255, -1, -1):
             n_dirty = 0
             if c < 255:
@@ -448,6 +451,7 @@ def contour_sweep_hits(
                     stamp[p] = c
                     dirty[n_dirty] = p
                     n_dirty += 1
+                    n_outer += 1
                     mask = 0
                     for k in range(8):
                         mask |= (parent[p + ring[k]] >= 0) << k
@@ -462,6 +466,7 @@ def contour_sweep_hits(
                         root = b
                         parent[a] = b
                         size[b] += size[a]
+                        n_outer -= 1
                         grew = False
                         if bx0[a] < bx0[b]:
                             bx0[b] = bx0[a]
@@ -496,7 +501,8 @@ def contour_sweep_hits(
                 for j in range(n_iou):
                     if iou[r] >= iou_thr[j]:
                         alive_hits[j] += 1
-            if bucket[256] == bucket[c + 1]:  # no pixel > c: no contour at all
+            contours[n, c] = n_outer
+            if n_outer == 0:  # no pixel > c: no contour at all
                 for j in range(n_iou):
                     hits[n, c, j] = empty_iou >= iou_thr[j]
             else:
@@ -507,6 +513,7 @@ def contour_sweep_hits(
         parent[:] = -1
         stamp[:] = -1
         alive_hits[:] = 0
+        n_holes = 0  # live components away from the border: the scored ones
         for c in range(256):
             n_dirty = 0
             for pos in range(bucket[c], bucket[c + 1]):
@@ -550,6 +557,7 @@ def contour_sweep_hits(
                         by1[b] = by1[a]
                         grew = True
                     if scored[a]:
+                        n_holes -= 1
                         for j in range(n_iou):
                             if iou[a] >= iou_thr[j]:
                                 alive_hits[j] -= 1
@@ -566,6 +574,7 @@ def contour_sweep_hits(
                         if iou[r] >= iou_thr[j]:
                             alive_hits[j] -= 1
                     scored[r] = False
+                    n_holes -= 1
                 # a component touches the image border iff its box does; such a background
                 # component is no hole now, nor at any higher cut
                 if bx0[r] == 0 or by0[r] == 0 or bx1[r] == w - 1 or by1[r] == h - 1:
@@ -574,10 +583,12 @@ def contour_sweep_hits(
                     bx0[r] - 1, by0[r] - 1, bx1[r] + 1, by1[r] + 1, w, h, gt, g0, g1
                 )
                 scored[r] = True
+                n_holes += 1
                 for j in range(n_iou):
                     if iou[r] >= iou_thr[j]:
                         alive_hits[j] += 1
+            contours[n, c] += n_holes
             for j in range(n_iou):
                 if alive_hits[j] > 0:
                     hits[n, c, j] = True
-    return hits
+    return hits, contours

@@ -27,9 +27,9 @@ and BoxAccMeter):
   boxes come from the 8-connected union-find sweep, the holes' from a 4-connected sweep over the
   background (components.contour_sweep_hits). The largest contour (all_components=False) needs
   cv2.contourArea on OpenCV's traced contours and OpenCV's contour order for ties, so that mode
-  calls OpenCV itself once per cut level (optional dependency: the `wsol` extra,
-  opencv-python-headless). tests/test_wsol_parity.py checks both modes against their steps run
-  with OpenCV (checked with opencv-python-headless 5.0).
+  calls OpenCV itself at each cut level with two or more contours (optional dependency: the
+  `wsol` extra, opencv-python-headless). tests/test_wsol_parity.py checks both modes against
+  their steps run with OpenCV (checked with opencv-python-headless 5.0).
 
 How our box candidates differ from their OpenCV code, and why. Each point was read in their
 evaluation.py and checked by running its steps with OpenCV on small hand-made maps,
@@ -170,25 +170,28 @@ def _cut_levels(quantised: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
 def _largest_contour_hits(
     quantised: np.ndarray,
     cuts: np.ndarray,
+    every: np.ndarray,
+    contours: np.ndarray,
     gt: np.ndarray,
     gt_start: np.ndarray,
     iou_thr: np.ndarray,
 ) -> np.ndarray:
-    """(n, 256, D) hits of the largest contour's box at the cut levels used (others False), by
-    wsolevaluation's own OpenCV steps (compute_bboxes_from_scoremaps with
-    multi_contour_eval=False): contour areas and order come from OpenCV's tracing."""
+    """(n, 256, D) hits of the largest contour's box (their multi_contour_eval=False) from the
+    every-contour hits and contour counts of `contour_sweep_hits`: where a cut has at most one
+    contour they are the same; elsewhere OpenCV runs their steps, since contour areas and the
+    order that breaks their ties come from OpenCV's tracing."""
     cv2 = _cv2()
     n, height, width = quantised.shape
-    hits = np.zeros((n, 256, len(iou_thr)), dtype=bool)
+    hits = every.copy()
     for k in range(n):
         image_gt = gt[gt_start[k] : gt_start[k + 1]]
         for c in np.unique(cuts[k]):
+            if contours[k, c] < 2:
+                continue
             _, binary = cv2.threshold(quantised[k], int(c), 255, cv2.THRESH_BINARY)
-            contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
-            box = np.zeros(4, dtype=np.int64)
-            if len(contours):
-                x, y, w, h = cv2.boundingRect(max(contours, key=cv2.contourArea))
-                box[:] = x, y, min(x + w, width - 1), min(y + h, height - 1)
+            traced = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+            x, y, w, h = cv2.boundingRect(max(traced, key=cv2.contourArea))
+            box = np.array([x, y, min(x + w, width - 1), min(y + h, height - 1)])
             hits[k, c] = iou_matrix(box, image_gt).max() >= iou_thr
     return hits
 
@@ -314,10 +317,13 @@ class BoxAccMeter:
             off = gt_start[s : e + 1]
             image_gt, image_start = gt[off[0] : off[-1]], off - off[0]
             cuts = _cut_levels(chunk, self.thresholds)  # (n, T)
-            if self.all_components:
-                by_cut = contour_sweep_hits(chunk, image_gt, image_start, self._iou, RING_RUNS)
-            else:
-                by_cut = _largest_contour_hits(chunk, cuts, image_gt, image_start, self._iou)
+            by_cut, contours = contour_sweep_hits(
+                chunk, image_gt, image_start, self._iou, RING_RUNS
+            )
+            if not self.all_components:
+                by_cut = _largest_contour_hits(
+                    chunk, cuts, by_cut, contours, image_gt, image_start, self._iou
+                )
             hits = by_cut[np.arange(e - s)[:, None], cuts]  # (n, 256, D) -> (n, T, D)
             self.hits += hits.sum(axis=0)
         self.images += quantised.shape[0]
