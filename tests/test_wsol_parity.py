@@ -7,6 +7,7 @@ cross-check of whole accuracy curves against those steps run with OpenCV on rand
 from __future__ import annotations
 
 import importlib.util
+import sys
 
 import numpy as np
 import pytest
@@ -158,6 +159,15 @@ def test_default_thresholds_conventions_and_the_meter() -> None:
         max_box_acc(m, gt, convention="opencv")
     with pytest.raises(ValueError, match=r"interval must lie in \(0, 1\]"):
         wsolevaluation_thresholds(0)
+
+
+def test_the_largest_contour_without_opencv_is_a_one_line_error(monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 raises ImportError
+    with pytest.raises(ValueError, match=r"needs OpenCV: pip install opencv-python-headless$"):
+        BoxAccMeter(convention="wsolevaluation", all_components=False)
+    m = np.zeros((1, 8, 8))
+    m[0, 2, 3] = 1.0  # every contour: no OpenCV
+    assert theirs(m, [np.array([[3, 2, 4, 3]])])["box_acc"] == ALL
 
 
 def test_gt_boxes_resized_by_their_rule() -> None:
