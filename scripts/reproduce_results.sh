@@ -18,7 +18,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
-exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2] \
+exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2,3,4] study_seeds=[0,1,2] \
     ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true out=results/synthetic \
     work=outputs/results-synthetic \
     "$@"

@@ -63,7 +63,7 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
         assert 0 <= float(r["loc_top1_err"]) <= 100
         assert float(r["loc_top1_err"]) >= float(r["gt_known_loc_err"]) - 1e-9
     table2 = (out / "table2.md").read_text()
-    assert "| Tiny-GAP |" in table2 and "| Tiny-GMP |" in table2 and "paper" not in table2
+    assert "| Tiny-GAP |" in table2 and "| Tiny-GMP |" in table2 and "paper top-1" not in table2
     assert "| Tiny-GAP - Tiny-GMP | 0 |" in (out / "comparisons.md").read_text()
     figures = out / "figures" / "parts"
     compare = np.asarray(Image.open(figures / "compare.png").convert("L"))
