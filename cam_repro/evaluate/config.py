@@ -64,6 +64,10 @@ class EvalConfig(BoxKeys):
     maxboxacc: bool = True
     sweep_thresholds: int = 1000
     maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])
+    # MaxBoxAccV2 and PxAP exactly as wsolevaluation computes them (its thresholds np.arange(0,
+    # 1, 1/sweep_thresholds), uint8 quantisation, outer and hole contours, its box and mask
+    # resizing); false: our documented convention (cam_repro/localize/wsol.py)
+    wsol_convention: bool = False
     # PxAP, the mask metric: auto (when every image has a foreground mask) | true | false
     pxap: str = "auto"
     # The folder of a finished cam-eval run (e.g. of a held-out val split) whose best CAM
@@ -136,7 +140,8 @@ def sweep_grid(n: int) -> np.ndarray:
 
 
 # The protocol keys under which a threshold means the same thing in two runs.
-_SAME_PROTOCOL = ("localizer", "box_rule", "normalize", "all_boxes", "ten_crop", "iou_threshold")
+_SAME_PROTOCOL = ("localizer", "box_rule", "normalize", "all_boxes", "ten_crop", "iou_threshold",
+                  "wsol_convention")  # fmt: skip
 
 
 def _text(value: Any) -> str:

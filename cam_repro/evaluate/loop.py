@@ -70,7 +70,12 @@ from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
 from cam_repro.localize.loc_error import error_rates, image_outcomes, map_peaks, points_in_boxes
-from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter
+from cam_repro.localize.wsol import (
+    BoxAccMeter,
+    PxAPMeter,
+    resize_boxes_wsolevaluation,
+    wsolevaluation_thresholds,
+)
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.summary import summarize as summarize_model
@@ -120,16 +125,25 @@ class Evaluator:
         self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
         self.thresholds = sweep_grid(spec.sweep_thresholds)
         self.sweep = BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
-        self.box_acc = BoxAccMeter(self.thresholds, spec.maxboxacc_iou, all_components=True)
+        # MaxBoxAccV2 and PxAP: our convention, or wsolevaluation's exactly (its thresholds
+        # np.arange(0, 1, 1 / n), uint8 contours; GT boxes and masks resized by its rules)
+        convention = "wsolevaluation" if spec.wsol_convention else "ours"
+        wsol_grid = (
+            wsolevaluation_thresholds(1.0 / spec.sweep_thresholds)
+            if spec.wsol_convention
+            else self.thresholds
+        )
+        self.box_acc = BoxAccMeter(
+            wsol_grid, spec.maxboxacc_iou, all_components=True, convention=convention
+        )
+        self.mask_rule = "opencv" if spec.wsol_convention else "pil"
         has_masks = all(s.masks for s in self.data.samples)
         if spec.pxap == "true" and not has_masks:
             raise ConfigError(
                 f"pxap=true but {self.data.root} {spec.split} has no foreground masks"
             )
         self.pxap = (
-            PxAPMeter(self.thresholds)
-            if spec.maxboxacc and spec.pxap != "false" and has_masks
-            else None
+            PxAPMeter(wsol_grid) if spec.maxboxacc and spec.pxap != "false" and has_masks else None
         )
 
     def _check_classes(self) -> None:
@@ -203,23 +217,47 @@ class Evaluator:
             )
             for i, (index, sample) in enumerate(zip(indices, samples, strict=True))
         ]
-        keep, gt_frame = [], []
+        keep, gt_frame, masked = [], [], []
         for i, sample in enumerate(samples):
+            if not self._counts_for_loc(sample):
+                continue
             own = sample.own_boxes
-            if len(own) and self._counts_for_loc(sample):
+            if len(own):
                 keep.append(i)
-                gt_frame.append(scale_boxes(own, sample.size, (frame, frame)))
+                size = tuple(int(v) for v in sizes[i])
+                if self.spec.wsol_convention:  # their resize_bbox: int(x * frame / width)
+                    gt_frame.append(resize_boxes_wsolevaluation(own, size, (frame, frame)))
+                else:
+                    gt_frame.append(scale_boxes(own, size, (frame, frame)))
+            if self.pxap is not None and sample.masks:  # OpenImages: masks, no boxes
+                masked.append(i)
         if keep:
-            self._sweep_update(out, keep, gt_frame, indices)
+            self._sweep_update(out, keep, gt_frame)
+        if masked:
+            masks, ignore = read_masks([samples[i] for i in masked], frame, self.mask_rule)
+            self.pxap.update(self._wsol_maps(out, masked), masks, ignore)
         return rows
 
     def _counts_for_loc(self, sample) -> bool:
         return sample.image_id not in self.blacklist
 
-    def _sweep_update(
-        self, out: BatchMaps, keep: list[int], gt: list[np.ndarray], indices: list[int]
-    ) -> None:
-        """The paper's rule at every threshold (GT-known) and MaxBoxAccV2/PxAP, true class only."""
+    def _wsol_maps(self, out: BatchMaps, keep: list[int]) -> np.ndarray:
+        """The true class's maps of these images for MaxBoxAccV2 and PxAP, min-max normalised:
+        in float64 (ours), or in float32 as wsolevaluation's normalize_scoremap does it (a
+        constant map -> zeros), since its uint8 quantisation depends on the dtype."""
+        maps = out.wsol_maps[keep].float().cpu().numpy()  # (n, S, S) float32
+        if not self.spec.wsol_convention:
+            return normalize_maps(maps, "minmax")[0]  # invalid maps stay zeros, as theirs
+        lo = maps.min(axis=(1, 2), keepdims=True)
+        span = maps.max(axis=(1, 2), keepdims=True) - lo
+        flat = (span == 0) | ~np.isfinite(span)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scaled = (maps - lo) / np.where(flat, np.float32(1), span)
+        scaled[np.broadcast_to(flat, scaled.shape)] = 0
+        return scaled.astype(np.float32)
+
+    def _sweep_update(self, out: BatchMaps, keep: list[int], gt: list[np.ndarray]) -> None:
+        """The paper's rule at every threshold (GT-known) and MaxBoxAccV2, true class only."""
         known = out.maps[keep, -1].float().cpu().numpy()
         scaled, valid = normalize_maps(known, self.spec.normalize)
         scaled = np.clip(scaled, 0.0, 1.0)
@@ -227,11 +265,7 @@ class Evaluator:
         self.sweep.update(scaled, gt)
         if not self.spec.maxboxacc:
             return
-        wsol, valid = normalize_maps(out.wsol_maps[keep].float().cpu().numpy(), "minmax")
-        self.box_acc.update(wsol, gt)  # invalid maps stay zeros, as wsolevaluation's
-        if self.pxap is not None:
-            masks, _ = read_masks([self.data.samples[indices[i]] for i in keep], self.frame)
-            self.pxap.update(wsol, masks)
+        self.box_acc.update(self._wsol_maps(out, keep), gt)
 
     def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
         env = self.env
@@ -295,7 +329,8 @@ def metrics_json(
     errors = error_rates(_outcomes(rows, spec.iou_threshold), loc_mask)
     located = int(loc_mask.sum())
     box_acc = meters["box_acc"].summary() if located and spec.maxboxacc else None
-    pxap = meters["pxap"].value() if located and meters["pxap"] is not None else None
+    meter = meters["pxap"]
+    pxap = meter.value() if meter is not None and meter.fg.sum() + meter.bg.sum() else None
     name = paper_name(ev.model_cfg)
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
     if spec.localizer == "backprop":
@@ -354,10 +389,19 @@ def metrics_json(
             "map_upsampling": "bilinear to the evaluated image (frame); boxes scaled to the "
             "original image, IoU there",
             "eval_frame": ev.frame,
-            "maxboxacc": "true class's map, bicubic to the frame (single crop CAM), min-max "
-            f"normalised, {spec.sweep_thresholds} thresholds, every 8-connected component, "
-            f"IoU levels {list(spec.maxboxacc_iou)} (see cam_repro/localize/wsol.py for the "
-            "differences from wsolevaluation)",
+            "wsol_convention": spec.wsol_convention,
+            "maxboxacc": (
+                "true class's map, bicubic to the frame (single crop CAM), min-max normalised in "
+                f"float32, wsolevaluation's convention exactly: thresholds np.arange(0, 1, "
+                f"1/{spec.sweep_thresholds}), uint8 quantisation, outer and hole contours, "
+                "boxes x + w / y + h clipped, (0, 0, 0, 0) when nothing passes; GT boxes resized "
+                "by their resize_bbox, masks by OpenCV's nearest rule"
+                if spec.wsol_convention
+                else "true class's map, bicubic to the frame (single crop CAM), min-max "
+                f"normalised, {spec.sweep_thresholds} thresholds, every 8-connected component, "
+                f"IoU levels {list(spec.maxboxacc_iou)} (see cam_repro/localize/wsol.py for the "
+                "differences from wsolevaluation)"
+            ),
         },
         "world_size": ev.env.world_size,
         "seconds": round(seconds, 2),
