@@ -190,6 +190,30 @@ def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: i
     return best
 
 
+@njit(cache=True, inline="always")  # inlined in the kernels' hot loops
+def _merge_into(
+    a: int, b: int, parent: np.ndarray, size: np.ndarray,
+    bx0: np.ndarray, by0: np.ndarray, bx1: np.ndarray, by1: np.ndarray,
+) -> bool:  # fmt: skip
+    """Merge root a into root b (size and box); returns whether b's box grew."""
+    parent[a] = b
+    size[b] += size[a]
+    grew = False
+    if bx0[a] < bx0[b]:
+        bx0[b] = bx0[a]
+        grew = True
+    if by0[a] < by0[b]:
+        by0[b] = by0[a]
+        grew = True
+    if bx1[a] > bx1[b]:
+        bx1[b] = bx1[a]
+        grew = True
+    if by1[a] > by1[b]:
+        by1[b] = by1[a]
+        grew = True
+    return grew
+
+
 @njit(cache=True)
 def sweep_hits(
     maps: np.ndarray,
@@ -296,23 +320,8 @@ def sweep_hits(
                     if size[a] > size[b]:  # the larger (or the older, on ties) stays root
                         a, b = b, a
                     root = b
-                    # merge a into b
-                    parent[a] = b
-                    size[b] += size[a]
                     first[b] = min(first[b], first[a])
-                    grew = False
-                    if bx0[a] < bx0[b]:
-                        bx0[b] = bx0[a]
-                        grew = True
-                    if by0[a] < by0[b]:
-                        by0[b] = by0[a]
-                        grew = True
-                    if bx1[a] > bx1[b]:
-                        bx1[b] = bx1[a]
-                        grew = True
-                    if by1[a] > by1[b]:
-                        by1[b] = by1[a]
-                        grew = True
+                    grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                     if all_components:
                         if scored[a]:
                             for j in range(n_iou):
@@ -464,22 +473,8 @@ def contour_sweep_hits(
                         if size[a] > size[b]:
                             a, b = b, a
                         root = b
-                        parent[a] = b
-                        size[b] += size[a]
                         n_outer -= 1
-                        grew = False
-                        if bx0[a] < bx0[b]:
-                            bx0[b] = bx0[a]
-                            grew = True
-                        if by0[a] < by0[b]:
-                            by0[b] = by0[a]
-                            grew = True
-                        if bx1[a] > bx1[b]:
-                            bx1[b] = bx1[a]
-                            grew = True
-                        if by1[a] > by1[b]:
-                            by1[b] = by1[a]
-                            grew = True
+                        grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                         if scored[a]:
                             for j in range(n_iou):
                                 if iou[a] >= iou_thr[j]:
@@ -541,21 +536,7 @@ def contour_sweep_hits(
                     if size[a] > size[b]:
                         a, b = b, a
                     root = b
-                    parent[a] = b
-                    size[b] += size[a]
-                    grew = False
-                    if bx0[a] < bx0[b]:
-                        bx0[b] = bx0[a]
-                        grew = True
-                    if by0[a] < by0[b]:
-                        by0[b] = by0[a]
-                        grew = True
-                    if bx1[a] > bx1[b]:
-                        bx1[b] = bx1[a]
-                        grew = True
-                    if by1[a] > by1[b]:
-                        by1[b] = by1[a]
-                        grew = True
+                    grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                     if scored[a]:
                         n_holes -= 1
                         for j in range(n_iou):
