@@ -25,8 +25,10 @@ from cam_repro.localize.wsol import (
 FRAME = 16
 
 
-def _keys(cfg: dict) -> list[str]:
-    return [f"data.{k}={v}" for k, v in cfg.items() if k != "source"]
+def _overrides(cfg: dict) -> list[str]:
+    """cam-eval of an untrained tiny_gap on the wsol tree that `cfg` (write_wsol's) points at."""
+    data = [f"data.{k}={v}" for k, v in cfg.items() if k != "source"]
+    return ["model=tiny_gap", "data=wsol", *data, f"data.image_size={FRAME}", "data.num_workers=0"]
 
 
 def _capture(monkeypatch: pytest.MonkeyPatch, meter: type) -> list[tuple]:
@@ -47,8 +49,7 @@ def test_openimages_pxap_leaves_the_ignore_regions_out(
 ) -> None:
     cfg = write_wsol(tmp_path, "OpenImages")
     seen = _capture(monkeypatch, loop.PxAPMeter)
-    overrides = ["model=tiny_gap", "data=wsol", *_keys(cfg), f"data.image_size={FRAME}",
-                 "data.num_workers=0"]  # fmt: skip
+    overrides = _overrides(cfg)
     metrics = evaluate_run(eval_cfg(*overrides), tmp_path / "eval")
     # masks but no boxes: PxAP, and no box metric
     assert metrics["num_loc_images"] == 0 and metrics["maxboxacc_v2"] is None
@@ -80,8 +81,7 @@ def test_wsol_convention_scores_their_boxes_on_their_thresholds(
 ) -> None:
     cfg = write_wsol(tmp_path, "ILSVRC")
     seen = _capture(monkeypatch, loop.BoxAccMeter)
-    overrides = ["model=tiny_gap", "data=wsol", *_keys(cfg), f"data.image_size={FRAME}",
-                 "data.num_workers=0", "sweep_thresholds=100"]  # fmt: skip
+    overrides = [*_overrides(cfg), "sweep_thresholds=100"]
     exact = evaluate_run(eval_cfg(*overrides, "wsol_convention=true"), tmp_path / "exact")
     box = [(m, a) for m, a, _ in seen if m.convention == "wsolevaluation"]
     # the paper rule's sweep (IoU 50 only) keeps our convention
