@@ -561,6 +561,14 @@ def _recorded_settings(record: Path) -> dict[str, Any] | None:
     return None
 
 
+def _shown(path: Path) -> str:
+    """A path as the user would write it: relative to the working folder when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def record_check(out: Path, record: Path, spec: ReproduceConfig) -> str:
     """Compare OUT/summary.csv's rows with the record's (same data and model), write
     OUT/record_check.md, and return a one-line verdict.
@@ -572,7 +580,7 @@ def record_check(out: Path, record: Path, spec: ReproduceConfig) -> str:
     """
     ours, theirs = _read_rows(out / "summary.csv"), _read_rows(record)
     lines = [
-        f"# This run against the record ({record.parent.name}/{record.name})",
+        f"# This run against the record ({_shown(record)})",
         "",
         "Exact numbers depend on the CPU (bf16 kernels differ between CPUs), the precision and "
         "the thread count: the same settings on the same machine give identical numbers, other "

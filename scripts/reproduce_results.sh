@@ -4,17 +4,18 @@
 #
 #     scripts/reproduce_results.sh
 #
-# GAP vs GMP on the parts design and on the uniform design, 3 seeds each, and the
-# mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP, 3 seeds) on the parts design:
-# 18 trainings with the measured recipe, each evaluated with cam-eval; then the paper's Section 4
-# (features=true: GAP/GMP features transferred to new classes, with a random-weights floor and a
-# ceiling trained on them, 6 more trainings; fine-grained crops; 42 cam-features runs); then
-# Section 4.2 (discovery=true: the text detector, a linear SVM on the GAP features and Tiny-GAP
-# trained on text / no text, and the VQA model, 6 more trainings and 3 cam-features runs, into
-# results/synthetic/discovery/); then the figures and the tables (cam-visualize, cam-report). The runs themselves (datasets, checkpoints, eval folders)
-# go to outputs/results-synthetic/, which is not committed; re-running reuses finished runs there
-# (reuse=false starts over). 915 s from scratch on a 2-core CPU without discovery=true, which
-# adds about 270 s (2026-12-01).
+# GAP vs GMP on the parts design and on the uniform design, 5 seeds each, and the
+# mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP, 3 seeds) on the parts design;
+# every model at half the Tiny widths (width_mult=0.5, cam-reproduce's default): 26 trainings with
+# the measured recipe, each evaluated with cam-eval; then the paper's Section 4 (features=true:
+# GAP/GMP features transferred to new classes, with a random-weights floor and a ceiling trained
+# on them, 6 more trainings; fine-grained crops; 42 cam-features runs; 3 seeds); then Section 4.2
+# (discovery=true: the text detector, a linear SVM on the GAP features and Tiny-GAP trained on
+# text / no text, and the VQA model, 6 more trainings and 3 cam-features runs, into
+# results/synthetic/discovery/); then the figures and the tables (cam-visualize, cam-report). The
+# runs themselves (datasets, checkpoints, eval folders) go to outputs/results-synthetic/, which is
+# not committed; re-running reuses finished runs there (reuse=false starts over). 864 s from
+# scratch on a 2-core CPU (2026-12-01; command.txt has each stage's seconds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
