@@ -5,6 +5,7 @@ task=vqa, cam-eval)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 from pathlib import Path
 
@@ -128,6 +129,8 @@ def test_embedded_vqa_end_to_end(vqa_run) -> None:
     # The checkpoint is a VQA model with the train split's words; it rebuilds as one.
     model, state = load_model(Path(metrics["checkpoint"]))
     assert isinstance(model, VQANet) and state["question_vocab"][:2] == ["is", "the"]
+    digest = hashlib.sha256(Path(metrics["checkpoint"]).read_bytes()).hexdigest()
+    assert metrics["checkpoint_sha256"] == digest  # which weights the discovery table's row had
 
 
 def test_task_and_data_must_agree(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ curves at that run's best thresholds too, beside the oracle (this split's best);
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from contextlib import nullcontext
@@ -82,7 +81,7 @@ from cam_repro.models.summary import summarize as summarize_model
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import write_json, write_text_atomic
+from cam_repro.runtime.files import file_sha256, write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -286,15 +285,6 @@ def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
         np.array([r.gt_known_iou for r in rows]),
         iou_threshold,
     )
-
-
-def file_sha256(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (a checkpoint's: which weights a row of the tables came from)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def heldout_box_acc(box_acc: dict[str, Any], heldout: HeldOut) -> dict[str, float]:

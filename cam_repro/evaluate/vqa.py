@@ -46,7 +46,7 @@ from cam_repro.models.checkpoint import model_from_state
 from cam_repro.models.vqa import answer_cams
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import write_json, write_text_atomic
+from cam_repro.runtime.files import file_sha256, write_json, write_text_atomic
 from cam_repro.runtime.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -255,6 +255,7 @@ def vqa_metrics(
         "paper_name": f"{paper_name(ev.model_cfg)} + BoW (VQA)",
         "pool": ev.model_cfg.pool,
         "checkpoint": spec.checkpoint,
+        "checkpoint_sha256": file_sha256(spec.checkpoint),
         "seed": trained.get("seed"),
         "data": {
             "root": str(data.root),

@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import secrets
@@ -109,3 +110,12 @@ def read_json(path: Path) -> Any:
         raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
     except ValueError as err:
         raise InputFileError(f"{path}: not valid JSON ({err})") from None
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (a checkpoint's: which weights a row of the tables came from)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
