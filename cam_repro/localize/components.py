@@ -190,6 +190,14 @@ def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: i
     return best
 
 
+@njit(cache=True, inline="always")
+def _tally(alive_hits: np.ndarray, iou: float, iou_thr: np.ndarray, step: int) -> None:
+    """Count a candidate of this IoU in (step 1) or out (step -1) at every IoU level it passes."""
+    for j in range(iou_thr.shape[0]):
+        if iou >= iou_thr[j]:
+            alive_hits[j] += step
+
+
 @njit(cache=True, inline="always")  # inlined in the kernels' hot loops
 def _merge_into(
     a: int, b: int, parent: np.ndarray, size: np.ndarray,
@@ -324,9 +332,7 @@ def sweep_hits(
                     grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                     if all_components:
                         if scored[a]:
-                            for j in range(n_iou):
-                                if iou[a] >= iou_thr[j]:
-                                    alive_hits[j] -= 1
+                            _tally(alive_hits, iou[a], iou_thr, -1)
                         if grew and stamp[b] != i:
                             stamp[b] = i
                             dirty[n_dirty] = b
@@ -342,14 +348,10 @@ def sweep_hits(
                     if parent[r] != r:
                         continue  # merged into another root later in this level
                     if scored[r]:
-                        for j in range(n_iou):
-                            if iou[r] >= iou_thr[j]:
-                                alive_hits[j] -= 1
+                        _tally(alive_hits, iou[r], iou_thr, -1)
                     iou[r] = _best_iou(bx0[r], by0[r], bx1[r], by1[r], gt, g0, g1)
                     scored[r] = True
-                    for j in range(n_iou):
-                        if iou[r] >= iou_thr[j]:
-                            alive_hits[j] += 1
+                    _tally(alive_hits, iou[r], iou_thr, 1)
                 for j in range(n_iou):
                     hits[n, i, j] = alive_hits[j] > 0
             elif best >= 0:
@@ -476,9 +478,7 @@ def contour_sweep_hits(
                         n_outer -= 1
                         grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                         if scored[a]:
-                            for j in range(n_iou):
-                                if iou[a] >= iou_thr[j]:
-                                    alive_hits[j] -= 1
+                            _tally(alive_hits, iou[a], iou_thr, -1)
                         if grew and stamp[b] != c:
                             stamp[b] = c
                             dirty[n_dirty] = b
@@ -488,14 +488,10 @@ def contour_sweep_hits(
                 if parent[r] != r:
                     continue
                 if scored[r]:
-                    for j in range(n_iou):
-                        if iou[r] >= iou_thr[j]:
-                            alive_hits[j] -= 1
+                    _tally(alive_hits, iou[r], iou_thr, -1)
                 iou[r] = _contour_box_iou(bx0[r], by0[r], bx1[r], by1[r], w, h, gt, g0, g1)
                 scored[r] = True
-                for j in range(n_iou):
-                    if iou[r] >= iou_thr[j]:
-                        alive_hits[j] += 1
+                _tally(alive_hits, iou[r], iou_thr, 1)
             contours[n, c] = n_outer
             if n_outer == 0:  # no pixel > c: no contour at all
                 for j in range(n_iou):
@@ -539,9 +535,7 @@ def contour_sweep_hits(
                     grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
                     if scored[a]:
                         n_holes -= 1
-                        for j in range(n_iou):
-                            if iou[a] >= iou_thr[j]:
-                                alive_hits[j] -= 1
+                        _tally(alive_hits, iou[a], iou_thr, -1)
                     if grew and stamp[b] != c:
                         stamp[b] = c
                         dirty[n_dirty] = b
@@ -551,9 +545,7 @@ def contour_sweep_hits(
                 if parent[r] != r:
                     continue
                 if scored[r]:
-                    for j in range(n_iou):
-                        if iou[r] >= iou_thr[j]:
-                            alive_hits[j] -= 1
+                    _tally(alive_hits, iou[r], iou_thr, -1)
                     scored[r] = False
                     n_holes -= 1
                 # a component touches the image border iff its box does; such a background
@@ -565,9 +557,7 @@ def contour_sweep_hits(
                 )
                 scored[r] = True
                 n_holes += 1
-                for j in range(n_iou):
-                    if iou[r] >= iou_thr[j]:
-                        alive_hits[j] += 1
+                _tally(alive_hits, iou[r], iou_thr, 1)
             contours[n, c] += n_holes
             for j in range(n_iou):
                 if alive_hits[j] > 0:
