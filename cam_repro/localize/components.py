@@ -190,38 +190,6 @@ def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: i
     return best
 
 
-@njit(cache=True, inline="always")
-def _tally(alive_hits: np.ndarray, iou: float, iou_thr: np.ndarray, step: int) -> None:
-    """Count a candidate of this IoU in (step 1) or out (step -1) at every IoU level it passes."""
-    for j in range(iou_thr.shape[0]):
-        if iou >= iou_thr[j]:
-            alive_hits[j] += step
-
-
-@njit(cache=True, inline="always")  # inlined in the kernels' hot loops
-def _merge_into(
-    a: int, b: int, parent: np.ndarray, size: np.ndarray,
-    bx0: np.ndarray, by0: np.ndarray, bx1: np.ndarray, by1: np.ndarray,
-) -> bool:  # fmt: skip
-    """Merge root a into root b (size and box); returns whether b's box grew."""
-    parent[a] = b
-    size[b] += size[a]
-    grew = False
-    if bx0[a] < bx0[b]:
-        bx0[b] = bx0[a]
-        grew = True
-    if by0[a] < by0[b]:
-        by0[b] = by0[a]
-        grew = True
-    if bx1[a] > bx1[b]:
-        bx1[b] = bx1[a]
-        grew = True
-    if by1[a] > by1[b]:
-        by1[b] = by1[a]
-        grew = True
-    return grew
-
-
 @njit(cache=True)
 def sweep_hits(
     maps: np.ndarray,
@@ -328,11 +296,28 @@ def sweep_hits(
                     if size[a] > size[b]:  # the larger (or the older, on ties) stays root
                         a, b = b, a
                     root = b
+                    # merge a into b
+                    parent[a] = b
+                    size[b] += size[a]
                     first[b] = min(first[b], first[a])
-                    grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
+                    grew = False
+                    if bx0[a] < bx0[b]:
+                        bx0[b] = bx0[a]
+                        grew = True
+                    if by0[a] < by0[b]:
+                        by0[b] = by0[a]
+                        grew = True
+                    if bx1[a] > bx1[b]:
+                        bx1[b] = bx1[a]
+                        grew = True
+                    if by1[a] > by1[b]:
+                        by1[b] = by1[a]
+                        grew = True
                     if all_components:
                         if scored[a]:
-                            _tally(alive_hits, iou[a], iou_thr, -1)
+                            for j in range(n_iou):
+                                if iou[a] >= iou_thr[j]:
+                                    alive_hits[j] -= 1
                         if grew and stamp[b] != i:
                             stamp[b] = i
                             dirty[n_dirty] = b
@@ -348,10 +333,14 @@ def sweep_hits(
                     if parent[r] != r:
                         continue  # merged into another root later in this level
                     if scored[r]:
-                        _tally(alive_hits, iou[r], iou_thr, -1)
+                        for j in range(n_iou):
+                            if iou[r] >= iou_thr[j]:
+                                alive_hits[j] -= 1
                     iou[r] = _best_iou(bx0[r], by0[r], bx1[r], by1[r], gt, g0, g1)
                     scored[r] = True
-                    _tally(alive_hits, iou[r], iou_thr, 1)
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] += 1
                 for j in range(n_iou):
                     hits[n, i, j] = alive_hits[j] > 0
             elif best >= 0:
@@ -475,10 +464,26 @@ def contour_sweep_hits(
                         if size[a] > size[b]:
                             a, b = b, a
                         root = b
+                        parent[a] = b
+                        size[b] += size[a]
                         n_outer -= 1
-                        grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
+                        grew = False
+                        if bx0[a] < bx0[b]:
+                            bx0[b] = bx0[a]
+                            grew = True
+                        if by0[a] < by0[b]:
+                            by0[b] = by0[a]
+                            grew = True
+                        if bx1[a] > bx1[b]:
+                            bx1[b] = bx1[a]
+                            grew = True
+                        if by1[a] > by1[b]:
+                            by1[b] = by1[a]
+                            grew = True
                         if scored[a]:
-                            _tally(alive_hits, iou[a], iou_thr, -1)
+                            for j in range(n_iou):
+                                if iou[a] >= iou_thr[j]:
+                                    alive_hits[j] -= 1
                         if grew and stamp[b] != c:
                             stamp[b] = c
                             dirty[n_dirty] = b
@@ -488,10 +493,14 @@ def contour_sweep_hits(
                 if parent[r] != r:
                     continue
                 if scored[r]:
-                    _tally(alive_hits, iou[r], iou_thr, -1)
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] -= 1
                 iou[r] = _contour_box_iou(bx0[r], by0[r], bx1[r], by1[r], w, h, gt, g0, g1)
                 scored[r] = True
-                _tally(alive_hits, iou[r], iou_thr, 1)
+                for j in range(n_iou):
+                    if iou[r] >= iou_thr[j]:
+                        alive_hits[j] += 1
             contours[n, c] = n_outer
             if n_outer == 0:  # no pixel > c: no contour at all
                 for j in range(n_iou):
@@ -532,10 +541,26 @@ def contour_sweep_hits(
                     if size[a] > size[b]:
                         a, b = b, a
                     root = b
-                    grew = _merge_into(a, b, parent, size, bx0, by0, bx1, by1)
+                    parent[a] = b
+                    size[b] += size[a]
+                    grew = False
+                    if bx0[a] < bx0[b]:
+                        bx0[b] = bx0[a]
+                        grew = True
+                    if by0[a] < by0[b]:
+                        by0[b] = by0[a]
+                        grew = True
+                    if bx1[a] > bx1[b]:
+                        bx1[b] = bx1[a]
+                        grew = True
+                    if by1[a] > by1[b]:
+                        by1[b] = by1[a]
+                        grew = True
                     if scored[a]:
                         n_holes -= 1
-                        _tally(alive_hits, iou[a], iou_thr, -1)
+                        for j in range(n_iou):
+                            if iou[a] >= iou_thr[j]:
+                                alive_hits[j] -= 1
                     if grew and stamp[b] != c:
                         stamp[b] = c
                         dirty[n_dirty] = b
@@ -545,7 +570,9 @@ def contour_sweep_hits(
                 if parent[r] != r:
                     continue
                 if scored[r]:
-                    _tally(alive_hits, iou[r], iou_thr, -1)
+                    for j in range(n_iou):
+                        if iou[r] >= iou_thr[j]:
+                            alive_hits[j] -= 1
                     scored[r] = False
                     n_holes -= 1
                 # a component touches the image border iff its box does; such a background
@@ -557,7 +584,9 @@ def contour_sweep_hits(
                 )
                 scored[r] = True
                 n_holes += 1
-                _tally(alive_hits, iou[r], iou_thr, 1)
+                for j in range(n_iou):
+                    if iou[r] >= iou_thr[j]:
+                        alive_hits[j] += 1
             contours[n, c] += n_holes
             for j in range(n_iou):
                 if alive_hits[j] > 0:
