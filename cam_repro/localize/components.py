@@ -20,7 +20,9 @@ higher levels) yields exactly the components of {v >= t_i}.
 
 Everything here is compiled with numba (cache=True) for one signature per function: the caller
 passes C-contiguous float64 maps (uint8 for `contour_sweep_hits`), int64 boxes and float64
-thresholds.
+thresholds. The kernels repeat their union and re-scoring steps inline on purpose: the same steps
+as small njit helpers (inline="always"), measured side by side on the same 64 maps, made
+sweep_hits ~1.2x and contour_sweep_hits ~1.3x slower.
 """
 
 from __future__ import annotations
