@@ -230,32 +230,27 @@ class Evaluator:
                     gt_frame.append(scale_boxes(own, size, (frame, frame)))
             if self.pxap is not None and sample.masks:  # OpenImages: masks, no boxes
                 masked.append(i)
+        # the true class's maps of MaxBoxAccV2 and PxAP, min-max normalised once per batch in
+        # float32, as wsolevaluation's normalize_scoremap (its uint8 quantisation depends on the
+        # dtype); an unusable map stays zeros, as theirs
+        wsol = (
+            normalize_maps(out.wsol_maps.float().cpu().numpy(), "minmax")[0]
+            if self.spec.maxboxacc and (keep or masked)
+            else None
+        )
         if keep:
-            self._sweep_update(out, keep, gt_frame)
+            self._sweep_update(out, keep, gt_frame, wsol)
         if masked:
             masks, ignore = read_masks([samples[i] for i in masked], frame, self.mask_rule)
-            self.pxap.update(self._wsol_maps(out, masked), masks, ignore)
+            self.pxap.update(wsol[masked], masks, ignore)
         return rows
 
     def _counts_for_loc(self, sample) -> bool:
         return sample.image_id not in self.blacklist
 
-    def _wsol_maps(self, out: BatchMaps, keep: list[int]) -> np.ndarray:
-        """The true class's maps of these images for MaxBoxAccV2 and PxAP, min-max normalised:
-        in float64 (ours), or in float32 as wsolevaluation's normalize_scoremap does it (a
-        constant map -> zeros), since its uint8 quantisation depends on the dtype."""
-        maps = out.wsol_maps[keep].float().cpu().numpy()  # (n, S, S) float32
-        if not self.spec.wsol_convention:
-            return normalize_maps(maps, "minmax")[0]  # invalid maps stay zeros, as theirs
-        lo = maps.min(axis=(1, 2), keepdims=True)
-        span = maps.max(axis=(1, 2), keepdims=True) - lo
-        flat = (span == 0) | ~np.isfinite(span)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            scaled = (maps - lo) / np.where(flat, np.float32(1), span)
-        scaled[np.broadcast_to(flat, scaled.shape)] = 0
-        return scaled.astype(np.float32)
-
-    def _sweep_update(self, out: BatchMaps, keep: list[int], gt: list[np.ndarray]) -> None:
+    def _sweep_update(
+        self, out: BatchMaps, keep: list[int], gt: list[np.ndarray], wsol: np.ndarray | None
+    ) -> None:
         """The paper's rule at every threshold (GT-known) and MaxBoxAccV2, true class only."""
         known = out.maps[keep, -1].float().cpu().numpy()
         scaled, valid = normalize_maps(known, self.spec.normalize)
@@ -264,7 +259,7 @@ class Evaluator:
         self.sweep.update(scaled, gt)
         if not self.spec.maxboxacc:
             return
-        self.box_acc.update(self._wsol_maps(out, keep), gt)
+        self.box_acc.update(wsol[keep], gt)
 
     def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
         env = self.env
