@@ -64,6 +64,7 @@ from cam_repro.evaluate.outputs import (
     sweep_csv,
     table_row,
     thresholds_record,
+    where_scored,
 )
 from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
@@ -324,8 +325,7 @@ def metrics_json(
     best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
     at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
     kind = dataset_kind(ev.data_cfg)
-    split = kind.get("wsol_split") or spec.split  # data=wsol: wsolevaluation's val or test
-    scored = {"split": split, "data": kind.get("name"), "root": str(data.root)}
+    scored = where_scored({"split": spec.split, "root": str(data.root), **kind})
     metrics: dict[str, Any] = {
         **errors,
         # the pointing game (the true class's map peaks in one of its boxes), in %

@@ -164,6 +164,13 @@ class HeldOut:
                 "root": self.root}  # fmt: skip
 
 
+def where_scored(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's split, dataset name and root from metrics.json's `data` (data=wsol: its own split
+    name, val or test; the dataset's name, else its kind)."""
+    return {"split": data.get("wsol_split") or data.get("split"),
+            "data": data.get("name") or data.get("kind"), "root": data.get("root")}  # fmt: skip
+
+
 def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     """The best thresholds of the cam-eval run in `folder` (one-line errors naming `key` when it
     has no metrics.json or sweep.csv; InputFileErrors naming a malformed one)."""
@@ -180,12 +187,9 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     best = int(np.argmax(gt_known))  # the first (lowest threshold) on ties
     box = metrics.get("best_threshold")
     accs = metrics.get("box_acc")
-    data = metrics.get("data") or {}
     return HeldOut(
         folder=folder,
-        split=data.get("wsol_split") or data.get("split"),  # data=wsol: its val or test
-        data=data.get("name") or data.get("kind"),
-        root=data.get("root"),
+        **where_scored(metrics.get("data") or {}),
         protocol=dict(metrics["protocol"]),
         sweep=thresholds,
         paper_threshold=float(thresholds[best]),
@@ -242,9 +246,7 @@ def read_thresholds(metrics: dict[str, Any]) -> dict[str, Any]:
         return given
     protocol = metrics.get("protocol") or {}
     best = metrics.get("best_threshold")
-    data = metrics.get("data") or {}
-    scored = {"split": data.get("wsol_split") or data.get("split"),
-              "data": data.get("name") or data.get("kind"), "root": data.get("root")}  # fmt: skip
+    scored = where_scored(metrics.get("data") or {})
     return thresholds_record(
         protocol.get("threshold", 0.2),
         protocol.get("box_rule", "paper"),
