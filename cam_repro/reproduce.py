@@ -55,14 +55,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from cam_repro.apps import CONFIG_DIR, compose, variants
 from cam_repro.data.synth_writer import dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, synth_config
 from cam_repro.present.figures import visualize_run
-from cam_repro.present.tables import write_report
+from cam_repro.present.tables import Stat, write_report
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 from cam_repro.runtime.files import make_dir, write_text_atomic
@@ -520,8 +519,14 @@ RECORD_METRICS = {
     "gt_known_loc_err": "GT-known loc err",
     "maxboxacc_v2": "MaxBoxAccV2",
 }
-# What a run must share with the record for its numbers to be comparable at all.
-_RECORD_SETTINGS = ("epochs", "width_mult", "synth", "runtime.amp")
+
+
+def _comparable(settings: dict[str, Any]) -> dict[str, Any]:
+    """What a run must share with the record for its numbers to be comparable at all, from its
+    settings (asdict(ReproduceConfig), as command.txt records them; width 1 before the key)."""
+    return {"epochs": settings.get("epochs"), "width_mult": settings.get("width_mult", 1.0),
+            "synth": settings.get("synth"),
+            "runtime.amp": (settings.get("runtime") or {}).get("amp")}  # fmt: skip
 
 
 def _record_path(spec: ReproduceConfig, out: Path) -> Path | None:
@@ -547,17 +552,13 @@ def _read_rows(path: Path) -> list[dict[str, str]]:
 
 
 def _recorded_settings(record: Path) -> dict[str, Any] | None:
-    """The settings line of the record's command.txt, flattened (None: no such file)."""
+    """The settings line of the record's command.txt (None: no such file or line)."""
     command = record.parent / "command.txt"
     if not command.is_file():
         return None
     for line in command.read_text().splitlines():
         if line.startswith("settings: "):
-            settings = json.loads(line[len("settings: ") :])
-            return {
-                k: settings.get(k, 1.0 if k == "width_mult" else None)
-                for k in ("epochs", "width_mult", "synth")
-            } | {"runtime.amp": settings.get("runtime", {}).get("amp")}
+            return json.loads(line[len("settings: ") :])
     return None
 
 
@@ -588,15 +589,9 @@ def record_check(out: Path, record: Path, spec: ReproduceConfig) -> str:
         "record's mean +- 2 std over its seeds (same data, same model).",
         "",
     ]
-    mine = {
-        "epochs": spec.epochs,
-        "width_mult": spec.width_mult,
-        "synth": asdict(spec.synth),
-        "runtime.amp": spec.runtime.amp,
-    }
-    recorded = _recorded_settings(record)
-    if recorded is not None and recorded != mine:
-        differ = [k for k in _RECORD_SETTINGS if recorded.get(k) != mine.get(k)]
+    mine, recorded = _comparable(asdict(spec)), _recorded_settings(record)
+    if recorded is not None and _comparable(recorded) != mine:
+        differ = [k for k, v in _comparable(recorded).items() if v != mine[k]]
         lines += [f"The record was made with other settings ({', '.join(differ)}): "
                   "its spread is not this run's.", ""]  # fmt: skip
     lines += [
@@ -613,18 +608,18 @@ def record_check(out: Path, record: Path, spec: ReproduceConfig) -> str:
         for key, name in RECORD_METRICS.items():
             if not row[key] or not all(r[key] for r in same):
                 continue
-            values = np.array([float(r[key]) for r in same])
-            mean, std = float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
+            spread = Stat([float(r[key]) for r in same])
+            mean, std = spread.mean, spread.std or 0.0
             value = float(row[key])
             ok = abs(value - mean) <= 2 * std + 1e-9
-            at_seed = float(seed_row[key]) if seed_row is not None and seed_row[key] else None
+            at_seed = seed_row[key] if seed_row is not None else ""
             compared += 1
             within += ok
-            equal += at_seed is not None and round(at_seed, 4) == round(value, 4)
+            equal += at_seed == row[key]  # summary.csv's 4 decimals, as written
             lines.append(
                 f"| {row['paper_name'] or row['variant']} | {row['data']} | {row['seed']} | "
-                f"{name} | {value:.2f} | {'' if at_seed is None else f'{at_seed:.2f}'} | "
-                f"{mean:.2f} +- {std:.2f} ({len(values)}) | {'yes' if ok else 'NO'} |"
+                f"{name} | {value:.2f} | {f'{float(at_seed):.2f}' if at_seed else ''} | "
+                f"{mean:.2f} +- {std:.2f} ({len(spread.values)}) | {'yes' if ok else 'NO'} |"
             )
     if not compared:
         verdict = f"record check: no row of this run has a counterpart in {record}"

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +241,11 @@ def test_the_record_check_says_which_values_lie_in_the_records_spread(tmp_path: 
     gmp = "| tiny_gmp | synthetic (parts) | 0 | top-1 loc err | 30.50 | 30.00 | 30.00 +- 0.00 (3) |"
     assert f"{gap} yes |" in text and f"{gmp} NO |" in text
     assert "depend on the CPU" in text
+    assert "other settings" not in text  # the record has no command.txt: nothing to compare
+
+    # a record made with other settings (command.txt's settings line) is said to be one
+    settings = {**asdict(reproduce_config({})), "epochs": 4}
+    (tmp_path / "record" / "command.txt").write_text(f"settings: {json.dumps(settings)}\n")
+    record_check(tmp_path / "out", record, reproduce_config({}))
+    text = (tmp_path / "out" / "record_check.md").read_text()
+    assert "The record was made with other settings (epochs)" in text
