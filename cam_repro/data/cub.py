@@ -18,6 +18,12 @@ from cam_repro.data.samples import DataSplit, Sample, size_or_skip
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 
+def class_name(folder: str) -> str:
+    """A CUB class folder's readable name: '001.Black_footed_Albatross' -> 'Black footed
+    Albatross'."""
+    return folder.split(".", 1)[-1].replace("_", " ")
+
+
 def _cub_root(root: Path) -> Path:
     if not root.is_dir():
         raise MissingFileError(f"data.root {root} does not exist or is not a folder")
@@ -46,7 +52,7 @@ def read_cub(cfg: DataConfig, split: str) -> DataSplit:
     class_table = read_table(class_file, 1, "class name") if class_file.is_file() else {}
     class_ids = sorted({_class_id(v[0], root) for v in labels.values()} | set(class_table))
     classes = [class_table[c][0] if c in class_table else str(c) for c in class_ids]
-    names = [c.split(".", 1)[-1].replace("_", " ") for c in classes]
+    names = [class_name(c) for c in classes]
     index = {c: i for i, c in enumerate(class_ids)}
     want = "1" if split == "train" else "0"
     box_file = root / "bounding_boxes.txt"

@@ -47,6 +47,7 @@ import numpy as np
 
 from cam_repro.data.annotations import read_synset_mapping
 from cam_repro.data.config import WSOL_DATASETS, WSOL_SPLITS, DataConfig
+from cam_repro.data.cub import class_name as cub_class_name
 from cam_repro.data.samples import DataSplit, Sample
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
@@ -346,5 +347,5 @@ def _class_names(classes: list[str], dataset: str, root: Path) -> list[str]:
         words = read_synset_mapping(mapping) if mapping else {}
         return [words.get(c, c) for c in classes]
     if dataset == "CUB":
-        return [c.split(".", 1)[-1].replace("_", " ") for c in classes]
+        return [cub_class_name(c) for c in classes]
     return list(classes)
