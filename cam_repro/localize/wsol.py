@@ -289,44 +289,31 @@ class BoxAccMeter:
         self.images = 0
 
     def update(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
-        if self.convention == "wsolevaluation":
-            self._update_wsolevaluation(cams, gt_boxes)
-            return
-        maps = _unit_maps(cams)
+        ours = self.convention == "ours"
+        maps = _unit_maps(cams) if ours else _quantised(cams)
         gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
-            chunk = np.ascontiguousarray(maps[s:e], dtype=np.float64)
             off = gt_start[s : e + 1]
-            image_gt = gt[off[0] : off[-1]]
-            hits = sweep_hits(
-                chunk, self.thresholds, self._table, image_gt, off - off[0], self._iou,
-                self.all_components, RING_RUNS,
-            )  # fmt: skip
+            hits = self._chunk_hits(maps[s:e], gt[off[0] : off[-1]], off - off[0])
             self.hits += hits.sum(axis=0)
         self.images += maps.shape[0]
 
-    def _update_wsolevaluation(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
+    def _chunk_hits(self, chunk: np.ndarray, gt: np.ndarray, gt_start: np.ndarray) -> np.ndarray:
+        """(n, T, D) hits of a chunk of maps (validated; uint8 in wsolevaluation's convention)
+        and their GT boxes (gt_start from 0)."""
+        if self.convention == "ours":
+            return sweep_hits(
+                np.ascontiguousarray(chunk, dtype=np.float64), self.thresholds, self._table, gt,
+                gt_start, self._iou, self.all_components, RING_RUNS,
+            )  # fmt: skip
         # The T thresholds collapse onto at most 256 cut levels per map: score every level once
         # (uint8 maps: {q > c} for c = 0 .. 255), then read each threshold's level.
-        quantised = _quantised(cams)
-        gt, gt_start = _as_gt(gt_boxes, quantised.shape[0])
-        for s in range(0, quantised.shape[0], _CHUNK):
-            e = min(s + _CHUNK, quantised.shape[0])
-            chunk = quantised[s:e]
-            off = gt_start[s : e + 1]
-            image_gt, image_start = gt[off[0] : off[-1]], off - off[0]
-            cuts = _cut_levels(chunk, self.thresholds)  # (n, T)
-            by_cut, contours = contour_sweep_hits(
-                chunk, image_gt, image_start, self._iou, RING_RUNS
-            )
-            if not self.all_components:
-                by_cut = _largest_contour_hits(
-                    chunk, cuts, by_cut, contours, image_gt, image_start, self._iou
-                )
-            hits = by_cut[np.arange(e - s)[:, None], cuts]  # (n, 256, D) -> (n, T, D)
-            self.hits += hits.sum(axis=0)
-        self.images += quantised.shape[0]
+        cuts = _cut_levels(chunk, self.thresholds)  # (n, T)
+        by_cut, contours = contour_sweep_hits(chunk, gt, gt_start, self._iou, RING_RUNS)
+        if not self.all_components:
+            by_cut = _largest_contour_hits(chunk, cuts, by_cut, contours, gt, gt_start, self._iou)
+        return by_cut[np.arange(len(chunk))[:, None], cuts]  # (n, 256, D) -> (n, T, D)
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum `hits` and `images` over processes with `reduce_sum` (e.g. an all-reduce)."""
