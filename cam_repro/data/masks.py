@@ -43,14 +43,9 @@ def _read_grey(path: Path) -> np.ndarray:
 
 def _resized(path: Path, size: int, rule: str) -> np.ndarray:
     """One mask file -> (size, size) bool."""
-    if rule == "pil":
-        try:
-            with Image.open(path) as im:
-                grey = np.asarray(im.convert("L").resize((size, size), Image.NEAREST))
-        except (OSError, ValueError) as err:
-            raise InputFileError(f"{path}: unreadable mask ({err})") from None
-        return grey > 127
     grey = _read_grey(path)
+    if rule == "pil":
+        return np.asarray(Image.fromarray(grey).resize((size, size), Image.NEAREST)) > 127
     ys = nearest_indices(grey.shape[0], size)
     xs = nearest_indices(grey.shape[1], size)
     return grey[np.ix_(ys, xs)] > 0
