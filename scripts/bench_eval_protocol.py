@@ -5,7 +5,7 @@ optionally another one (e.g. an older commit in a git worktree), side by side.
     .venv/bin/python scripts/bench_eval_protocol.py [--baseline DIR] [--work DIR] [--rounds 7]
         [--images 400] [--variants full pxap-off maxboxacc-off] [--parts inprocess command]
 
-Set-up, cached in --work (default: a temporary folder): the synthetic set (cam-synth) at --size
+Set-up, cached in --work (default: a temporary folder): the synthetic set (cam-synth's) at --size
 px with --images val images (8 classes), a checkpoint of --model at --width (random weights, in
 cam-train's format), the list of the val images and the bare loop as a script, bare_loop.py.
 The bare loop is what a torchvision-style classification eval does: PIL open + convert RGB,
@@ -113,7 +113,7 @@ def _env(tree: Path, links: Path) -> dict[str, str]:
     return {**os.environ, **THREADS, "PYTHONPATH": f"{tree}{os.pathsep}{link.parent}"}
 
 
-def setup(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
+def setup(args: argparse.Namespace) -> dict[str, Any]:
     """The data, checkpoint, image list and bare_loop.py in args.work (made once per setting)."""
     per_class = math.ceil(args.images / CLASSES)
     name = f"{args.model}-w{args.width}-{args.size}px-{CLASSES * per_class}"
@@ -128,11 +128,10 @@ def setup(args: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
     if not (where / "done").exists():
         shutil.rmtree(where, ignore_errors=True)
         where.mkdir(parents=True)
-        synth = [
-            f"out={paths['data']}", f"image_size={args.size}", f"num_classes={CLASSES}",
-            "train_per_class=1", f"val_per_class={per_class}",
-        ]  # fmt: skip
-        subprocess.run(cli("synth", synth), env=env, check=True, stdout=subprocess.DEVNULL)
+        from cam_repro.data.synth_writer import generate  # what cam-synth runs
+
+        generate({"out": str(paths["data"]), "image_size": args.size, "num_classes": CLASSES,
+                  "train_per_class": 1, "val_per_class": per_class})  # fmt: skip
         model = [f"model={args.model}", f"model.width_mult={args.width}"]
         _save_checkpoint(paths["data"], paths["checkpoint"], model, args.size)
         val = sorted((paths["data"] / "ILSVRC" / "Data" / "CLS-LOC" / "val").glob("*.JPEG"))
@@ -380,6 +379,7 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return worker(args)
+    sys.path.insert(0, str(ROOT))  # the set-up's cam_repro: this tree's, not another install's
     with tempfile.TemporaryDirectory() as tmp:
         args.work = (args.work or Path(tmp) / "work").resolve()
         args.work.mkdir(parents=True, exist_ok=True)
@@ -387,7 +387,7 @@ def main(argv: list[str]) -> int:
         if args.baseline:
             trees = {"baseline": args.baseline.resolve(), **trees}
         envs = {name: _env(tree, Path(tmp) / "links" / name) for name, tree in trees.items()}
-        paths = setup(args, envs["this"])
+        paths = setup(args)
         images = len(Path(paths["images"]).read_text().split())
         print(
             f"{images} val images at {args.size} px, {args.model} width {args.width}, batch "
