@@ -13,9 +13,8 @@ import torch
 from PIL import Image
 from torch import Tensor
 from torch.utils.data import Dataset, default_collate
-from torchvision.transforms.v2 import functional as TF
 
-from cam_repro.data.samples import DEFAULT_MAX_IMAGE_PIXELS, DataSplit, file_problem, load_image
+from cam_repro.data.samples import DEFAULT_MAX_IMAGE_PIXELS, DataSplit, file_problem, read_image
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
 log = logging.getLogger(__name__)
@@ -67,10 +66,12 @@ class LocalizationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.data.samples)
 
-    def _load(self, index: int) -> Any:
+    def _load(self, index: int) -> Tensor | Skipped:
+        """Sample `index`'s image, uint8 (3, H, W) (`read_image`), or a `Skipped` if unreadable
+        and bad_images="skip"."""
         path = self.data.samples[index].path
         try:
-            return load_image(path, self.max_pixels)
+            return read_image(path, self.max_pixels)
         except InputFileError as err:
             if self.bad_images != "skip":
                 raise
@@ -86,17 +87,16 @@ class LocalizationDataset(Dataset):
             if path in decoded:
                 images.append(decoded[path])
                 continue
-            image = self._load(index)
-            tensor = image if isinstance(image, Skipped) else TF.pil_to_tensor(image)  # (3, H, W)
-            if not isinstance(tensor, Skipped):
-                decoded[path] = tensor
-            total += 0 if isinstance(tensor, Skipped) else tensor.numel()
+            image = self._load(index)  # (3, H, W)
+            if not isinstance(image, Skipped):
+                decoded[path] = image
+                total += image.numel()
             if total > MAX_CACHE_BYTES:
                 raise ConfigError(
                     f"data.cache=memory: {self.data.root} {self.data.split} needs more than "
                     f"{MAX_CACHE_BYTES // 2**30} GB decoded; use data.cache=none for large datasets"
                 )
-            images.append(tensor)
+            images.append(image)
         log.info(
             "%s: cached %d decoded images (%.1f MB)", self.data.split, len(decoded), total / 1e6
         )

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
@@ -15,6 +16,9 @@ from PIL import Image
 from cam_repro.data.annotations import empty_boxes
 from cam_repro.data.config import DEFAULT_MAX_IMAGE_PIXELS
 from cam_repro.runtime.errors import InputFileError
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 log = logging.getLogger(__name__)
 
@@ -162,9 +166,98 @@ def file_problem(err: InputFileError, path: Path) -> str:
 
 
 def load_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """The image at `path` as RGB, fully decoded; more than `max_pixels` pixels is an error."""
+    """The image at `path` as an RGB PIL image, fully decoded; more than `max_pixels` pixels is
+    an error. (The dataset reads through `read_image`, which gives the same pixels as a tensor.)"""
     with _open_image(path, max_pixels) as img:
         return img.convert("RGB")
+
+
+# JPEG markers: start of image, start of scan, the frames libjpeg decodes alike in PIL and
+# torchvision (baseline, extended and progressive Huffman), and the markers that carry no length.
+_SOI, _SOS = 0xD8, 0xDA
+_SOF_HUFFMAN = (0xC0, 0xC1, 0xC2)
+_NO_LENGTH = (0x01, *range(0xD0, 0xD8))
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) of a JPEG that `torchvision.io.decode_jpeg` decodes to the same RGB pixels
+    as PIL's `convert("RGB")`: an 8-bit Huffman-coded JPEG of 1 (grey) or 3 (YCbCr) components
+    without an Adobe marker, its header read up to the first scan. None for anything else (not a
+    JPEG, CMYK or Adobe, 12-bit, arithmetic-coded, lossless, an unusual or broken header): those
+    go through PIL."""
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    size = None
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # a fill byte before the marker
+            pos += 1
+            continue
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        if marker == _SOI:
+            return None
+        end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4])
+        if end > len(data) or end < pos + 4:
+            return None
+        if marker == _SOS:
+            return size
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):  # a frame
+            if size is not None or marker not in _SOF_HUFFMAN or end < pos + 10:
+                return None
+            precision, height, width, components = (
+                data[pos + 4],
+                int.from_bytes(data[pos + 5 : pos + 7]),
+                int.from_bytes(data[pos + 7 : pos + 9]),
+                data[pos + 9],
+            )
+            if precision != 8 or components not in (1, 3) or height == 0 or width == 0:
+                return None
+            size = (width, height)
+        elif marker == 0xEE and data[pos + 4 : pos + 9] == b"Adobe":
+            return None  # its transform flag may say RGB or CMYK: PIL's reading is the reference
+        pos = end
+    return None
+
+
+def read_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) -> Tensor:
+    """The image at `path` as a uint8 (3, H, W) tensor, the same pixels as `load_image`'s, with
+    the same errors; EXIF orientation is not applied (nor is it by PIL).
+
+    A JPEG that `jpeg_size` accepts is decoded by libjpeg-turbo through torchvision, straight to
+    a tensor, faster than PIL and a conversion (scripts/bench_decode.py); its pixel limit is
+    checked on the header first. Anything else, and a JPEG that torchvision fails to decode
+    (truncated or corrupt), goes through `load_image`, so a broken file gives PIL's error, as it
+    always has.
+    """
+    # torch only here: the readers import this module and need no torch.
+    import torch
+    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.transforms.v2.functional import pil_to_tensor
+
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputFileError(f"{path}: image file is missing") from None
+    except OSError:
+        data = b""  # PIL says what is wrong
+    size = jpeg_size(data)
+    if size is not None:
+        _check_pixels(path, size, max_pixels)
+        try:
+            with warnings.catch_warnings():
+                # torchvision 0.29 deprecated its decoders for torchcodec's: a warning per call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return decode_jpeg(
+                    torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
+                )
+        except RuntimeError:
+            pass  # truncated or corrupt: PIL's error (or PIL's pixels, where it reads it)
+    return pil_to_tensor(load_image(path, max_pixels))
 
 
 def read_image_size(
