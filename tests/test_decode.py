@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter
+from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as TF
 
 from cam_repro.data import data_config, eval_transform, train_transform
@@ -217,11 +218,12 @@ def folder(tmp_path: Path) -> DataSplit:
     return DataSplit("train", tmp_path, ["a", "b", "c"], ["a", "b", "c"], samples, "test")
 
 
-def before(path: Path, transform, seed: int | None) -> torch.Tensor:
-    """What the dataset gave before: PIL's image, then the transform, seeded the same way."""
+def before(path: Path, transform: v2.Compose, seed: int | None) -> torch.Tensor:
+    """What the dataset gave before: PIL's image, then the transform's steps after
+    `v2.ToImage()` (its first step then), seeded the same way."""
     if seed is not None:
         torch.default_generator.manual_seed(seed)
-    return transform(load_image(path))
+    return v2.Compose([v2.ToImage(), *transform.transforms[1:]])(load_image(path))
 
 
 @pytest.mark.parametrize("cache", [False, True])
