@@ -353,7 +353,7 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
         _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
         train(compose("train", overrides), train_dir)
     # the evaluation is always redone (it is cheap, and the training may be new)
-    overrides = [f"checkpoint={job.checkpoint(work)}", "overwrite=true"]
+    overrides = [f"checkpoint={job.checkpoint(work)}", "overwrite=true", "sweep=true"]
     overrides += [f"{key}={value}" for key, value in runtime.items()]
     _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
     evaluate_run(compose("eval", overrides), eval_dir)

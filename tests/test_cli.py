@@ -249,7 +249,7 @@ def test_cam_eval_bad_input_is_one_clear_line(
 def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path: Path) -> None:
     """Two processes each evaluate half the images; rank 0 writes the same numbers and rows as a
     single process does."""
-    args = [f"checkpoint={trained}", *EVAL]
+    args = [f"checkpoint={trained}", *EVAL, "sweep=true"]
     single = run(tmp_path, "cam-eval", *args, "hydra.run.dir=one")
     assert single.returncode == 0, single.stderr
     result = run(
@@ -294,7 +294,7 @@ def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Pat
 def test_cam_report_and_visualize_from_the_command_line(trained: Path, tmp_path: Path) -> None:
     """cam-eval, then cam-visualize with its sweep and cam-report over the eval run."""
     result = run(tmp_path, "cam-eval", f"checkpoint={trained}", "runtime.progress=false",
-                 "hydra.run.dir=eval")  # fmt: skip
+                 "sweep=true", "hydra.run.dir=eval")  # fmt: skip
     assert result.returncode == 0, result.stderr
     result = run(tmp_path, "cam-visualize", f"checkpoint={trained}", "num_images=2", "units=2",
                  "sweeps=[eval]", "dpi=30", "hydra.run.dir=vis")  # fmt: skip

@@ -81,7 +81,7 @@ def test_wsol_convention_scores_their_boxes_on_their_thresholds(
 ) -> None:
     cfg = write_wsol(tmp_path, "ILSVRC")
     seen = _capture(monkeypatch, loop.BoxAccMeter)
-    overrides = [*_overrides(cfg), "sweep_thresholds=100"]
+    overrides = [*_overrides(cfg), "sweep_thresholds=100", "sweep=true"]
     exact = evaluate_run(eval_cfg(*overrides, "wsol_convention=true"), tmp_path / "exact")
     box = [(m, a) for m, a, _ in seen if m.convention == "wsolevaluation"]
     # the paper rule's sweep (IoU 50 only) keeps our convention

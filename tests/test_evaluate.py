@@ -82,8 +82,7 @@ def test_end_to_end_metrics_agree_with_predictions(trained: Path, tmp_path: Path
         "eval.log",
         "metrics.json",
         "predictions.csv",
-        "sweep.csv",
-        "table.md",
+        "table.md",  # no sweep.csv: the paper rule's sweep runs only with sweep=true
     ]
     assert json.loads((run / "metrics.json").read_text()) == metrics
     assert metrics["num_images"] == 48 and metrics["num_loc_images"] == 48
@@ -129,7 +128,8 @@ def test_end_to_end_metrics_agree_with_predictions(trained: Path, tmp_path: Path
 def test_sweep_at_the_protocol_threshold_equals_gt_known(trained: Path, tmp_path: Path) -> None:
     """The one-pass sweep (component tree) and the per-image boxes (scipy) agree at 0.2: the
     images are 32 px and evaluated at 32 px, so both compute IoU in the same pixels."""
-    metrics = evaluate_run(eval_cfg(f"checkpoint={trained}"), tmp_path)
+    metrics = evaluate_run(eval_cfg(f"checkpoint={trained}", "sweep=true"), tmp_path)
+    assert metrics["protocol"]["sweep"] is True
     with open(tmp_path / "sweep.csv", newline="") as f:
         sweep = list(csv.DictReader(f))
     assert len(sweep) == 1000 and float(sweep[0]["threshold"]) == 0.0
@@ -164,7 +164,7 @@ def test_blacklist_leaves_images_out_of_localization_only(
     assert [r["image_id"] for r in rows if r["loc_counted"] == "0"] == [ids[0], ids[5]]
     assert out["loc_top1_err"] == pytest.approx(recompute(rows, k=3)["loc_top1_err"])
     assert out["maxboxacc_v2"] is None and out["pxap"] is None
-    assert (tmp_path / "b" / "sweep.csv").is_file()  # the paper rule's sweep is still written
+    assert not (tmp_path / "b" / "sweep.csv").exists()  # no sweep asked for
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,7 @@ def test_the_test_split_is_scored_at_the_heldout_thresholds(trained: Path, tmp_p
     val = val_run(tmp_path / "val")
     # threshold=0.3 given too: threshold_from wins, and says so
     got = evaluate_run(
-        eval_cfg(f"checkpoint={trained}", f"threshold_from={val}", "threshold=0.3"),
+        eval_cfg(f"checkpoint={trained}", f"threshold_from={val}", "threshold=0.3", "sweep=true"),
         tmp_path / "test",
     )
     plain = evaluate_run(eval_cfg(f"checkpoint={trained}", "threshold=0.35"), tmp_path / "plain")
@@ -128,7 +128,7 @@ def test_thresholds_held_out_on_the_same_split_are_the_oracles(
     """A real val run as threshold_from for the same split: its best thresholds are this run's,
     so the held-out numbers equal the oracle's, and the paper rule's GT-known accuracy is the
     sweep's best (32 px images evaluated at 32 px: the sweep and the boxes agree)."""
-    first = evaluate_run(eval_cfg(f"checkpoint={trained}"), tmp_path / "val")
+    first = evaluate_run(eval_cfg(f"checkpoint={trained}", "sweep=true"), tmp_path / "val")
     sweep = read_sweep_rows(tmp_path / "val")
     accs = [row["gt_known_loc_acc"] for row in sweep.values()]
     best = list(sweep)[int(np.argmax(accs))]

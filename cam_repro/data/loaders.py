@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -125,6 +125,50 @@ def to_device(batch, env: Dist) -> tuple[torch.Tensor, torch.Tensor, torch.Tenso
     images, labels, index, _ = batch
     nb = env.device.type == "cuda"
     return images.to(env.device, non_blocking=nb), labels.to(env.device, non_blocking=nb), index
+
+
+def prefetch_to_device(loader: Iterable, env: Dist) -> Iterator[tuple]:
+    """The loader's batches (images, labels, index, skipped) with images and labels already on
+    the device. On a GPU the copy of batch n + 1 (pinned memory, non-blocking, on a side stream)
+    is issued before batch n is handed out, so it overlaps batch n's forward pass; the compute
+    stream waits for it only when it uses it. On the CPU: the batches as they are."""
+    if env.device.type != "cuda":
+        yield from loader
+        return
+    copy_stream = torch.cuda.Stream(env.device)
+
+    def issue(batch: tuple) -> tuple:
+        images, labels, index, skipped = batch
+        if images is None:
+            return batch, None
+        with torch.cuda.stream(copy_stream):
+            images = images.to(env.device, non_blocking=True)
+            labels = labels.to(env.device, non_blocking=True)
+            copied = torch.cuda.Event()
+            copied.record(copy_stream)
+        return (images, labels, index, skipped), copied
+
+    ahead = None
+    for batch in loader:
+        issued = issue(batch)
+        if ahead is not None:
+            yield _arrived(*ahead)
+        ahead = issued
+    if ahead is not None:
+        yield _arrived(*ahead)
+
+
+def _arrived(batch: tuple, copied: torch.cuda.Event | None) -> tuple:
+    """A prefetched batch, made safe to use on the current stream: it waits for this batch's
+    copy only (not for the next one's, already issued), and the tensors' memory is not reused
+    before the current stream is done with them."""
+    if copied is not None:
+        images, labels = batch[0], batch[1]
+        current = torch.cuda.current_stream(images.device)
+        current.wait_event(copied)
+        images.record_stream(current)
+        labels.record_stream(current)
+    return batch
 
 
 def extra_inputs(data: DataSplit, index: torch.Tensor, device: torch.device) -> tuple:

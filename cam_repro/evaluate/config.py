@@ -60,16 +60,24 @@ class EvalConfig(BoxKeys):
     ten_crop: bool = False  # 4 corners + centre of the resize_size image, and their mirrors
     iou_threshold: float = 0.5
     topk: int = 5
-    # MaxBoxAccV2 (Choe et al. 2020) and the threshold sweep: thresholds 0, 1/n, ..., (n-1)/n
+    # MaxBoxAccV2 (Choe et al. 2020): its sweep over thresholds 0, 1/n, ..., (n-1)/n
     maxboxacc: bool = True
+    # The paper rule's GT-known accuracy at every threshold of the grid: sweep.csv (threshold_from
+    # and the threshold figures read it); only when asked, it costs a sweep per image
+    sweep: bool = False
     sweep_thresholds: int = 1000
     maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])
     # MaxBoxAccV2 and PxAP exactly as wsolevaluation computes them (its thresholds np.arange(0,
     # 1, 1/sweep_thresholds), uint8 quantisation, outer and hole contours, its box and mask
     # resizing); false: our documented convention (cam_repro/localize/wsol.py)
     wsol_convention: bool = False
-    # PxAP, the mask metric: auto (when every image has a foreground mask) | true | false
+    # PxAP, the mask metric: auto (with maxboxacc, when every image has a foreground mask) |
+    # true | false
     pxap: str = "auto"
+    # Threads that score batches (boxes, IoU, the sweeps, PxAP) while the main thread runs the
+    # next forward pass; 0: score each batch in the main thread, after its forward pass. The
+    # results are the same (docs/evaluation.md, "Speed").
+    score_threads: int = 1
     # The folder of a finished cam-eval run (e.g. of a held-out val split) whose best CAM
     # thresholds this run uses: its sweep's best for the paper rule (it wins over `threshold`,
     # and is recorded), its best per IoU level for MaxBoxAcc (reported beside the oracle's).
@@ -91,6 +99,8 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     spec = to_schema(EvalConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
     check_choice(spec.localizer, "localizer", LOCALIZERS)
+    # Hydra reads pxap=true / false as booleans, which the string field turns into "True"
+    spec.pxap = str(spec.pxap).lower()
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
     box_rule(spec)
     spec.runtime = runtime_config(spec.runtime)
@@ -98,6 +108,8 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
         raise ConfigError(f"iou_threshold must lie in (0, 1], got {spec.iou_threshold}")
     if spec.topk < 1:
         raise ConfigError(f"topk must be >= 1, got {spec.topk}")
+    if spec.score_threads < 0:
+        raise ConfigError(f"score_threads must be >= 0, got {spec.score_threads}")
     if spec.sweep_thresholds < 2:
         raise ConfigError(f"sweep_thresholds must be >= 2, got {spec.sweep_thresholds}")
     if not spec.maxboxacc_iou or not all(0 < t <= 100 for t in spec.maxboxacc_iou):

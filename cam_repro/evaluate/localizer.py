@@ -8,6 +8,7 @@ to the original image's coordinates and its IoU with the ground truth of that cl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -85,11 +86,65 @@ class BatchMaps:
     # (B, K, h, w): the last conv maps f_k (CAM, single view), in the forward pass's precision
     features: Tensor | None = None
 
+    def to_host(self) -> tuple[BatchMaps, Callable[[], None]]:
+        """This batch's logits, classes and maps copied to (pinned) CPU memory without blocking,
+        and a `wait()` that returns once they have arrived (a CUDA event: only this batch's work
+        is waited for, not what the device runs after it). On the CPU: itself, nothing to wait.
+        (The features stay behind.)"""
+        if self.maps.device.type != "cuda":
+            return self, lambda: None
 
-def check_batch(out: BatchMaps, where: str, amp: str) -> None:
-    """Stop at a NaN or infinite logit or map (a metric from them would be silently wrong)."""
+        def host(t: Tensor | None) -> Tensor | None:
+            if t is None:
+                return None
+            out = torch.empty(t.shape, dtype=t.dtype, pin_memory=True)
+            return out.copy_(t, non_blocking=True)
+
+        copied = BatchMaps(host(self.logits), host(self.classes), host(self.maps),
+                           host(self.wsol_maps))  # fmt: skip
+        ready = torch.cuda.Event()
+        ready.record()
+        return copied, ready.synchronize
+
+
+def check_batch(out: BatchMaps | RawMaps, where: str, amp: str) -> None:
+    """Stop at a NaN or infinite logit or map (a metric from them would be silently wrong). On
+    RawMaps, the maps before upsampling: a bilinear map is finite iff the map it comes from is
+    (each value a convex combination of raw values)."""
     hint = "; runtime.amp=fp16 may overflow: try bf16 or none" if amp == "fp16" else ""
-    check_finite({"logits": out.logits, "class activation maps": out.maps}, where, hint)
+    maps = out.raw if isinstance(out, RawMaps) else out.maps
+    check_finite({"logits": out.logits, "class activation maps": maps}, where, hint)
+
+
+@dataclass
+class RawMaps:
+    """One batch's forward pass: logits, the chosen classes and their maps at the network's
+    resolution (CAM: the last conv map's size), before the upsampling to the frame."""
+
+    logits: Tensor  # (B, C)
+    classes: Tensor  # (B, k + 1): the top-k, then the true class
+    raw: Tensor  # (B, k + 1, h, w)
+    frame: int  # F, the evaluated image's side
+    wsol: bool  # also the true class's bicubic map (BatchMaps.wsol_maps)
+    features: Tensor | None = None
+
+    def upsampled(self) -> BatchMaps:
+        """The maps in the evaluation frame (bilinear; the true class's bicubic too, if wsol),
+        computed where the raw maps are."""
+        maps = _upsample(self.raw, self.frame, "bilinear")
+        wsol_maps = _upsample(self.raw[:, -1:], self.frame, "bicubic")[:, 0] if self.wsol else None
+        return BatchMaps(self.logits, self.classes, maps, wsol_maps, self.features)
+
+
+def forward_maps(
+    loc: Localizer, x: Tensor, labels: Tensor, topk: int, wsol: bool = True
+) -> RawMaps:
+    """A single view's forward pass: x (B, 3, S, S) normalised -> logits, the top-k classes and
+    the true class, and their maps at the network's resolution."""
+    logits = loc.logits(x)
+    k = min(topk, logits.shape[1])
+    classes = torch.cat([logits.topk(k, dim=1).indices, labels[:, None]], dim=1)
+    return RawMaps(logits, classes, loc.raw_maps(x, classes), x.shape[-1], wsol, loc.features)
 
 
 def localize_batch(
@@ -97,14 +152,7 @@ def localize_batch(
 ) -> BatchMaps:
     """A single view: x (B, 3, S, S) normalised. With `wsol`, also the true class's map resized
     bicubically, as wsolevaluation resizes it (the paper's maps are bilinear)."""
-    logits = loc.logits(x)
-    k = min(topk, logits.shape[1])
-    classes = torch.cat([logits.topk(k, dim=1).indices, labels[:, None]], dim=1)
-    raw = loc.raw_maps(x, classes)
-    size = x.shape[-1]
-    maps = _upsample(raw, size, "bilinear")
-    wsol_maps = _upsample(raw[:, -1:], size, "bicubic")[:, 0] if wsol else None
-    return BatchMaps(logits, classes, maps, wsol_maps, loc.features)
+    return forward_maps(loc, x, labels, topk, wsol).upsampled()
 
 
 def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop: int) -> BatchMaps:

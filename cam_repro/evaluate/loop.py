@@ -20,8 +20,11 @@ curves at that run's best thresholds too, beside the oracle (this split's best);
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +38,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cam_repro.data import dataset_kind, model_input, read_split
 from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.dataset import SkipLog
-from cam_repro.data.loaders import eval_loader
+from cam_repro.data.loaders import eval_loader, prefetch_to_device
 from cam_repro.data.masks import read_masks
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.transforms import resize_transform
@@ -51,8 +54,9 @@ from cam_repro.evaluate.config import (
 from cam_repro.evaluate.localizer import (
     BatchMaps,
     Localizer,
+    RawMaps,
     check_batch,
-    localize_batch,
+    forward_maps,
     localize_ten_crop,
     located_boxes,
 )
@@ -80,6 +84,7 @@ from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.summary import summarize as summarize_model
 from cam_repro.runtime import distributed as D
+from cam_repro.runtime.background import Background
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import file_sha256, write_json, write_text_atomic
@@ -124,17 +129,13 @@ class Evaluator:
         self.rule = box_rule(spec)
         self.frame = self.data_cfg.resize_size if spec.ten_crop else self.data_cfg.image_size
         self.thresholds = sweep_grid(spec.sweep_thresholds)
-        self.sweep = BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
         # MaxBoxAccV2 and PxAP: our convention, or wsolevaluation's exactly (its thresholds
         # np.arange(0, 1, 1 / n), uint8 contours; GT boxes and masks resized by its rules)
-        convention = "wsolevaluation" if spec.wsol_convention else "ours"
-        wsol_grid = (
+        self.convention = "wsolevaluation" if spec.wsol_convention else "ours"
+        self.wsol_grid = (
             wsolevaluation_thresholds(1.0 / spec.sweep_thresholds)
             if spec.wsol_convention
             else self.thresholds
-        )
-        self.box_acc = BoxAccMeter(
-            wsol_grid, spec.maxboxacc_iou, all_components=True, convention=convention
         )
         self.mask_rule = "opencv" if spec.wsol_convention else "pil"
         has_masks = all(s.masks for s in self.data.samples)
@@ -142,9 +143,37 @@ class Evaluator:
             raise ConfigError(
                 f"pxap=true but {self.data.root} {spec.split} has no foreground masks"
             )
-        self.pxap = (
-            PxAPMeter(wsol_grid) if spec.maxboxacc and spec.pxap != "false" and has_masks else None
+        # PxAP: asked for, or (auto) beside MaxBoxAccV2 when every image has a mask
+        self.with_pxap = has_masks and (
+            spec.pxap == "true" or (spec.pxap == "auto" and spec.maxboxacc)
         )
+        # the true class's bicubic map, for MaxBoxAccV2 and PxAP only
+        self.with_wsol_maps = spec.maxboxacc or self.with_pxap
+        self.meters = self._new_meters()  # the totals, once every thread's are added
+        self._local = threading.local()  # each scoring thread's own meters
+        self._parts: list[Meters] = []
+        self._lock = threading.Lock()
+
+    def _new_meters(self) -> Meters:
+        spec = self.spec
+        sweep = (
+            BoxAccMeter(self.thresholds, [100 * spec.iou_threshold], spec.all_boxes)
+            if spec.sweep
+            else None
+        )
+        box_acc = None
+        if spec.maxboxacc:
+            box_acc = BoxAccMeter(self.wsol_grid, spec.maxboxacc_iou, True, self.convention)
+        return Meters(sweep, box_acc, PxAPMeter(self.wsol_grid) if self.with_pxap else None)
+
+    def _thread_meters(self) -> Meters:
+        """This scoring thread's meters (made on first use; `_merge` adds them up)."""
+        meters = getattr(self._local, "meters", None)
+        if meters is None:
+            meters = self._local.meters = self._new_meters()
+            with self._lock:
+                self._parts.append(meters)
+        return meters
 
     def _check_classes(self) -> None:
         if self.state is None:
@@ -167,28 +196,47 @@ class Evaluator:
         return model_input(images, cfg.mean, cfg.std, self.spec.runtime.channels_last)
 
     def run(self) -> tuple[list[Row], dict[str, Any]]:
-        """Evaluate this process's shard, merge all shards -> (rows, merged meters) on rank 0."""
+        """Evaluate this process's shard, merge all shards -> (rows, merged meters) on rank 0.
+
+        The main thread loads batches and runs the forward pass; `spec.score_threads` worker
+        threads score them (upsampling on the CPU, boxes, IoU, the sweeps, PxAP) while the next
+        forward pass runs. Each thread fills its own meters (integer counts, added up at the
+        end) and the rows come back in batch order: the results are those of a plain loop.
+        On a GPU the maps are upsampled there and copied to pinned memory without blocking."""
         spec, env = self.spec, self.env
         loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device)
-        rows: list[Row] = []
         show = spec.runtime.progress and env.is_main
-        for batch in tqdm(self._loader(), desc=spec.split, leave=False, disable=not show):
-            images, labels, index, skipped = batch
-            self.skips.add(skipped)
-            if images is None:
-                continue
-            x = self._input(images.to(env.device))
-            labels = labels.to(env.device)
-            if spec.ten_crop:
-                out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
-            else:
-                out = localize_batch(loc, x, labels, spec.topk, wsol=spec.maxboxacc)
-            first = self.data.samples[int(index[0])].path
-            check_batch(out, f"{self.source}, batch from {first}", spec.runtime.amp)
-            rows += self._score(out, index.tolist())
+        on_device = env.device.type == "cuda"
+        threads = spec.score_threads
+        with Background(threads > 0, max(2, 2 * threads), threads or 1, "cam-eval") as scoring:
+            batches = tqdm(self._loader(), desc=spec.split, leave=False, disable=not show)
+            for images, labels, index, skipped in prefetch_to_device(batches, env):
+                self.skips.add(skipped)
+                if images is None:
+                    continue
+                x = self._input(images)
+                where = f"{self.source}, batch from {self.data.samples[int(index[0])].path}"
+                if spec.ten_crop:
+                    out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
+                else:
+                    out = forward_maps(loc, x, labels, spec.topk, wsol=self.with_wsol_maps)
+                check_batch(out, where, spec.runtime.amp)
+                if on_device and isinstance(out, RawMaps):
+                    out = out.upsampled()  # on the GPU: the CPU threads only sweep
+                scoring.submit(self._score, *(out.to_host() if on_device else (out, None)),
+                               index.tolist())  # fmt: skip
+            rows = [row for part in scoring.results() for row in part]
         return self._merge(rows)
 
-    def _score(self, out: BatchMaps, indices: list[int]) -> list[Row]:
+    def _score(
+        self, out: BatchMaps | RawMaps, arrived: Callable[[], None] | None, indices: list[int]
+    ) -> list[Row]:
+        """One batch's rows, its counts added to this thread's meters (in a scoring thread)."""
+        if arrived is not None:
+            arrived()  # the copy from the GPU has landed
+        if isinstance(out, RawMaps):
+            out = out.upsampled()
+        meters = self._thread_meters()
         frame = self.frame
         samples = [self.data.samples[i] for i in indices]
         classes = out.classes.cpu().numpy()  # (B, k + 1)
@@ -229,48 +277,62 @@ class Evaluator:
                     gt_frame.append(resize_boxes_wsolevaluation(own, size, (frame, frame)))
                 else:
                     gt_frame.append(scale_boxes(own, size, (frame, frame)))
-            if self.pxap is not None and sample.masks:  # OpenImages: masks, no boxes
+            if meters.pxap is not None and sample.masks:  # OpenImages: masks, no boxes
                 masked.append(i)
+        if keep and meters.sweep is not None:
+            self._sweep_update(meters.sweep, maps[keep, -1], gt_frame)
         # the true class's maps of MaxBoxAccV2 and PxAP, min-max normalised once per batch in
         # float32, as wsolevaluation's normalize_scoremap (its uint8 quantisation depends on the
         # dtype); an unusable map stays zeros, as theirs
-        wsol = (
-            normalize_maps(out.wsol_maps.float().cpu().numpy(), "minmax")[0]
-            if self.spec.maxboxacc and (keep or masked)
-            else None
-        )
-        if keep:
-            self._sweep_update(out, keep, gt_frame, wsol)
-        if masked:
-            masks, ignore = read_masks([samples[i] for i in masked], frame, self.mask_rule)
-            self.pxap.update(wsol[masked], masks, ignore)
+        keep_wsol = keep if meters.box_acc is not None else []
+        if keep_wsol or masked:
+            wsol = normalize_maps(out.wsol_maps.float().cpu().numpy(), "minmax")[0]
+            if keep_wsol:
+                meters.box_acc.update(wsol[keep], gt_frame)
+            if masked:
+                masks, ignore = read_masks([samples[i] for i in masked], frame, self.mask_rule)
+                meters.pxap.update(wsol[masked], masks, ignore)
         return rows
 
     def _counts_for_loc(self, sample) -> bool:
         return sample.image_id not in self.blacklist
 
-    def _sweep_update(
-        self, out: BatchMaps, keep: list[int], gt: list[np.ndarray], wsol: np.ndarray | None
-    ) -> None:
-        """The paper's rule at every threshold (GT-known) and MaxBoxAccV2, true class only."""
-        known = out.maps[keep, -1].float().cpu().numpy()
+    def _sweep_update(self, meter: BoxAccMeter, known: np.ndarray, gt: list[np.ndarray]) -> None:
+        """The paper's rule at every threshold (GT-known): the true class's maps (n, F, F)."""
         scaled, valid = normalize_maps(known, self.spec.normalize)
         scaled = np.clip(scaled, 0.0, 1.0)
         scaled[~valid] = 1.0  # an unusable map gives the whole-image box, as in boxes.py
-        self.sweep.update(scaled, gt)
-        if not self.spec.maxboxacc:
-            return
-        self.box_acc.update(wsol[keep], gt)
+        meter.update(scaled, gt)
 
-    def _merge(self, rows: list[Row]) -> tuple[list[Row], dict[str, Any]]:
+    def _merge(self, rows: list[Row]) -> tuple[list[Row], Meters]:
         env = self.env
+        total = self.meters
+        for part in self._parts:
+            total.add(part)
         gathered = D.gather_objects(rows, env)
         self.skips.merge(D.gather_objects(dict(self.skips.at_load), env))
-        meters = [self.sweep, self.box_acc] + ([self.pxap] if self.pxap is not None else [])
-        for meter in meters:
+        for meter in total.present():
             meter.all_reduce(lambda t: D.all_reduce_sum(t.to(env.device), env).cpu())
         merged = sorted((r for part in gathered for r in part), key=lambda r: r.index)
-        return merged, {"sweep": self.sweep, "box_acc": self.box_acc, "pxap": self.pxap}
+        return merged, total
+
+
+@dataclass
+class Meters:
+    """What cam-eval accumulates over the images beside the rows: the paper rule's sweep
+    (sweep=true), MaxBoxAccV2's (maxboxacc=true) and PxAP's histograms; None where not asked."""
+
+    sweep: BoxAccMeter | None
+    box_acc: BoxAccMeter | None
+    pxap: PxAPMeter | None
+
+    def present(self) -> list[BoxAccMeter | PxAPMeter]:
+        return [m for m in (self.sweep, self.box_acc, self.pxap) if m is not None]
+
+    def add(self, other: Meters) -> None:
+        """Add another thread's counts (integers: the totals do not depend on the split)."""
+        for mine, theirs in zip(self.present(), other.present(), strict=True):
+            mine.add(theirs)
 
 
 def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
@@ -299,7 +361,7 @@ def metrics_json(
     spec: EvalConfig,
     ev: Evaluator,
     rows: list[Row],
-    meters: dict[str, Any],
+    meters: Meters,
     seconds: float,
     heldout: HeldOut | None = None,
     checkpoint_sha256: str | None = None,
@@ -314,8 +376,8 @@ def metrics_json(
     loc_mask = has_box & ~blacklisted
     errors = error_rates(_outcomes(rows, spec.iou_threshold), loc_mask)
     located = int(loc_mask.sum())
-    box_acc = meters["box_acc"].summary() if located and spec.maxboxacc else None
-    meter = meters["pxap"]
+    box_acc = meters.box_acc.summary() if located and meters.box_acc is not None else None
+    meter = meters.pxap
     pxap = meter.value() if meter is not None and meter.fg.sum() + meter.bg.sum() else None
     name = paper_name(ev.model_cfg)
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
@@ -369,6 +431,7 @@ def metrics_json(
             "iou_threshold": spec.iou_threshold,
             "topk": spec.topk,
             "threshold_from": None if heldout is None else str(heldout.folder),
+            "sweep": spec.sweep,
             "sweep_thresholds": spec.sweep_thresholds,
             "maxboxacc_iou": list(spec.maxboxacc_iou),
             "map_upsampling": "bilinear to the evaluated image (frame); boxes scaled to the "
@@ -435,7 +498,8 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             predictions_csv(rows, ev.data, loc_mask),
         )
         write_text_atomic(run_dir / "table.md", table_row(metrics["paper_name"], metrics))
-        sweep = meters["sweep"].summary() if metrics["num_loc_images"] else None
+        located = meters.sweep is not None and metrics["num_loc_images"]
+        sweep = meters.sweep.summary() if located else None
         if sweep is not None:
             write_text_atomic(run_dir / "sweep.csv", sweep_csv(sweep, box_acc))
         write_json(run_dir / "metrics.json", metrics)
@@ -447,7 +511,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             fmt_number(metrics["gt_known_loc_err"]), fmt_number(metrics["maxboxacc_v2"]),
             f", PxAP {metrics['pxap']:.2f}" if metrics["pxap"] is not None else "",
         )  # fmt: skip
-        if heldout is not None and sweep is not None:
+        if heldout is not None and metrics["num_loc_images"]:
             _log_heldout(metrics, sweep)
         if metrics["num_skipped"]:
             log.warning(
@@ -457,17 +521,27 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
         return metrics
 
 
-def _log_heldout(metrics: dict[str, Any], sweep: dict[str, Any]) -> None:
-    """The numbers at threshold_from's thresholds beside the oracle's (this split's best)."""
+def _log_heldout(metrics: dict[str, Any], sweep: dict[str, Any] | None) -> None:
+    """The numbers at threshold_from's thresholds beside the oracle's (this split's best; the
+    paper rule's needs this run's sweep, sweep=true)."""
     record = metrics["thresholds"]
     paper = record["paper_rule"]
-    (level,) = sweep["box_acc"]
-    log.info(
-        "thresholds from %s (%s of %s): paper rule at %g, GT-known err %.2f (the errors above); "
-        "at this split's best threshold %g it would be %.2f (oracle)",
-        paper["from"], paper["split"], paper["data"], paper["value"],
-        metrics["gt_known_loc_err"], sweep["best_threshold"][level], 100 - sweep["box_acc"][level],
-    )  # fmt: skip
+    if sweep is not None:
+        (level,) = sweep["box_acc"]
+        log.info(
+            "thresholds from %s (%s of %s): paper rule at %g, GT-known err %.2f (the errors "
+            "above); at this split's best threshold %g it would be %.2f (oracle)",
+            paper["from"], paper["split"], paper["data"], paper["value"],
+            metrics["gt_known_loc_err"], sweep["best_threshold"][level],
+            100 - sweep["box_acc"][level],
+        )  # fmt: skip
+    else:
+        log.info(
+            "thresholds from %s (%s of %s): paper rule at %g, GT-known err %.2f (the errors "
+            "above; sweep=true adds this split's best threshold, the oracle)",
+            paper["from"], paper["split"], paper["data"], paper["value"],
+            metrics["gt_known_loc_err"],
+        )  # fmt: skip
     if metrics["box_acc_heldout"] is None:
         return
     for level, acc in metrics["box_acc_heldout"].items():

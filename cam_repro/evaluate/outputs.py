@@ -175,8 +175,10 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     """The best thresholds of the cam-eval run in `folder` (one-line errors naming `key` when it
     has no metrics.json or sweep.csv; InputFileErrors naming a malformed one)."""
     folder = Path(folder).expanduser().resolve()
-    for name, why in (("metrics.json", "the folder of a finished cam-eval run"),
-                      ("sweep.csv", "cam-eval writes it for a split with boxes")):  # fmt: skip
+    for name, why in (
+        ("metrics.json", "the folder of a finished cam-eval run"),
+        ("sweep.csv", "cam-eval writes it with sweep=true, on a split with boxes"),
+    ):
         if not (folder / name).is_file():
             raise ConfigError(f"{key}: {folder} has no {name} ({why})")
     path = folder / "metrics.json"

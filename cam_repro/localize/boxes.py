@@ -100,7 +100,7 @@ def _whole_image(n: int, height: int, width: int) -> np.ndarray:
     return np.tile(np.array([0, 0, width - 1, height - 1], dtype=np.int64), (n, 1))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _above_threshold(maps: np.ndarray, threshold: float, minmax: bool) -> tuple:
     """`normalize_maps(maps) >= threshold` and the valid flags, fused: two passes per map, no
     normalised copy. Arithmetic in the maps' dtype, as numpy does it (threshold in that dtype)."""

@@ -18,11 +18,14 @@ Levels: with thresholds t_0 < ... < t_{T-1}, a pixel of value v has level #{i : 
 belongs to the set of threshold index i iff level > i. Adding the pixels of level i + 1 (after all
 higher levels) yields exactly the components of {v >= t_i}.
 
-Everything here is compiled with numba (cache=True) for one signature per function: the caller
-passes C-contiguous float64 maps (uint8 for `contour_sweep_hits`), int64 boxes and float64
-thresholds. The kernels repeat their union and re-scoring steps inline on purpose: the same steps
-as small njit helpers (inline="always"), measured side by side on the same 64 maps, made
-sweep_hits ~1.2x and contour_sweep_hits ~1.3x slower.
+Everything here is compiled with numba (cache=True), and releases the GIL (nogil=True): cam-eval
+runs the kernels in a scoring thread while the main thread runs the next forward pass. The caller
+passes C-contiguous float32 or float64 maps (uint8 for `contour_sweep_hits`), int64 boxes and
+float64 thresholds; a float32 map value is compared with the thresholds in float64 (it converts
+exactly), so a float32 map gives the same result as its float64 copy, without the copy.
+The kernels repeat their union and re-scoring steps inline on purpose: the same steps as small
+njit helpers (inline="always"), measured side by side on the same 64 maps, made sweep_hits ~1.2x
+and contour_sweep_hits ~1.3x slower.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ def level_table(thresholds: np.ndarray, buckets: int) -> np.ndarray:
     return np.searchsorted(thresholds, edges, side="left").astype(np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _level(v: float, thresholds: np.ndarray, table: np.ndarray) -> int:
     """#{t <= v}: start from the bucket table, then walk to the exact count (correct from any
     start; one or two steps when the thresholds are spread over [0, 1])."""
@@ -72,7 +75,7 @@ def _ring_runs() -> np.ndarray:
 RING_RUNS = _ring_runs()
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def find_root(parent: np.ndarray, i: int) -> int:
     """Root of i, with path halving (no write when i's parent is the root, the common case)."""
     while True:
@@ -86,7 +89,7 @@ def find_root(parent: np.ndarray, i: int) -> int:
         i = top
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _doubled(a: np.ndarray) -> np.ndarray:
     """`a` (int64, 1-D) copied into an array twice as long (the tail uninitialised)."""
     out = np.empty(2 * a.shape[0], dtype=np.int64)
@@ -94,7 +97,7 @@ def _doubled(a: np.ndarray) -> np.ndarray:
     return out
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _label_stack(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """8-connected components of each (H, W) mask of a C-contiguous bool (N, H, W) stack.
 
@@ -174,7 +177,7 @@ def label_components(keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return _label_stack(np.ascontiguousarray(keep, dtype=np.bool_))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: int) -> float:
     """Max inclusive IoU of one box against gt[g0:g1] (the arithmetic of boxes.iou_matrix)."""
     best = 0.0
@@ -192,7 +195,7 @@ def _best_iou(x0: int, y0: int, x1: int, y1: int, gt: np.ndarray, g0: int, g1: i
     return best
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def sweep_hits(
     maps: np.ndarray,
     thresholds: np.ndarray,
@@ -205,7 +208,7 @@ def sweep_hits(
 ) -> np.ndarray:
     """Which (threshold, IoU level) pairs localize each image.
 
-    maps (N, H, W) float64; thresholds (T,) float64 strictly increasing; table from
+    maps (N, H, W) float32 or float64; thresholds (T,) float64 strictly increasing; table from
     `level_table`; gt (G, 4) int64 inclusive boxes, image n owning gt[gt_start[n]:gt_start[n+1]];
     iou_thr (D,) float64 (fractions, e.g. 0.5); ring_runs = RING_RUNS. Returns hits (N, T, D)
     bool: hits[n, i, j] is True iff some candidate box of {maps[n] >= thresholds[i]} has
@@ -352,7 +355,7 @@ def sweep_hits(
     return hits
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _contour_box_iou(
     x0: int, y0: int, x1: int, y1: int, w: int, h: int, gt: np.ndarray, g0: int, g1: int
 ) -> float:
@@ -362,7 +365,7 @@ def _contour_box_iou(
     return _best_iou(x0, y0, min(x1 + 1, w - 1), min(y1 + 1, h - 1), gt, g0, g1)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def contour_sweep_hits(
     quantised: np.ndarray,
     gt: np.ndarray,

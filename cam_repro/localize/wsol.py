@@ -93,7 +93,7 @@ from cam_repro.runtime.config import check_choice
 
 DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
 CONVENTIONS = ("ours", "wsolevaluation")
-_CHUNK = 64  # images per compiled call: bounds the float64 copy and the (n, T, D) hit array
+_CHUNK = 64  # images per compiled call: bounds the (n, T, D) hit array
 
 
 def default_thresholds() -> np.ndarray:
@@ -303,8 +303,10 @@ class BoxAccMeter:
         """(n, T, D) hits of a chunk of maps (validated; uint8 in wsolevaluation's convention)
         and their GT boxes (gt_start from 0)."""
         if self.convention == "ours":
+            # float32 maps as they are: the kernel compares each value with the float64
+            # thresholds in float64 (a float32 converts exactly), as a float64 copy would
             return sweep_hits(
-                np.ascontiguousarray(chunk, dtype=np.float64), self.thresholds, self._table, gt,
+                np.ascontiguousarray(chunk), self.thresholds, self._table, gt,
                 gt_start, self._iou, self.all_components, RING_RUNS,
             )  # fmt: skip
         # The T thresholds collapse onto at most 256 cut levels per map: score every level once
@@ -314,6 +316,16 @@ class BoxAccMeter:
         if not self.all_components:
             by_cut = _largest_contour_hits(chunk, cuts, by_cut, contours, gt, gt_start, self._iou)
         return by_cut[np.arange(len(chunk))[:, None], cuts]  # (n, 256, D) -> (n, T, D)
+
+    def add(self, other: BoxAccMeter) -> None:
+        """Add the counts of another meter of the same thresholds and IoU levels (e.g. one
+        filled by another thread)."""
+        if other.hits.shape != self.hits.shape or not np.array_equal(
+            other.thresholds, self.thresholds
+        ):
+            raise ValueError("add: the meters have different thresholds or IoU levels")
+        self.hits += other.hits
+        self.images += other.images
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum `hits` and `images` over processes with `reduce_sum` (e.g. an all-reduce)."""
@@ -435,6 +447,13 @@ class PxAPMeter:
         for m, fg, bg in zip(maps, masks, background, strict=True):  # one image at a time
             self.fg += np.histogram(m[fg], bins=self._edges)[0]
             self.bg += np.histogram(m[bg], bins=self._edges)[0]
+
+    def add(self, other: PxAPMeter) -> None:
+        """Add the histograms of another meter of the same thresholds."""
+        if not np.array_equal(other.thresholds, self.thresholds):
+            raise ValueError("add: the meters have different thresholds")
+        self.fg += other.fg
+        self.bg += other.bg
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum the histograms over processes with `reduce_sum` (e.g. an all-reduce)."""

@@ -650,9 +650,14 @@ def sweep_curves(paths: Sequence[str]) -> list[Curve]:
         elif path.is_dir():
             found += sorted(p.parent for p in path.rglob("sweep.csv"))
         else:
-            raise InputFileError(f"{path}: no sweep.csv here (a cam-eval run folder or sweep)")
+            raise InputFileError(
+                f"{path}: no sweep.csv here (a cam-eval run folder or sweep, evaluated with "
+                "sweep=true)"
+            )
     if not found:
-        raise InputFileError(f"{', '.join(paths)}: no cam-eval sweep.csv found")
+        raise InputFileError(
+            f"{', '.join(paths)}: no cam-eval sweep.csv found (cam-eval writes it with sweep=true)"
+        )
     groups: dict[str, list[tuple]] = {}
     for run_dir in found:
         label = run_dir.name
