@@ -12,12 +12,12 @@ DataLoader worker does):
   eval:  (A) `decode_jpeg` + `v2.Resize((224, 224), antialias=True)`
          (B) `LocalizationDataset(data, eval_transform(cfg))[i]`
 A draws the same random crops as B (the default generator seeded per image, as the dataset
-does), so both do the same work and give the same images (checked). Rounds alternate A, B, A, B
-so that both see the same machine state. Reported per setting: the
-median img/s of each, and the time ratio B/A (median, and its range over the rounds). Target:
-train ratio <= 1.0. With --baseline-pil a third path runs in every round: the old one (before
-`read_image`), PIL's `load_image` then `v2.ToImage()` and the same seeded steps, and its ratio
-to A.
+does), so both do the same work and give the same images (checked). Rounds alternate A, B, B, A,
+... (A first in even rounds, B in odd ones) so that both see the same machine state. Reported
+per setting: the median img/s of each, and the time ratio B/A (median, and its range over the
+rounds). Target: train ratio <= 1.0. With --baseline-pil a third path runs in every round: the
+old one (before `read_image`), PIL's `load_image` then `v2.ToImage()` and the same seeded steps,
+and its ratio to A.
 """
 
 from __future__ import annotations
@@ -75,8 +75,9 @@ def compare(name: str, paths: list[Path], loaders: dict[str, Callable[[int], obj
         if not all(torch.equal(first, other) for other in others):
             raise SystemExit(f"{name}: the loaders give different images for {paths[i]}")
     times: dict[str, list[float]] = {key: [] for key in loaders}
-    for _ in range(rounds):
-        for key, load in loaders.items():
+    for r in range(rounds):
+        order = list(loaders.items())
+        for key, load in order if r % 2 == 0 else order[::-1]:  # A, B, then B, A: no first mover
             times[key].append(timed(load, len(paths)))
     n = len(paths)
     a_key = next(iter(loaders))
