@@ -273,3 +273,23 @@ def test_pxap_ignore_errors() -> None:
         pxap(m, masks, ignore=np.full((1, 8, 8), 255, dtype=np.uint8))
     with pytest.raises(ValueError, match="ignore must have"):
         PxAPMeter().update(m, masks, np.zeros((8, 8), dtype=bool))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_pxap_histograms_equal_numpys(dtype) -> None:
+    """PxAP's one-pass histograms (components.level_histograms) are np.histogram's, values on
+    the edges (0, 0.5, 1, the thresholds themselves) included."""
+    from cam_repro.localize.components import level_histograms, level_table
+
+    rng = np.random.default_rng(1)
+    for grid in (np.arange(1000) / 1000, np.arange(7) / 7, np.linspace(0.2, 0.9, 50)):
+        edges = np.append(grid, [1.0, 2.0, 3.0])
+        maps = rng.random((5, 30, 30)).astype(dtype)
+        maps[0, :3], maps[1, :2], maps[2, :2] = 1.0, 0.5, 0.0
+        maps[3, :4] = grid[:4].astype(dtype)[:, None]
+        fg = rng.random(maps.shape) < 0.4
+        bg = ~fg & (rng.random(maps.shape) < 0.8)
+        got = level_histograms(maps, fg, bg, edges, level_table(edges, 2048))
+        for hist, mask in zip(got, (fg, bg), strict=True):
+            want = sum(np.histogram(m[k], bins=edges)[0] for m, k in zip(maps, mask, strict=True))
+            np.testing.assert_array_equal(hist, want)

@@ -86,6 +86,7 @@ from cam_repro.localize.boxes import as_maps, iou_matrix
 from cam_repro.localize.components import (
     RING_RUNS,
     contour_sweep_hits,
+    level_histograms,
     level_table,
     sweep_hits,
 )
@@ -434,6 +435,7 @@ class PxAPMeter:
     def __init__(self, thresholds: Sequence[float] | np.ndarray | None = None) -> None:
         self.thresholds = _as_thresholds(thresholds)
         self._edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
+        self._table = level_table(self._edges, max(1024, 2 * len(self._edges)))
         self.fg = np.zeros(len(self._edges) - 1, dtype=np.int64)
         self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
 
@@ -444,9 +446,12 @@ class PxAPMeter:
         background = ~masks
         if ignore is not None:
             background &= ~_as_mask(ignore, "ignore", maps.shape)
-        for m, fg, bg in zip(maps, masks, background, strict=True):  # one image at a time
-            self.fg += np.histogram(m[fg], bins=self._edges)[0]
-            self.bg += np.histogram(m[bg], bins=self._edges)[0]
+        # np.histogram(m[fg], bins=edges) per image, in one pass without sorting (tested equal)
+        fg, bg = level_histograms(
+            np.ascontiguousarray(maps), masks, background, self._edges, self._table
+        )
+        self.fg += fg
+        self.bg += bg
 
     def add(self, other: PxAPMeter) -> None:
         """Add the histograms of another meter of the same thresholds."""
