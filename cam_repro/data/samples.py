@@ -236,7 +236,7 @@ def read_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) ->
     """
     # torch only here: the readers import this module and need no torch.
     import torch
-    from torchvision.io import ImageReadMode, decode_jpeg
+    from torchvision.io import ImageReadMode  # loads torchvision's image ops
     from torchvision.transforms.v2.functional import pil_to_tensor
 
     try:
@@ -249,12 +249,11 @@ def read_image(path: Path, max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS) ->
     if size is not None:
         _check_pixels(path, size, max_pixels)
         try:
-            with warnings.catch_warnings():
-                # torchvision 0.29 deprecated its decoders for torchcodec's: a warning per call
-                warnings.simplefilter("ignore", DeprecationWarning)
-                return decode_jpeg(
-                    torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
-                )
+            # the op torchvision.io.decode_jpeg runs for a CPU tensor, called as it calls it,
+            # without its per-call usage logging and deprecation warning (torchvision 0.29
+            # deprecated its decoders for torchcodec's; torchvision is pinned)
+            buffer = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+            return torch.ops.image.decode_jpeg(buffer, ImageReadMode.RGB.value, False)
         except RuntimeError:
             pass  # truncated or corrupt: PIL's error (or PIL's pixels, where it reads it)
     return pil_to_tensor(load_image(path, max_pixels))
