@@ -99,3 +99,21 @@ def test_normalize_by_hand() -> None:
 def test_config_errors(override: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         _cfg(**override)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_model_input_is_the_three_step_expression_bit_for_bit(channels_last: bool) -> None:
+    """normalize's in-place steps give the bits of (x.float() / 255 - mean) / std, in the layout
+    asked for, and leave a float input untouched."""
+    from cam_repro.data.transforms import model_input
+
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    images = torch.randint(0, 256, (4, 3, 17, 23), dtype=torch.uint8)
+    m, s = torch.tensor(mean).view(1, -1, 1, 1), torch.tensor(std).view(1, -1, 1, 1)
+    want = (images.float() / 255.0 - m) / s
+    got = model_input(images, mean, std, channels_last)
+    assert torch.equal(got, want) and got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=torch.channels_last) == channels_last
+    floats = images.float()
+    model_input(floats, mean, std, channels_last)
+    assert torch.equal(floats, images.float())

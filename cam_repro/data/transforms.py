@@ -102,18 +102,22 @@ class _ExactSize:
         return self.resize(image)
 
 
-def normalize(images: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
-    """uint8 images (B, 3, H, W) -> float32 (x / 255 - mean) / std, on the images' device."""
+def normalize(
+    images: Tensor, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
+) -> Tensor:
+    """uint8 images (B, 3, H, W) -> float32 (x / 255 - mean) / std, on the images' device (NHWC
+    if `channels_last`). One new tensor, converted once into the layout asked for, then divided,
+    shifted and scaled in place: the same arithmetic in the same order as the three-step
+    expression, so the same bits, without two more whole-batch tensors and a layout copy."""
     m = torch.tensor(mean, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32, device=images.device).view(1, -1, 1, 1)
-    return (images.float() / 255.0 - m) / s
+    layout = torch.channels_last if channels_last else torch.preserve_format
+    x = images.to(dtype=torch.float32, memory_format=layout, copy=True)
+    return x.div_(255.0).sub_(m).div_(s)
 
 
 def model_input(
     images: Tensor, mean: Sequence[float], std: Sequence[float], channels_last: bool = False
 ) -> Tensor:
     """A uint8 batch (B, 3, H, W) on the device -> the normalised float input, NHWC if asked."""
-    x = normalize(images, mean, std)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    return x
+    return normalize(images, mean, std, channels_last)
