@@ -220,20 +220,27 @@ class Evaluator:
                     out = localize_ten_crop(loc, x, labels, spec.topk, self.data_cfg.image_size)
                 else:
                     out = forward_maps(loc, x, labels, spec.topk, wsol=self.with_wsol_maps)
-                check_batch(out, where, spec.runtime.amp)
                 if on_device and isinstance(out, RawMaps):
                     out = out.upsampled()  # on the GPU: the CPU threads only sweep
-                scoring.submit(self._score, *(out.to_host() if on_device else (out, None)),
-                               index.tolist())  # fmt: skip
+                # the maps to the CPU without waiting (GPU), checked and scored in a thread
+                out, arrived = out.to_host() if on_device else (out, None)
+                scoring.submit(self._score, out, arrived, index.tolist(), where)
             rows = [row for part in scoring.results() for row in part]
         return self._merge(rows)
 
     def _score(
-        self, out: BatchMaps | RawMaps, arrived: Callable[[], None] | None, indices: list[int]
+        self,
+        out: BatchMaps | RawMaps,
+        arrived: Callable[[], None] | None,
+        indices: list[int],
+        where: str,
     ) -> list[Row]:
-        """One batch's rows, its counts added to this thread's meters (in a scoring thread)."""
+        """One batch's rows, its counts added to this thread's meters (in a scoring thread).
+        A NaN or infinite logit or map stops the run here (raised in the main thread at its next
+        batch): checking on the device would make the main thread wait for the GPU."""
         if arrived is not None:
             arrived()  # the copy from the GPU has landed
+        check_batch(out, where, self.spec.runtime.amp)
         if isinstance(out, RawMaps):
             out = out.upsampled()
         meters = self._thread_meters()
