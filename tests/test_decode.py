@@ -255,3 +255,25 @@ def test_a_truncated_jpeg_is_an_error_or_skipped_in_the_dataset(tmp_path: Path) 
     assert skipping[(0, 5)] == Skipped(0, expected.removeprefix(f"{bad}: "))
     cached = LocalizationDataset(data, transform, bad_images="skip", cache=True)
     assert isinstance(cached[0], Skipped) and cached[1][0].shape == (3, 32, 32)
+
+
+def test_pils_limit_survives_threads_reading_images(tmp_path: Path) -> None:
+    """cam-eval reads image headers in a scoring thread while the main thread decodes: PIL's
+    global limit, lifted around each read, is the same afterwards and every read succeeds."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from cam_repro.data.samples import read_image_size
+
+    path = tmp_path / "a.png"
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(path)
+    before = Image.MAX_IMAGE_PIXELS
+
+    def work(i: int) -> tuple:
+        if i % 2:
+            return read_image_size(path, 10**12)  # above PIL's level: lifted while decoding
+        return tuple(read_image(path, None).shape)
+
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(work, range(400)))
+    assert before == Image.MAX_IMAGE_PIXELS
+    assert set(got) == {(40, 30), (3, 30, 40)}

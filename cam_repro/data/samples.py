@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-import warnings
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -108,15 +108,22 @@ def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+# PIL's limit is a global of the process; cam-eval reads image headers in a scoring thread while
+# the main thread decodes: one thread at a time changes it (and restores it).
+_PIL_LIMIT_LOCK = threading.RLock()
+
+
 @contextmanager
 def _pil_limit(limit: int | None) -> Iterator[None]:
-    """PIL's decompression-bomb limit set to `limit` for the duration (restored after)."""
-    saved = Image.MAX_IMAGE_PIXELS
-    Image.MAX_IMAGE_PIXELS = limit
-    try:
-        yield
-    finally:
-        Image.MAX_IMAGE_PIXELS = saved
+    """PIL's decompression-bomb limit set to `limit` for the duration (restored after), one
+    thread at a time."""
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = limit
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 def _check_pixels(path: Path, size: tuple[int, int], max_pixels: int | None) -> None:
@@ -137,21 +144,20 @@ def _open_image(
 
     The pixel limit is ours, checked on the header before anything is decoded; PIL's own
     (Image.MAX_IMAGE_PIXELS: a warning above it, an error above twice it) never speaks instead:
-    its warning is silenced, the header is read with its limit lifted, and the decoding runs with
-    it lifted too when ours is higher than its error level. (This changes a global of PIL for the
-    duration: image loading runs in single-threaded processes.)
+    the header is read with its limit lifted, and the decoding runs with it lifted too when ours
+    is higher than its warning level (some formats check again while decoding frames), so PIL
+    neither warns nor raises about an image our limit admits. Lifting changes a global of PIL,
+    under a lock (`_pil_limit`): cam-eval reads image headers in a scoring thread.
     """
-    pil_error_level = None if Image.MAX_IMAGE_PIXELS is None else 2 * Image.MAX_IMAGE_PIXELS
-    lift = pil_error_level is not None and (max_pixels is None or max_pixels > pil_error_level)
+    pil_level = Image.MAX_IMAGE_PIXELS
+    lift = pil_level is not None and (max_pixels is None or max_pixels > pil_level)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with _pil_limit(None):
-                img = Image.open(path)  # the header only
-            with img:
-                _check_pixels(path, img.size, max_pixels)
-                with _pil_limit(None) if lift else nullcontext():
-                    yield img
+        with _pil_limit(None):
+            img = Image.open(path)  # the header only
+        with img:
+            _check_pixels(path, img.size, max_pixels)
+            with _pil_limit(None) if lift else nullcontext():
+                yield img
     except FileNotFoundError:
         raise InputFileError(f"{path}: image file is missing") from None
     except InputFileError:

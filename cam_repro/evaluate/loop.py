@@ -195,7 +195,7 @@ class Evaluator:
         cfg = self.data_cfg
         return model_input(images, cfg.mean, cfg.std, self.spec.runtime.channels_last)
 
-    def run(self) -> tuple[list[Row], dict[str, Any]]:
+    def run(self) -> tuple[list[Row], Meters]:
         """Evaluate this process's shard, merge all shards -> (rows, merged meters) on rank 0.
 
         The main thread loads batches and runs the forward pass; `spec.score_threads` worker
