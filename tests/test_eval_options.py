@@ -133,8 +133,8 @@ def test_background_returns_values_in_submission_order() -> None:
         time.sleep(0.002 * ((7 * i) % 5))  # later calls often finish first
         return i
 
-    for enabled, threads in ((False, 1), (True, 1), (True, 3)):
-        with Background(enabled, depth=4, threads=threads) as pool:
+    for threads in (0, 1, 3):
+        with Background(threads, depth=4) as pool:
             for i in range(20):
                 pool.submit(slow, i)
             assert pool.results() == list(range(20))
@@ -154,7 +154,7 @@ def test_background_bounds_the_calls_in_flight() -> None:
         with lock:
             active -= 1
 
-    with Background(True, depth=2, threads=2) as pool:
+    with Background(2, depth=2) as pool:
         submitted = []
         for i in range(6):
             pool.submit(hold, i)
@@ -173,7 +173,7 @@ def test_background_raises_the_first_error_and_drops_the_rest() -> None:
         ran.append(i)
         return i
 
-    with pytest.raises(ValueError, match="batch 1 is bad"), Background(True, depth=2) as pool:
+    with pytest.raises(ValueError, match="batch 1 is bad"), Background(1, depth=2) as pool:
         for i in range(50):
             pool.submit(work, i)
         pool.results()

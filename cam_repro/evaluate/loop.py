@@ -149,7 +149,6 @@ class Evaluator:
         )
         # the true class's bicubic map, for MaxBoxAccV2 and PxAP only
         self.with_wsol_maps = spec.maxboxacc or self.with_pxap
-        self.meters = self._new_meters()  # the totals, once every thread's are added
         self._local = threading.local()  # each scoring thread's own meters
         self._parts: list[Meters] = []
         self._lock = threading.Lock()
@@ -208,7 +207,7 @@ class Evaluator:
         show = spec.runtime.progress and env.is_main
         on_device = env.device.type == "cuda"
         threads = spec.score_threads
-        with Background(threads > 0, max(2, 2 * threads), threads or 1, "cam-eval") as scoring:
+        with Background(threads, max(2, 2 * threads), "cam-eval") as scoring:
             batches = tqdm(self._loader(), desc=spec.split, leave=False, disable=not show)
             for images, labels, index, skipped in prefetch_to_device(batches, env):
                 self.skips.add(skipped)
@@ -313,7 +312,7 @@ class Evaluator:
 
     def _merge(self, rows: list[Row]) -> tuple[list[Row], Meters]:
         env = self.env
-        total = self.meters
+        total = self._new_meters()  # every scoring thread's counts, added up
         for part in self._parts:
             total.add(part)
         gathered = D.gather_objects(rows, env)

@@ -16,17 +16,15 @@ from typing import Any
 
 
 class Background:
-    """`submit(fn, *args)` runs fn in one of `threads` workers (or at once, in the caller, when
-    not `enabled`); at most `depth` calls wait or run there, `submit` blocks on the oldest beyond
-    that (so memory stays bounded by `depth` batches). Use as a context manager."""
+    """`submit(fn, *args)` runs fn in one of `threads` workers (with 0 threads: at once, in the
+    caller); at most `depth` calls wait or run there, `submit` blocks on the oldest beyond that
+    (so memory stays bounded by `depth` batches). Use as a context manager."""
 
-    def __init__(
-        self, enabled: bool = True, depth: int = 2, threads: int = 1, name: str = "cam-repro"
-    ) -> None:
-        if depth < 1 or threads < 1:
-            raise ValueError(f"depth and threads must be >= 1, got {depth} and {threads}")
+    def __init__(self, threads: int = 1, depth: int = 2, name: str = "cam-repro") -> None:
+        if depth < 1 or threads < 0:
+            raise ValueError(f"depth must be >= 1 and threads >= 0, got {depth} and {threads}")
         self.depth = depth
-        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name) if enabled else None
+        self._pool = ThreadPoolExecutor(threads, thread_name_prefix=name) if threads else None
         self._pending: deque[Future] = deque()
         self._done: list[Any] = []
 
