@@ -17,6 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
+from cam_repro.models.config import ANY_ARCHS
 from cam_repro.runtime.errors import CamReproError
 
 CONFIG_PACKAGE = "cam_repro.configs"  # the repository's configs/, mapped by pyproject.toml
@@ -96,5 +97,7 @@ def compose(app: str, overrides: list[str]) -> Any:
 
 
 def variants() -> list[str]:
-    """The model zoo's variants: the files of configs/model/."""
-    return sorted(p.stem for p in Path(CONFIG_DIR, "model").glob("*.yaml"))
+    """The model zoo's variants: the files of configs/model/ (but the presets of any
+    classifier, model=torchvision|module|file, which need a name)."""
+    files = Path(CONFIG_DIR, "model").glob("*.yaml")
+    return sorted(p.stem for p in files if p.stem not in ANY_ARCHS)

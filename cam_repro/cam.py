@@ -1,6 +1,8 @@
-"""Public API: class activation maps (Zhou et al. 2016, eq. 2) and the Backprop baseline.
+"""Public API: class activation maps (Zhou et al. 2016, eq. 2) of any classifier that ends in
+global pooling and one linear layer, and the Backprop baseline.
 
-A stable name for code outside the package; the functions live in cam_repro.localize.cam.
+A stable name for code outside the package; the functions live in cam_repro.localize (cam.py,
+layers.py).
 """
 
 from cam_repro.localize.cam import (
@@ -14,15 +16,20 @@ from cam_repro.localize.cam import (
     predict_with_cams,
     upsample_cams,
 )
+from cam_repro.localize.layers import CAMLayers, LayerCAMNet, cam_layers, find_cam_layers
 
 __all__ = [
+    "CAMLayers",
     "CAMNetwork",
     "CAMOutput",
     "CAMUnavailableError",
+    "LayerCAMNet",
     "LinearHead",
     "backprop_saliency",
+    "cam_layers",
     "cam_model",
     "class_activation_maps",
+    "find_cam_layers",
     "predict_with_cams",
     "upsample_cams",
 ]

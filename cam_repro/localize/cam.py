@@ -6,7 +6,10 @@ exactly S_c = mean_xy M_c(x, y) + b_c.
 
 Any network works that has `features(x)` (the last conv maps), `logits_from_features(f)` (global
 pooling and the linear layer) and that linear layer as `classifier`: the zoo's CAMNet
-(cam_repro.models.heads), or a classifier of one's own with those three names.
+(cam_repro.models.heads), or a classifier of one's own with those three names. Any other
+classifier that ends in global pooling and one linear layer (a torchvision ResNet, EfficientNet,
+ConvNeXt, ..., or one's own module) is seen as one through `cam_repro.localize.layers`: its two
+layers found on its graph, or named (`layers=(features, linear)`).
 """
 
 from __future__ import annotations
@@ -18,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cam_repro.localize.layers import CAMUnavailableError, ChannelNorm, LayerCAMNet
 from cam_repro.runtime.distributed import unwrap
-from cam_repro.runtime.errors import CamReproError
 
 
 @runtime_checkable
@@ -31,10 +34,6 @@ class CAMNetwork(Protocol):
     def features(self, x: Tensor) -> Tensor: ...  # images (B, 3, H, W) -> f_k (B, K, h, w)
 
     def logits_from_features(self, features: Tensor) -> Tensor: ...  # (B, K, h, w) -> (B, C)
-
-
-class CAMUnavailableError(CamReproError, ValueError):
-    """The model has no global-pooling head, so class activation maps are not defined for it."""
 
 
 def class_activation_maps(features: Tensor, weight: Tensor, class_idx: Tensor) -> Tensor:
@@ -77,27 +76,37 @@ class LinearHead:
     Either way the class activation map of class c is M_c = sum_k w_k^c f_k with this head's
     weights (`cams`). With `l2_normalize`, the pooled vector is scaled to unit length before the
     layer (as the classifier was fitted): a positive factor per image, so the map's shape, and
-    every box the paper's rule draws from it, is the same as without.
+    every box the paper's rule draws from it, is the same as without. With a LayerNorm between
+    pooling and layer (`norm`, ConvNeXt's head), the maps are those of the centred, scaled
+    features and the weights times the norm's gamma, so that still, with GAP, the scores are
+    mean(M_c) + `map_bias`.
     """
 
     weight: Tensor  # (C, K)
     bias: Tensor  # (C,)
     pool: str = "gap"  # gap (mean) | gmp (max): how f_k becomes the layer's input
     l2_normalize: bool = False
+    norm: ChannelNorm | None = None
 
     @classmethod
     def of_network(cls, model: nn.Module) -> LinearHead:
-        """The head of a CAM network: its last linear layer and its pooling."""
+        """The head of a CAM network: its last linear layer, its pooling, its LayerNorm."""
         net = cam_model(model)
         pool = getattr(getattr(net, "pool", None), "kind", "gap")
-        return cls(net.classifier.weight.detach(), _bias(net.classifier), pool)
+        norm = getattr(net, "head_norm", None)
+        layer = net.classifier
+        return cls(layer.weight.detach(), _bias(layer), pool, norm=norm)
+
+    def _pool(self, features: Tensor) -> Tensor:
+        if self.pool == "gap":
+            return features.mean(dim=(2, 3))
+        return features.flatten(2).max(dim=2).values
 
     def pooled(self, features: Tensor) -> Tensor:
         """(B, K, h, w) -> (B, K): the classifier's input."""
-        if self.pool == "gap":
-            x = features.mean(dim=(2, 3))
-        else:
-            x = features.flatten(2).max(dim=2).values
+        x = self._pool(features)
+        if self.norm is not None:
+            x = self.norm(x)
         return F.normalize(x, dim=1) if self.l2_normalize else x
 
     def logits(self, features: Tensor) -> Tensor:
@@ -105,9 +114,24 @@ class LinearHead:
         x = self.pooled(features.float())
         return x @ self.weight.float().T + self.bias.float()
 
+    @property
+    def map_bias(self) -> Tensor:
+        """b_c such that, with GAP, the scores are mean(M_c) + b_c (the layer's bias; with a
+        LayerNorm, plus the layer's weights times its beta)."""
+        bias = self.bias.float()
+        if self.norm is not None and self.norm.bias is not None:
+            bias = bias + self.weight.float() @ self.norm.bias.float()
+        return bias
+
     def cams(self, features: Tensor, class_idx: Tensor) -> Tensor:
         """(B, K, h, w), classes (B, k) -> CAMs (B, k, h, w) from this head's weights."""
-        return class_activation_maps(features.float(), self.weight.float(), class_idx)
+        features = features.float()
+        weight = self.weight.float()
+        if self.norm is not None:
+            features = self.norm.centred(features, self._pool(features))
+            if self.norm.weight is not None:
+                weight = weight * self.norm.weight.float()
+        return class_activation_maps(features, weight, class_idx)
 
 
 def _bias(layer: nn.Linear) -> Tensor:
@@ -116,24 +140,51 @@ def _bias(layer: nn.Linear) -> Tensor:
     return layer.bias.detach()
 
 
-def cam_model(model: nn.Module) -> CAMNetwork:
-    """`model` as a CAM network, or a clear error pointing to the Backprop localizer."""
+def cam_model(model: nn.Module, layers: tuple[str, str] | None = None) -> CAMNetwork:
+    """`model` as a CAM network: the zoo's CAM networks as they are, any other classifier that
+    ends in global pooling and one linear layer through its two layers (found, or `layers` =
+    (feature map, linear layer) names); else a one-line CAMUnavailableError that points to
+    Grad-CAM and Backprop."""
     net = unwrap(model)
-    if not (isinstance(net, CAMNetwork) and isinstance(net.classifier, nn.Linear)):
-        raise CAMUnavailableError(
-            f"{type(net).__name__} has no global-pooling head (its conv features reach the "
-            "classes through fully connected layers), so it has no class activation map. "
-            "Localize it with the Backprop baseline, cam_repro.cam.backprop_saliency, or use "
-            "its -GAP/-GMP variant (e.g. model=vgg16_gap)."
-        )
-    return net
+    if layers is None and _is_cam_network(net):
+        return net
+    refusal = getattr(net, "cam_refusal", None)  # models.anynet.Classifier: found without CAM
+    if layers is None and refusal:
+        raise CAMUnavailableError(refusal)
+    net = getattr(net, "net", net) if refusal else net
+    if isinstance(net, LayerCAMNet):
+        if layers is None or layers == (net.layers.features, net.layers.classifier):
+            return net
+        net = net.net
+    # One wrapper per network and names, kept on the network: its graph is traced once.
+    cache = net.__dict__.setdefault("_cam_networks", {})
+    if layers not in cache:
+        features, classifier = layers if layers is not None else (None, None)
+        cache[layers] = LayerCAMNet(net, features, classifier)
+    return cache[layers]
+
+
+def _is_cam_network(net: nn.Module) -> bool:
+    if isinstance(net, LayerCAMNet):
+        return True
+    return isinstance(net, CAMNetwork) and isinstance(net.classifier, nn.Linear)
 
 
 def predict_with_cams(
-    model: nn.Module, images: Tensor, topk: int = 5, classes: Tensor | None = None
+    model: nn.Module,
+    images: Tensor,
+    topk: int = 5,
+    classes: Tensor | None = None,
+    layers: tuple[str, str] | None = None,
 ) -> CAMOutput:
-    """Logits and the CAMs of the top-k classes (or of the given `classes` (B, k)), one pass."""
-    net = cam_model(model)
+    """Logits and the CAMs of the top-k classes (or of the given `classes` (B, k)), one pass.
+
+    `model`: a CAM network of the zoo, or any classifier that ends in global pooling and one
+    linear layer (a torchvision ResNet, EfficientNet, ConvNeXt, ...), its layers found or named
+    by `layers=(feature map, linear layer)`. With GAP, logits = cams.mean((2, 3)) + the head's
+    `LinearHead.map_bias` (the linear layer's bias).
+    """
+    net = cam_model(model, layers)
     features = net.features(images)  # (B, K, h, w)
     logits = net.logits_from_features(features)  # (B, C)
     if classes is None:
@@ -142,7 +193,7 @@ def predict_with_cams(
     elif classes.dim() == 1:
         classes = classes[:, None]
     scores = logits.softmax(dim=1).gather(1, classes)
-    cams = class_activation_maps(features, net.classifier.weight, classes)
+    cams = LinearHead.of_network(net).cams(features, classes).to(features.dtype)
     return CAMOutput(logits=logits, classes=classes, scores=scores, cams=cams)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import PurePath
 from typing import Any
 
 from omegaconf import MISSING, DictConfig
@@ -12,7 +13,12 @@ from omegaconf import MISSING, DictConfig
 from cam_repro.runtime.config import to_schema
 from cam_repro.runtime.errors import ConfigError
 
-ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "resnet50", "tiny")
+ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "nin", "resnet50", "tiny")
+# Any classifier that is not one of the paper's networks (README, "Any classifier"): a
+# torchvision classification model by name, a module of one's own (Hydra's _target_), or a
+# torch.export program; CAM through its feature map and final linear layer
+# (cam_repro.localize.layers), found or named.
+ANY_ARCHS = ("torchvision", "module", "file")
 POOLS = ("gap", "gmp")
 
 # The paper's names (Tables 1 and 2) and ours for reports.
@@ -21,6 +27,7 @@ _PAPER_ARCH_NAMES = {
     "alexnet_star": "AlexNet*",
     "vgg16": "VGGnet",
     "googlenet": "GoogLeNet",
+    "nin": "NIN",
     "resnet50": "ResNet-50",
     "tiny": "Tiny",
 }
@@ -49,6 +56,13 @@ class ModelConfig:
     conv5_channels: int | None = None  # AlexNet*: null = 256 (torchvision); 384 in the release
     star_channels: int = 512  # AlexNet*: units of the two extra convs (conv6, conv7)
     num_pools: int = 2  # tiny: 2 (16x16 map at 64 px) or 3 (8x8: the resolution ablation)
+    # Any classifier (arch: torchvision | module | file; configs/model/<arch>.yaml):
+    name: str | None = None  # torchvision: a classification model's name, e.g. resnet18
+    _target_: str | None = None  # module: what builds it (Hydra instantiate), e.g. pkg.MyNet
+    kwargs: dict[str, Any] = field(default_factory=dict)  # module: its arguments
+    file: str | None = None  # file: a torch.export program (torch.export.save)
+    features_layer: str | None = None  # the feature map that is globally pooled; null: found
+    classifier_layer: str | None = None  # the final linear layer; null: found
 
 
 # Where a network's first weights came from: not part of what the network is.
@@ -76,8 +90,10 @@ def model_config(cfg: ModelConfig | Mapping[str, Any] | DictConfig) -> ModelConf
 
 
 def _validate(spec: ModelConfig) -> None:
-    if spec.arch not in ARCHS:
-        raise ConfigError(f"unknown model arch {spec.arch!r}; choose one of {', '.join(ARCHS)}")
+    if spec.arch not in (*ARCHS, *ANY_ARCHS):
+        choices = ", ".join((*ARCHS, *ANY_ARCHS))
+        raise ConfigError(f"unknown model arch {spec.arch!r}; choose one of {choices}")
+    _validate_any(spec)
     if spec.pool not in POOLS:
         raise ConfigError(f"model.pool must be 'gap' or 'gmp', got {spec.pool!r}")
     if not (math.isfinite(spec.width_mult) and spec.width_mult > 0):
@@ -92,7 +108,7 @@ def _validate(spec: ModelConfig) -> None:
         raise ConfigError(f"model.output_stride must be 8, 16 or 32, got {spec.output_stride}")
     if spec.output_stride != 32 and spec.arch != "resnet50":
         raise ConfigError("model.output_stride applies to resnet50 only")
-    if spec.arch in ("alexnet_star", "tiny") and not spec.modified:
+    if spec.arch in ("alexnet_star", "nin", "tiny") and not spec.modified:
         raise ConfigError(f"{spec.arch} exists only as a CAM model (model.modified=true)")
     if spec.num_pools not in (2, 3):
         raise ConfigError(f"model.num_pools must be 2 or 3 (tiny only), got {spec.num_pools}")
@@ -102,6 +118,7 @@ def _validate(spec: ModelConfig) -> None:
         "alexnet": False,
         "alexnet_star": False,
         "googlenet": True,
+        "nin": False,
         "resnet50": True,
         "tiny": True,
     }
@@ -111,22 +128,79 @@ def _validate(spec: ModelConfig) -> None:
         raise ConfigError(f"torchvision's {spec.arch} {have} batch norm (model.batch_norm)")
     if spec.pretrained and spec.arch == "tiny":
         raise ConfigError("the tiny benchmark network has no pretrained weights (model.pretrained)")
+    if spec.pretrained and spec.arch == "nin":
+        raise ConfigError(
+            "torchvision has no NIN weights (model.pretrained); pass model.weights_path=FILE, "
+            "a state dict of ours"
+        )
     if spec.pretrained and spec.width_mult != 1.0 and spec.weights_path is None:
         raise ConfigError("model.pretrained=true needs model.width_mult=1 (torchvision's widths)")
 
 
+# What each kind of any classifier needs, and the keys that belong to them only.
+_ANY_KEYS = {"torchvision": "name", "module": "_target_", "file": "file"}
+
+
+def _validate_any(spec: ModelConfig) -> None:
+    if spec.arch not in ANY_ARCHS:
+        for key in (*_ANY_KEYS.values(), "features_layer", "classifier_layer"):
+            if getattr(spec, key) is not None:
+                raise ConfigError(
+                    f"model.{key} applies to model=torchvision|module|file, not arch {spec.arch}"
+                )
+        if spec.kwargs:
+            raise ConfigError(f"model.kwargs applies to model=module, not arch {spec.arch}")
+        return
+    key = _ANY_KEYS[spec.arch]
+    if not getattr(spec, key):
+        raise ConfigError(f"model={spec.arch} needs model.{key}")
+    for other in set(_ANY_KEYS.values()) - {key}:
+        if getattr(spec, other) is not None:
+            raise ConfigError(f"model.{other} does not apply to model={spec.arch}")
+    if spec.kwargs and spec.arch != "module":
+        raise ConfigError(f"model.kwargs applies to model=module only, not model={spec.arch}")
+    if (spec.features_layer is None) != (spec.classifier_layer is None):
+        raise ConfigError("give both model.features_layer and model.classifier_layer, or neither")
+    if spec.width_mult != 1.0:
+        raise ConfigError(f"model.width_mult applies to the zoo's networks, not model={spec.arch}")
+    if spec.pretrained and spec.arch != "torchvision":
+        raise ConfigError(
+            f"model.pretrained needs torchvision's weights (model=torchvision); for model="
+            f"{spec.arch} pass model.weights_path=FILE"
+        )
+
+
 def variant_name(cfg: ModelConfig) -> str:
-    """Our name of a variant: the config file's name, e.g. 'vgg16_gap' or 'googlenet'."""
+    """Our name of a variant: the config file's name, e.g. 'vgg16_gap' or 'googlenet'; any
+    classifier's own name (torchvision's, the class's, the file's)."""
+    if cfg.arch in ANY_ARCHS:
+        return any_name(cfg)
     if cfg.arch == "tiny" and cfg.num_pools != 2:
         return f"tiny_{cfg.pool}_8x8"
+    if cfg.arch == "nin":  # NIN ends in GAP natively: configs/model/nin.yaml, nin_gmp for GMP
+        return "nin" if cfg.pool == "gap" else f"nin_{cfg.pool}"
     return f"{cfg.arch}_{cfg.pool}" if cfg.modified else cfg.arch
 
 
 def paper_name(cfg: ModelConfig) -> str:
-    """The paper's name of a variant, e.g. 'VGGnet-GAP' or 'GoogLeNet' (original)."""
+    """The paper's name of a variant, e.g. 'VGGnet-GAP' or 'GoogLeNet' (original); any
+    classifier's own name."""
+    if cfg.arch in ANY_ARCHS:
+        return any_name(cfg)
     name = _PAPER_ARCH_NAMES[cfg.arch]
+    if cfg.arch == "nin":  # the paper's row "NIN": its own GAP head
+        return name if cfg.pool == "gap" else f"{name}-{cfg.pool.upper()}"
     suffix = " (8x8)" if cfg.arch == "tiny" and cfg.num_pools != 2 else ""
     return f"{name}-{cfg.pool.upper()}{suffix}" if cfg.modified else name
+
+
+def any_name(cfg: ModelConfig) -> str:
+    """An any classifier's name: torchvision's (resnet18), the class's (MyNet), the file's."""
+    if cfg.arch == "torchvision":
+        return str(cfg.name)
+    if cfg.arch == "module":
+        return str(cfg._target_).rsplit(".", 1)[-1]
+    return PurePath(str(cfg.file)).stem
 
 
 @dataclass

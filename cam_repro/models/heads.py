@@ -106,6 +106,9 @@ class FCNet(nn.Module):
     map; `cam_repro.cam.backprop_saliency` (the paper's Backprop baseline) localizes with it.
     """
 
+    # How to get a CAM of it instead (in cam_model's refusal)
+    cam_hint = "use its -GAP/-GMP variant (e.g. model=vgg16_gap)"
+
     def __init__(self, backbone: nn.Module, pool_size: int, classifier: nn.Sequential) -> None:
         super().__init__()
         self.backbone = backbone

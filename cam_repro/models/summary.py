@@ -7,7 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cam_repro.models.config import ARCHS, ModelConfig, paper_name, variant_name
+from cam_repro.localize.layers import LayerCAMNet
+from cam_repro.models.config import ANY_ARCHS, ARCHS, ModelConfig, paper_name, variant_name
 from cam_repro.models.heads import CAMNet
 
 
@@ -30,7 +31,7 @@ def summarize(model: nn.Module, cfg: ModelConfig, input_size: int = 224) -> Mode
     model.eval()
     try:
         with torch.no_grad():
-            if isinstance(model, CAMNet):
+            if isinstance(model, CAMNet | LayerCAMNet):
                 features = model.features(x)  # (1, K, h, w)
                 logits = model.logits_from_features(features)
                 channels, size = features.shape[1], (features.shape[2], features.shape[3])
@@ -51,7 +52,7 @@ def summarize(model: nn.Module, cfg: ModelConfig, input_size: int = 224) -> Mode
 
 def zoo_order(row: ModelSummary) -> tuple[int, str]:
     """Sort key: the paper's architectures in order, each original before its GAP/GMP variants."""
-    return ARCHS.index(row.arch), row.variant
+    return (*ARCHS, *ANY_ARCHS).index(row.arch), row.variant
 
 
 def summary_table(rows: list[ModelSummary], input_size: int) -> str:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torchvision import models as tvm
 
 from cam_repro.models.config import (
+    ANY_ARCHS,
     WEIGHTS_ORIGIN,
     ModelConfig,
     config_differences,
@@ -38,6 +39,8 @@ log = logging.getLogger(__name__)
 
 def torchvision_weights_enum(cfg: ModelConfig) -> type[tvm.WeightsEnum]:
     """The torchvision weights enum whose layers our variant reuses."""
+    if cfg.arch == "torchvision":
+        return tvm.get_model_weights(str(cfg.name))
     if cfg.arch == "vgg16":
         return tvm.VGG16_BN_Weights if cfg.batch_norm else tvm.VGG16_Weights
     return {
@@ -50,6 +53,8 @@ def torchvision_weights_enum(cfg: ModelConfig) -> type[tvm.WeightsEnum]:
 
 def torchvision_keymap(cfg: ModelConfig) -> list[tuple[str, str | None]]:
     """(torchvision prefix, our prefix or None to skip), first match wins."""
+    if cfg.arch in ANY_ARCHS:  # wrapped as `net` (models.anynet); no auxiliary classifiers
+        return [("aux1.", None), ("aux2.", None), ("AuxLogits.", None), ("", "net.")]
     if cfg.arch in ("alexnet", "alexnet_star", "vgg16"):
         # A CAM model has no `classifier.<i>.` keys, so the FC layers find nothing to load into.
         return [("features.", "backbone."), ("classifier.", "classifier.")]
@@ -192,7 +197,8 @@ def _strip_prefixes(key: str) -> str:
 
 
 def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> set[str]:
-    """Load a local state dict: our own (keys under `backbone.`) strictly, torchvision's by name.
+    """Load a local state dict: our own (keys under `backbone.`, or `net.` for any classifier)
+    strictly, torchvision's (or the bare network's) by name.
 
     Returns the names of the tensors loaded.
     """
@@ -204,7 +210,8 @@ def load_weights_file(model: nn.Module, path: str | Path, cfg: ModelConfig) -> s
                 f"{path}: holds a {_carried_name(carried)} network, not {variant_name(cfg)} "
                 f"({'; '.join(differ)}); load it with the model config it was trained with"
             )
-    if not any(k.startswith("backbone.") for k in state):
+    ours = "net." if cfg.arch in ANY_ARCHS else "backbone."
+    if not any(k.startswith(ours) for k in state):
         return load_torchvision_state_dict(model, state, cfg, str(path))
     own = model.state_dict()
     problems = []

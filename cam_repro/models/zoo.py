@@ -10,8 +10,10 @@ from omegaconf import DictConfig
 from torch import nn
 
 from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
-from cam_repro.models.config import ModelConfig, model_config
+from cam_repro.models.anynet import build_any
+from cam_repro.models.config import ANY_ARCHS, ModelConfig, model_config
 from cam_repro.models.googlenet import build_googlenet
+from cam_repro.models.nin import build_nin
 from cam_repro.models.resnet import build_resnet50
 from cam_repro.models.tiny import build_tiny
 from cam_repro.models.vgg import build_vgg16
@@ -27,6 +29,7 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "alexnet_star": build_alexnet_star,
     "vgg16": build_vgg16,
     "googlenet": build_googlenet,
+    "nin": build_nin,
     "resnet50": build_resnet50,
     "tiny": build_tiny,
 }
@@ -35,7 +38,9 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
 def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: int) -> nn.Module:
     """The network `cfg` describes, with `num_classes` outputs; `forward` gives logits.
 
-    CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`.
+    CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`;
+    any classifier (arch torchvision | module | file) is wrapped (models.anynet): a LayerCAMNet
+    with those names when it ends in global pooling and one linear layer.
     Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`; then
     `model.reused_keys` holds the names of the loaded tensors (the rest are new layers, which
     fine-tuning may give a larger learning rate).
@@ -43,7 +48,10 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    model = _BUILDERS[spec.arch](spec, num_classes)
+    if spec.arch in ANY_ARCHS:
+        model = build_any(spec, num_classes)
+    else:
+        model = _BUILDERS[spec.arch](spec, num_classes)
     if spec.weights_path:
         model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
     elif spec.pretrained:

@@ -1,0 +1,458 @@
+"""Where the class activation map lives in any classifier: the last feature map before global
+pooling and the final linear layer (`find_cam_layers`), and any such classifier seen as a CAM
+network (`LayerCAMNet`).
+
+A network has a class activation map when its scores are S_c = sum_k w_k^c F_k + b_c, with F_k
+the global average (or max) of a feature map f_k (Zhou et al. 2016, eq. 1-2). Most modern
+classifiers end that way: ResNet, ResNeXt, Wide-ResNet, RegNet, EfficientNet, MobileNet v2,
+DenseNet, GoogLeNet, Inception v3, ShuffleNet, MNASNet; ConvNeXt too, whose LayerNorm between
+the pooling and the linear layer is, for one image, an affine map of the pooled vector (its mean
+and spread over the channels are the image's own numbers), so it folds into the linear layer
+(`ChannelNorm`). Networks with a non-linear layer or several linear layers between the pooling
+and the scores (VGG, AlexNet, MobileNet v3's two-layer head, SqueezeNet's conv head) have none:
+they are refused with one line that points to Grad-CAM and Backprop.
+
+The layers are found on the network's graph (torch.fx, as torchvision's feature extraction traces
+it), by walking back from the scores: the linear layer, then only reshapes, dropouts and at most
+one LayerNorm, then the global pooling, whose input is the feature map. A network fx cannot trace
+(a torch.export program, a module with data-dependent control flow) needs the two names; its
+head is then checked on the first batch: the scores from the maps must equal the network's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, fx, nn
+from torchvision.models.feature_extraction import NodePathTracer
+
+from cam_repro.runtime.errors import CamReproError
+
+
+class CAMUnavailableError(CamReproError, ValueError):
+    """The model has no global-pooling head, so class activation maps are not defined for it."""
+
+
+SUGGEST = (
+    "localize it with Grad-CAM (cam-eval localizer=gradcam, cam_repro.cam.grad_cam) or the "
+    "Backprop baseline (localizer=backprop, cam_repro.cam.backprop_saliency)"
+)
+
+
+@dataclass(frozen=True)
+class CAMLayers:
+    """Where CAM lives in a network: the feature map's name (a module, or a graph node such as
+    DenseNet's final functional `relu`), the linear layer's module name, the pooling (gap | gmp),
+    and the LayerNorm module between pooling and linear layer, if any (ConvNeXt)."""
+
+    features: str
+    classifier: str
+    pool: str = "gap"
+    norm: str | None = None
+
+
+# Ops that change a pooled vector's shape, or drop units in training, and nothing else.
+_PASS_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.AlphaDropout, nn.Identity, nn.Flatten)
+_PASS_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, F.dropout, torch.permute}
+_AVG_POOL_FUNCTIONS = (F.adaptive_avg_pool2d, torch._C._nn.adaptive_avg_pool2d)
+_PASS_METHODS = {"flatten", "view", "reshape", "squeeze", "contiguous", "permute", "float"}
+
+
+class _Tracer(NodePathTracer):
+    """torchvision's tracer (nodes named by module path), with every LayerNorm a leaf so that
+    ConvNeXt's channels-first LayerNorm2d is one node, as its module."""
+
+    def is_leaf_module(self, m: nn.Module, module_qualname: str) -> bool:
+        return isinstance(m, nn.LayerNorm) or super().is_leaf_module(m, module_qualname)
+
+
+@dataclass
+class _Graph:
+    graph: fx.Graph
+    names: dict[fx.Node, str]  # node -> qualified name (module path, or path + op name)
+    modules: dict[str, nn.Module]
+
+
+def _trace(model: nn.Module) -> _Graph | None:
+    """The network's graph in eval mode (GoogLeNet and Inception give one output there), or None
+    if fx cannot trace it."""
+    was_training = model.training
+    model.eval()
+    try:
+        tracer = _Tracer()
+        graph = tracer.trace(model)
+    except Exception:  # fx raises many types on untraceable code
+        return None
+    finally:
+        model.train(was_training)
+    return _Graph(graph, dict(tracer.node_to_qualname), dict(model.named_modules()))
+
+
+def _describe(g: _Graph, node: fx.Node) -> str:
+    name = g.names.get(node, node.name)
+    if node.op == "call_module":
+        return f"{name} ({type(g.modules[node.target]).__name__})"
+    target = getattr(node.target, "__name__", node.target)
+    return name if name == target else f"{name} ({target})"
+
+
+def _is_linear(module: nn.Module | None) -> bool:
+    weight = getattr(module, "weight", None)
+    return isinstance(weight, Tensor) and weight.dim() == 2 and not isinstance(module, nn.Embedding)
+
+
+def _dims(node: fx.Node) -> set[int] | None:
+    dims = node.kwargs.get("dim", node.args[1] if len(node.args) > 1 else None)
+    if isinstance(dims, int):
+        dims = (dims,)
+    if not isinstance(dims, list | tuple) or not all(isinstance(d, int) for d in dims):
+        return None
+    return {d % 4 if d < 0 else d for d in dims}
+
+
+def _ones(size: object) -> bool:
+    return size == 1 or (isinstance(size, list | tuple) and all(s == 1 for s in size))
+
+
+def _pool_kind(g: _Graph, node: fx.Node) -> str | None:
+    """'gap' / 'gmp' if `node` pools its input globally over (h, w), else None."""
+    if node.op == "call_module":
+        m = g.modules[node.target]
+        if isinstance(m, nn.AdaptiveAvgPool2d) and _ones(m.output_size):
+            return "gap"
+        if isinstance(m, nn.AdaptiveMaxPool2d) and _ones(m.output_size) and not m.return_indices:
+            return "gmp"
+        return None
+    if node.op == "call_function" and node.target in _AVG_POOL_FUNCTIONS:
+        size = node.kwargs.get("output_size", node.args[1] if len(node.args) > 1 else None)
+        return "gap" if _ones(size) else None
+    if node.op == "call_function" and node.target is F.adaptive_max_pool2d:
+        size = node.kwargs.get("output_size", node.args[1] if len(node.args) > 1 else None)
+        return "gmp" if _ones(size) else None
+    mean = (node.op == "call_method" and node.target == "mean") or node.target is torch.mean
+    amax = (node.op == "call_method" and node.target == "amax") or node.target is torch.amax
+    if (mean or amax) and _dims(node) == {2, 3}:
+        return "gap" if mean else "gmp"
+    return None
+
+
+def _passes(g: _Graph, node: fx.Node) -> bool:
+    if node.op == "call_module":
+        return isinstance(g.modules[node.target], _PASS_MODULES)
+    if node.op == "call_method":
+        return node.target in _PASS_METHODS
+    return node.op == "call_function" and node.target in _PASS_FUNCTIONS
+
+
+def _first_input(node: fx.Node) -> fx.Node | None:
+    arg = node.args[0] if node.args else node.kwargs.get("input")
+    return arg if isinstance(arg, fx.Node) else None
+
+
+def _output_node(g: _Graph, classifier: str | None) -> fx.Node:
+    """The linear layer the scores come from: the graph's output, back through reshapes."""
+    out = next(n for n in reversed(g.graph.nodes) if n.op == "output")
+    node = out.args[0]
+    if not isinstance(node, fx.Node):
+        raise CAMUnavailableError(
+            f"the network returns {type(node).__name__} rather than one tensor of class scores"
+        )
+    while _passes(g, node) and _first_input(node) is not None:
+        node = _first_input(node)
+    if _pool_kind(g, node) is not None:
+        raise CAMUnavailableError(
+            f"its scores are the global pooling ({_describe(g, node)}) of maps from "
+            f"{_describe(g, _first_input(node))}, with no linear layer after it"
+        )
+    if not (node.op == "call_module" and _is_linear(g.modules[node.target])):
+        raise CAMUnavailableError(
+            f"its scores come from {_describe(g, node)}, not from a linear layer (its head is "
+            "not global pooling and one linear layer)"
+        )
+    if classifier is not None and node.target != classifier:
+        raise CAMUnavailableError(
+            f"its scores come from {node.target}, not from classifier layer {classifier}"
+        )
+    return node
+
+
+def _walk_head(g: _Graph, linear: fx.Node) -> tuple[fx.Node, str, str | None]:
+    """From the linear layer back to the global pooling: (the pooled map's node, pool, norm)."""
+    node, norm = _first_input(linear), None
+    between: list[str] = []
+    while node is not None:
+        kind = _pool_kind(g, node)
+        if kind is not None:
+            source = _first_input(node)
+            if source is None:
+                break
+            return source, kind, norm
+        if node.op == "call_module" and isinstance(g.modules[node.target], nn.LayerNorm):
+            if norm is not None:
+                between.append(_describe(g, node))
+                break
+            norm = node.target
+        elif not _passes(g, node):
+            between.append(_describe(g, node))
+            break
+        node = _first_input(node)
+    where = f": it has {', '.join(between)} there" if between else ""
+    raise CAMUnavailableError(
+        f"its last linear layer ({linear.target}) is not fed by global pooling through only "
+        f"reshapes and dropout{where}, so it has no class activation map"
+    )
+
+
+def _node_name(g: _Graph, node: fx.Node) -> str:
+    """The shortest module path whose output `node` is (e.g. 'layer4' for ResNet's last block's
+    final ReLU), else the node's own qualified name (e.g. DenseNet's functional 'relu')."""
+    qual = g.names[node]
+    order = {n: i for i, n in enumerate(g.graph.nodes)}
+    parts = qual.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if prefix not in g.modules:
+            continue
+        inside = [n for n, q in g.names.items() if q == prefix or q.startswith(prefix + ".")]
+        if max(inside, key=order.__getitem__) is node:
+            return prefix
+    return qual
+
+
+def _named_node(g: _Graph, name: str) -> fx.Node:
+    """The node whose output a layer name means: the last node inside that module (as
+    torchvision's create_feature_extractor reads names), or the node of that name."""
+    inside = [n for n in g.graph.nodes if n in g.names
+              and (g.names[n] == name or g.names[n].startswith(name + "."))]  # fmt: skip
+    if not inside:
+        raise CAMUnavailableError(f"features layer {name!r} is not a layer of this network")
+    return inside[-1]
+
+
+def _analyse(
+    model: nn.Module, features: str | None, classifier: str | None
+) -> tuple[CAMLayers, _Graph | None]:
+    if classifier is not None and not _is_linear(dict(model.named_modules()).get(classifier)):
+        raise CAMUnavailableError(
+            f"classifier layer {classifier!r} is not a linear layer of this network "
+            f"(its linear layers: {', '.join(_linear_names(model)[-4:]) or 'none'})"
+        )
+    g = _trace(model)
+    if g is None:
+        if features is None or classifier is None:
+            raise CAMUnavailableError(
+                f"torch.fx cannot trace {type(model).__name__}, so its CAM layers cannot be found "
+                "automatically: name them (model.features_layer=, model.classifier_layer=; in "
+                "Python layers=(features, linear))"
+            )
+        if features not in dict(model.named_modules()):
+            raise CAMUnavailableError(f"features layer {features!r} is not a module of the network")
+        return CAMLayers(features, classifier), None
+    linear = _output_node(g, classifier)
+    source, pool, norm = _walk_head(g, linear)
+    if features is not None and _named_node(g, features) is not source:
+        raise CAMUnavailableError(
+            f"features layer {features!r} is not what the global pooling reads "
+            f"({_node_name(g, source)} is)"
+        )
+    return CAMLayers(features or _node_name(g, source), linear.target, pool, norm), g
+
+
+def _linear_names(model: nn.Module) -> list[str]:
+    return [n for n, m in model.named_modules() if _is_linear(m)]
+
+
+def cam_layers(
+    model: nn.Module, features: str | None = None, classifier: str | None = None
+) -> CAMLayers:
+    """Where CAM lives in `model` (names found, or the given ones checked): see CAMLayers.
+
+    A CAMUnavailableError (one line, naming the network) if its head is not global pooling and
+    one linear layer."""
+    try:
+        return _analyse(model, features, classifier)[0]
+    except CAMUnavailableError as err:
+        raise _refusal(model, err) from None
+
+
+def find_cam_layers(model: nn.Module) -> tuple[str, str]:
+    """(feature map, linear layer): the names of the last feature map before global pooling and
+    of the final linear layer, e.g. ('layer4', 'fc') for a torchvision ResNet; a one-line
+    CAMUnavailableError for a network whose head is not global pooling + one linear layer."""
+    found = cam_layers(model)
+    return found.features, found.classifier
+
+
+def _refusal(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
+    """`err` as one line naming the network and what localizes it instead (its own `cam_hint`
+    too, e.g. the zoo's originals: their -GAP variant)."""
+    hint = getattr(model, "cam_hint", None)
+    return CAMUnavailableError(f"{type(model).__name__}: {err}; {SUGGEST}" +
+                               (f", or {hint}" if hint else ""))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ChannelNorm:
+    """A LayerNorm over the channels of the pooled vector (ConvNeXt's head): per image an affine
+    map, gamma * (v - mean(v)) / sqrt(var(v) + eps) + beta."""
+
+    weight: Tensor | None
+    bias: Tensor | None
+    eps: float
+
+    def __call__(self, pooled: Tensor) -> Tensor:
+        return F.layer_norm(pooled, pooled.shape[-1:], self.weight, self.bias, self.eps)
+
+    def centred(self, features: Tensor, pooled: Tensor) -> Tensor:
+        """The maps with the image's channel mean taken off and divided by its spread, so that
+        their pooling, times gamma plus beta, is this norm of the pooled vector."""
+        mu = pooled.mean(dim=1)
+        sigma = torch.sqrt(pooled.var(dim=1, unbiased=False) + self.eps)
+        return (features - mu[:, None, None, None]) / sigma[:, None, None, None]
+
+
+def channel_norm(module: nn.Module) -> ChannelNorm:
+    weight = getattr(module, "weight", None)
+    bias = getattr(module, "bias", None)
+    return ChannelNorm(
+        None if weight is None else weight.detach(),
+        None if bias is None else bias.detach(),
+        float(getattr(module, "eps", 1e-5)),
+    )
+
+
+class PoolKind:
+    """The `.pool.kind` that a CAM network's head reads (as the zoo's GlobalPool has it)."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+class LayerCAMNet(nn.Module):
+    """Any classifier that ends in global pooling and one linear layer, as a CAM network:
+    `features(x)` gives the named feature map, `logits_from_features(f)` pools it and applies the
+    head, `classifier` is the linear layer; `forward` is the network's own.
+
+    The wrapped network is `self.net` (so its parameters are named `net.<its names>`).
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        features: str | None = None,
+        classifier: str | None = None,
+        pool: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.net = net
+        try:
+            layers, g = _analyse(net, features, classifier)
+        except CAMUnavailableError as err:
+            raise _refusal(net, err) from None
+        if g is None and pool is not None:  # untraced: the caller says how it pools
+            layers = CAMLayers(layers.features, layers.classifier, pool)
+        self.layers = layers
+        self.pool = PoolKind(layers.pool)
+        # The graph up to the feature map (fx), kept out of the module tree: it shares the
+        # network's submodules, and its own names would double the state dict.
+        self.__dict__["_extract"] = None if g is None else _extractor(net, g, layers.features)
+        self._checked = g is not None  # an untraced head is checked on the first batch
+
+    @property
+    def classifier(self) -> nn.Module:
+        return self.net.get_submodule(self.layers.classifier)
+
+    @property
+    def head_norm(self) -> ChannelNorm | None:
+        if self.layers.norm is None:
+            return None
+        return channel_norm(self.net.get_submodule(self.layers.norm))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(x)
+
+    def features(self, x: Tensor) -> Tensor:
+        """Images (B, 3, H, W) -> the feature map (B, K, h, w) that the global pooling reads."""
+        extract = self.__dict__["_extract"]
+        if extract is not None:
+            return extract(x)
+        captured: list[Tensor] = []
+        module = self.net.get_submodule(self.layers.features)
+        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
+        try:
+            scores = self.net(x)
+        finally:
+            handle.remove()
+        if len(captured) != 1 or not isinstance(captured[0], Tensor) or captured[0].dim() != 4:
+            raise CAMUnavailableError(
+                f"{type(self.net).__name__}: features layer {self.layers.features!r} must run "
+                "once per forward pass and give a (B, K, h, w) map"
+            )
+        if not self._checked:
+            self._check_head(captured[0], scores)
+        return captured[0]
+
+    def _check_head(self, features: Tensor, scores: Tensor) -> None:
+        with torch.no_grad():
+            mine = self.logits_from_features(features.detach()).float()
+        theirs = scores.detach().float()
+        scale = float(theirs.abs().max().clamp_min(1.0))
+        if mine.shape != theirs.shape or not torch.allclose(mine, theirs, atol=1e-3 * scale):
+            raise CAMUnavailableError(
+                f"{type(self.net).__name__}: its scores are not the {self.layers.classifier} "
+                f"layer applied to the global {self.layers.pool} of {self.layers.features}, so "
+                f"these layers give no class activation map; {SUGGEST}"
+            )
+        self._checked = True
+
+    def logits_from_features(self, features: Tensor) -> Tensor:
+        """Feature map (B, K, h, w) -> class scores (B, C): pooling, [LayerNorm], linear layer."""
+        if self.layers.pool == "gap":
+            pooled = features.mean(dim=(2, 3))
+        else:
+            pooled = features.flatten(2).max(dim=2).values
+        norm = self.head_norm
+        if norm is not None:
+            pooled = norm(pooled)
+        linear = self.classifier
+        return F.linear(pooled, linear.weight, getattr(linear, "bias", None))
+
+
+def _extractor(net: nn.Module, g: _Graph, features: str) -> fx.GraphModule:
+    """A graph module that runs `net` up to the feature map and returns it."""
+    graph = fx.Graph()
+    remap: dict[fx.Node, fx.Node] = {}
+    target = _named_node(g, features)
+    for node in g.graph.nodes:
+        if node.op == "output":
+            break
+        remap[node] = graph.node_copy(node, remap.__getitem__)
+        if node is target:
+            break
+    graph.output(remap[target])
+    module = fx.GraphModule(net, graph, class_name=f"{type(net).__name__}Features")
+    module.graph.eliminate_dead_code()
+    module.recompile()
+    return module
+
+
+def module_names(model: nn.Module, kinds: Iterable[type] = (nn.Module,)) -> list[str]:
+    """Names of `model`'s submodules of the given kinds, for error messages."""
+    kinds = tuple(kinds)
+    return [n for n, m in model.named_modules() if n and isinstance(m, kinds)]
+
+
+__all__ = [
+    "SUGGEST",
+    "CAMLayers",
+    "CAMUnavailableError",
+    "ChannelNorm",
+    "LayerCAMNet",
+    "cam_layers",
+    "channel_norm",
+    "find_cam_layers",
+    "module_names",
+]
