@@ -1,8 +1,8 @@
 """Public API: class activation maps (Zhou et al. 2016, eq. 2) of any classifier that ends in
-global pooling and one linear layer, and the Backprop baseline.
+global pooling and one linear layer, Grad-CAM and the Backprop baseline.
 
 A stable name for code outside the package; the functions live in cam_repro.localize (cam.py,
-layers.py).
+layers.py, gradcam.py).
 """
 
 from cam_repro.localize.cam import (
@@ -16,6 +16,7 @@ from cam_repro.localize.cam import (
     predict_with_cams,
     upsample_cams,
 )
+from cam_repro.localize.gradcam import GradCAMLayerError, grad_cam
 from cam_repro.localize.layers import CAMLayers, LayerCAMNet, cam_layers, find_cam_layers
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "CAMNetwork",
     "CAMOutput",
     "CAMUnavailableError",
+    "GradCAMLayerError",
     "LayerCAMNet",
     "LinearHead",
     "backprop_saliency",
@@ -30,6 +32,7 @@ __all__ = [
     "cam_model",
     "class_activation_maps",
     "find_cam_layers",
+    "grad_cam",
     "predict_with_cams",
     "upsample_cams",
 ]

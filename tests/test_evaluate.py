@@ -319,7 +319,7 @@ def test_bad_requests_are_clear_errors(trained: Path, small_data: Path, tmp_path
             eval_cfg(f"checkpoint={trained}", f"data.root={root}", "data.layout=classic"),
             tmp_path,
         )
-    with pytest.raises(CAMUnavailableError, match="no class activation map.*Grad-CAM.*vgg16_gap"):
+    with pytest.raises(CAMUnavailableError, match=r"no class activation map.*Grad-CAM.*vgg16_gap"):
         evaluate_run(
             eval_cfg("model=vgg16", "model.width_mult=0.125", f"data.root={small_data}",
                      "data=synthetic"),

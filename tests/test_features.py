@@ -520,7 +520,7 @@ def test_cam_crop_of_a_network_without_cams_is_a_clear_error(tmp_path: Path) -> 
     cfg = features_cfg("model=alexnet", "model.width_mult=0.0625", "data.image_size=64",
                        "data.layout=classic", f"data.root={root}", "features=fc7",
                        "crop=cam")  # fmt: skip
-    with pytest.raises(CAMUnavailableError, match="no class activation map.*Grad-CAM.*vgg16_gap"):
+    with pytest.raises(CAMUnavailableError, match=r"no class activation map.*Grad-CAM.*vgg16_gap"):
         features_run(cfg, tmp_path / "run")
 
 

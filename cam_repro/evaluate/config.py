@@ -20,7 +20,7 @@ from cam_repro.models.config import ModelConfig, model_config
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
-LOCALIZERS = ("cam", "backprop")
+LOCALIZERS = ("cam", "backprop", "gradcam")
 SPLITS = ("val", "train")
 
 
@@ -33,6 +33,9 @@ DataOverrides = dataclasses.make_dataclass(
     "DataOverrides",
     [(f.name, _optional(f.type), None) for f in dataclasses.fields(DataConfig)],
 )
+# Found by name when pickled (make_dataclass names the module "types"): submitit's jobs unpickle
+# Hydra's ConfigStore, and a class pickled by value is another class there.
+DataOverrides.__module__ = __name__
 
 
 @dataclass
@@ -54,7 +57,12 @@ class EvalConfig(BoxKeys):
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     split: str = "val"
-    localizer: str = "cam"  # cam (class activation map) | backprop (Simonyan et al. saliency)
+    # cam (class activation map) | backprop (Simonyan et al. saliency) | gradcam (Selvaraju et
+    # al. 2017, any classifier)
+    localizer: str = "cam"
+    # localizer=gradcam: the module it differentiates (a name of model.named_modules()); null: a
+    # CAM network's last conv map, else the ReLU right after the last conv (VGG16's relu5_3)
+    gradcam_layer: str | None = None
     box_rule: str = "paper"  # paper (the text) | release (the released code's box generator)
     all_boxes: bool = False  # paper rule: every component's box (right if any matches)
     ten_crop: bool = False  # 4 corners + centre of the resize_size image, and their mirrors
@@ -81,7 +89,8 @@ class EvalConfig(BoxKeys):
     # The folder of a finished cam-eval run (e.g. of a held-out val split) whose best CAM
     # thresholds this run uses: its sweep's best for the paper rule (it wins over `threshold`,
     # and is recorded), its best per IoU level for MaxBoxAcc (reported beside the oracle's).
-    # Same localizer, normalize, box rule, IoU levels and sweep_thresholds as this run.
+    # Same localizer (and gradcam_layer), normalize, box rule, IoU levels and sweep_thresholds
+    # as this run.
     threshold_from: str | None = None
     # A run folder that already holds results (metrics.json) is refused unless this is true
     overwrite: bool = False
@@ -99,6 +108,11 @@ def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     spec = to_schema(EvalConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
     check_choice(spec.localizer, "localizer", LOCALIZERS)
+    if spec.gradcam_layer is not None and spec.localizer != "gradcam":
+        raise ConfigError(
+            f"gradcam_layer: applies to localizer=gradcam only, this run has "
+            f"localizer={spec.localizer}"
+        )
     # Hydra reads pxap=true / false as booleans, which the string field turns into "True"
     spec.pxap = str(spec.pxap).lower()
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
@@ -152,12 +166,14 @@ def sweep_grid(n: int) -> np.ndarray:
 
 
 # The protocol keys under which a threshold means the same thing in two runs.
-_SAME_PROTOCOL = ("localizer", "box_rule", "normalize", "all_boxes", "ten_crop", "iou_threshold",
-                  "wsol_convention")  # fmt: skip
+_SAME_PROTOCOL = ("localizer", "gradcam_layer", "box_rule", "normalize", "all_boxes", "ten_crop",
+                  "iou_threshold", "wsol_convention")  # fmt: skip
 
 
 def _text(value: Any) -> str:
-    """A config value as one writes it on the command line (true, not True)."""
+    """A config value as one writes it on the command line (true, not True; null, not None)."""
+    if value is None:
+        return "null"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -1,9 +1,10 @@
 """Localization maps of a batch and their boxes: the evaluation frame of cam-eval and cam-visualize.
 
 For every image, the top-k classes and the true class; for each, a localization map (the class
-activation map, or the Backprop saliency) upsampled bilinearly to the evaluated image (the frame);
-a box from it under a BoxRule (the paper's rule or the released code's generator); the box moved
-to the original image's coordinates and its IoU with the ground truth of that class there.
+activation map, Grad-CAM's map, or the Backprop saliency) upsampled bilinearly to the evaluated
+image (the frame); a box from it under a BoxRule (the paper's rule or the released code's
+generator); the box moved to the original image's coordinates and its IoU with the ground truth of
+that class there.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from torch import Tensor, nn
 
 from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
+from cam_repro.localize.gradcam import grad_cam, gradcam_layer
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.numeric import check_finite
@@ -35,11 +37,21 @@ def ten_crop_windows(full: int, crop: int) -> list[tuple[int, int, bool]]:
 class Localizer:
     """Logits of a batch and localization maps for chosen classes, at the input's resolution."""
 
-    def __init__(self, model: nn.Module, kind: str, amp: str, device: torch.device) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        kind: str,
+        amp: str,
+        device: torch.device,
+        layer: str | None = None,
+    ) -> None:
+        """kind: cam | backprop | gradcam; `layer`: Grad-CAM's (None: its default)."""
         self.kind = kind
         self.amp = amp
         self.device = device
         self.net = cam_model(model) if kind == "cam" else unwrap(model)
+        # Grad-CAM's layer, checked now (a GradCAMLayerError names an unknown one)
+        self.layer = gradcam_layer(self.net, layer) if kind == "gradcam" else None
         # w_k^c of the maps: the network's own last layer (one implementation with the linear
         # classifiers that cam-features fits on its pooled features)
         self.head = LinearHead.of_network(self.net) if kind == "cam" else None
@@ -61,11 +73,14 @@ class Localizer:
         return self._features
 
     def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
-        """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, or saliency (S x S)."""
+        """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, Grad-CAM's maps at
+        its layer's, or saliency (S x S)."""
         if self.kind == "cam":
             assert self._features is not None and self.head is not None, "logits() first"
             with torch.no_grad():
                 return self.head.cams(self._features, classes)
+        if self.kind == "gradcam":  # its own forward pass, in float32 like Backprop's
+            return grad_cam(self.net, x.float(), classes, self.layer)
         return backprop_saliency(self.net, x.float(), classes).float()
 
 

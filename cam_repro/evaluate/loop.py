@@ -73,6 +73,7 @@ from cam_repro.evaluate.outputs import (
 from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
+from cam_repro.localize.gradcam import GradCAMLayerError, gradcam_layer
 from cam_repro.localize.loc_error import error_rates, image_outcomes, map_peaks, points_in_boxes
 from cam_repro.localize.wsol import (
     BoxAccMeter,
@@ -122,6 +123,11 @@ class Evaluator:
             self.model.to(memory_format=torch.channels_last)
         if spec.localizer == "cam":
             cam_model(self.model)  # a clear error now, not after loading the data
+        elif spec.localizer == "gradcam":
+            try:
+                gradcam_layer(self.model, spec.gradcam_layer)
+            except GradCAMLayerError as err:
+                raise ConfigError(f"gradcam_layer: {err}") from None
         self.blacklist = (
             read_blacklist(Path(self.data_cfg.blacklist)) if self.data_cfg.blacklist else set()
         )
@@ -203,7 +209,8 @@ class Evaluator:
         end) and the rows come back in batch order: the results are those of a plain loop.
         On a GPU the maps are upsampled there and copied to pinned memory without blocking."""
         spec, env = self.spec, self.env
-        loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device)
+        loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device,
+                        spec.gradcam_layer)  # fmt: skip
         show = spec.runtime.progress and env.is_main
         on_device = env.device.type == "cuda"
         threads = spec.score_threads
@@ -389,6 +396,8 @@ def metrics_json(
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
     if spec.localizer == "backprop":
         name = f"Backprop on {name}"
+    elif spec.localizer == "gradcam":
+        name = f"Grad-CAM on {name}"
     hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
     best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
     at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
@@ -429,6 +438,7 @@ def metrics_json(
         },
         "protocol": {
             "localizer": spec.localizer,
+            "gradcam_layer": spec.gradcam_layer,  # null: the default layer (localize/gradcam.py)
             "box_rule": spec.box_rule,
             "threshold": spec.threshold,
             "normalize": spec.normalize,

@@ -160,8 +160,14 @@ def cam_model(model: nn.Module, layers: tuple[str, str] | None = None) -> CAMNet
     cache = net.__dict__.setdefault("_cam_networks", {})
     if layers not in cache:
         features, classifier = layers if layers is not None else (None, None)
-        cache[layers] = LayerCAMNet(net, features, classifier)
-    return cache[layers]
+        try:
+            cache[layers] = LayerCAMNet(net, features, classifier)
+        except CAMUnavailableError as err:
+            cache[layers] = err  # refused once: not traced again at every batch
+    found = cache[layers]
+    if isinstance(found, CAMUnavailableError):
+        raise CAMUnavailableError(str(found))
+    return found
 
 
 def _is_cam_network(net: nn.Module) -> bool:

@@ -63,7 +63,7 @@ def summary_table(rows: list[ModelSummary], input_size: int) -> str:
     ]
     for r in rows:
         if r.map_size is None:
-            shape, cam = "n/a (FC head)", "no: Backprop saliency"
+            shape, cam = "n/a (no GAP + linear head)", "no: Grad-CAM, Backprop"
         else:
             shape, cam = f"{r.map_channels} x {r.map_size[0]}x{r.map_size[1]}", "yes"
         lines.append(f"| {r.variant} | {r.paper_name} | {r.params:,} | {shape} | {cam} |")

@@ -38,7 +38,8 @@ from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import make_dir, read_json, write_text_atomic
 
 # Zhou et al., CVPR 2016, ILSVRC 2012 val, error % (top-1, top-5). Keys are our paper names
-# (cam_repro.models.config.paper_name; "Backprop on X" for cam-eval localizer=backprop).
+# (cam_repro.models.config.paper_name; "Backprop on X" for cam-eval localizer=backprop;
+# "Grad-CAM on X" for localizer=gradcam has no paper numbers: Grad-CAM came after the paper).
 PAPER_TABLE1: dict[str, tuple[float, float]] = {  # classification
     "VGGnet-GAP": (33.4, 12.2),
     "GoogLeNet-GAP": (35.0, 13.2),
@@ -105,7 +106,7 @@ METRICS = (
 # paper's defaults.
 _PROTOCOL_DEFAULTS = {
     "box_rule": "paper", "threshold": 0.2, "normalize": "max", "all_boxes": False,
-    "ten_crop": False, "iou_threshold": 0.5,
+    "ten_crop": False, "iou_threshold": 0.5, "gradcam_layer": None,
 }  # fmt: skip
 PAPER_CHOICES = ("auto", "true", "false")  # show the paper's numbers: auto = on its data only
 # Row order: the paper's rows first, in its order; then ours by name.
@@ -673,7 +674,10 @@ def comparisons(groups: Sequence[Group]) -> list[Comparison]:
     """GAP vs GMP at the same map size, and a larger vs a smaller map with the same pooling, for
     every architecture, dataset and protocol that has both; paired by seed."""
     out = []
-    keyed = {(g.data, g.variant.split("_")[0], g.pool, g.map_size, g.protocol): g for g in groups}
+    # the protocol includes the localizer (the name's "Backprop on " / "Grad-CAM on "): a network's
+    # CAM rows and its Grad-CAM rows are compared among themselves, never across
+    keyed = {(g.data, g.variant.split("_")[0], g.pool, g.map_size,
+              (g.paper_name.rpartition(" on ")[0], g.protocol)): g for g in groups}  # fmt: skip
     for (data, arch, pool, size, protocol), g in keyed.items():
         if pool == "gap":
             other = keyed.get((data, arch, "gmp", size, protocol))

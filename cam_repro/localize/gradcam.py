@@ -1,0 +1,176 @@
+"""Grad-CAM (Selvaraju et al., ICCV 2017, eq. 1-2): a localization map for any classifier.
+
+For a layer's activations A^k (B, K, h, w) and the class score y^c before the softmax,
+alpha_k^c = mean_xy d y^c / d A^k(x, y) (eq. 1) and the map is L^c = ReLU(sum_k alpha_k^c A^k)
+(eq. 2), at the layer's resolution.
+
+On a CAM network (global average pooling and one linear layer, cam_repro.localize.cam) with A the
+pooled map f, y^c = sum_k w_k^c mean_xy f_k + b_c, so alpha_k^c = w_k^c / (h w) and
+Grad-CAM = ReLU(M_c) / (h w), M_c the class activation map: the same boxes under the paper's rule
+wherever the CAM's maximum is positive.
+
+Conventions, and where they differ from common implementations (e.g. pytorch-grad-cam):
+- The map is returned raw: ReLU'd, not normalised to [0, 1], not resized to the image. cam-eval
+  upsamples it bilinearly to the frame and normalises it by its box rule, as it does CAMs.
+- Default layer: a CAM network's own `features(x)` (the map CAM uses; also any classifier that
+  ends in global pooling and one linear layer, through cam_repro.localize.layers); any other
+  network's last nn.Conv2d (in `named_modules()` order), past its batch norm and activation if
+  they follow it (VGG16's relu5_3, MobileNet v3's last Hardswish). The paper uses the last
+  convolutional layer.
+- Layer names are the unwrapped model's; a wrapped classifier (model=torchvision|module|file,
+  parameters under `net.`) also takes its network's own names (`layer4` for `net.layer4`).
+- One forward pass per call for all images and classes; class j's gradients for every image come
+  from one autograd.grad of the sum over images of y^c_j (images do not interact in eval mode:
+  call it on a model in eval mode). Nothing is accumulated in parameters' .grad.
+- The activation is taken as a leaf of its own (detached, requiring grad) and the network goes on
+  from a copy of it, so an in-place op after the layer (VGG's ReLU(inplace=True) after the conv)
+  cannot change what is differentiated, and frozen parameters do not matter. The layers below it
+  run without grad: no graph and no saved activations there.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import torch
+from torch import Tensor, nn
+
+from cam_repro.localize.cam import CAMNetwork, CAMUnavailableError, cam_model
+from cam_repro.runtime.distributed import unwrap
+from cam_repro.runtime.errors import CamReproError
+
+
+class GradCAMLayerError(CamReproError, ValueError):
+    """The layer named for Grad-CAM is not a module of the network, or gives no (B, K, h, w) map."""
+
+
+def _candidates(net: nn.Module) -> list[str]:
+    """The last few convs and the ReLUs right after them: the usual choices, for error messages."""
+    named = list(net.named_modules())
+    names = []
+    for i, (name, module) in enumerate(named):
+        after = named[i - 1][1] if i else None
+        if isinstance(module, nn.Conv2d) or (
+            isinstance(module, nn.ReLU) and isinstance(after, nn.Conv2d)
+        ):
+            names.append(name)
+    return names[-4:]
+
+
+def gradcam_layer(model: nn.Module, layer: str | None = None) -> str | None:
+    """The module name Grad-CAM differentiates in `model`: `layer` checked, or the default (None:
+    a CAM network's `features(x)`). A one-line GradCAMLayerError for an unknown name."""
+    net = unwrap(model)
+    modules = dict(net.named_modules())
+    if layer is not None:
+        if layer not in modules and f"net.{layer}" in modules and hasattr(net, "net"):
+            layer = f"net.{layer}"  # a wrapped classifier (model=torchvision|module|file)
+        if layer not in modules or layer == "":
+            some = ", ".join(_candidates(net)) or ", ".join(list(modules)[1:5]) or "none"
+            raise GradCAMLayerError(
+                f"layer {layer!r} is not a module of {type(net).__name__} (e.g. {some}; all: "
+                "model.named_modules())"
+            )
+        return layer
+    if isinstance(net, CAMNetwork) or _has_cam(net):
+        return None
+    names = list(modules)
+    convs = [i for i, n in enumerate(names) if isinstance(modules[n], nn.Conv2d)]
+    if not convs:
+        raise GradCAMLayerError(
+            f"{type(net).__name__} has no nn.Conv2d: name the layer to differentiate"
+        )
+    last = convs[-1]  # then its batch norm and activation, if they follow it
+    while last + 1 < len(names) and isinstance(modules[names[last + 1]], nn.BatchNorm2d):
+        last += 1
+    after = names[last + 1] if last + 1 < len(names) else None
+    return after if after is not None and isinstance(modules[after], _ACTIVATIONS) else names[last]
+
+
+# The activations after a last conv (VGG's ReLU, MobileNet's Hardswish, EfficientNet's SiLU)
+_ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.LeakyReLU)
+
+
+def _has_cam(net: nn.Module) -> bool:
+    """Whether `net` is a classifier that ends in global pooling and one linear layer (its CAM
+    network then gives the map Grad-CAM differentiates)."""
+    if getattr(net, "cam_refusal", None):
+        return False
+    try:
+        cam_model(net)
+    except CAMUnavailableError:
+        return False
+    return True
+
+
+def grad_cam(
+    model: nn.Module, images: Tensor, class_idx: Tensor, layer: str | None = None
+) -> Tensor:
+    """Grad-CAM maps of the given classes: images (B, 3, H, W), class_idx (B, k) long (or (B,))
+    -> (B, k, h, w) float32 at the layer's resolution. `layer`: a module name of
+    `model.named_modules()` (of the unwrapped model); None: the default (see the module's doc)."""
+    if class_idx.dim() == 1:
+        class_idx = class_idx[:, None]
+    if class_idx.dim() != 2 or class_idx.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"class_idx must be (B={images.shape[0]}, k), got shape {tuple(class_idx.shape)}"
+        )
+    net = unwrap(model)
+    name = gradcam_layer(net, layer)
+    class_idx = class_idx.long().to(images.device)
+    with torch.enable_grad():
+        if name is None:  # a CAM network: its last conv maps f, then pooling and the linear layer
+            net = cam_model(net)
+            with torch.no_grad():  # nothing below f is differentiated: keep no graph there
+                features = net.features(images)
+            acts = features.detach().requires_grad_(True)  # (B, K, h, w)
+            logits = net.logits_from_features(acts)
+        else:
+            acts, logits = _forward_hooked(net, images, name)
+        if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
+            raise ValueError(f"the network gave scores of shape {tuple(logits.shape)}, not (B, C)")
+        maps = []
+        k = class_idx.shape[1]
+        for j in range(k):  # a loop over the k classes, not over images
+            score = logits.gather(1, class_idx[:, j : j + 1]).sum()
+            (grad,) = torch.autograd.grad(score, acts, retain_graph=j < k - 1)
+            alpha = grad.float().mean(dim=(2, 3))  # (B, K): eq. 1
+            cam = torch.einsum("bk,bkhw->bhw", alpha, acts.detach().float())  # eq. 2
+            maps.append(cam.clamp_min(0))
+    return torch.stack(maps, dim=1)  # (B, k, h, w)
+
+
+def _forward_hooked(net: nn.Module, images: Tensor, name: str) -> tuple[Tensor, Tensor]:
+    """The network's scores, and the named module's output as a leaf of the graph above it. The
+    forward pass starts without grad (no graph, no saved activations below the layer) and the
+    hook turns grad on for the layers above. The hook lives only for this call (removed on the
+    way out, errors included), and acts only in the calling thread."""
+    captured: list[Tensor] = []
+    caller = threading.get_ident()
+
+    def hook(_module: nn.Module, _inputs: tuple, output: object) -> object:
+        if threading.get_ident() != caller:
+            return None
+        if not isinstance(output, Tensor) or output.dim() != 4:
+            raise GradCAMLayerError(
+                f"layer {name!r} gives {type(output).__name__}"
+                + (f" of shape {tuple(output.shape)}" if isinstance(output, Tensor) else "")
+                + ", not a (B, K, h, w) map"
+            )
+        torch.set_grad_enabled(True)  # from here on; no_grad's exit below restores the caller's
+        leaf = output.detach().requires_grad_(True)
+        captured.append(leaf)
+        return leaf.clone()  # what the network goes on from (in-place ops change this copy)
+
+    handle = net.get_submodule(name).register_forward_hook(hook)
+    try:
+        with torch.no_grad():
+            logits = net(images)
+    finally:
+        handle.remove()
+    if len(captured) != 1:
+        raise GradCAMLayerError(
+            f"layer {name!r} ran {len(captured)} times in one forward pass; Grad-CAM needs a "
+            "layer that runs once"
+        )
+    return captured[0], logits
