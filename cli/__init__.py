@@ -29,9 +29,13 @@ def resume_command(extra: list[str]) -> str:
     """This command line again, with `extra` overrides replacing any of the same keys."""
     from hydra.core.hydra_config import HydraConfig
 
+    hydra = HydraConfig.get()
     keys = {o.split("=", 1)[0] for o in extra}
-    given = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0] not in keys]
-    return shlex.join([Path(sys.argv[0]).name, *given, *extra])
+    given = [o for o in hydra.overrides.task if o.split("=", 1)[0] not in keys]
+    command = Path(sys.argv[0]).name
+    if not command.startswith("cam-"):  # a submitit job runs submitit's script: cli/<job>.py's
+        command = f"cam-{hydra.job.name}"
+    return shlex.join([command, *given, *extra])
 
 
 class RunFolderCheck(Callback):

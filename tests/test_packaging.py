@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import tomllib
-from pathlib import Path
+from pathlib import Path, PurePath
 
 import pytest
 
@@ -28,6 +28,22 @@ def test_every_package_folder_is_listed() -> None:
     # folders mapped into a package without Python files: the configs
     found |= {name for name, folder in config["package-dir"].items() if (ROOT / folder).is_dir()}
     assert found == listed
+
+
+def test_every_config_file_is_package_data() -> None:
+    """Each yaml under configs/ (hydra/launcher/ included) matches a package-data glob, whose `*`
+    does not cross a folder, as setuptools reads it."""
+    globs = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["cam_repro.configs"]
+    configs = ROOT / "configs"
+    unmatched = [
+        str(rel)
+        for rel in (p.relative_to(configs) for p in configs.rglob("*.yaml"))
+        if not any(rel.match(g) and len(rel.parts) == len(PurePath(g).parts) for g in globs)
+    ]
+    assert unmatched == []
+    assert (configs / "hydra" / "launcher" / "slurm.yaml").is_file()
 
 
 def test_console_scripts_point_at_cli_modules() -> None:
@@ -57,6 +73,8 @@ def test_a_built_wheel_runs_its_commands_from_any_folder(tmp_path: Path) -> None
     ).stdout.split()  # fmt: skip
     assert all(Path(p).is_relative_to(target) for p in where), where
     assert (Path(where[1]) / "model" / "tiny_gap.yaml").is_file()
+    for launcher in ("slurm", "local"):  # two folders deep: package-data's */*/*.yaml
+        assert (Path(where[1]) / "hydra" / "launcher" / f"{launcher}.yaml").is_file()
     for command in ("cam-models", "cam-report", "cam-synth"):
         result = subprocess.run(
             [str(target / "bin" / command), "--help"],

@@ -1,13 +1,18 @@
 """torchrun / DDP plumbing: the process group, the device, reductions, rank-0-only work.
 
 Launched by `torchrun --nproc_per_node=N`, every process reads RANK, WORLD_SIZE and LOCAL_RANK
-from the environment; without them the run is a single process and nothing here communicates.
+from the environment. Launched as one task of a submitit job with several tasks (Hydra's
+`hydra/launcher=slurm|local`, tasks_per_node > 1), it reads its place from submitit's
+JobEnvironment instead, and the tasks meet at the job's first host. Either way the process group
+starts the same way (env:// init); without either the run is a single process and nothing here
+communicates.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import zlib
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -18,6 +23,10 @@ from torch import Tensor, nn
 from cam_repro.runtime.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+# The ports a submitit job's tasks meet on (submitit's own TorchDistributedEnvironment's range):
+# unprivileged, above the usual services; two jobs on one host clash once in 40,000 job ids.
+PORTS = (20000, 60000)
 
 
 @dataclass(frozen=True)
@@ -48,11 +57,33 @@ def _pick_device(device: str, local_rank: int) -> torch.device:
     return torch.device("cpu")
 
 
+def job_port(job_id: str) -> int:
+    """The port of a submitit job's rendezvous: the same in every task, without asking anyone."""
+    return PORTS[0] + zlib.crc32(job_id.encode()) % (PORTS[1] - PORTS[0])
+
+
+def _launch_env() -> tuple[int, int, int]:
+    """(rank, world_size, local_rank) of this process: torchrun's environment, else a submitit
+    job's with several tasks (setting MASTER_ADDR and MASTER_PORT for env:// unless given),
+    else a single process."""
+    if "RANK" in os.environ:  # torchrun sets all three and MASTER_ADDR/PORT
+        world_size = int(os.environ.get("WORLD_SIZE", "1"))
+        return int(os.environ["RANK"]), world_size, int(os.environ.get("LOCAL_RANK", "0"))
+    if "SUBMITIT_EXECUTOR" in os.environ:  # a submitit job (slurm or local): import it only here
+        import submitit
+
+        job = submitit.JobEnvironment()
+        if job.num_tasks > 1:
+            os.environ.setdefault("MASTER_ADDR", job.hostnames[0])
+            os.environ.setdefault("MASTER_PORT", str(job_port(job.job_id)))
+            return job.global_rank, job.num_tasks, job.local_rank
+    return 0, 1, 0
+
+
 def setup(device: str = "auto", backend: str = "auto") -> Dist:
-    """Join the torchrun process group if launched by torchrun; pick this process's device."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    """Join the process group if launched by torchrun or as a submitit job of several tasks;
+    pick this process's device."""
+    rank, world_size, local_rank = _launch_env()
     dev = _pick_device(device, local_rank)
     if world_size > 1 and not dist.is_initialized():
         if backend == "auto":
@@ -61,7 +92,9 @@ def setup(device: str = "auto", backend: str = "auto") -> Dist:
             raise ConfigError("runtime.dist_backend=nccl needs GPUs; use gloo on CPU")
         if dev.type == "cuda":
             torch.cuda.set_device(dev)
-        dist.init_process_group(backend=backend, timeout=timedelta(minutes=30))
+        dist.init_process_group(
+            backend=backend, rank=rank, world_size=world_size, timeout=timedelta(minutes=30)
+        )  # env:// (MASTER_ADDR, MASTER_PORT)
         log.info("process group: %s, rank %d of %d on %s", backend, rank, world_size, dev)
     return Dist(rank=rank, world_size=world_size, local_rank=local_rank, device=dev)
 
