@@ -239,3 +239,24 @@ def test_train_and_evaluate_a_torchvision_model(small_data: Path, tmp_path: Path
                               "runtime.progress=false"])  # fmt: skip
     metrics = evaluate_run(ev, tmp_path / "eval_module")
     assert metrics["variant"] == "SmallNet" and metrics["map_size"] == "16x16"
+
+
+def test_grad_cam_on_any_classifier() -> None:
+    """Grad-CAM differentiates a found CAM network's feature map (= ReLU(CAM) / (h w) there),
+    and, on a network without CAM, the last conv's activation; names without the wrapper's net."""
+    from cam_repro.cam import grad_cam
+    from cam_repro.localize.gradcam import gradcam_layer
+
+    model = build_model({"arch": "torchvision", "name": "resnet18"}, 4).eval()
+    images = torch.randn(2, 3, 64, 64)
+    classes = torch.tensor([[1, 3], [0, 2]])
+    maps = grad_cam(model, images, classes)
+    with torch.no_grad():
+        cams = predict_with_cams(model, images, classes=classes).cams
+    h, w = cams.shape[-2:]
+    torch.testing.assert_close(maps, cams.clamp_min(0) / (h * w), rtol=1e-4, atol=1e-6)
+    assert gradcam_layer(model, "layer4") == "net.layer4"
+    assert grad_cam(tv_model("resnet18"), images, classes).shape == maps.shape  # unwrapped
+    small = build_model({"arch": "torchvision", "name": "mobilenet_v3_small"}, 4).eval()
+    assert gradcam_layer(small) == "net.features.12.2"  # past its batch norm: the Hardswish
+    assert grad_cam(small, images, classes).shape == (2, 2, 2, 2)

@@ -44,7 +44,8 @@ def test_cam_models_lists_the_zoo_with_overrides(tmp_path: Path) -> None:
     result = run(tmp_path, "cam-models", "model.width_mult=0.125", "input_size=112")
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ")][1:]
-    assert len(rows) == 15
+    assert len(rows) == 16  # the zoo's variants (nin among them), not the any-classifier presets
+    assert "| nin | NIN |" in result.stdout and "torchvision" not in result.stdout
     table = result.stdout
     assert "last conv map at 112 px" in table
     # 1024 * 0.125 = 128 units; at 112 px the maps are half the 224 px sizes (7, 7, 4 ...).

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+from collections.abc import Iterator
 from types import SimpleNamespace
 
 import pytest
@@ -16,10 +17,19 @@ LAUNCH_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
 
 @pytest.fixture(autouse=True)
-def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> None:
-    """No torchrun or submitit variables, whatever ran these tests."""
+def _no_launcher(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No torchrun or submitit variables, whatever ran these tests; and none left behind: the
+    MASTER_ADDR / MASTER_PORT that `_launch_env` sets would send later tests' DDP jobs to a fake
+    host (monkeypatch restores only the variables it saw)."""
+    before = dict(os.environ)
     for name in [*LAUNCH_VARS, *(n for n in os.environ if n.startswith("SUBMITIT_"))]:
         monkeypatch.delenv(name, raising=False)
+    yield
+    for name in LAUNCH_VARS:
+        if name in before:
+            os.environ[name] = before[name]
+        else:
+            os.environ.pop(name, None)
 
 
 def fake_submitit(monkeypatch: pytest.MonkeyPatch, **job: object) -> None:

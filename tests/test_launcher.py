@@ -28,7 +28,8 @@ TINY = [*SMALL_TRAIN, "trainer.epochs=1", "runtime.threads=1", "hydra.launcher.t
 
 def run(cwd: Path, *args: str, path: Path | None = None) -> subprocess.CompletedProcess:
     """An installed command run from `cwd`; `path`: a folder put first on PATH."""
-    env = dict(os.environ)
+    launch = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    env = {k: v for k, v in os.environ.items() if k not in launch}  # the jobs find their own
     if path is not None:
         env["PATH"] = f"{path}{os.pathsep}{env['PATH']}"
     return subprocess.run(
