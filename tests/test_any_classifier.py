@@ -260,3 +260,55 @@ def test_grad_cam_on_any_classifier() -> None:
     small = build_model({"arch": "torchvision", "name": "mobilenet_v3_small"}, 4).eval()
     assert gradcam_layer(small) == "net.features.12.2"  # past its batch norm: the Hardswish
     assert grad_cam(small, images, classes).shape == (2, 2, 2, 2)
+
+
+def test_cam_features_of_a_torchvision_model(tmp_path: Path) -> None:
+    """cam-features on any classifier: its pooled vector (avgpool, as an original network's) and
+    CAM crops from its own head."""
+    from data_fixtures import write_classic
+
+    from cam_repro.features.run import features_run
+
+    root = write_classic(tmp_path / "classic")
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        cfg = compose("features", ["model=torchvision", "model.name=resnet18", "features=avgpool",
+                                   "crop=cam", "model_classes=2", "data.image_size=32",
+                                   "data.layout=classic", f"data.root={root}",
+                                   "runtime.device=cpu", "runtime.progress=false",
+                                   "data.num_workers=0"])  # fmt: skip
+    metrics = features_run(cfg, tmp_path / "run")
+    assert metrics["num_test"] == 3 and metrics["crop"] == "cam"
+    assert metrics["features"] == "avgpool"
+
+
+def test_torchvision_pretrained_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """model.pretrained=true takes torchvision's enum of that model: GoogLeNet's weights (with
+    their auxiliary classifiers, skipped) and its input transform; offline, one line."""
+    import urllib.error
+
+    from torchvision.models import GoogLeNet_Weights, WeightsEnum
+
+    from cam_repro.models import WeightsUnavailableError
+
+    reference = torchvision.models.googlenet(aux_logits=True, init_weights=True)
+    asked = []
+
+    def cached(self, *args, **kwargs):
+        asked.append(self)
+        return reference.state_dict()
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", cached)
+    spec = {"arch": "torchvision", "name": "googlenet", "pretrained": True}
+    model = build_model(spec, 5)
+    assert asked == [GoogLeNet_Weights.IMAGENET1K_V1] and model.net.transform_input
+    branch = reference.inception5b.branch1.conv.weight
+    assert model.net.inception5b.branch1.conv.weight.equal(branch)
+    assert "net.fc.weight" not in model.reused_keys  # 1000 classes there, 5 here
+
+    def offline(self, *args, **kwargs):
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(WeightsEnum, "get_state_dict", offline)
+    with pytest.raises(WeightsUnavailableError, match=r"offline.*googlenet-1378be20\.pth") as err:
+        build_model({**spec, "weights": "DEFAULT"}, 5)
+    assert "\n" not in str(err.value)

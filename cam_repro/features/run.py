@@ -64,7 +64,7 @@ from cam_repro.localize.cam import upsample_cams
 from cam_repro.localize.loc_error import best_ious, map_peaks, points_in_boxes
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
-from cam_repro.models.config import ModelConfig
+from cam_repro.models.config import ANY_ARCHS, ModelConfig
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import CamReproError, ConfigError, InputFileError
@@ -163,9 +163,10 @@ class FeatureRun:
         self.model = net.model.to(env.device).eval()
         if spec.runtime.channels_last:
             self.model.to(memory_format=torch.channels_last)
-        self.extract: Extractor = feature_extractor(
-            self.model, spec.features, self.name, net.config.modified
-        )
+        # Any classifier (model=torchvision|module|file) is its own network: avgpool is its
+        # pooled vector, as an original GoogLeNet's
+        modified = net.config.modified and net.config.arch not in ANY_ARCHS
+        self.extract: Extractor = feature_extractor(self.model, spec.features, self.name, modified)
         if "cam" in spec.crop.split("+"):
             Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
         self.skips = {s: SkipLog(d) for s, d in ((spec.train_split, self.train),
