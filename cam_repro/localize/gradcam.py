@@ -66,9 +66,11 @@ def gradcam_layer(model: nn.Module, layer: str | None = None) -> str | None:
         if layer not in modules and f"net.{layer}" in modules and hasattr(net, "net"):
             layer = f"net.{layer}"  # a wrapped classifier (model=torchvision|module|file)
         if layer not in modules or layer == "":
-            some = ", ".join(_candidates(net)) or ", ".join(list(modules)[1:5]) or "none"
+            inner = getattr(net, "net", net)  # a wrapped classifier: its network's own names
+            names = list(dict(inner.named_modules()))
+            some = ", ".join(_candidates(inner)) or ", ".join(names[1:5]) or "none"
             raise GradCAMLayerError(
-                f"layer {layer!r} is not a module of {type(net).__name__} (e.g. {some}; all: "
+                f"layer {layer!r} is not a module of {type(inner).__name__} (e.g. {some}; all: "
                 "model.named_modules())"
             )
         return layer
