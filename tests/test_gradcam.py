@@ -296,3 +296,21 @@ def test_cam_report_compares_grad_cam_rows_only_with_grad_cam_rows(tmp_path: Pat
     assert (
         "| Grad-CAM on Tiny-GAP - Grad-CAM on Tiny-GMP | 0 | +0.00 (n=1) | -20.00 (n=1) |" in text
     )
+
+
+def test_cam_eval_localizer_runs_one_forward_pass_per_batch() -> None:
+    """The localizer's scores and Grad-CAM maps come from one pass (kept between `logits` and
+    `raw_maps`), equal to grad_cam's; a second `raw_maps` makes a pass of its own."""
+    model = build_model({"arch": "vgg16", "modified": False, "width_mult": 0.125}, 5).eval()
+    calls = []
+    model.register_forward_hook(lambda *_: calls.append(1))
+    loc = Localizer(model, "gradcam", "none", torch.device("cpu"))
+    x = torch.randn(2, 3, 64, 64)
+    logits = loc.logits(x)
+    classes = logits.topk(2, dim=1).indices
+    maps = loc.raw_maps(x, classes)
+    assert len(calls) == 1
+    with torch.no_grad():
+        torch.testing.assert_close(logits, model(x))
+    torch.testing.assert_close(maps, grad_cam(model, x, classes))
+    torch.testing.assert_close(loc.raw_maps(x, classes), maps)  # the pass was freed: a new one

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
-from cam_repro.localize.gradcam import grad_cam, gradcam_layer
+from cam_repro.localize.gradcam import GradCAMPass, grad_cam, gradcam_layer
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.numeric import check_finite
@@ -56,8 +56,13 @@ class Localizer:
         # classifiers that cam-features fits on its pooled features)
         self.head = LinearHead.of_network(self.net) if kind == "cam" else None
         self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
+        self._gradcam: tuple[Tensor, GradCAMPass] | None = None  # Grad-CAM: its pass, kept
 
     def logits(self, x: Tensor) -> Tensor:
+        if self.kind == "gradcam":  # one pass gives the scores and, kept, the maps (float32)
+            grad_pass = GradCAMPass(self.net, x.float(), self.layer)
+            self._gradcam = (x, grad_pass)
+            return grad_pass.logits.float()
         with torch.no_grad(), autocast(self.device, self.amp):
             if self.kind == "cam":
                 self._features = self.net.features(x)  # (B, K, h, w)
@@ -79,7 +84,10 @@ class Localizer:
             assert self._features is not None and self.head is not None, "logits() first"
             with torch.no_grad():
                 return self.head.cams(self._features, classes)
-        if self.kind == "gradcam":  # its own forward pass, in float32 like Backprop's
+        if self.kind == "gradcam":  # from `logits(x)`'s pass (freed), else a pass of its own
+            kept, self._gradcam = self._gradcam, None
+            if kept is not None and kept[0] is x:
+                return kept[1].maps(classes)
             return grad_cam(self.net, x.float(), classes, self.layer)
         return backprop_saliency(self.net, x.float(), classes).float()
 

@@ -111,35 +111,55 @@ def grad_cam(
     """Grad-CAM maps of the given classes: images (B, 3, H, W), class_idx (B, k) long (or (B,))
     -> (B, k, h, w) float32 at the layer's resolution. `layer`: a module name of
     `model.named_modules()` (of the unwrapped model); None: the default (see the module's doc)."""
-    if class_idx.dim() == 1:
-        class_idx = class_idx[:, None]
-    if class_idx.dim() != 2 or class_idx.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"class_idx must be (B={images.shape[0]}, k), got shape {tuple(class_idx.shape)}"
-        )
-    net = unwrap(model)
-    name = gradcam_layer(net, layer)
-    class_idx = class_idx.long().to(images.device)
-    with torch.enable_grad():
-        if name is None:  # a CAM network: its last conv maps f, then pooling and the linear layer
-            net = cam_model(net)
-            with torch.no_grad():  # nothing below f is differentiated: keep no graph there
-                features = net.features(images)
-            acts = features.detach().requires_grad_(True)  # (B, K, h, w)
-            logits = net.logits_from_features(acts)
-        else:
-            acts, logits = _forward_hooked(net, images, name)
+    return GradCAMPass(model, images, layer).maps(class_idx)
+
+
+class GradCAMPass:
+    """One forward pass kept for Grad-CAM: the scores (`logits`), from which the caller may
+    choose the classes (the top-k), then `maps(class_idx)` from the same graph, which it frees.
+    cam-eval's Grad-CAM so costs one forward pass per batch, as CAM does."""
+
+    def __init__(self, model: nn.Module, images: Tensor, layer: str | None = None) -> None:
+        net = unwrap(model)
+        name = gradcam_layer(net, layer)
+        with torch.enable_grad():
+            if name is None:  # a CAM network: its feature map f, then pooling and linear layer
+                net = cam_model(net)
+                with torch.no_grad():  # nothing below f is differentiated: keep no graph there
+                    features = net.features(images)
+                acts = features.detach().requires_grad_(True)  # (B, K, h, w)
+                logits = net.logits_from_features(acts)
+            else:
+                acts, logits = _forward_hooked(net, images, name)
         if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
             raise ValueError(f"the network gave scores of shape {tuple(logits.shape)}, not (B, C)")
+        self._acts: Tensor | None = acts
+        self._graph: Tensor | None = logits
+        self.logits = logits.detach()  # (B, C)
+
+    def maps(self, class_idx: Tensor) -> Tensor:
+        """(B, k) classes (or (B,)) -> their maps (B, k, h, w) float32; the graph is freed."""
+        acts, logits = self._acts, self._graph
+        if acts is None or logits is None:
+            raise RuntimeError("GradCAMPass.maps: this pass's graph was already used")
+        self._acts = self._graph = None
+        if class_idx.dim() == 1:
+            class_idx = class_idx[:, None]
+        if class_idx.dim() != 2 or class_idx.shape[0] != logits.shape[0]:
+            raise ValueError(
+                f"class_idx must be (B={logits.shape[0]}, k), got shape {tuple(class_idx.shape)}"
+            )
+        class_idx = class_idx.long().to(logits.device)
         maps = []
         k = class_idx.shape[1]
-        for j in range(k):  # a loop over the k classes, not over images
-            score = logits.gather(1, class_idx[:, j : j + 1]).sum()
-            (grad,) = torch.autograd.grad(score, acts, retain_graph=j < k - 1)
-            alpha = grad.float().mean(dim=(2, 3))  # (B, K): eq. 1
-            cam = torch.einsum("bk,bkhw->bhw", alpha, acts.detach().float())  # eq. 2
-            maps.append(cam.clamp_min(0))
-    return torch.stack(maps, dim=1)  # (B, k, h, w)
+        with torch.enable_grad():
+            for j in range(k):  # a loop over the k classes, not over images
+                score = logits.gather(1, class_idx[:, j : j + 1]).sum()
+                (grad,) = torch.autograd.grad(score, acts, retain_graph=j < k - 1)
+                alpha = grad.float().mean(dim=(2, 3))  # (B, K): eq. 1
+                cam = torch.einsum("bk,bkhw->bhw", alpha, acts.detach().float())  # eq. 2
+                maps.append(cam.clamp_min(0))
+        return torch.stack(maps, dim=1)  # (B, k, h, w)
 
 
 def _forward_hooked(net: nn.Module, images: Tensor, name: str) -> tuple[Tensor, Tensor]:
