@@ -61,7 +61,8 @@ class EvalConfig(BoxKeys):
     # al. 2017, any classifier)
     localizer: str = "cam"
     # localizer=gradcam: the module it differentiates (a name of model.named_modules()); null: a
-    # CAM network's last conv map, else the ReLU right after the last conv (VGG16's relu5_3)
+    # CAM network's feature map (any classifier's with a GAP + linear head), else the last conv
+    # past its batch norm and activation (VGG16's relu5_3)
     gradcam_layer: str | None = None
     box_rule: str = "paper"  # paper (the text) | release (the released code's box generator)
     all_boxes: bool = False  # paper rule: every component's box (right if any matches)

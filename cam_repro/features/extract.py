@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from cam_repro.features.config import FEATURE_KINDS
 from cam_repro.localize.cam import CAMNetwork
+from cam_repro.localize.layers import global_pool
 from cam_repro.models.heads import FCNet
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.errors import ConfigError
@@ -31,9 +32,7 @@ Extractor = Callable[[Tensor], tuple[Tensor, Tensor | None]]
 
 def pool_features(maps: Tensor, kind: str) -> Tensor:
     """(B, K, h, w) -> (B, K): mean (gap, avgpool) or max (gmp) over space."""
-    if kind == "gmp":
-        return maps.flatten(2).max(dim=2).values
-    return maps.mean(dim=(2, 3))
+    return global_pool(maps, head_pool(kind))
 
 
 def head_pool(kind: str) -> str:

@@ -21,7 +21,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cam_repro.localize.layers import CAMUnavailableError, ChannelNorm, LayerCAMNet
+from cam_repro.localize.layers import (
+    CAMUnavailableError,
+    ChannelNorm,
+    LayerCAMNet,
+    global_pool,
+)
 from cam_repro.runtime.distributed import unwrap
 
 
@@ -97,14 +102,9 @@ class LinearHead:
         layer = net.classifier
         return cls(layer.weight.detach(), _bias(layer), pool, norm=norm)
 
-    def _pool(self, features: Tensor) -> Tensor:
-        if self.pool == "gap":
-            return features.mean(dim=(2, 3))
-        return features.flatten(2).max(dim=2).values
-
     def pooled(self, features: Tensor) -> Tensor:
         """(B, K, h, w) -> (B, K): the classifier's input."""
-        x = self._pool(features)
+        x = global_pool(features, self.pool)
         if self.norm is not None:
             x = self.norm(x)
         return F.normalize(x, dim=1) if self.l2_normalize else x
@@ -128,7 +128,7 @@ class LinearHead:
         features = features.float()
         weight = self.weight.float()
         if self.norm is not None:
-            features = self.norm.centred(features, self._pool(features))
+            features = self.norm.centred(features, global_pool(features, self.pool))
             if self.norm.weight is not None:
                 weight = weight * self.norm.weight.float()
         return class_activation_maps(features, weight, class_idx)

@@ -96,8 +96,6 @@ _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.Hardswish, nn.SiLU, nn.GELU, nn.LeakyReLU)
 def _has_cam(net: nn.Module) -> bool:
     """Whether `net` is a classifier that ends in global pooling and one linear layer (its CAM
     network then gives the map Grad-CAM differentiates)."""
-    if getattr(net, "cam_refusal", None):
-        return False
     try:
         cam_model(net)
     except CAMUnavailableError:

@@ -21,7 +21,6 @@ head is then checked on the first batch: the scores from the maps must equal the
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +39,14 @@ SUGGEST = (
     "localize it with Grad-CAM (cam-eval localizer=gradcam, cam_repro.cam.grad_cam) or the "
     "Backprop baseline (localizer=backprop, cam_repro.cam.backprop_saliency)"
 )
+
+
+def global_pool(features: Tensor, kind: str) -> Tensor:
+    """(B, K, h, w) -> (B, K): the mean (gap) or the max (gmp) of each map. The max has one
+    winner per map, like Caffe's and torch's max pooling (amax would split ties' gradients)."""
+    if kind == "gap":
+        return features.mean(dim=(2, 3))
+    return features.flatten(2).max(dim=2).values
 
 
 @dataclass(frozen=True)
@@ -410,10 +417,7 @@ class LayerCAMNet(nn.Module):
 
     def logits_from_features(self, features: Tensor) -> Tensor:
         """Feature map (B, K, h, w) -> class scores (B, C): pooling, [LayerNorm], linear layer."""
-        if self.layers.pool == "gap":
-            pooled = features.mean(dim=(2, 3))
-        else:
-            pooled = features.flatten(2).max(dim=2).values
+        pooled = global_pool(features, self.layers.pool)
         norm = self.head_norm
         if norm is not None:
             pooled = norm(pooled)
@@ -439,12 +443,6 @@ def _extractor(net: nn.Module, g: _Graph, features: str) -> fx.GraphModule:
     return module
 
 
-def module_names(model: nn.Module, kinds: Iterable[type] = (nn.Module,)) -> list[str]:
-    """Names of `model`'s submodules of the given kinds, for error messages."""
-    kinds = tuple(kinds)
-    return [n for n, m in model.named_modules() if n and isinstance(m, kinds)]
-
-
 __all__ = [
     "SUGGEST",
     "CAMLayers",
@@ -454,5 +452,5 @@ __all__ = [
     "cam_layers",
     "channel_norm",
     "find_cam_layers",
-    "module_names",
+    "global_pool",
 ]

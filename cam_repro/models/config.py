@@ -142,14 +142,14 @@ _ANY_KEYS = {"torchvision": "name", "module": "_target_", "file": "file"}
 
 
 def _validate_any(spec: ModelConfig) -> None:
+    if spec.kwargs and spec.arch != "module":
+        raise ConfigError(f"model.kwargs applies to model=module only, not arch {spec.arch}")
     if spec.arch not in ANY_ARCHS:
         for key in (*_ANY_KEYS.values(), "features_layer", "classifier_layer"):
             if getattr(spec, key) is not None:
                 raise ConfigError(
                     f"model.{key} applies to model=torchvision|module|file, not arch {spec.arch}"
                 )
-        if spec.kwargs:
-            raise ConfigError(f"model.kwargs applies to model=module, not arch {spec.arch}")
         return
     key = _ANY_KEYS[spec.arch]
     if not getattr(spec, key):
@@ -157,8 +157,6 @@ def _validate_any(spec: ModelConfig) -> None:
     for other in set(_ANY_KEYS.values()) - {key}:
         if getattr(spec, other) is not None:
             raise ConfigError(f"model.{other} does not apply to model={spec.arch}")
-    if spec.kwargs and spec.arch != "module":
-        raise ConfigError(f"model.kwargs applies to model=module only, not model={spec.arch}")
     if (spec.features_layer is None) != (spec.classifier_layer is None):
         raise ConfigError("give both model.features_layer and model.classifier_layer, or neither")
     if spec.width_mult != 1.0:

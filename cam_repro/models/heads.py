@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from cam_repro.localize.layers import global_pool
 from cam_repro.models.config import POOLS, ModelConfig
 from cam_repro.runtime.errors import ConfigError
 
@@ -24,10 +25,7 @@ class GlobalPool(nn.Module):
         self.kind = kind
 
     def forward(self, x: Tensor) -> Tensor:
-        if self.kind == "gap":
-            return x.mean(dim=(2, 3))
-        # One winner per map, like Caffe's and torch's max pooling (amax would split ties).
-        return x.flatten(2).max(dim=2).values
+        return global_pool(x, self.kind)
 
     def extra_repr(self) -> str:
         return self.kind

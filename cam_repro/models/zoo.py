@@ -32,6 +32,7 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
     "nin": build_nin,
     "resnet50": build_resnet50,
     "tiny": build_tiny,
+    **dict.fromkeys(ANY_ARCHS, build_any),  # any classifier (models/anynet.py)
 }
 
 
@@ -48,10 +49,7 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
-    if spec.arch in ANY_ARCHS:
-        model = build_any(spec, num_classes)
-    else:
-        model = _BUILDERS[spec.arch](spec, num_classes)
+    model = _BUILDERS[spec.arch](spec, num_classes)
     if spec.weights_path:
         model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
     elif spec.pretrained:
