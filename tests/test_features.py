@@ -16,6 +16,7 @@ from data_fixtures import write_classic, write_cub
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 from PIL import Image
+from tolerances import assert_close_at_scale
 from torch import nn
 from torchvision.transforms import v2
 
@@ -96,7 +97,7 @@ def test_gap_features_are_what_the_networks_own_layer_reads(model_cfg) -> None:
     torch.testing.assert_close(maps, own)
     torch.testing.assert_close(vectors, net.pool(own))
     w, b = net.classifier.weight, net.classifier.bias
-    torch.testing.assert_close(logits, vectors @ w.T + b, rtol=1e-5, atol=1e-6)
+    assert_close_at_scale(logits, vectors @ w.T + b, rtol=1e-5)
 
 
 def test_gmp_features_are_the_spatial_max(model_cfg) -> None:
@@ -108,7 +109,7 @@ def test_gmp_features_are_the_spatial_max(model_cfg) -> None:
         logits = net(x)
     torch.testing.assert_close(vectors, own.amax(dim=(2, 3)))
     w, b = net.classifier.weight, net.classifier.bias
-    torch.testing.assert_close(logits, vectors @ w.T + b, rtol=1e-5, atol=1e-6)
+    assert_close_at_scale(logits, vectors @ w.T + b, rtol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["alexnet", "vgg16"])
@@ -125,7 +126,7 @@ def test_fc7_is_the_input_of_the_last_fc_layer(model_cfg, variant: str) -> None:
     assert (vectors >= 0).all()  # after fc7's ReLU
     torch.testing.assert_close(vectors, seen[0])
     last = net.classifier[-1]
-    torch.testing.assert_close(logits, vectors @ last.weight.T + last.bias, rtol=1e-5, atol=1e-6)
+    assert_close_at_scale(logits, vectors @ last.weight.T + last.bias, rtol=1e-5)
 
 
 @pytest.mark.parametrize(("arch", "k"), [("googlenet", 128), ("resnet50", 256)])
@@ -138,7 +139,7 @@ def test_avgpool_of_the_originals_ending_in_gap(arch: str, k: int) -> None:
     assert vectors.shape == (2, k)  # 1024 (GoogLeNet) or 2048 (ResNet-50) x 0.125
     assert maps is not None and maps.shape[:2] == (2, k)
     w, b = net.classifier.weight, net.classifier.bias
-    torch.testing.assert_close(logits, vectors @ w.T + b, rtol=1e-4, atol=1e-5)
+    assert_close_at_scale(logits, vectors @ w.T + b)
 
 
 def test_features_a_network_lacks_are_clear_errors(model_cfg) -> None:
@@ -177,7 +178,7 @@ def test_linear_head_of_a_network_is_its_last_layer(model_cfg) -> None:
         with torch.no_grad():
             f = net.features(x)
             head = LinearHead.of_network(net)
-            torch.testing.assert_close(head.logits(f), net(x), rtol=1e-5, atol=1e-6)
+            assert_close_at_scale(head.logits(f), net(x), rtol=1e-5)
         assert head.pool == variant[-3:]
         classes = torch.tensor([[2, 0], [1, 1]])
         torch.testing.assert_close(
@@ -209,7 +210,7 @@ def test_linear_head_l2_normalize_on_a_network(model_cfg) -> None:
     head = LinearHead(w, b, "gap", l2_normalize=True)
     pooled = f.mean(dim=(2, 3))
     want = (pooled / pooled.norm(dim=1, keepdim=True)) @ w.T + b
-    torch.testing.assert_close(head.logits(f), want, rtol=1e-5, atol=1e-6)
+    assert_close_at_scale(head.logits(f), want, rtol=1e-5)
     classes = torch.tensor([[0, 1], [2, 0]])
     torch.testing.assert_close(head.cams(f, classes), LinearHead(w, b).cams(f, classes))
 
@@ -256,8 +257,9 @@ def test_two_classes_get_two_rows_that_agree_with_sklearn(kind: str) -> None:
     ref.fit(x.astype(np.float64), y)
     assert clf.weight.shape == (2, 4) and clf.bias.shape == (2,)
     # class 1's score minus class 0's is sklearn's decision function
-    np.testing.assert_allclose(clf.weight[1] - clf.weight[0], ref.coef_[0], rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(clf.bias[1] - clf.bias[0], ref.intercept_[0], rtol=1e-5, atol=1e-6)
+    # (an optimiser's output: agreement at the weights' scale, not to fixed digits near 0)
+    ours = np.append(clf.weight[1] - clf.weight[0], clf.bias[1] - clf.bias[0])
+    assert_close_at_scale(ours, np.append(ref.coef_[0], ref.intercept_[0]))
     pred = clf.predict(test)
     assert 0 < pred.sum() < len(pred)  # both classes are predicted
     np.testing.assert_array_equal(pred, ref.predict(test.astype(np.float64)))
@@ -294,7 +296,10 @@ def _svm_objective(clf, x: np.ndarray, y: np.ndarray, C: float) -> float:  # noq
 @pytest.mark.parametrize("num_classes", [2, 5])
 def test_the_lbfgs_solver_solves_linearsvcs_problem(num_classes: int) -> None:
     """solver=lbfgs (torch, every class at once) reaches liblinear's optimum: the same objective,
-    the same predictions on overlapping classes."""
+    the same predictions on overlapping classes. Two solvers that each stop within a tolerance of
+    the optimum agree on the objective, not to a fixed number of digits in the weights (a flat
+    optimum moves the weights by more than it moves the objective: 3e-3 apart on one CPU while the
+    objectives agreed to 1e-4), so the weights are checked through the objective only."""
     rng = np.random.default_rng(0)
     means = rng.normal(size=(num_classes, 16))
     y = rng.integers(0, num_classes, 400)
@@ -305,10 +310,9 @@ def test_the_lbfgs_solver_solves_linearsvcs_problem(num_classes: int) -> None:
     assert ref.solver == "liblinear" and ours.solver == "lbfgs"
     if num_classes == 2:  # one problem: the two rows are each other's negatives, like sklearn's
         np.testing.assert_allclose(ours.weight[0], -ours.weight[1])
-    else:
-        want = _svm_objective(ref, x, y, 0.5)
-        assert abs(_svm_objective(ours, x, y, 0.5) - want) <= 1e-4 * want
-    np.testing.assert_allclose(ours.weight, ref.weight, atol=2e-3)
+    # (two classes: both rows count the one problem, doubling both objectives alike)
+    want = _svm_objective(ref, x, y, 0.5)
+    assert abs(_svm_objective(ours, x, y, 0.5) - want) <= 1e-4 * want
     assert (ours.predict(x) == ref.predict(x)).mean() >= 0.99
     assert 0.3 < (ours.predict(x) == y).mean() < 1.0  # overlapping: a real fit, not a trivial one
 
