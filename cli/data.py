@@ -5,7 +5,8 @@ import hydra
 from omegaconf import DictConfig
 
 from cam_repro.data import check_images, data_config, read_split
-from cam_repro.runtime.errors import InputFileError
+from cam_repro.data.check import describe_split, shared_images
+from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro_cli import CONFIG_DIR, register, user_errors
 
 register("data")  # this app's schema only: a light start
@@ -14,21 +15,27 @@ register("data")  # this app's schema only: a light start
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name="data_check")
 @user_errors
 def main(cfg: DictConfig) -> None:
+    if not cfg.splits:
+        raise ConfigError("splits: no split named; give one or more, e.g. splits=[train,val]")
     spec = data_config(cfg.data)
-    failed = []
+    failed, splits = [], {}
     for split in cfg.splits:
-        data = read_split(spec, split)
-        print(data.describe())
+        data = splits[split] = read_split(spec, split)
+        print(describe_split(data))
         check = check_images(
             data, cfg.decode, spec.num_workers, cfg.progress, spec.max_image_pixels
         )
         print(check.describe(listed=None))
         if check.bad:
             failed.append(f"{len(check.bad)} of {check.checked} images in {split}")
+    for line in shared_images(splits):
+        print(f"warning: {line}")
+    what = "answers" if data.questions is not None else "classes"
     names = ", ".join(
-        f"{c} ({n})" for c, n in zip(data.classes[:3], data.class_names[:3], strict=True)
+        c if c == n else f"{c} ({n})"
+        for c, n in zip(data.classes[:3], data.class_names[:3], strict=True)
     )
-    print(f"classes: {len(data.classes)}: {names}{', ...' if len(data.classes) > 3 else ''}")
+    print(f"{what}: {len(data.classes)}: {names}{', ...' if len(data.classes) > 3 else ''}")
     if failed:
         raise InputFileError(
             f"{' and '.join(failed)} are unreadable (listed above); fix or remove them, or train "

@@ -117,3 +117,36 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+# wsolevaluation's metadata, tiny: split -> {image id: (label, (width, height), box 0-based)}
+WSOL = {
+    "train": {
+        "train/n01/a.JPEG": (0, (20, 16), (1, 1, 10, 10)),
+        "train/n02/b.JPEG": (1, (22, 16), (0, 0, 21, 15)),
+    },
+    "test": {
+        "val/c.JPEG": (1, (50, 40), (0, 0, 49, 39)),
+        "val/d.JPEG": (0, (60, 30), (4, 5, 19, 24)),
+    },
+}
+
+
+def write_wsol_tiny(tmp: Path, wsol: dict = WSOL) -> dict:
+    """Images under tmp/images/, metadata under tmp/metadata/ILSVRC/<split>/ (every file of a
+    split: ids, labels, sizes, boxes); the data config's keys that read them."""
+    root, meta = tmp / "images", tmp / "metadata"
+    for split, images in wsol.items():
+        folder = meta / "ILSVRC" / split
+        folder.mkdir(parents=True, exist_ok=True)
+        for image_id, (_, size, _) in images.items():
+            write_image(root / image_id, size)
+        rows = {
+            "image_ids.txt": [i for i in images],
+            "class_labels.txt": [f"{i},{label}" for i, (label, _, _) in images.items()],
+            "image_sizes.txt": [f"{i},{w},{h}" for i, (_, (w, h), _) in images.items()],
+            "localization.txt": [f"{i},{','.join(map(str, b))}" for i, (_, _, b) in images.items()],
+        }
+        for name, lines in rows.items():
+            (folder / name).write_text("".join(f"{line}\n" for line in lines))
+    return {"source": "wsol", "root": str(root), "metadata": str(meta), "dataset": "ILSVRC"}

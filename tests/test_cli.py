@@ -92,7 +92,7 @@ def test_cam_synth_then_cam_data_reads_it(tmp_path: Path) -> None:
     [("text", ["train_per_class=3", "val_per_class=2"], ["data=synthetic"],
       "classes: 2: n90100000 (no text)"),
      ("vqa", ["vqa.train_images=4", "vqa.val_images=2"], ["data=synthetic_vqa"],
-      "train: 12 images of")],  # one sample per question
+      "train: 4 images, 12 questions, ")],  # an image counted once, its questions apart
 )  # fmt: skip
 def test_cam_synth_tasks_then_cam_data_reads_them(
     tmp_path: Path, task: str, args: list[str], data: list[str], says: str

@@ -297,7 +297,7 @@ def test_only_one_split_file(tmp_path: Path, given: str, other: str) -> None:
     ("row", "message"),
     [
         ("dog/t2.jpg,0,0,49", r"line 3: expected 5 fields"),
-        ("dog/t2.jpg,0,0,x,39", r"line 3: x0, y0, x1, y1 must be integers"),
+        ("dog/t2.jpg,0,0,x,39", r"line 3: x1 'x' is not an integer"),
         ("dog/t2.jpg,20,0,10,39", r"line 3: box has x1 < x0"),
         ("dog/t2.jpg,-1,0,10,39", r"line 3: box \(-1, 0, 10, 39\) has a negative coordinate"),
         ("dog/t2.jpg,0,0,50,39", r"line 3: box \(0, 0, 50, 39\) .*outside the bounds of the 50x40"),

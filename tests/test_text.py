@@ -188,8 +188,11 @@ SVT_TRAIN = """<?xml version="1.0" encoding="utf-8"?>
 def _svt(root: Path) -> Path:
     (root / "SVT").mkdir(parents=True)
     (root / "SVT/train.xml").write_text(SVT_TRAIN)
-    (root / "SVT/test.xml").write_text(SVT_TRAIN.replace("00_01", "99_09"))
-    for name, size in (("14_03", (80, 60)), ("00_01", (40, 30)), ("99_09", (40, 30))):
+    # no image in both splits: read_svt refuses a test on training images
+    test_xml = SVT_TRAIN.replace("00_01", "99_09").replace("14_03", "14_04")
+    (root / "SVT/test.xml").write_text(test_xml)
+    images = (("14_03", (80, 60)), ("14_04", (80, 60)), ("00_01", (40, 30)), ("99_09", (40, 30)))
+    for name, size in images:
         write_image(root / f"SVT/img/{name}.jpg", size)
     write_image(root / "sun/train/a/abbey/sun_b.jpg", (30, 20))
     write_image(root / "sun/train/sun_a.png", (30, 20))
@@ -220,7 +223,7 @@ def test_svt_xml_boxes_are_converted_and_clipped(tmp_path: Path) -> None:
         ),
         (
             SVT_TRAIN.replace('width="20"', 'width="2O"'),
-            r"train.xml: image img/14_03.jpg rectangle 1 \(LIVING\): width='2O' is not a number",
+            r"train.xml: image img/14_03.jpg rectangle 1 \(LIVING\): width '2O' is not an integer",
         ),
         (
             SVT_TRAIN.replace('x="5" y="7"', 'x="85" y="7"'),
@@ -264,7 +267,7 @@ def test_read_svt_with_negatives(tmp_path: Path) -> None:
     assert train.samples[0].size is None
     for split in ("val", "test"):
         data = read_svt(cfg, split)
-        assert [s.image_id for s in data.samples] == ["sun_c", "14_03", "99_09"]
+        assert [s.image_id for s in data.samples] == ["sun_c", "14_04", "99_09"]
         assert "test.xml" in data.source
     (tmp_path / "sun/test").rename(tmp_path / "sun/val")
     assert read_svt(cfg, "val").samples[0].image_id == "sun_c"
@@ -287,7 +290,8 @@ def test_read_svt_missing_files(tmp_path: Path) -> None:
     assert [s.image_id for s in data.samples if s.label == 1] == ["14_03"]
     assert len(data.skipped) == 1
     write_image(svt / "img/00_01.jpg", (41, 30))
-    with pytest.raises(InputFileError, match=r"<Resolution> is 40x30 but the image is 41x30"):
+    resolution = r"train.xml: image img/00_01.jpg: <Resolution>: states 40x30 for .*, but the image"
+    with pytest.raises(InputFileError, match=resolution + r" is 41x30"):
         read_svt(cfg, "train")
     (svt / "train.xml").unlink()
     with pytest.raises(MissingFileError, match=r"train.xml: missing"):

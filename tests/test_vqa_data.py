@@ -409,7 +409,7 @@ AFILE = "v2_mscoco_train2014_annotations.json"
             lambda d: d["annotations"][1].update(image_id=458752),
             rf"{AFILE}: question 9001: image_id 458752, but 9 in {QFILE}",
         ),
-        ("targets_train2014.csv", "question_id,x0,y0,x1,y1\n9000,2,3,a,4\n", r"csv line 2: x0,"),
+        ("targets_train2014.csv", "question_id,x0,y0,x1,y1\n9000,2,3,a,4\n", r"2: x1 'a' is not"),
         ("targets_train2014.csv", "question_id,x0,y0,x1,y1\n9000,5,3,4,4\n", r"csv line 2: box"),
         ("targets_train2014.csv", "question_id,x0,y0,x1,y1\n7,1,1,2,2\n", r"line 2: question 7 "),
         (

@@ -14,6 +14,13 @@ conversion from each source format:
 A box is an error if x1 < x0 (y1 < y0) or if it lies outside the image by more than those
 conventions allow.
 
+Every number of every metadata file (boxes, sizes, labels, in XML, CSV or text) goes through
+`parse_number`: finite (`inf`, `nan`, `1e400` are refused, not an OverflowError), an integer where
+an integer is meant (`40.0` is 40; `40.5` is refused) or rounded where a file's convention is
+sub-pixel floats, at least the least value allowed; anything else is one line naming the file,
+the line or object, and the value. Every text file is read by `runtime.files.read_text` (UTF-8
+with or without a byte-order mark, UTF-16 with one, any line ends).
+
 XML is parsed with defusedxml, in whatever encoding the file declares (UTF-8, UTF-16 with its
 byte-order mark, ...): a file that declares a DTD, an entity or an external reference is refused
 with an InputFileError naming it, before anything is expanded or fetched. ILSVRC's files never
@@ -24,6 +31,8 @@ declare one; a file that does could relabel an image through an entity or blow u
 from __future__ import annotations
 
 import csv
+import io
+import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +44,7 @@ import defusedxml.ElementTree as SafeET
 import numpy as np
 
 from cam_repro.runtime.errors import InputFileError, MissingFileError
+from cam_repro.runtime.files import read_lines, read_text
 
 WNID_PATTERN = re.compile(r"^n\d{8}$")
 
@@ -50,6 +60,36 @@ class Annotation:
 
 def empty_boxes() -> np.ndarray:
     return np.zeros((0, 4), dtype=np.int64)
+
+
+def parse_number(
+    text: str | None,
+    where: str,
+    what: str,
+    *,
+    integer: bool = True,
+    least: float | None = None,
+) -> float:
+    """A number of a metadata file: finite; with `integer`, a whole number (returned as an int:
+    `40` or `40.0`); else a float (the caller rounds where its format's convention says);
+    at least `least`. `where` names the file and the line or object, `what` the field, for a
+    one-line InputFileError that shows the bad value."""
+    value_text = (text or "").strip()
+    kind = "an integer" if integer else "a number"
+    try:
+        value = float(value_text)
+    except ValueError:
+        raise InputFileError(f"{where}: {what} {value_text!r} is not {kind}") from None
+    if not math.isfinite(value):  # "inf", "nan", "1e400"
+        raise InputFileError(f"{where}: {what} {value_text!r} is not a finite number")
+    if integer:
+        if not value.is_integer():
+            raise InputFileError(f"{where}: {what} {value_text!r} is not an integer")
+        # exact beyond 2**53 too (float("9007199254740993") is not)
+        value = int(value_text) if value_text.lstrip("+-").isdigit() else int(value)
+    if least is not None and value < least:
+        raise InputFileError(f"{where}: {what} {value} is below {least}")
+    return value
 
 
 def check_box(
@@ -80,6 +120,8 @@ def _forbidden(err: defusedxml.DefusedXmlException) -> str:
 
 
 def _xml_root(path: Path) -> Element:
+    """The parsed file; the bytes go to expat, which honours a byte-order mark and the encoding
+    the file declares (so XML is the one text format not read by `read_text`)."""
     try:
         data = path.read_bytes()
     except OSError as err:
@@ -95,14 +137,14 @@ def _xml_root(path: Path) -> Element:
         raise InputFileError(f"{path}: XML does not parse: {err}") from None
 
 
-def _int_field(node: Element, tag: str, path: Path, what: str) -> int:
+def _int_field(node: Element, tag: str, path: Path, what: str, least: int | None = None) -> int:
+    """An integer field; a box's may be a float (some VOC writers give sub-pixel boxes), which is
+    rounded to the nearest pixel; a size's (`least` given) must be an integer."""
     text = node.findtext(tag)
     if text is None:
         raise InputFileError(f"{path}: {what} has no <{tag}>")
-    try:
-        return round(float(text))
-    except ValueError:
-        raise InputFileError(f"{path}: {what} <{tag}> is not a number: {text.strip()!r}") from None
+    sized = least is not None
+    return round(parse_number(text, f"{path}: {what}", f"<{tag}>", integer=sized, least=least))
 
 
 def read_voc_xml(path: Path) -> Annotation:
@@ -112,11 +154,9 @@ def read_voc_xml(path: Path) -> Annotation:
     size_node = root.find("size")
     if size_node is not None:
         size = (
-            _int_field(size_node, "width", path, "<size>"),
-            _int_field(size_node, "height", path, "<size>"),
+            _int_field(size_node, "width", path, "<size>", least=1),
+            _int_field(size_node, "height", path, "<size>", least=1),
         )
-        if size[0] < 1 or size[1] < 1:
-            raise InputFileError(f"{path}: <size> must be positive, got {size[0]}x{size[1]}")
     wnids, boxes = [], []
     for i, obj in enumerate(root.iter("object"), start=1):
         name = (obj.findtext("name") or "").strip()
@@ -156,16 +196,20 @@ def voc_xml(
 def read_csv_rows(path: Path, header: list[str]) -> list[tuple[int, list[str]]]:
     """The rows of a CSV file after its header, with their 1-based line numbers; one-line errors
     for an unreadable file, one that is not CSV text, or another header."""
+    reader = csv.reader(io.StringIO(read_text(path)))
+    rows = []
     try:
-        with path.open(newline="") as f:
-            rows = list(csv.reader(f))
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except (UnicodeDecodeError, csv.Error) as err:
-        raise InputFileError(f"{path}: not a CSV text file: {err}") from None
-    if not rows or [c.strip() for c in rows[0]] != header:
-        raise InputFileError(f"{path}: the header must be '{','.join(header)}'")
-    return list(enumerate(rows[1:], start=2))
+        while True:
+            start = reader.line_num + 1  # a quoted field may span lines: the row's first line
+            rows.append((start, next(reader)))
+    except StopIteration:
+        pass
+    except csv.Error as err:
+        raise InputFileError(f"{path} line {reader.line_num}: not CSV: {err}") from None
+    if not rows or [c.strip() for c in rows[0][1]] != header:
+        got = ",".join(rows[0][1]) if rows else ""
+        raise InputFileError(f"{path}: the header must be '{','.join(header)}', got {got!r}")
+    return rows[1:]
 
 
 def read_loc_csv(path: Path) -> dict[str, Annotation]:
@@ -184,13 +228,11 @@ def read_loc_csv(path: Path) -> dict[str, Annotation]:
             )
         wnids, boxes = [], []
         for k in range(0, len(tokens), 5):
-            try:
-                xmin, ymin, xmax, ymax = (int(t) for t in tokens[k + 1 : k + 5])
-            except ValueError:
-                raise InputFileError(
-                    f"{path} line {line}: malformed PredictionString: box {tokens[k + 1 : k + 5]} "
-                    "is not 4 integers"
-                ) from None
+            box_no = k // 5 + 1
+            where = f"{path} line {line}: malformed PredictionString: box {box_no} of {image_id}"
+            xmin, ymin, xmax, ymax = (
+                parse_number(t, where, "coordinate") for t in tokens[k + 1 : k + 5]
+            )
             wnids.append(tokens[k])
             box = (xmin - 1, ymin - 1, xmax - 1, ymax - 1)
             boxes.append(check_box(box, None, f"{path} line {line} ({image_id})"))
@@ -209,19 +251,10 @@ def loc_csv_row(image_id: str, wnids: list[str], boxes: np.ndarray) -> str:
     return f"{image_id},{pred}\n"
 
 
-def _text_lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not a text file") from None
-
-
 def read_synset_mapping(path: Path) -> dict[str, str]:
     """`LOC_synset_mapping.txt` (or `synset_words.txt`): `wnid words` per line -> {wnid: words}."""
     names: dict[str, str] = {}
-    for line_no, line in enumerate(_text_lines(path), start=1):
+    for line_no, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         wnid, _, words = line.strip().partition(" ")
@@ -238,7 +271,7 @@ def read_table(path: Path, columns: int, what: str) -> dict[int, list[str]]:
     if not path.is_file():
         raise MissingFileError(f"{path}: missing ({what})")
     table: dict[int, list[str]] = {}
-    for line_no, line in enumerate(_text_lines(path), start=1):
+    for line_no, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         fields = line.split(maxsplit=columns) if columns == 1 else line.split()
@@ -246,7 +279,10 @@ def read_table(path: Path, columns: int, what: str) -> dict[int, list[str]]:
             raise InputFileError(
                 f"{path} line {line_no}: expected '<id> {what}', got {line.strip()!r}"
             )
-        table[int(fields[0])] = fields[1:]
+        key = int(fields[0])
+        if key in table:  # the second would silently replace the first
+            raise InputFileError(f"{path} line {line_no}: id {key} appears twice")
+        table[key] = fields[1:]
     return table
 
 
@@ -259,7 +295,7 @@ def read_blacklist(path: Path) -> set[str]:
     if not path.is_file():
         raise MissingFileError(f"data.blacklist {path} does not exist")
     ids: set[str] = set()
-    for line_no, line in enumerate(_text_lines(path), start=1):
+    for line_no, line in enumerate(read_lines(path), start=1):
         entry = line.strip()
         if not entry or entry.startswith("#"):
             continue

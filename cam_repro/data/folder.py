@@ -28,8 +28,11 @@ label the image's own (box_labels = label):
   x0 = xmin - 1, x1 = xmax - 1 (`annotations.read_voc_xml`). Every `<object>` is a box of the
   image's class: in folder data the XML's `<name>`s are not used as labels.
 
-A sample with boxes has its size (the XML's `<size>`, else the image header); one without has no
-boxes and size None.
+A sample with boxes has its size: the image header's, which an XML's `<size>` must match (an error
+otherwise: the boxes would be in another frame; `samples.checked_size`); one without has no boxes
+and size None. The split files and the CSV are read by `runtime.files.read_lines`/`read_text`
+(a byte-order mark, CRLF: read alike), their numbers by `annotations.parse_number`. An image of
+the val list that is also in the train list is an error (a test on training images).
 """
 
 from __future__ import annotations
@@ -40,17 +43,20 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cam_repro.data.annotations import check_box, read_csv_rows, read_voc_xml
+from cam_repro.data.annotations import check_box, parse_number, read_csv_rows, read_voc_xml
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import (
     IMAGE_EXTENSIONS,
     DataSplit,
     Sample,
+    checked_size,
     file_problem,
     is_image_file,
     read_image_size,
+    refuse_overlap,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
+from cam_repro.runtime.files import read_lines
 
 _XML_CONVERSION = "1-based inclusive -> 0-based inclusive, x0 = xmin - 1"
 _CSV_HEADER = ["image", "x0", "y0", "x1", "y1"]
@@ -171,6 +177,11 @@ def _from_lists(cfg: DataConfig, root: Path, split: str) -> Found:
                     f"{item.where}: class {item.cls} is not a class of the train list "
                     f"({train_list})"
                 )
+        refuse_overlap(
+            {item.keys[0]: item.where for item in items},
+            {item.keys[0]: item.where for item in train},
+            "data.train_list and data.val_list",
+        )
     source = f"image folder, labels from the parent folders of the paths in {listed}"
     return Found(classes, items, image_root, [image_root], None, source)
 
@@ -184,14 +195,8 @@ def _list_file(root: Path, value: str, key: str) -> Path:
 
 def _read_list(path: Path, image_root: Path) -> list[Listed]:
     """A split file: one image path per line (relative to `image_root`), its class its folder."""
-    try:
-        lines = path.read_text().splitlines()
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not a text file") from None
     items, first = [], {}
-    for line_no, line in enumerate(lines, start=1):
+    for line_no, line in enumerate(read_lines(path), start=1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
@@ -282,13 +287,8 @@ def _read_box_csv(path: Path) -> dict[str, BoxRows]:
             raise InputFileError(f"{where}: expected 5 fields (image,x0,y0,x1,y1), got {len(row)}")
         if not row[0].strip():
             raise InputFileError(f"{where}: the image field is empty")
-        try:
-            box = tuple(int(v) for v in row[1:])
-        except ValueError:
-            raise InputFileError(
-                f"{where}: x0, y0, x1, y1 must be integers (0-based inclusive pixels), "
-                f"got {','.join(row[1:])}"
-            ) from None
+        fields = zip(row[1:], _CSV_HEADER[1:], strict=True)
+        box = tuple(int(parse_number(v, where, name)) for v, name in fields)
         if min(box) < 0:
             raise InputFileError(f"{where}: box {box} has a negative coordinate")
         check_box(box, None, where)
@@ -326,7 +326,7 @@ def _xml_boxes(sample: Sample, max_pixels: int | None) -> Sample:
     ann = read_voc_xml(xml)
     if not len(ann.boxes):
         return sample
-    sample.size = ann.size or read_image_size(sample.path, max_pixels)
+    sample.size = checked_size(sample.path, ann.size, f"{xml}: <size>", max_pixels)
     if ann.size is None:  # no <size>: check the boxes against the image's
         for box in ann.boxes.tolist():
             check_box(tuple(box), sample.size, str(xml))

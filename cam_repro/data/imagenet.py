@@ -9,6 +9,9 @@ classic:  ROOT/train/<wnid>/*.JPEG, ROOT/val/*.JPEG (flat, or val/<wnid>/ class 
           or ROOT/LOC_val_solution.csv; ROOT/LOC_synset_mapping.txt or synset_words.txt (names)
           ROOT/val_masks/<image id>.png   (optional)
 
+A val image's size is its header's, which the XML's `<size>` must match (`samples.checked_size`:
+the boxes are in the XML's frame; a resized copy of the images is refused, not mis-scored).
+
 Classes are the sorted wnids of the train folders (torchvision's ImageFolder order), or of the
 synset mapping when there is no train folder (evaluation-only copies of ILSVRC).
 """
@@ -31,9 +34,9 @@ from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import (
     DataSplit,
     Sample,
+    checked_size,
     file_problem,
     is_image_file,
-    read_image_size,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
@@ -245,7 +248,7 @@ def _val_sample(
     label = ann.wnids[0] if ann.wnids else folder_wnid
     if folder_wnid is not None and label != folder_wnid:
         raise InputFileError(f"{where}: labelled {label} but the image is in {folder_wnid}/")
-    size = ann.size or read_image_size(path, cfg.max_image_pixels)
+    size = checked_size(path, ann.size, f"{where}: <size>", cfg.max_image_pixels)
     if ann.size is None:  # the CSV has no sizes: check its boxes against the image's
         for box in ann.boxes.tolist():
             check_box(tuple(box), size, where)

@@ -274,6 +274,65 @@ def read_image_size(
         return img.size
 
 
+def checked_size(
+    path: Path,
+    declared: tuple[int, int] | None,
+    where: str,
+    max_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS,
+) -> tuple[int, int]:
+    """The image's (width, height) from its header (no decoding), which must be `declared`: the
+    size a metadata file states for it (wsolevaluation's image_sizes.txt, an XML `<size>`; None:
+    none stated, the header's is needed), `where` naming that file and line (`same_size`).
+
+    A header that cannot be read leaves the declared size in place: the image is bad, not the
+    metadata, and the image's own check names it (the loader, data.bad_images, cam-data, which
+    lists every bad image instead of stopping at the first). Without a declared size the header's
+    error is raised (it starts with the image's path: data.bad_images=skip may skip it).
+    """
+    try:
+        size = read_image_size(path, max_pixels)
+    except InputFileError:
+        if declared is None:
+            raise
+        return declared
+    same_size(declared, size, path, where)
+    return size
+
+
+def same_size(
+    declared: tuple[int, int] | None, size: tuple[int, int], path: Path, where: str
+) -> None:
+    """A size that `where` (a metadata file and line) declares for the image at `path` must be
+    the image's own, `size` from its header.
+
+    The file's boxes are in the declared frame; in an image of another size (a resized or rotated
+    copy, another image under the same name) they would land in the wrong place: errors of 100%
+    reported as results, empty crops. Rescaling them would be a guess (a crop or a rotation is
+    not a resize), so a mismatch is an error, which starts with `where`, not with the image's
+    path: data.bad_images=skip does not skip it (the metadata is wrong, not the image).
+    """
+    if declared is not None and tuple(declared) != tuple(size):
+        raise InputFileError(
+            f"{where}: states {declared[0]}x{declared[1]} for {path}, but the image is "
+            f"{size[0]}x{size[1]} (its header); its boxes are in the stated frame: use the images "
+            "the annotations were made for, not a resized or rotated copy, or correct the size "
+            "and the boxes"
+        )
+
+
+def refuse_overlap(test: dict[str, str], train: dict[str, str], what: str) -> None:
+    """No image of a test split is also in its train split: a test on training images gives a
+    believable wrong number. `test` and `train` map each image's key (its path as the listing
+    names it) to where it is listed; `what` names the train split's listing, for the advice."""
+    both = [key for key in test if key in train]
+    if both:
+        more = f" (and {len(both) - 1} more)" if len(both) > 1 else ""
+        raise InputFileError(
+            f"{test[both[0]]}: {both[0]} is also in the train split ({train[both[0]]}){more}; "
+            f"a test on training images is no test: remove it from one of the splits ({what})"
+        )
+
+
 def size_or_skip(
     path: Path, max_pixels: int | None, bad_images: str, skipped: list[tuple[Path, str]]
 ) -> tuple[int, int] | None:

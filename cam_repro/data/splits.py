@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,8 @@ from cam_repro.data.samples import DataSplit, report_skipped
 from cam_repro.data.svt import read_svt
 from cam_repro.data.vqa import read_vqa
 from cam_repro.data.wsol import read_wsol
+from cam_repro.runtime.errors import CamReproError, InputFileError
+from cam_repro.runtime.files import read_json
 
 
 def read_split(
@@ -38,6 +39,12 @@ def read_split(
                    "svt": read_svt, "wsol": read_wsol}  # fmt: skip
         data = readers[spec.source](spec, split)
     report_skipped(data.skipped, f"{spec.root} {split}")
+    if not data.samples:  # every reader refuses this with its own words; this is the backstop
+        left_out = f" ({len(data.skipped)} unreadable images left out)" if data.skipped else ""
+        raise InputFileError(
+            f"{data.root}: split {split!r} has no images{left_out}; a result over no images "
+            "would be no result"
+        )
     return data
 
 
@@ -59,8 +66,8 @@ def dataset_kind(cfg: DataConfig | Mapping[str, Any] | DictConfig) -> dict[str, 
     info = Path(spec.root) / "synth.json"
     if info.is_file():
         try:
-            design = json.loads(info.read_text()).get("config", {})
-        except (OSError, ValueError, AttributeError):
+            design = read_json(info).get("config", {})
+        except (CamReproError, AttributeError):
             design = {}
         task = design.get("task", "classes")
         evidence, family = design.get("evidence"), design.get("family", 0)

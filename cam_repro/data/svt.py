@@ -29,8 +29,11 @@ samples.IMAGE_EXTENSIONS; hidden files and folders ignored, symbolic links follo
 Classes are `no_text` (label 0, the negatives, no boxes) and `text` (label 1: SVT's images of
 train.xml for split train, of test.xml for val and test; every word box, labelled 1). Samples are
 the negatives then the positives, each sorted by path. A positive's size is its `Resolution`,
-checked against the image header. XML is parsed with defusedxml: no DTD, entity or external
-reference is resolved.
+checked against the image header (`samples.same_size`: a mismatch is an error, the boxes would
+be in another frame). Numbers go through `annotations.parse_number` (`inf`, `nan`, `2.5` refused).
+The val split refuses an image that train.xml lists too (a test on training images), and a split
+without a single text image (a detector "100% accurate" on no text at all). XML is parsed with
+defusedxml: no DTD, entity or external reference is resolved.
 """
 
 from __future__ import annotations
@@ -44,12 +47,14 @@ import defusedxml
 import defusedxml.ElementTree as SafeET
 import numpy as np
 
-from cam_repro.data.annotations import empty_boxes
+from cam_repro.data.annotations import empty_boxes, parse_number
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import (
     DataSplit,
     Sample,
     is_image_file,
+    refuse_overlap,
+    same_size,
     size_or_skip,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
@@ -97,13 +102,7 @@ def _number(node: Element, key: str, where: str) -> int:
     text = node.get(key)
     if text is None:
         raise InputFileError(f"{where} has no {key}=")
-    try:
-        value = float(text)
-    except ValueError:
-        raise InputFileError(f"{where}: {key}={text.strip()!r} is not a number") from None
-    if not value.is_integer():
-        raise InputFileError(f"{where}: {key}={text.strip()!r} is not a whole number of pixels")
-    return int(value)
+    return int(parse_number(text, where, key))
 
 
 def _box(node: Element, size: tuple[int, int], where: str) -> tuple[int, int, int, int]:
@@ -197,7 +196,15 @@ def read_svt(cfg: DataConfig, split: str) -> DataSplit:
     if not found:
         raise InputFileError(f"{negatives}: no images (negatives for split {split})")
     samples += [Sample(path, 0) for path in found]
-    for image in sorted(read_svt_xml(xml), key=lambda im: im.name):
+    listed = sorted(read_svt_xml(xml), key=lambda im: im.name)
+    train_xml = root / "train.xml"
+    if split != "train" and train_xml.is_file():
+        refuse_overlap(
+            {image.name: f"{xml}: image {image.name}" for image in listed},
+            {image.name: str(train_xml) for image in read_svt_xml(train_xml)},
+            "SVT's train.xml and test.xml",
+        )
+    for image in listed:
         path = root / image.name
         if not path.is_file():
             if cfg.bad_images == "skip":
@@ -207,13 +214,15 @@ def read_svt(cfg: DataConfig, split: str) -> DataSplit:
         size = size_or_skip(path, cfg.max_image_pixels, cfg.bad_images, skipped)
         if size is None:
             continue
-        if size != image.size:
-            raise InputFileError(
-                f"{xml}: image {image.name}: <Resolution> is {image.size[0]}x{image.size[1]} but "
-                f"the image is {size[0]}x{size[1]}"
-            )
+        same_size(image.size, size, path, f"{xml}: image {image.name}: <Resolution>")
         labels = np.ones(len(image.boxes), dtype=np.int64)
         samples.append(Sample(path, 1, image.size, image.boxes, labels))
+    if not any(s.label == 1 for s in samples):
+        raise InputFileError(
+            f"{xml}: no text image for split {split!r} ({len(listed)} listed"
+            + (f", {len(skipped)} left out as unreadable" if skipped else "")
+            + "): a text detector cannot be scored without any"
+        )
     source = (
         f"SVT: text images and word boxes from {xml} ({_CONVERSION} to the image); "
         f"no-text images from {negatives} (no boxes)"

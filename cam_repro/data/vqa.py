@@ -13,7 +13,9 @@ ROOT/targets_<subtype>.csv    ours, not VQA's, optional: `question_id,x0,y0,x1,y
 
 VQA v1's names (`OpenEnded_mscoco_<subtype>_questions.json`, `mscoco_<subtype>_annotations.json`)
 are read too when the v2 file is absent. The train split is `data.train_subtype` (train2014), val
-and test `data.val_subtype` (val2014). `cam-synth task=vqa` writes this layout.
+and test `data.val_subtype` (val2014), which must differ (the same subtype would test on the
+training questions). The files are read by `runtime.files.read_text` (a byte-order mark read
+alike), the targets' numbers by `annotations.parse_number`. `cam-synth task=vqa` writes this layout.
 
 One sample per question, as the paper's Section 4.2 (after Zhou et al.'s "Simple baseline for
 visual question answering") treats VQA as classification: the label is the index of the question's
@@ -41,7 +43,7 @@ from typing import Any
 
 import numpy as np
 
-from cam_repro.data.annotations import check_box, read_csv_rows
+from cam_repro.data.annotations import check_box, parse_number, read_csv_rows
 from cam_repro.data.config import DataConfig
 from cam_repro.data.samples import DataSplit, Questions, Sample, file_problem, read_image_size
 from cam_repro.runtime.errors import (
@@ -50,6 +52,7 @@ from cam_repro.runtime.errors import (
     MissingFileError,
     first_line,
 )
+from cam_repro.runtime.files import read_text
 
 TARGETS_HEADER = ["question_id", "x0", "y0", "x1", "y1"]
 Box = tuple[int, int, int, int]  # 0-based inclusive x0, y0, x1, y1
@@ -141,11 +144,10 @@ def _find(root: Path, v2: str, v1: str) -> Path:
 
 
 def _load_list(path: Path, key: str) -> list:
+    text = read_text(path)
     try:
-        data = json.loads(path.read_bytes())
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except (ValueError, RecursionError) as err:  # JSONDecodeError, UnicodeDecodeError
+        data = json.loads(text)
+    except (ValueError, RecursionError) as err:  # JSONDecodeError
         raise InputFileError(f"{path}: not a JSON file: {first_line(err)}") from None
     if not isinstance(data, dict) or key not in data:
         raise InputFileError(f'{path}: no "{key}" key (not a VQA {key} file)')
@@ -219,10 +221,7 @@ def _read_targets(path: Path, known: set[int]) -> dict[int, tuple[int, Box | Non
         where = f"{path} line {line}"
         if len(row) != 5:
             raise InputFileError(f"{where}: expected 5 fields ({','.join(TARGETS_HEADER)})")
-        try:
-            qid = int(row[0])
-        except ValueError:
-            raise InputFileError(f"{where}: question_id {row[0]!r} is not an integer") from None
+        qid = int(parse_number(row[0], where, "question_id"))
         if qid not in known:
             raise InputFileError(f"{where}: question {qid} is not a question of this split")
         if qid in out:
@@ -230,14 +229,12 @@ def _read_targets(path: Path, known: set[int]) -> dict[int, tuple[int, Box | Non
         cells = [c.strip() for c in row[1:]]
         box = None
         if any(cells):
-            try:
-                x0, y0, x1, y1 = (int(c) for c in cells)
-            except ValueError:
+            if not all(cells):
                 raise InputFileError(
-                    f"{where}: x0, y0, x1, y1 must be integers (0-based inclusive pixels) or all "
-                    f"empty, got {','.join(cells)}"
-                ) from None
-            box = (x0, y0, x1, y1)
+                    f"{where}: x0, y0, x1, y1 must be all given or all empty, got {','.join(cells)}"
+                )
+            fields = zip(cells, TARGETS_HEADER[1:], strict=True)
+            box = tuple(int(parse_number(c, where, name)) for c, name in fields)
             if min(box) < 0:
                 raise InputFileError(f"{where}: box {box} has a negative coordinate")
             check_box(box, None, where)
@@ -294,6 +291,11 @@ def read_vqa_split(
     if not root.is_dir():
         raise MissingFileError(f"data.root {root} does not exist or is not a folder")
     subtype = cfg.train_subtype if split == "train" else cfg.val_subtype
+    if split != "train" and subtype == cfg.train_subtype:
+        raise ConfigError(
+            f"data.val_subtype is data.train_subtype ({subtype}): the {split} split would test on "
+            "the training questions; set data.val_subtype to a held-out subtype (val2014)"
+        )
     entries, qpath, apath = _read_entries(root, subtype)
     vocab_from = "given"
     if vocab is None or answers is None:

@@ -17,6 +17,12 @@ get_bounding_boxes, get_mask_paths). Our `train` split reads their train; our `v
 their `data.split` (test, the reported split, or val: ImageNetV2, CUBV2, OpenImages val, on which
 they choose hyperparameters such as the CAM threshold).
 
+Every declared size (image_sizes.txt) is checked against the image's header (`checked_size`):
+a mismatch is an error naming the line and both sizes, since the boxes would be in another frame.
+With their train split there, our val split may hold none of its images and no label it lacks.
+Every text file is read by `runtime.files.read_lines` (a byte-order mark, CRLF: read alike), every
+number by `annotations.parse_number` (`inf`, `nan`, `40.5` refused).
+
 Boxes are used exactly as given: wsolevaluation's IoU counts pixels inclusively (evaluation.py,
 calculate_multiple_iou: `+ 1` on both sides), so they are 0-based inclusive, which is what every
 reader here hands out. Their boxes may touch the far border (x1 = W, one past the last pixel
@@ -45,12 +51,13 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from cam_repro.data.annotations import read_synset_mapping
+from cam_repro.data.annotations import parse_number, read_synset_mapping
 from cam_repro.data.config import WSOL_DATASETS, WSOL_SPLITS, DataConfig
 from cam_repro.data.cub import class_name as cub_class_name
-from cam_repro.data.samples import DataSplit, Sample
+from cam_repro.data.samples import DataSplit, Sample, checked_size, refuse_overlap
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
+from cam_repro.runtime.files import read_lines
 
 BOX_DATASETS = ("ILSVRC", "CUB")  # localization.txt holds boxes; OpenImages' holds masks
 _SYNSET_FILES = ("LOC_synset_mapping.txt", "synset_words.txt")
@@ -88,11 +95,12 @@ def read_wsol(cfg: DataConfig, split: str) -> DataSplit:
         raise MissingFileError(f"{folder}: missing (wsolevaluation's {cfg.dataset} {theirs} split)")
     this = _listing(folder)
     train = this if split == "train" else _train_listing(dataset_dir / "train")
+    _check_against_train(this, train)
     has_loc = (folder / "localization.txt").is_file()
     if split == "val" and not has_loc:
         raise MissingFileError(f"{folder / 'localization.txt'}: missing (boxes or masks)")
     boxes = has_loc and cfg.dataset in BOX_DATASETS
-    sizes = _sizes(folder, this, required=boxes)
+    sizes, size_lines = _sizes(folder, this, required=boxes)
     classes = _class_folders(this, train)
     names = _class_names(classes, cfg.dataset, root)
     samples: dict[str, Sample] = {}  # image id -> its sample, in image_ids.txt's order
@@ -101,7 +109,7 @@ def read_wsol(cfg: DataConfig, split: str) -> DataSplit:
     for image_id in this.ids:
         path = root / PurePosixPath(image_id)
         if path.is_file():
-            samples[image_id] = Sample(path, this.labels[image_id], sizes.get(image_id))
+            samples[image_id] = Sample(path, this.labels[image_id])
         elif cfg.bad_images == "skip":
             skipped.append(
                 (path, f"image file is missing (listed in {where} line {this.lines[image_id]})")
@@ -110,6 +118,10 @@ def read_wsol(cfg: DataConfig, split: str) -> DataSplit:
             raise MissingFileError(
                 f"{where} line {this.lines[image_id]}: {path}: image file is missing"
             )
+    for image_id, sample in samples.items():  # the boxes' frame must be the image's
+        if image_id in sizes:
+            where = f"{folder / 'image_sizes.txt'} line {size_lines[image_id]}"
+            sample.size = checked_size(sample.path, sizes[image_id], where, cfg.max_image_pixels)
     if not samples:
         raise InputFileError(f"{where}: none of its images is there (data.root {root})")
     what = "no boxes or masks"
@@ -147,13 +159,7 @@ def _rows(path: Path, fields: int, form: str) -> Iterable[tuple[int, list[str]]]
     exactly `fields` fields; `form` is the expected line, for messages."""
     if not path.is_file():
         raise MissingFileError(f"{path}: missing")
-    try:
-        text = path.read_text()
-    except OSError as err:
-        raise InputFileError(f"{path}: cannot read: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise InputFileError(f"{path}: not a text file") from None
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(read_lines(path), start=1):
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split(",")]
@@ -215,23 +221,49 @@ def _complete(listing: Listing, table: dict, path: Path, what: str) -> None:
 
 
 def _number(text: str, where: str, image_id: str, what: str, least: int) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise InputFileError(
-            f"{where} (image {image_id}): {what} {text!r} is not an integer"
-        ) from None
-    if value < least:
-        raise InputFileError(f"{where} (image {image_id}): {what} {value} is below {least}")
-    return value
+    return int(parse_number(text, f"{where} (image {image_id})", what, least=least))
 
 
-def _sizes(folder: Path, listing: Listing, required: bool) -> dict[str, tuple[int, int]]:
-    """image_sizes.txt: {image id: (width, height)}; an empty dict when the file is absent and
-    not `required` (the image headers give the sizes when they are needed)."""
+def _check_against_train(this: Listing, train: Listing | None) -> None:
+    """The train split: every label from 0 to the largest has images (a label without would be
+    a class that nothing trains). Another split: none of its images in the train split (a test
+    on training images), no label the train split lacks (a typo would add classes)."""
+    ids_file, labels_file = "image_ids.txt", "class_labels.txt"
+    if train is None:
+        return
+    if train is this:
+        missing = sorted(set(range(max(this.labels.values()) + 1)) - set(this.labels.values()))
+        if missing:
+            raise InputFileError(
+                f"{this.folder / labels_file}: no image has label {missing[0]}"
+                + (f" (nor {len(missing) - 1} other labels)" if len(missing) > 1 else "")
+                + f", but labels run to {max(this.labels.values())}: a class without training "
+                "images; labels must be 0, 1, ... without gaps"
+            )
+        return
+    known = set(train.labels.values())
+    for image_id in this.ids:
+        if this.labels[image_id] not in known:
+            raise InputFileError(
+                f"{this.folder / labels_file} (image {image_id}): label "
+                f"{this.labels[image_id]} is not a label of the train split "
+                f"({train.folder / labels_file})"
+            )
+    refuse_overlap(
+        {i: f"{this.folder / ids_file} line {n}" for i, n in this.lines.items()},
+        {i: f"{train.folder / ids_file} line {n}" for i, n in train.lines.items()},
+        f"wsolevaluation's {train.folder.parent.name} metadata",
+    )
+
+
+def _sizes(
+    folder: Path, listing: Listing, required: bool
+) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """image_sizes.txt: ({image id: (width, height)}, {image id: its line}); empty dicts when the
+    file is absent and not `required` (the image headers give the sizes when they are needed)."""
     path = folder / "image_sizes.txt"
     if not path.is_file() and not required:
-        return {}
+        return {}, {}
     if not path.is_file():
         raise MissingFileError(f"{path}: missing (the image sizes the boxes are in)")
     sizes: dict[str, tuple[int, int]] = {}
@@ -249,7 +281,7 @@ def _sizes(folder: Path, listing: Listing, required: bool) -> dict[str, tuple[in
         )
         lines[image_id] = number
     _complete(listing, sizes, path, "size")
-    return sizes
+    return sizes, lines
 
 
 def _add_boxes(

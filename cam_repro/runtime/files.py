@@ -7,10 +7,14 @@
   OutputError naming the path; the previous version of the target, if any, is untouched.
 - A temp file left by a process killed mid-write (kill -9, power loss) is removed by the next run
   that owns the folder (`remove_stale_temps`, called under the run folder's lock).
+
+And the one reader of the text files a user gives (split lists, metadata, CSV, JSON): `read_text`,
+`read_lines`, whatever wrote them (a byte-order mark, Windows or old-Mac line ends).
 """
 
 from __future__ import annotations
 
+import codecs
 import errno
 import hashlib
 import json
@@ -20,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cam_repro.runtime.errors import InputFileError, OutputError
+from cam_repro.runtime.errors import InputFileError, OutputError, first_line
 
 TEMP_SUFFIX = ".tmp"
 
@@ -102,14 +106,64 @@ def write_json(path: Path, obj: Any) -> None:
     write_text_atomic(path, text)
 
 
-def read_json(path: Path) -> Any:
-    """A JSON file's content; an unreadable or malformed file is an InputFileError naming it."""
+# Byte-order marks, longest first (UTF-32 LE's starts with UTF-16 LE's).
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF32_LE, "utf-32-le"),
+    (codecs.BOM_UTF32_BE, "utf-32-be"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def read_text(path: Path | str) -> str:
+    """A text file a user gives (split list, metadata, CSV, JSON) with "\\n" line ends.
+
+    UTF-8, with or without the byte-order mark that Excel and Notepad write (dropped: kept, it
+    would be part of the first name or header: a phantom class, the right header refused), or
+    UTF-16/32 with their mark; CRLF and CR line ends read as LF (so no name ends in "\\r"). An
+    unreadable file, bytes that are not text in that encoding, or a NUL character (UTF-16 saved
+    without its mark, which would otherwise decode as UTF-8) is one InputFileError naming it."""
     try:
-        return json.loads(path.read_text())
+        data = Path(path).read_bytes()
     except OSError as err:
         raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
-    except ValueError as err:
-        raise InputFileError(f"{path}: not valid JSON ({err})") from None
+    encoding, start = next(((e, len(b)) for b, e in _BOMS if data.startswith(b)), ("utf-8", 0))
+    try:
+        text = data[start:].decode(encoding)
+    except UnicodeDecodeError as err:
+        at = start + err.start
+        line = data[:at].count(b"\n") + 1 if encoding == "utf-8" else None
+        raise InputFileError(
+            f"{path}: not {encoding.upper()} text (byte 0x{data[at]:02x} at offset {at}"
+            + (f", line {line}" if line else "")
+            + "); save it as UTF-8"
+        ) from None
+    if "\x00" in text:
+        raise InputFileError(
+            f"{path}: holds NUL characters, not text (UTF-16 saved without a byte-order mark?); "
+            "save it as UTF-8"
+        )
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def read_lines(path: Path | str) -> list[str]:
+    """`read_text`'s lines, without their line ends (a final line end starts no extra line);
+    split on line ends only, not on the other characters `str.splitlines` splits on (form feed,
+    U+2028, ...), which may be part of a name."""
+    text = read_text(path)
+    lines = text.split("\n")
+    return lines[:-1] if text.endswith("\n") else lines
+
+
+def read_json(path: Path) -> Any:
+    """A JSON file's content (read by `read_text`); an unreadable or malformed file is an
+    InputFileError naming it."""
+    text = read_text(path)
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as err:
+        raise InputFileError(f"{path}: not valid JSON ({first_line(err)})") from None
 
 
 def file_sha256(path: str | Path) -> str:
