@@ -7,7 +7,7 @@ with the same recipe (cam-train, `jobs` processes at once), evaluate the last ch
 OUT/table1.md, table2.md, comparisons.md, summary.csv, tables.csv, comparisons.csv  (cam-report)
 OUT/figures/<design>/compare.png, cam_<image>.png, units_*.png, sweep.png     (cam-visualize)
 OUT/figures/ablation/sweep.png   the first design's sweeps with the ablation's models
-OUT/command.txt   the exact command, the versions, and how long each stage took
+OUT/command.txt   the exact command, the versions, how long each stage took, the reused trainings
 WORK/data/<design>, WORK/train/<design>/<model>/seed<S>, WORK/eval/...   the runs themselves
 
 With `features=true`, the paper's Section 4 too (cam-features; docs/features.md):
@@ -60,11 +60,12 @@ import torch
 from cam_repro.apps import CONFIG_DIR, compose, variants
 from cam_repro.data.synth_writer import dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, synth_config
+from cam_repro.features.cache import tree_stamp
 from cam_repro.present.figures import visualize_run
 from cam_repro.present.tables import Stat, write_report
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
-from cam_repro.runtime.files import make_dir, write_text_atomic
+from cam_repro.runtime.files import make_dir, read_json, write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -304,9 +305,20 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
     return root
 
 
-def _finished(job: Job, work: Path, want: dict[str, Any]) -> bool:
-    """Whether WORK holds this job's finished training. A run of other settings is an
-    error (retraining over it would mix them); an unfinished one is resumed by the caller."""
+# In a training's folder: the data it was (or is being) trained on, by content (`tree_stamp`).
+TRAINED_ON = "trained_on.json"
+
+
+def _record_data(job: Job, work: Path, data: Path, stamp: str) -> None:
+    """Note in the job's training folder which data it is trained on, before it starts."""
+    write_json(make_dir(job.train_dir(work)) / TRAINED_ON, {"data": str(data), "files": stamp})
+
+
+def _finished(job: Job, work: Path, want: dict[str, Any], stamp: str) -> bool:
+    """Whether WORK holds this job's finished training, trained with the `want` settings on data
+    whose files are `stamp` (`tree_stamp`: every file's path, size and modification time). A
+    run of other settings or on other data (the folder regenerated in place since) is an error
+    (retraining over it would mix them); an unfinished one is resumed by the caller."""
     from omegaconf import OmegaConf
 
     from cam_repro.models.config import model_config, variant_name
@@ -323,15 +335,24 @@ def _finished(job: Job, work: Path, want: dict[str, Any]) -> bool:
             f"{train_dir} holds a training of other settings ({have_model}, {have}; this run: "
             f"{job.model}, {want}): pass reuse=false to retrain, or another work=FOLDER"
         )
+    record = train_dir / TRAINED_ON
+    had = read_json(record).get("files") if record.is_file() else None
+    if had != stamp:
+        why = "its files changed since" if had else f"it has no {TRAINED_ON}"
+        raise ConfigError(
+            f"{train_dir} holds a training on other data than {want['data.root']} holds now "
+            f"({why}): pass reuse=false to retrain, or another work=FOLDER"
+        )
     metrics = train_dir / "metrics.json"
     if not (metrics.is_file() and job.checkpoint(work).is_file()):
         return False
     return json.loads(metrics.read_text()).get("status") == "finished"
 
 
-def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> bool:
-    """Train one job (unless it is done) and evaluate its last checkpoint, in this process (a
-    worker of the pool: one import of torch for many jobs); returns whether it trained."""
+def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, stamp: str, job: Job) -> bool:
+    """Train one job (unless it is done, on the same data: `stamp`) and evaluate its last
+    checkpoint, in this process (a worker of the pool: one import of torch for many jobs);
+    returns whether it trained."""
     from cam_repro.evaluate.loop import evaluate_run
     from cam_repro.train.trainer import train
 
@@ -345,8 +366,9 @@ def _train_and_eval(spec: ReproduceConfig, work: Path, data: Path, job: Job) -> 
                 "runtime.amp": rt.amp, "runtime.threads": runtime["runtime.threads"]}  # fmt: skip
     if not spec.reuse:
         shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
-    trains = not _finished(job, work, settings)
+    trains = not _finished(job, work, settings, stamp)
     if trains:
+        _record_data(job, work, data, stamp)
         given = {"model": job.model, **settings, "trainer.eval_every": spec.epochs, **runtime,
                  "trainer.resume": "auto"}  # fmt: skip
         overrides = [*job.task, *(f"{key}={value}" for key, value in given.items())]
@@ -374,8 +396,8 @@ def _pool(model: str) -> str:
     return str(OmegaConf.load(Path(CONFIG_DIR, "model", f"{model}.yaml")).get("pool", "gap"))
 
 
-def _features_job(spec: ReproduceConfig, work: Path, data: Path, job: FeatureJob) -> float:
-    """One cam-features run (in a worker of the pool); returns its test accuracy."""
+def _features_job(spec: ReproduceConfig, work: Path, data: Path, job: FeatureJob) -> dict[str, Any]:
+    """One cam-features run (in a worker of the pool); returns its metrics.json."""
     from cam_repro.features.run import features_run
 
     given: dict[str, Any] = {"data": "synthetic", "data.root": str(data)}
@@ -392,7 +414,23 @@ def _features_job(spec: ReproduceConfig, work: Path, data: Path, job: FeatureJob
     run_dir = work / "features" / job.tag
     _log_command(work / "logs" / f"features-{job.tag.replace('/', '-')}.log", "features",
                  [*overrides, f"hydra.run.dir={run_dir}"])  # fmt: skip
-    return features_run(compose("features", overrides), run_dir)["accuracy"]
+    return features_run(compose("features", overrides), run_dir)
+
+
+def _accuracy(metrics: dict[str, Any]) -> str:
+    """A features run's accuracy for the log ('undefined (reason)' when it has none)."""
+    value = metrics["accuracy"]
+    if value is None:
+        return f"undefined ({metrics.get('undefined', {}).get('accuracy', 'no reason given')})"
+    return f"{value:.1f}%"
+
+
+def _caches(metrics: dict[str, Any]) -> str:
+    """A features run's cache use for the log: 'cam val reused, full val made (absent), ...'."""
+    return ", ".join(
+        f"{c['part']} {c['split']} {c['status']}" + (f" ({c['reason']})" if c["reason"] else "")
+        for c in metrics["caches"]
+    )
 
 
 def _figures(spec: ReproduceConfig, work: Path, out: Path, jobs: list[Job]) -> None:
@@ -464,25 +502,29 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     datasets = [*spec.designs, *(FEATURE_DATA if spec.features else ()),
                 *(DISCOVERY_DATA if spec.discovery else ())]  # fmt: skip
     data = {design: _data(spec, work, design) for design in datasets}
+    stamps = {design: tree_stamp(root) for design, root in data.items()}
     times["data"] = time.perf_counter() - start
 
     tick = time.perf_counter()
-    trained = 0
+    reused: list[str] = []  # the finished trainings kept (named in the log and command.txt)
     context = multiprocessing.get_context("spawn")  # fresh interpreters: no forked thread pools
     # one pool for every stage: each worker imports torch once
     with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
-        for i, did_train in _in_order(pool, _train_and_eval, [(spec, work, data[j.design], j)
-                                                              for j in jobs]):  # fmt: skip
-            trained += did_train
-            log.info("[%d/%d] %s trained and evaluated", i + 1, len(jobs), jobs[i].tag)
+        calls = [(spec, work, data[j.design], stamps[j.design], j) for j in jobs]
+        for i, did_train in _in_order(pool, _train_and_eval, calls):
+            job = jobs[i]
+            if not did_train:
+                reused.append(job.tag)
+            how = "trained" if did_train else f"reused the finished training {job.train_dir(work)}"
+            log.info("[%d/%d] %s: %s, evaluated", i + 1, len(jobs), job.tag, how)
         times["train_and_eval"] = time.perf_counter() - tick
         features = feature_plan(spec)
         if features:
             tick = time.perf_counter()
             calls = [(spec, work, data[j.dataset], j) for j in features]
-            for i, accuracy in _in_order(pool, _features_job, calls):
-                log.info("[%d/%d] features %s: accuracy %.1f%%", i + 1, len(features),
-                         features[i].tag, accuracy)  # fmt: skip
+            for i, metrics in _in_order(pool, _features_job, calls):
+                log.info("[%d/%d] features %s: accuracy %s; caches %s", i + 1, len(features),
+                         features[i].tag, _accuracy(metrics), _caches(metrics))  # fmt: skip
             times["features"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
@@ -501,7 +543,8 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     record = _record_path(spec, out)
     if record is not None:
         log.info("%s", record_check(out, record, spec))
-    _write_command(out, spec, times, f"{trained} trained, {len(jobs) - trained} reused")
+    _write_command(out, spec, times, f"{len(jobs) - len(reused)} trained, {len(reused)} reused",
+                   reused)  # fmt: skip
     log.info(
         "done in %.0f s (data %.0f, train+eval %.0f, figures %.0f): %s",
         times["total"], times["data"], times["train_and_eval"], times["figures"], report["out"],
@@ -662,7 +705,9 @@ def cpu_name() -> str:
     return f"{fields.get('model name', 'unknown CPU')} ({', '.join(bf16) or 'no native bf16'})"
 
 
-def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str) -> None:
+def _write_command(
+    out: Path, spec: ReproduceConfig, times: dict[str, float], runs: str, reused: list[str]
+) -> None:
     argv = ["cam-reproduce", *sys.argv[1:]] if sys.argv else ["cam-reproduce"]
     lines = [
         "# How these results were made (written by cam-reproduce)",
@@ -673,6 +718,8 @@ def _write_command(out: Path, spec: ReproduceConfig, times: dict[str, float], ru
         f"python {platform.python_version()}, torch {torch.__version__}, "
         f"{platform.machine()}, {os.cpu_count()} CPU(s): {cpu_name()}",
         f"runs: {runs}; seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in times.items()),
+        "reused trainings (finished before, same settings and data): "
+        + (", ".join(reused) or "none"),
         "",
     ]
     write_text_atomic(out / "command.txt", "\n".join(lines))

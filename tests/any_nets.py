@@ -49,3 +49,42 @@ class TwoLayerHead(SmallNet):
 
 def not_a_module(num_classes: int) -> int:
     return num_classes
+
+
+class TupleNet(SmallNet):
+    """Returns (logits, pooled features): not one tensor of scores."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        pooled = self.body(x).mean(dim=(2, 3))
+        return self.head(pooled), pooled
+
+
+class DictNet(SmallNet):
+    """Returns {"logits": ...}: not one tensor of scores."""
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        return {"logits": super().forward(x)}
+
+
+class BranchyTupleNet(SmallNet):
+    """Untraceable by torch.fx (control flow on a value) and returns a tuple: found only when
+    it runs."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        f = self.body(x)
+        if f.sum() > -1.0:  # always true: f >= 0 after the ReLU
+            f = f * 1.0
+        return self.head(f.mean(dim=(2, 3))), f
+
+
+class MLPNet(nn.Module):
+    """No conv at all: no CAM, no Grad-CAM; Backprop works."""
+
+    def __init__(self, num_classes: int, side: int = 8) -> None:
+        super().__init__()
+        self.flat = nn.Flatten()
+        self.hidden = nn.Linear(3 * side * side, 16)
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(torch.relu(self.hidden(self.flat(x))))

@@ -227,9 +227,10 @@ def test_train_and_evaluate_a_torchvision_model(small_data: Path, tmp_path: Path
     train(cfg, run)
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
         ev = compose("eval", [f"checkpoint={run / 'checkpoints' / 'last.pt'}",
-                              "runtime.device=cpu", "runtime.progress=false"])  # fmt: skip
-    metrics = evaluate_run(ev, tmp_path / "eval")
-    assert metrics["variant"] == "resnet18" and metrics["map_size"] == "1x1"
+                              "runtime.device=cpu", "runtime.progress=false",
+                              "data.image_size=64", "data.resize_size=64"])  # fmt: skip
+    metrics = evaluate_run(ev, tmp_path / "eval")  # at 32 px its 1x1 maps would be refused
+    assert metrics["variant"] == "resnet18" and metrics["map_size"] == "2x2"
     assert 0.0 <= metrics["loc_top1_err"] <= 100.0
     saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert saved["paper_name"] == "resnet18"
@@ -272,8 +273,9 @@ def test_cam_features_of_a_torchvision_model(tmp_path: Path) -> None:
 
     root = write_classic(tmp_path / "classic")
     with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        # 64 px: resnet18's maps are 2x2 (at 32 px 1x1, whose CAM crops are refused)
         cfg = compose("features", ["model=torchvision", "model.name=resnet18", "features=avgpool",
-                                   "crop=cam", "model_classes=2", "data.image_size=32",
+                                   "crop=cam", "model_classes=2", "data.image_size=64",
                                    "data.layout=classic", f"data.root={root}",
                                    "runtime.device=cpu", "runtime.progress=false",
                                    "data.num_workers=0"])  # fmt: skip

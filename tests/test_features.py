@@ -576,13 +576,14 @@ def test_a_damaged_cache_is_recomputed(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "features_val_full.npz"
     part = PartFeatures(np.ones((2, 3), np.float32), np.array([0, 1]), np.array([0, 1]))
     save_cache(path, {"net": "a"}, part)
-    np.testing.assert_array_equal(load_cache(path, {"net": "a"}).features, part.features)
-    assert load_cache(path, {"net": "b"}) is None  # another identity: not used
+    np.testing.assert_array_equal(load_cache(path, {"net": "a"})[0].features, part.features)
+    assert load_cache(path, {"net": "b"}) == (None, "net changed")  # another identity: not used
     whole = path.read_bytes()
     path.write_bytes(
         {"garbage": b"xx", "empty": b"", "truncated": whole[: len(whole) // 2]}[damage]
     )
-    assert load_cache(path, {"net": "a"}) is None
+    found, why = load_cache(path, {"net": "a"})
+    assert found is None and why.startswith("unreadable (")
 
 
 def _count(log: Path, text: str) -> int:
@@ -613,14 +614,14 @@ def test_the_cache_is_reused_and_a_changed_setting_recomputes(
     state["model"] = {k: v * 1.5 if v.is_floating_point() else v for k, v in state["model"].items()}
     save_checkpoint(ckpt, state)
     features_run(features_cfg(*base), tmp_path / "c")
-    assert _count(tmp_path / "c" / "features.log", "made with other settings; recomputing") == 2
+    assert _count(tmp_path / "c" / "features.log", ": weights changed; recomputing") == 2
     after = read_npz(cache / "features_val_full.npz")
     assert after["features"].shape == before["features"].shape
     assert not np.allclose(after["features"], before["features"])
     # Another feature kind: recomputed
     gmp = features_run(features_cfg(*base, "features=gmp"), tmp_path / "d")
     assert gmp["features"] == "gmp"
-    assert _count(tmp_path / "d" / "features.log", "made with other settings; recomputing") == 2
+    assert _count(tmp_path / "d" / "features.log", ": features changed; recomputing") == 2
     gmp_val = read_npz(cache / "features_val_full.npz")["features"]
     assert (gmp_val >= after["features"] - 1e-6).all()  # the max over space is >= the mean
 
@@ -707,19 +708,17 @@ def test_a_random_network_runs_as_the_floor(small_data: Path, tmp_path: Path) ->
     assert metrics["localization"] is not None
 
 
-def test_a_finished_run_folder_is_refused_unless_overwrite(
-    trained: Path, tmp_path: Path, monkeypatch
-) -> None:
+def test_a_finished_run_folder_is_refused_unless_overwrite(trained: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = features_run(features_cfg(f"checkpoint={trained}"), run)
     with pytest.raises(ConfigError, match="already holds results") as err:
         features_run(features_cfg(f"checkpoint={trained}"), run)
     assert "\n" not in str(err.value)
-    monkeypatch.setattr(run_module.FeatureRun, "_collect", computing_fails)
+    # overwrite=true is a clean run: the run's own caches are rebuilt (tests/test_caches.py)
     again = features_run(features_cfg(f"checkpoint={trained}", "overwrite=true"), run)
     assert again["accuracy"] == first["accuracy"]
     assert json.loads((run / "metrics.json").read_text()) == again
-    assert _count(run / "features.log", "features: reusing") == 2
+    assert [c["reason"] for c in again["caches"]] == ["removed by overwrite=true"] * 2
 
 
 @pytest.mark.parametrize(

@@ -153,7 +153,7 @@ def test_no_hook_and_no_tensor_outlives_a_call() -> None:
         grad_cam(model, x, classes)
     assert live_tensors() == before  # nothing kept from the calls
     # errors: a layer without a (B, K, h, w) output, and a forward pass that fails
-    with pytest.raises(GradCAMLayerError, match=r"layer 'classifier\.0' gives Tensor of shape"):
+    with pytest.raises(GradCAMLayerError, match=r"layer 'classifier\.0' gives a tensor of shape"):
         grad_cam(model, x, classes, layer="classifier.0")
     assert hooks_left(model) == 0
     with pytest.raises(RuntimeError):

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from cam_repro.features.cache import tree_stamp
 from cam_repro.reproduce import Job, _finished, feature_plan, plan, reproduce_config
 from cam_repro.runtime.errors import ConfigError
 
@@ -103,8 +104,9 @@ def test_ci_sized_main_job_end_to_end(tmp_path: Path, monkeypatch: pytest.Monkey
             "runtime.threads": max(1, (os.cpu_count() or 1) // 2),
             "data.root": str(Path("out/runs/data/parts"))}  # fmt: skip
     monkeypatch.chdir(tmp_path)
-    assert not _finished(Job("parts", "tiny_gap", 0), out / "runs", want)
-    assert _finished(Job("parts", "tiny_gmp", 0), out / "runs", want)
+    stamp = tree_stamp(out / "runs" / "data" / "parts")
+    assert not _finished(Job("parts", "tiny_gap", 0), out / "runs", want, stamp)
+    assert _finished(Job("parts", "tiny_gmp", 0), out / "runs", want, stamp)
 
 
 def test_an_unknown_model_fails_before_any_work(tmp_path: Path) -> None:

@@ -275,14 +275,16 @@ def test_comparisons_csv_has_the_interval_and_the_signs(seeds: Path, tmp_path: P
 def heldout_record(
     value: float, box: dict[str, float], split: str = "val", data: str = "held-out set"
 ) -> dict:
-    """metrics.json's `thresholds` as cam-eval threshold_from=DIR writes it."""
+    """metrics.json's `thresholds` as cam-eval threshold_from=DIR writes it (its images checked
+    disjoint from the scored ones: "disjoint")."""
     source = {"from": "/runs/val", "split": split, "data": data, "root": "/data/heldout"}
     return {
         "paper_rule": {"value": value, "chosen": "heldout", **source,
-                       "metric": "gt_known_loc_acc", "heldout_acc": 90.0},
+                       "metric": "gt_known_loc_acc", "heldout_acc": 90.0, "disjoint": True},
         "maxboxacc": {level: {"value": t, "chosen": "heldout", **source,
                               "metric": f"box_acc_{level}", "heldout_acc": 70.0,
-                              "oracle_value": t + 0.1} for level, t in box.items()},
+                              "oracle_value": t + 0.1, "disjoint": True}
+                      for level, t in box.items()},
     }  # fmt: skip
 
 
@@ -334,8 +336,8 @@ def test_every_row_says_how_it_was_measured(tmp_path: Path) -> None:
         "paper; blacklist bl.txt (2 images); checkpoints aaaaaaaaaaaa bbbbbbbbbbbb cccccccccccc"
     )
     summary = read_csv(tmp_path / "out" / "summary.csv")
-    assert tuple(summary[0])[-10:] == ("maxboxacc_v2_heldout", *tables.PROVENANCE_COLUMNS,
-                                       "checkpoint_sha256")  # fmt: skip
+    assert tuple(summary[0])[-11:] == ("maxboxacc_v2_heldout", *tables.PROVENANCE_COLUMNS,
+                                       "checkpoint_sha256", "undefined")  # fmt: skip
     gap0 = next(r for r in summary if r["run"].endswith("gap0"))
     assert gap0["checkpoint_sha256"] == "a" * 64 and gap0["threshold"] == "0.3500"
     assert gap0["threshold_chosen"] == "heldout"

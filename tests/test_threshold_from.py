@@ -40,7 +40,8 @@ def val_run(
     checkpoint_sha256: str | None = None,
 ) -> Path:
     """A finished cam-eval run written by hand in cam-eval's formats: sweep.csv's GT-known
-    accuracy 50% everywhere but 90% at 0.35 and 0.4; metrics.json's best_threshold `best`."""
+    accuracy 50% everywhere but 90% at 0.35 and 0.4; metrics.json's best_threshold `best`;
+    predictions.csv with two images of its own (held out from the synthetic set's)."""
     folder.mkdir(parents=True)
     metrics = {
         "cls_top1_err": 10.0,
@@ -54,6 +55,10 @@ def val_run(
                      "iou_threshold": 0.5, **(protocol or {})},
     }  # fmt: skip
     (folder / "metrics.json").write_text(json.dumps(metrics))
+    (folder / "predictions.csv").write_text(
+        "index,image_id,label,gt_wnids,gt_boxes,loc_counted\n"
+        "0,heldout_0,a,a,0 0 9 9,1\n1,heldout_1,b,b,2 2 5 5,1\n"
+    )
     if sweep:
         lines = ["threshold,gt_known_loc_acc"]
         for i in range(n):
@@ -97,12 +102,12 @@ def test_the_test_split_is_scored_at_the_heldout_thresholds(trained: Path, tmp_p
               "root": "/data/heldout"}  # fmt: skip
     assert got["thresholds"]["paper_rule"] == {
         "value": PAPER_BEST, "chosen": "heldout", **source, "metric": "gt_known_loc_acc",
-        "heldout_acc": 90.0,
+        "heldout_acc": 90.0, "disjoint": True,
     }  # fmt: skip
     for level, t in BOX_BEST.items():
         assert got["thresholds"]["maxboxacc"][level] == {
             "value": t, "chosen": "heldout", **source, "metric": f"box_acc_{level}",
-            "heldout_acc": 70.0, "oracle_value": got["best_threshold"][level],
+            "heldout_acc": 70.0, "oracle_value": got["best_threshold"][level], "disjoint": True,
         }  # fmt: skip
     assert got["protocol"]["threshold_from"] == str(val.resolve())
     saved = OmegaConf.load(tmp_path / "test" / "config.yaml")
@@ -122,25 +127,19 @@ def test_the_test_split_is_scored_at_the_heldout_thresholds(trained: Path, tmp_p
     assert "at the held-out threshold" in log and "(oracle)" in log
 
 
-def test_thresholds_held_out_on_the_same_split_are_the_oracles(
-    trained: Path, tmp_path: Path
-) -> None:
-    """A real val run as threshold_from for the same split: its best thresholds are this run's,
-    so the held-out numbers equal the oracle's, and the paper rule's GT-known accuracy is the
-    sweep's best (32 px images evaluated at 32 px: the sweep and the boxes agree)."""
-    first = evaluate_run(eval_cfg(f"checkpoint={trained}", "sweep=true"), tmp_path / "val")
-    sweep = read_sweep_rows(tmp_path / "val")
-    accs = [row["gt_known_loc_acc"] for row in sweep.values()]
-    best = list(sweep)[int(np.argmax(accs))]
-    got = evaluate_run(
-        eval_cfg(f"checkpoint={trained}", f"threshold_from={tmp_path / 'val'}"), tmp_path / "again"
+def test_thresholds_chosen_on_the_same_split_are_refused(trained: Path, tmp_path: Path) -> None:
+    """A real val run as threshold_from for the same split: its thresholds were chosen on the
+    images scored here (the oracle, already in metrics.json), so they are not held out: one
+    line, no result. (tests/test_report_labels.py: partly shared images, another root.)"""
+    evaluate_run(eval_cfg(f"checkpoint={trained}", "sweep=true"), tmp_path / "val")
+    val = (tmp_path / "val").resolve()
+    with pytest.raises(ConfigError) as err:
+        evaluate_run(eval_cfg(f"checkpoint={trained}", f"threshold_from={val}"), tmp_path / "again")
+    assert str(err.value).startswith(
+        f"threshold_from: {val} chose its thresholds on 48 of the 48 images scored here ("
     )
-    assert got["protocol"]["threshold"] == pytest.approx(best, abs=1e-9)
-    assert 100 - got["gt_known_loc_err"] == pytest.approx(max(accs), abs=1e-3)
-    assert got["box_acc_heldout"] == first["box_acc"]
-    assert got["maxboxacc_v2_heldout"] == pytest.approx(first["maxboxacc_v2"])
-    assert got["thresholds"]["paper_rule"]["heldout_acc"] == pytest.approx(max(accs))
-    assert "another checkpoint" not in (tmp_path / "again" / "eval.log").read_text()
+    assert "so they are not held out: give a cam-eval run of a disjoint split" in str(err.value)
+    assert not (tmp_path / "again" / "metrics.json").exists()
 
 
 def test_old_metrics_json_reads_as_fixed_and_oracle() -> None:

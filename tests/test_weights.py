@@ -12,6 +12,7 @@ from torchvision import models as tvm
 from torchvision.models._api import WeightsEnum
 
 from cam_repro.models import WeightsUnavailableError, build_model
+from cam_repro.runtime.errors import InputFileError
 
 
 def _save(obj, path: Path) -> str:
@@ -122,7 +123,9 @@ def test_not_a_state_dict(tmp_path: Path) -> None:
 def test_checkpoint_of_another_model_does_not_fit(tmp_path: Path) -> None:
     other = build_model({"arch": "vgg16", "width_mult": 0.125}, 4)
     path = _save(other.state_dict(), tmp_path / "vgg.pt")
-    with pytest.raises(ValueError, match=re.escape("vgg.pt: does not fit googlenet_gap")):
+    with pytest.raises(
+        ValueError, match=r"vgg\.pt: 226 of 230 tensors of googlenet_gap are not in"
+    ):
         build_model({"arch": "googlenet", "width_mult": 0.125, "weights_path": path}, 4)
 
 
@@ -134,5 +137,21 @@ def test_torchvision_file_of_wrong_width(tmp_path: Path) -> None:
 
 def test_torchvision_file_of_another_architecture(tmp_path: Path) -> None:
     path = _save(tvm.resnet18().state_dict(), tmp_path / "resnet18.pth")
-    with pytest.raises(ValueError, match=re.escape("resnet18.pth: no tensor matches alexnet_gap")):
+    with pytest.raises(ValueError, match=r"resnet18\.pth: 10 of 10 tensors of alexnet_gap are not"):
         build_model({"arch": "alexnet", "weights_path": path}, 10)
+
+
+def test_a_file_in_torch_hubs_cache_is_checked_against_its_names_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """torch.hub loads a file already in its cache without its hash check: another file put there
+    under torchvision's name (as the offline advice says to put the real one) is refused."""
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    (tmp_path / "checkpoints").mkdir()
+    wrong = tmp_path / "checkpoints" / "resnet18-f37072fd.pth"  # IMAGENET1K_V1's name
+    torch.save(tvm.resnet18().state_dict(), wrong)  # resnet18's shapes, random weights
+    with pytest.raises(InputFileError) as info:
+        build_model({"arch": "torchvision", "name": "resnet18", "pretrained": True}, 10)
+    message = str(info.value)
+    assert message.startswith(f"{wrong}: its SHA-256 begins ") and "\n" not in message
+    assert "not f37072fd as its name says" in message and "model.weights_path=FILE" in message

@@ -8,17 +8,20 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
-from cam_repro.evaluate.outputs import HeldOut, read_heldout
+from cam_repro.evaluate.outputs import HeldOut, image_key, read_heldout
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.models.config import ModelConfig, model_config
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
+
+if TYPE_CHECKING:
+    from cam_repro.data import DataSplit
 
 LOCALIZERS = ("cam", "backprop", "gradcam")
 SPLITS = ("val", "train")
@@ -233,3 +236,22 @@ def heldout_thresholds(spec: EvalConfig, run_dir: str | Path | None = None) -> H
             )
         box[level] = float(grid[i])
     return dataclasses.replace(heldout, paper_threshold=float(paper), box_thresholds=box)
+
+
+def check_held_out(heldout: HeldOut, data: DataSplit, key: str = "threshold_from") -> HeldOut:
+    """`heldout`, marked checked, if none of the images it chose its thresholds on is among
+    `data`'s (this run's split; images compared by `outputs.image_key`: id and GT boxes); else a
+    one-line ConfigError. A threshold chosen on the scored images is the oracle, which metrics.json
+    already reports as such (`best_threshold`, `box_acc`): labelled held out, it would flatter the
+    method, so it is refused rather than relabelled."""
+    scored = (image_key(s.image_id, s.boxes) for s in data.samples)
+    shared = sorted(k for k in scored if k in heldout.images)
+    if shared:
+        raise ConfigError(
+            f"{key}: {heldout.folder} chose its thresholds on {len(shared)} of the "
+            f"{len(data.samples)} images scored here ({data.root}, e.g. {shared[0][0]}), so they "
+            "are not held out: give a cam-eval run of a disjoint split (e.g. val when scoring "
+            "test), or drop threshold_from (this split's best thresholds are metrics.json's "
+            "oracle values)"
+        )
+    return dataclasses.replace(heldout, checked=True)

@@ -19,7 +19,8 @@ from torch import Tensor, nn
 
 from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
-from cam_repro.localize.gradcam import GradCAMPass, grad_cam, gradcam_layer
+from cam_repro.localize.gradcam import GradCAMPass, grad_cam, gradcam_layer, spatial_layers
+from cam_repro.localize.layers import NotSpatialError, class_scores, map_problem
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.numeric import check_finite
@@ -68,7 +69,7 @@ class Localizer:
                 self._features = self.net.features(x)  # (B, K, h, w)
                 out = self.net.logits_from_features(self._features)
             else:
-                out = self.net(x)
+                out = class_scores(self.net(x), self.net)
         return out.float()
 
     @property
@@ -79,7 +80,11 @@ class Localizer:
 
     def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
         """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, Grad-CAM's maps at
-        its layer's, or saliency (S x S)."""
+        its layer's, or saliency (S x S). Maps that cannot localize (1x1: whole-image boxes) are
+        refused in one line (`check_localizes`)."""
+        return check_localizes(self._raw_maps(x, classes), self, x)
+
+    def _raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
         if self.kind == "cam":
             assert self._features is not None and self.head is not None, "logits() first"
             with torch.no_grad():
@@ -90,6 +95,26 @@ class Localizer:
                 return kept[1].maps(classes)
             return grad_cam(self.net, x.float(), classes, self.layer)
         return backprop_saliency(self.net, x.float(), classes).float()
+
+
+def check_localizes(maps: Tensor, loc: Localizer, x: Tensor) -> Tensor:
+    """`maps` if they can localize (localize.layers.map_problem: (B, k, h, w), h and w > 1), else
+    one line naming the localizer, the maps' size and what works: larger images (the size at
+    which the maps reach 2x2), or, for CAM, Grad-CAM on a layer that is spatial at this size."""
+    problem = map_problem(maps)
+    if problem is None:
+        return maps
+    size = x.shape[-1]
+    what = {"cam": "class activation maps", "gradcam": "Grad-CAM maps", "backprop": "saliency"}
+    side = min(maps.shape[-2:]) if maps.dim() == 4 else 1
+    need = -(-2 * size // max(side, 1))  # the maps' stride times 2
+    advice = f"use larger images (data.image_size >= {need}, and data.resize_size)"
+    if loc.kind == "cam":
+        working = spatial_layers(loc.net, x[:1].float())
+        if working:
+            layer = working[-1].removeprefix("net.") if hasattr(loc.net, "net") else working[-1]
+            advice += f", or localizer=gradcam gradcam_layer={layer}"
+    raise NotSpatialError(f"the {what[loc.kind]} are {problem} ({size}x{size} images); {advice}")
 
 
 def _upsample(maps: Tensor, size: int, mode: str) -> Tensor:

@@ -14,7 +14,12 @@ rank 0 merges them once and writes. A folder that already holds a metrics.json i
 With `threshold_from=DIR` (another run's folder, e.g. of a held-out val split), the paper rule's
 threshold is that run's best (`config.heldout_thresholds`), and MaxBoxAcc is read off this run's
 curves at that run's best thresholds too, beside the oracle (this split's best); metrics.json's
-`thresholds` says where each threshold came from.
+`thresholds` says where each threshold came from. A DIR that chose its thresholds on any image
+scored here is refused (`config.check_held_out`): they would not be held out.
+
+A metric without a value on this split (no image with a box, PxAP without background pixels,
+top-5 over five classes or fewer, ...) is null in metrics.json with its reason under "undefined"
+(`outputs.with_undefined`), logged as a warning; the other metrics are written as usual.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from cam_repro.data.transforms import resize_transform
 from cam_repro.evaluate.config import (
     EvalConfig,
     box_rule,
+    check_held_out,
     eval_config,
     heldout_thresholds,
     resolve_data,
@@ -69,12 +75,21 @@ from cam_repro.evaluate.outputs import (
     table_row,
     thresholds_record,
     where_scored,
+    with_undefined,
 )
 from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
 from cam_repro.localize.gradcam import GradCAMLayerError, gradcam_layer
-from cam_repro.localize.loc_error import error_rates, image_outcomes, map_peaks, points_in_boxes
+from cam_repro.localize.loc_error import (
+    NO_LOC_IMAGE,
+    Undefined,
+    error_rates,
+    image_outcomes,
+    map_peaks,
+    points_in_boxes,
+    rate,
+)
 from cam_repro.localize.wsol import (
     BoxAccMeter,
     PxAPMeter,
@@ -84,6 +99,7 @@ from cam_repro.localize.wsol import (
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.summary import summarize as summarize_model
+from cam_repro.models.weights import weights_record
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.background import Background
 from cam_repro.runtime.context import run_context
@@ -358,6 +374,20 @@ def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
     )
 
 
+def _box_acc_summary(meters: Meters, located: int) -> dict[str, Any] | Undefined | None:
+    """MaxBoxAcc's summary (BoxAccMeter.summary); Undefined without an image that counts for
+    localization; None when not asked (maxboxacc=false)."""
+    if meters.box_acc is None:
+        return None
+    return meters.box_acc.summary() if located else Undefined(NO_LOC_IMAGE)
+
+
+def _pxap(meters: Meters) -> float | Undefined | None:
+    """PxAP (PxAPMeter.value, Undefined with its reason); None when not computed. Its images are
+    those with a mask, boxes or not (OpenImages has masks only)."""
+    return None if meters.pxap is None else meters.pxap.value()
+
+
 def heldout_box_acc(box_acc: dict[str, Any], heldout: HeldOut) -> dict[str, float]:
     """This run's BoxAcc (%) per IoU level at the held-out run's best thresholds: its own curve
     read at them (both on the grid of sweep_thresholds)."""
@@ -387,11 +417,13 @@ def metrics_json(
     has_box = np.array([len(data.samples[r.index].own_boxes) > 0 for r in rows], dtype=bool)
     blacklisted = np.array([data.samples[r.index].image_id in ev.blacklist for r in rows], bool)
     loc_mask = has_box & ~blacklisted
-    errors = error_rates(_outcomes(rows, spec.iou_threshold), loc_mask)
+    outcomes = _outcomes(rows, spec.iou_threshold)
+    errors = error_rates(outcomes, loc_mask, len(data.classes), spec.topk)
     located = int(loc_mask.sum())
-    box_acc = meters.box_acc.summary() if located and meters.box_acc is not None else None
-    meter = meters.pxap
-    pxap = meter.value() if meter is not None and meter.fg.sum() + meter.bg.sum() else None
+    summary = _box_acc_summary(meters, located)
+    box_acc = summary if isinstance(summary, dict) else None
+    # MaxBoxAcc's values, or Undefined with its reason where it has none (None: not asked)
+    undefined = summary if isinstance(summary, Undefined) else None
     name = paper_name(ev.model_cfg)
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
     if spec.localizer == "backprop":
@@ -401,20 +433,23 @@ def metrics_json(
     hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
     best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
     at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
+    undefined_heldout = undefined if heldout else None
     kind = dataset_kind(ev.data_cfg)
     scored = where_scored({"split": spec.split, "root": str(data.root), **kind})
     metrics: dict[str, Any] = {
         **errors,
         # the pointing game (the true class's map peaks in one of its boxes), in %
-        "pointing_game": 100.0 * float(hits.mean()) if located else None,
-        "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else None,
-        "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else None,
+        "pointing_game": rate(hits, NO_LOC_IMAGE),
+        "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else undefined,
+        "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else undefined,
         "best_threshold": best,
         # at the best thresholds of threshold_from's run (held out), beside the oracle's above
-        "box_acc_heldout": at_heldout,
-        "maxboxacc_v2_heldout": float(np.mean(list(at_heldout.values()))) if at_heldout else None,
+        "box_acc_heldout": at_heldout or undefined_heldout,
+        "maxboxacc_v2_heldout": (
+            float(np.mean(list(at_heldout.values()))) if at_heldout else undefined_heldout
+        ),
         "thresholds": thresholds_record(spec.threshold, spec.box_rule, best, heldout, scored),
-        "pxap": pxap,
+        "pxap": _pxap(meters),
         "num_images": len(rows),
         "num_skipped": ev.skips.count,  # unreadable images left out (data.bad_images=skip)
         "num_loc_images": located,
@@ -426,6 +461,7 @@ def metrics_json(
         "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
         "checkpoint": spec.checkpoint,
         "checkpoint_sha256": checkpoint_sha256,
+        "weights_load": weights_record(ev.model),  # which file gave the network its tensors
         "seed": (ev.state or {}).get("config", {}).get("seed"),
         "data": {
             "root": str(data.root),
@@ -470,7 +506,7 @@ def metrics_json(
         "world_size": ev.env.world_size,
         "seconds": round(seconds, 2),
     }
-    return metrics, loc_mask, box_acc
+    return with_undefined(metrics), loc_mask, box_acc
 
 
 def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
@@ -488,6 +524,8 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
                 raise ConfigError("threshold_from: a VQA checkpoint's evaluation has no sweep")
             return evaluate_vqa(spec, state, run_dir, run.env)
         ev = Evaluator(spec, run.env, state)
+        if heldout is not None:  # its images against this split's, before the long part
+            heldout = check_held_out(heldout, ev.data)
         log.info(
             "evaluating %s (%s) on %s %s: %d images, localizer=%s box_rule=%s",
             variant_name(ev.model_cfg), spec.checkpoint or "no checkpoint", ev.data.root,
@@ -527,6 +565,8 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             fmt_number(metrics["gt_known_loc_err"]), fmt_number(metrics["maxboxacc_v2"]),
             f", PxAP {metrics['pxap']:.2f}" if metrics["pxap"] is not None else "",
         )  # fmt: skip
+        for key, reason in metrics["undefined"].items():
+            log.warning("%s is undefined (null in metrics.json): %s", key, reason)
         if heldout is not None and metrics["num_loc_images"]:
             _log_heldout(metrics, sweep)
         if metrics["num_skipped"]:

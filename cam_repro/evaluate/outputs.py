@@ -3,6 +3,12 @@ predictions.csv (one row per image), table.md (the paper's Table 2 layout), swee
 per CAM threshold; read by cam-report and cam-visualize) and metrics.json (written by the loop,
 checked here for its readers), with its `thresholds` record (where each CAM threshold came from)
 and the reader of another run's best thresholds (`threshold_from`).
+
+Undefined metrics (cam_repro.localize.loc_error.Undefined: a rate over no image, PxAP without
+background pixels, ...) are null in metrics.json, each with its reason in the top-level mapping
+`"undefined": {"<metric key>": "<reason>"}` (nested keys dotted: "pointing_game.centre"); cam-eval's
+and its VQA model's metrics.json are written through `with_undefined`, and cam-features' follows
+the same convention. Readers get the reasons from `undefined_reasons`.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from cam_repro.localize.loc_error import Undefined
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import read_json
 
@@ -41,6 +48,14 @@ class Row:
 
 def _box_text(boxes: np.ndarray | list) -> str:
     return ";".join(" ".join(str(int(v)) for v in box) for box in np.asarray(boxes).reshape(-1, 4))
+
+
+def image_key(image_id: str, boxes: np.ndarray | list) -> tuple[str, str]:
+    """What identifies an image across runs (`threshold_from`'s check that its images are held
+    out): its id and its GT boxes as predictions.csv writes them. The boxes tell apart two
+    datasets that reuse file names (every synthetic set's ILSVRC2012_val_00000001); a copy of a
+    dataset at another path is still the same images."""
+    return (str(image_id), _box_text(boxes))
 
 
 def predictions_csv(rows: list[Row], data: DataSplit, loc_mask: np.ndarray) -> str:
@@ -75,7 +90,8 @@ def fmt_number(value: float | None) -> str:
 
 
 def table_row(name: str, metrics: dict[str, Any]) -> str:
-    """The paper's Table 2 layout (localization error, top-1 / top-5), with our extra columns."""
+    """The paper's Table 2 layout (localization error, top-1 / top-5), with our extra columns;
+    an undefined cell is n/a, its reason in a line under the table."""
     head = (
         "| Method | top-1 val. error | top-5 val. error | GT-known loc. error | MaxBoxAccV2 "
         "| cls. top-1 / top-5 error |\n|---|---|---|---|---|---|\n"
@@ -83,9 +99,15 @@ def table_row(name: str, metrics: dict[str, Any]) -> str:
     shown = ("loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2", "cls_top1_err",
              "cls_top5_err")  # fmt: skip
     n = {key: fmt_number(metrics[key]) for key in shown}
-    return head + (
-        f"| {name} | {n['loc_top1_err']} | {n['loc_top5_err']} | {n['gt_known_loc_err']} "
-        f"| {n['maxboxacc_v2']} | {n['cls_top1_err']} / {n['cls_top5_err']} |\n"
+    why = undefined_reasons(metrics)
+    notes = "".join(f"\nn/a: {key}: {why[key]}\n" for key in shown if key in why)
+    return (
+        head
+        + (
+            f"| {name} | {n['loc_top1_err']} | {n['loc_top5_err']} | {n['gt_known_loc_err']} "
+            f"| {n['maxboxacc_v2']} | {n['cls_top1_err']} / {n['cls_top5_err']} |\n"
+        )
+        + notes
     )
 
 
@@ -125,14 +147,58 @@ def read_sweep(path: Path) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray
     return thresholds, gt_known, levels
 
 
+def with_undefined(metrics: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json's content from values that may be Undefined (at any depth): each becomes null,
+    its reason goes under the top-level "undefined" ({"<dotted key>": reason}, always present)."""
+    reasons: dict[str, str] = {}
+
+    def clean(value: Any, key: str) -> Any:
+        if isinstance(value, Undefined):
+            reasons[key] = value.reason
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{key}.{k}" if key else str(k)) for k, v in value.items()}
+        return value
+
+    out = clean(metrics, "")
+    return {**out, "undefined": reasons}
+
+
+def undefined_reasons(metrics: dict[str, Any]) -> dict[str, str]:
+    """metrics.json's {"<metric key>": reason} for its null (undefined) metrics; {} for files
+    written before undefined metrics were recorded."""
+    given = metrics.get("undefined")
+    return dict(given) if isinstance(given, dict) else {}
+
+
+def check_undefined(path: Path, metrics: dict[str, Any]) -> None:
+    """An InputFileError naming `path` unless its "undefined" (if any) maps metric keys to
+    reasons, each key's value null: a number beside a reason would be read as measured."""
+    given = metrics.get("undefined")
+    if given is None:
+        return
+    if not isinstance(given, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in given.items()
+    ):
+        raise InputFileError(f"{path}: undefined is not a mapping of metric keys to reasons")
+    for key in given:
+        value: Any = metrics
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None:
+            raise InputFileError(f"{path}: {key} is {value!r} but listed as undefined")
+
+
 def check_metrics(path: Path, metrics: Any) -> dict[str, Any]:
     """`metrics` (read from `path`) if it is a cam-eval metrics.json; clear errors if not (a
-    cam-train run's metrics.json has no 'protocol')."""
+    cam-train run's metrics.json has no 'protocol'). Undefined metrics are null, listed under
+    "undefined" with their reasons (`check_undefined`)."""
     if not isinstance(metrics, dict) or "protocol" not in metrics:
         raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
     missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
     if missing:
         raise InputFileError(f"{path}: lacks {', '.join(missing)}")
+    check_undefined(path, metrics)
     return metrics
 
 
@@ -156,6 +222,10 @@ class HeldOut:
     box_thresholds: dict[str, float] | None  # {IoU level: threshold}; None: maxboxacc=false
     box_accs: dict[str, float] | None  # {IoU level: its BoxAcc (%) there}
     checkpoint_sha256: str | None = None  # of the network it evaluated (None: not recorded)
+    # the images its thresholds were chosen on (image_key of its predictions.csv rows counted for
+    # localization); `config.check_held_out` refuses a run that scores any of them
+    images: frozenset[tuple[str, str]] = frozenset()
+    checked: bool = False  # True once check_held_out found this run's images disjoint
 
     @property
     def source(self) -> dict[str, Any]:
@@ -178,6 +248,11 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     for name, why in (
         ("metrics.json", "the folder of a finished cam-eval run"),
         ("sweep.csv", "cam-eval writes it with sweep=true, on a split with boxes"),
+        (
+            "predictions.csv",
+            "the folder of a finished cam-eval run; it says which images "
+            "chose the thresholds, to check that they are held out",
+        ),
     ):
         if not (folder / name).is_file():
             raise ConfigError(f"{key}: {folder} has no {name} ({why})")
@@ -199,7 +274,24 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
         box_thresholds={str(k): float(v) for k, v in box.items()} if box else None,
         box_accs={str(k): float(v) for k, v in accs.items()} if accs else None,
         checkpoint_sha256=metrics.get("checkpoint_sha256"),
+        images=read_scored_images(folder / "predictions.csv"),
     )
+
+
+def read_scored_images(path: Path) -> frozenset[tuple[str, str]]:
+    """The images a cam-eval run scored for localization (predictions.csv rows with
+    loc_counted 1), as `image_key`s."""
+    try:
+        with path.open(newline="") as f:
+            return frozenset(
+                (row["image_id"], row["gt_boxes"])
+                for row in csv.DictReader(f)
+                if row["loc_counted"] == "1"
+            )
+    except OSError as err:
+        raise InputFileError(f"{path}: cannot read ({err.strerror or err})") from None
+    except (KeyError, csv.Error) as err:
+        raise InputFileError(f"{path}: not a cam-eval predictions.csv ({err})") from None
 
 
 def thresholds_record(
@@ -215,14 +307,19 @@ def thresholds_record(
     "data", "root", "metric"}; value null for box_rule=release (its thresholds are the release's).
     maxboxacc: {IoU level: the same, "chosen": "oracle" (best on the scored split: `scored`, this
     run's split, data and root) | "heldout" (best on threshold_from's run; "oracle_value" beside)};
-    null without MaxBoxAcc. Held-out entries also give "heldout_acc", the accuracy (%) there.
+    null without MaxBoxAcc. Held-out entries also give "heldout_acc", the accuracy (%) there, and
+    "disjoint": true, the record that config.check_held_out found no image of this run among
+    those that chose the threshold (files without it were not checked: `is_held_out`).
     """
+    if heldout is not None and not heldout.checked:
+        raise ValueError("thresholds_record: threshold_from's images were not checked")
     nowhere = {"from": None, "split": None, "data": None, "root": None}
     if heldout is None:
         paper = {"value": threshold, "chosen": "fixed", **nowhere, "metric": None}
     else:
         paper = {"value": threshold, "chosen": "heldout", **heldout.source,
-                 "metric": "gt_known_loc_acc", "heldout_acc": heldout.paper_acc}  # fmt: skip
+                 "metric": "gt_known_loc_acc", "heldout_acc": heldout.paper_acc,
+                 "disjoint": True}  # fmt: skip
     if box_rule == "release":
         paper["value"] = None
     if best_threshold is None:
@@ -236,8 +333,14 @@ def thresholds_record(
             box[level] = {"value": heldout.box_thresholds[level], "chosen": "heldout",
                           **heldout.source, "metric": f"box_acc_{level}",
                           "heldout_acc": (heldout.box_accs or {}).get(level),
-                          "oracle_value": oracle}  # fmt: skip
+                          "oracle_value": oracle, "disjoint": True}  # fmt: skip
     return {"paper_rule": paper, "maxboxacc": box}
+
+
+def is_held_out(entry: dict[str, Any]) -> bool:
+    """A `thresholds` entry chosen on another run whose images were checked to be disjoint
+    from the scored ones (cam-eval before that check wrote "heldout" without "disjoint")."""
+    return entry.get("chosen") == "heldout" and entry.get("disjoint") is True
 
 
 def read_thresholds(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -38,9 +38,10 @@ from cam_repro.data.samples import read_image_size
 from cam_repro.data.vqa import read_vqa_split, vqa_accuracy
 from cam_repro.evaluate.config import EvalConfig, box_rule, resolve_data
 from cam_repro.evaluate.localizer import BatchMaps, check_batch, located_boxes
+from cam_repro.evaluate.outputs import with_undefined
 from cam_repro.localize.boxes import iou_matrix
 from cam_repro.localize.cam import upsample_cams
-from cam_repro.localize.loc_error import map_peaks, points_in_boxes
+from cam_repro.localize.loc_error import map_peaks, points_in_boxes, rate
 from cam_repro.models import model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import model_from_state
 from cam_repro.models.vqa import answer_cams
@@ -148,9 +149,10 @@ class VQAEvaluator:
         ]
 
 
-def _rate(hits: list[bool] | np.ndarray) -> float | None:
-    hits = np.asarray(hits, dtype=bool)
-    return 100.0 * float(hits.mean()) if len(hits) else None
+# Why a rate has no value (loc_error.rate): over no question with a target box, or (the
+# other-question baseline) no other question about the same image with another target.
+_NO_TARGET = "no question has a target box"
+_NO_OTHER = "no image has two questions with different target boxes"
 
 
 def localization_scores(
@@ -203,9 +205,10 @@ def localization_scores(
             value = float(iou_matrix(box[None].astype(np.int64), gt).max())
             overlap["centre"].append(value >= iou_threshold)
     names = (*MAPS, "other_question", "centre")
+    none = {n: _NO_OTHER if located and n == "other_question" else _NO_TARGET for n in names}
     scores = {
-        "pointing_game": {n: _rate(point[n]) for n in names},
-        "iou_rate": {n: _rate(overlap[n]) for n in names},
+        "pointing_game": {n: rate(point[n], none[n]) for n in names},
+        "iou_rate": {n: rate(overlap[n], none[n]) for n in names},
         "num_other_question_pairs": len(point["other_question"]),
     }
     return scores, per_question
@@ -230,14 +233,15 @@ def vqa_metrics(
         kind_scores, _ = localization_scores(data, chosen, spec.iou_threshold)
         by_type[kind] = {
             "questions": len(chosen),
-            "answer_accuracy": _rate(correct[kinds == kind]),
+            "answer_accuracy": rate(correct[kinds == kind], "no question of this type"),
             "pointing_game": kind_scores["pointing_game"],
             "iou_rate": kind_scores["iou_rate"],
         }
     trained = ev.state["config"]
     metrics = {
         "kind": "vqa",
-        "answer_accuracy": _rate(correct),  # the top answer is the annotators' most common one
+        # the top answer is the annotators' most common one (rows: at least one question)
+        "answer_accuracy": rate(correct, "no question was evaluated"),
         "vqa_accuracy": 100.0 * float(accuracy.mean()),  # VQA's min(#humans / 3, 1) measure
         # the same two over every question of the split, the unanswerable ones scored 0
         "answer_accuracy_all": 100.0 * float(correct.sum()) / every,
@@ -279,7 +283,7 @@ def vqa_metrics(
         "world_size": ev.env.world_size,
         "seconds": round(seconds, 2),
     }
-    return metrics, per_question
+    return with_undefined(metrics), per_question
 
 
 def _box_text(box) -> str:
@@ -328,14 +332,16 @@ def evaluate_vqa(spec: EvalConfig, state: dict[str, Any], run_dir: Path, env: D.
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
     write_text_atomic(run_dir / "predictions.csv", vqa_predictions_csv(ev.data, rows, per_question))
     write_json(run_dir / "metrics.json", metrics)
-    point, rate = metrics["pointing_game"], metrics["iou_rate"]
+    point, hit = metrics["pointing_game"], metrics["iou_rate"]
     log.info(
         "answer accuracy %.2f%%; pointing game %s (other question %s, centre %s); IoU >= %.2g "
         "%s (other question %s, centre %s)",
         metrics["answer_accuracy"], _fmt(point["predicted"]), _fmt(point["other_question"]),
-        _fmt(point["centre"]), spec.iou_threshold, _fmt(rate["predicted"]),
-        _fmt(rate["other_question"]), _fmt(rate["centre"]),
+        _fmt(point["centre"]), spec.iou_threshold, _fmt(hit["predicted"]),
+        _fmt(hit["other_question"]), _fmt(hit["centre"]),
     )  # fmt: skip
+    for key, reason in metrics["undefined"].items():
+        log.warning("%s is undefined (null in metrics.json): %s", key, reason)
     return metrics
 
 

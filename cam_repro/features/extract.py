@@ -40,20 +40,52 @@ def head_pool(kind: str) -> str:
     return "gmp" if kind == "gmp" else "gap"
 
 
+# What a network needs for any kind of features, said when it has none.
+NO_KIND = (
+    "cam-features needs a network that ends in global pooling and one linear layer (gap, gmp, "
+    "avgpool: the zoo's -GAP networks, or e.g. model=torchvision model.name=mobilenet_v2) or "
+    "the zoo's AlexNet or VGG16 with their FC layers (fc7: model=vgg16 model.modified=false)"
+)
+
+
+def supported_features(model: nn.Module, modified: bool | None = None) -> list[str]:
+    """The kinds of features `model` gives (in FEATURE_KINDS' order): what a refusal advises, so
+    that the advice is always taken (`modified` as in `feature_extractor`)."""
+    net = unwrap(model)
+    kinds = []
+    if isinstance(net, CAMNetwork):
+        if modified is None:
+            modified = not isinstance(getattr(net, "head", None), nn.Identity)
+        kinds += ["gap", "gmp"] + ([] if modified else ["avgpool"])
+    if isinstance(net, FCNet):
+        kinds.append("fc7")
+    return [k for k in FEATURE_KINDS if k in kinds]
+
+
+def _refusal(why: str, model: nn.Module, modified: bool | None) -> ConfigError:
+    """A kind of features refused (`why`), with the kinds this network does give (or, if none,
+    what would)."""
+    kinds = supported_features(model, modified)
+    advice = f"use features={' or '.join(kinds)}" if kinds else f"it gives none; {NO_KIND}"
+    if isinstance(unwrap(model), FCNet):
+        advice += ", or its -GAP variant (e.g. model=vgg16_gap)"
+    return ConfigError(f"{why}; {advice}")
+
+
 def feature_extractor(
     model: nn.Module, kind: str, name: str, modified: bool | None = None
 ) -> Extractor:
     """The function giving `kind` features of `model` (named `name` in errors). `modified`: the
-    model's config says it is modified for CAM (None: judged by an added conv before pooling)."""
+    model's config says it is modified for CAM (None: judged by an added conv before pooling).
+    A refusal advises only kinds this network gives (`supported_features`)."""
     if kind not in FEATURE_KINDS:
         raise ConfigError(f"features must be one of {', '.join(FEATURE_KINDS)}; got {kind!r}")
     net = unwrap(model)
     if kind == "fc7":
         if not isinstance(net, FCNet):
-            raise ConfigError(
-                f"features=fc7: {name} has no fully connected layers (fc7 is AlexNet's and "
-                "VGG16's second FC layer); use features=gap or avgpool"
-            )
+            why = (f"features=fc7: {name} has no fully connected layers (fc7 is the second FC "
+                   "layer of the zoo's AlexNet and VGG16)")  # fmt: skip
+            raise _refusal(why, model, modified)
         fc7 = net.classifier[:-1]  # up to the second FC layer's ReLU (dropout is off in eval)
 
         def extract_fc7(x: Tensor) -> tuple[Tensor, Tensor | None]:
@@ -61,17 +93,14 @@ def feature_extractor(
 
         return extract_fc7
     if not isinstance(net, CAMNetwork):
-        raise ConfigError(
-            f"features={kind}: {name} has no globally pooled last conv layer (it ends in fully "
-            "connected layers); use features=fc7, or its -GAP variant"
-        )
+        why = f"features={kind}: {name} has no globally pooled last conv layer before one linear"
+        raise _refusal(why, model, modified)
     if modified is None:
         modified = not isinstance(getattr(net, "head", None), nn.Identity)
     if kind == "avgpool" and modified:
-        raise ConfigError(
-            f"features=avgpool is the pooled vector of an original network (GoogLeNet, ResNet-50); "
-            f"{name} is modified for CAM: use features=gap (or gmp)"
-        )
+        why = (f"features=avgpool is the pooled vector of an original network (GoogLeNet, "
+               f"ResNet-50, any classifier); {name} is modified for CAM")  # fmt: skip
+        raise _refusal(why, model, modified)
 
     def extract(x: Tensor) -> tuple[Tensor, Tensor | None]:
         maps = net.features(x)  # (B, K, h, w)

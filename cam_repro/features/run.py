@@ -5,7 +5,9 @@ classifier's own class activation maps (Zhou et al. 2016, Section 4 and 4.1).
    the crop to the box of the network's own top-1 CAM (the paper's rule: largest component at
    `threshold` x max), of the crop to the ground-truth box, or full and CAM crop concatenated;
    a crop is cut from the original image and resized to the network's input. Each part is
-   cached (cam_repro.features.cache) and reused by a run of the same network and data.
+   cached (cam_repro.features.cache) and reused only by a run whose every input of it is the
+   same (weights by content, images, labels, boxes, transform, ...); the log and metrics.json's
+   `caches` say which files were reused or made, and why.
 2. A linear classifier (the paper's linear SVM; cam_repro.features.linear) fitted on train,
    scored on test: accuracy, mean per-class accuracy.
 3. Where the test split has boxes and the features have conv maps: localization from the
@@ -16,7 +18,9 @@ classifier's own class activation maps (Zhou et al. 2016, Section 4 and 4.1).
    the maps use the full-image half of the weights.
 
 A run folder gets: config.yaml, features.log, metrics.json, classifier.npz, per_class.csv,
-predictions.csv, and cache/features_<split>_<part>.npz (unless cache_dir points elsewhere).
+predictions.csv, and cache/features_<split>_<part>.npz (unless cache_dir points elsewhere;
+overwrite=true rebuilds this folder, never a shared cache_dir). A metric over no image is null
+in metrics.json, its reason under "undefined" (cam-eval's convention).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import shutil
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -42,13 +47,17 @@ from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import read_image_size
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.evaluate.localizer import Localizer, located_boxes
+from cam_repro.evaluate.outputs import with_undefined
 from cam_repro.features.cache import (
+    CacheUse,
     PartFeatures,
+    boxes_digest,
     cache_path,
-    file_stamp,
-    load_cache,
-    save_cache,
-    split_digest,
+    cached,
+    code_version,
+    images_stamp,
+    labels_digest,
+    weights_digest,
 )
 from cam_repro.features.config import FeaturesConfig, features_config
 from cam_repro.features.extract import Extractor, feature_extractor, head_pool
@@ -61,14 +70,15 @@ from cam_repro.features.linear import (
 from cam_repro.features.outputs import KIND
 from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
 from cam_repro.localize.cam import upsample_cams
-from cam_repro.localize.loc_error import best_ious, map_peaks, points_in_boxes
+from cam_repro.localize.loc_error import Undefined, best_ious, map_peaks, points_in_boxes, rate
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
 from cam_repro.models.config import ANY_ARCHS, ModelConfig
+from cam_repro.models.weights import weights_record
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import CamReproError, ConfigError, InputFileError
-from cam_repro.runtime.files import make_dir, write_json, write_text_atomic
+from cam_repro.runtime.files import make_dir, output_error, write_json, write_text_atomic
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
 
@@ -86,7 +96,7 @@ class Network:
     config: ModelConfig
     data: DataConfig  # the data config: the checkpoint's, with the user's data.* keys
     weights: str  # checkpoint | file | pretrained | random
-    identity: dict[str, Any]  # for the caches: the network and its weights
+    identity: dict[str, Any]  # for the caches: `weights` (by content) and `model`
     checkpoint: str | None = None
     seed: int | None = None  # the checkpoint's training seed
     trained_on: str | None = None  # the name of the checkpoint's training data (if known)
@@ -99,28 +109,40 @@ def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Networ
         model, state = load_model(spec.checkpoint)
         trained = state["config"]
         cfg = model_config(trained["model"])
-        identity = {"checkpoint": file_stamp(spec.checkpoint)}
+        identity = {"weights": {"checkpoint": weights_digest(spec.checkpoint)},
+                    "model": {"config": _plain(cfg)}}  # fmt: skip
         data = resolve_data(spec.data, trained.get("data"))
         return Network(
             model, cfg, data, "checkpoint", identity, spec.checkpoint, trained.get("seed"),
             _data_name(trained.get("data")),
         )  # fmt: skip
     cfg = model_config(spec.model)
-    if cfg.weights_path:
-        weights, identity = "file", {"weights_path": file_stamp(cfg.weights_path)}
-    elif cfg.pretrained:
-        weights, identity = "pretrained", {"torchvision": cfg.weights}
-    else:
-        weights, identity = "random", {"random_init_seed": spec.seed}
+    weights = "file" if cfg.weights_path else "pretrained" if cfg.pretrained else "random"
     classes = spec.model_classes or (1000 if weights != "random" else num_classes)
     if classes is None:
         raise ConfigError("model_classes: the number of the network's own classes is unknown")
     torch.manual_seed(spec.seed)  # a network without weights: the same random init every run
-    model = build_model(cfg, classes)
-    identity["model"] = OmegaConf.to_container(OmegaConf.structured(cfg))
-    identity["classes"] = classes
+    model = build_model(cfg, classes)  # a missing or foreign weights file: its one-line error
+    if weights == "file":  # by content, read after build_model has checked the file
+        source: dict[str, Any] = {"weights_path": weights_digest(cfg.weights_path)}
+    elif weights == "pretrained":
+        source = {"torchvision": cfg.weights}
+    else:
+        source = {"random_init_seed": spec.seed}
+    identity = {"weights": source, "model": {"config": _plain(cfg), "classes": classes}}
     seed = spec.seed if weights == "random" else None
     return Network(model, cfg, resolve_data(spec.data, None), weights, identity, None, seed)
+
+
+def _plain(cfg: ModelConfig) -> Any:
+    """A model config as plain JSON-able values (for the caches' identity)."""
+    return OmegaConf.to_container(OmegaConf.structured(cfg))
+
+
+def weights_sha256(net: Network) -> str | None:
+    """The SHA-256 of the network's checkpoint or weights file (None: torchvision or random)."""
+    source = next(iter(net.identity["weights"].values()))
+    return source.get("sha256") if isinstance(source, dict) else None
 
 
 def _data_name(trained: Any) -> str | None:
@@ -144,8 +166,13 @@ def _image_data(data: DataConfig) -> DataConfig:
 class FeatureRun:
     """Features of the splits under one config, computed or read from the caches."""
 
-    def __init__(self, spec: FeaturesConfig, env: D.Dist, cache_dir: Path) -> None:
+    def __init__(
+        self, spec: FeaturesConfig, env: D.Dist, cache_dir: Path, removed: frozenset[Path]
+    ) -> None:
         self.spec, self.env, self.cache_dir = spec, env, cache_dir
+        self.removed = removed  # cache files overwrite=true removed (the reason they are made)
+        self.caches: list[CacheUse] = []  # what each part did with its cache (metrics.json)
+        self._digests: dict[tuple[str, str], str] = {}  # (split, what) -> digest, made once
         if spec.checkpoint is not None:
             net = load_network(spec)
             self.train = read_split(_image_data(net.data), spec.train_split)
@@ -174,17 +201,38 @@ class FeatureRun:
 
     # -- helpers ------------------------------------------------------------------------------
     def _identity(self, data: DataSplit, part: str) -> dict[str, Any]:
-        cfg = self.net.data
-        identity = {
-            **self.net.identity, "features": self.spec.features, "part": part,
-            "data": {"root": str(Path(cfg.root).expanduser().resolve()), "split": data.split,
-                     "images": split_digest(data), "image_size": cfg.image_size,
-                     "mean": list(cfg.mean), "std": list(cfg.std)},
-            "amp": self.spec.runtime.amp,
+        """Everything the features of `part` of the split depend on (cache.IDENTITY_FIELDS)."""
+        cfg, spec = self.net.data, self.spec
+        crop = {
+            "full": None,
+            # the paper's rule on the network's own top-1 CAM, in the input frame (_cam_boxes)
+            "cam": {"rule": "top-1 CAM, largest component", "threshold": spec.threshold},
+            "gt": {"rule": "tight box of the image's own-class boxes"},  # gt_crop_boxes
+        }[part]
+        return {
+            "format": code_version(), **self.net.identity, "features": spec.features,
+            "part": part, "crop": crop,
+            "transform": {"image_size": cfg.image_size, "mean": list(cfg.mean),
+                          "std": list(cfg.std)},  # data.transforms.eval_transform, model_input
+            "precision": {"amp": spec.runtime.amp, "channels_last": spec.runtime.channels_last},
+            "split": {"root": str(Path(cfg.root).expanduser().resolve()), "name": data.split,
+                      "source": cfg.source},
+            "images": {"count": len(data.samples), "stat": self._digest(data, "images")},
+            "reading": {"bad_images": cfg.bad_images, "max_image_pixels": cfg.max_image_pixels},
+            "labels": self._digest(data, "labels"),
+            # crops are cut to (gt) or scored against (cam's box_ious) the boxes; full is not
+            "boxes": None if part == "full" else {"digest": self._digest(data, "boxes"),
+                                                  "data.boxes": cfg.boxes},
         }  # fmt: skip
-        if part == "cam":
-            identity["threshold"] = self.spec.threshold
-        return identity
+
+    def _digest(self, data: DataSplit, what: str) -> str:
+        """The split's images (every file's stat), labels or boxes digest, made once a run."""
+        key = (data.split, what)
+        if key not in self._digests:
+            make = {"images": lambda d: images_stamp(s.path for s in d.samples),
+                    "labels": labels_digest, "boxes": boxes_digest}[what]  # fmt: skip
+            self._digests[key] = make(data)
+        return self._digests[key]
 
     def _batches(self, data: DataSplit, crops: np.ndarray | None = None, what: str = ""):
         """(normalised images on the device, labels, sample indices) of every readable image."""
@@ -218,11 +266,16 @@ class FeatureRun:
     def part(self, data: DataSplit, part: str) -> PartFeatures:
         """The features of `part` (full | cam | gt) of the split, from the cache if it fits."""
         path = cache_path(self.cache_dir, data.split, part)
-        identity = self._identity(data, part)
-        cached = load_cache(path, identity)
-        if cached is not None:
-            log.info("%s %s features: reusing %s", data.split, part, path)
-            return cached
+        found, use = cached(path, self._identity(data, part), lambda: self._compute(data, part),
+                            data.split, part, path in self.removed)  # fmt: skip
+        self.caches.append(use)
+        if use.status == "reused":  # the images it could not read then: unreadable still
+            read = set(found.indices.tolist())
+            gone = [i for i in range(len(data.samples)) if i not in read]
+            self.skips[data.split].add((i, "unreadable when the cache was made") for i in gone)
+        return found
+
+    def _compute(self, data: DataSplit, part: str) -> PartFeatures:
         tick = time.perf_counter()
         if part == "full":
             found = self._collect(data, None, "full")
@@ -236,7 +289,6 @@ class FeatureRun:
             "%s %s features: %d images x %d in %.1f s", data.split, part,
             len(found.labels), found.features.shape[1], time.perf_counter() - tick,
         )  # fmt: skip
-        save_cache(path, identity, found)
         return found
 
     def _collect(self, data: DataSplit, crops: np.ndarray | None, what: str) -> PartFeatures:
@@ -276,16 +328,19 @@ class FeatureRun:
 
     # -- localization from the classifier's weights ---------------------------------------------
     def localize(self, clf: LinearClassifier, predicted: dict[int, int]) -> dict[str, Any] | None:
-        """GT-known and top-1 localization accuracy of the classifier's CAMs on the test split."""
+        """GT-known and top-1 localization accuracy and the pointing game of the classifier's
+        CAMs on the test split (None: fc7 features have no maps; each rate Undefined when no
+        test image with a box of its class was read)."""
         data, spec = self.test, self.spec
-        if spec.features == "fc7" or not any(len(s.own_boxes) for s in data.samples):
+        if spec.features == "fc7":
             return None
         cfg = self.net.data
         pool = head_pool(spec.features)
-        right = {"gt_known": 0, "top1": 0, "pointing": 0}
+        right = {"gt_known_loc_acc": 0, "top1_loc_acc": 0, "pointing_game": 0}  # hits
         count = 0
         rule = BoxRule(spec.threshold, "max")
-        for x, y, index in self._batches(data, None, "localization"):
+        boxed = any(len(s.own_boxes) for s in data.samples)
+        for x, y, index in self._batches(data, None, "localization") if boxed else ():
             keep = [j for j, i in enumerate(index.tolist())
                     if i in predicted and len(data.samples[i].own_boxes)]  # fmt: skip
             if not keep:
@@ -306,17 +361,20 @@ class FeatureRun:
                 rule,
             )  # fmt: skip
             peaks = map_peaks(cams[:, 1], sizes)  # the true class's map
-            right["pointing"] += int(points_in_boxes(peaks, [s.own_boxes for s in samples]).sum())
+            right["pointing_game"] += int(
+                points_in_boxes(peaks, [s.own_boxes for s in samples]).sum()
+            )
             hit = ious >= spec.iou_threshold
-            right["gt_known"] += int(hit[:, 1].sum())
-            right["top1"] += int((hit[:, 0] & (classes[:, 0] == labels)).sum())
+            right["gt_known_loc_acc"] += int(hit[:, 1].sum())
+            right["top1_loc_acc"] += int((hit[:, 0] & (classes[:, 0] == labels)).sum())
             count += len(idx)
-        if not count:
-            return None
+        why = f"no {data.split} image " + (
+            "with a ground-truth box of its class could be read"
+            if boxed
+            else "has a ground-truth box of its class"
+        )
         return {
-            "gt_known_loc_acc": 100.0 * right["gt_known"] / count,
-            "top1_loc_acc": 100.0 * right["top1"] / count,
-            "pointing_game": 100.0 * right["pointing"] / count,
+            **{key: 100.0 * n / count if count else Undefined(why) for key, n in right.items()},
             "num_images": count,
             "iou_threshold": spec.iou_threshold,
             "threshold": spec.threshold,
@@ -418,8 +476,9 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
                 "without torchrun"
             )
         tick = time.perf_counter()
+        removed = _remove_own_caches(run_dir, spec)
         cache_dir = make_dir(Path(spec.cache_dir) if spec.cache_dir else run_dir / "cache")
-        fr = FeatureRun(spec, run.env, cache_dir)
+        fr = FeatureRun(spec, run.env, cache_dir, removed)
         log.info(
             "features=%s crop=%s of %s (%s) on %s: %d train, %d test images, %d classes",
             spec.features, spec.crop, variant_name(fr.net.config), fr.net.weights,
@@ -429,20 +488,24 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         with logging_redirect_tqdm() if spec.runtime.progress else nullcontext():
             train = combine([fr.part(fr.train, p) for p in parts])
             test = combine([fr.part(fr.test, p) for p in parts])
-            if not len(train.labels) or not len(test.labels):
-                raise InputFileError(f"{fr.net.data.root}: no image of a split could be read")
+            if not len(train.labels):
+                raise InputFileError(
+                    f"{fr.net.data.root}: no {spec.train_split} image could be read; the "
+                    "classifier needs some (cam-data data.root=... lists the unreadable ones)"
+                )
             c = spec.classifier
             fit_tick = time.perf_counter()
             clf = fit_linear(train.features, train.labels, fr.train.classes, c.kind, c.C,
                              c.l2_normalize, c.max_iter, spec.seed, c.solver)  # fmt: skip
             fit_seconds = time.perf_counter() - fit_tick
-            pred = clf.predict(test.features)
+            # no test image read: nothing to predict (the metrics are undefined, _metrics)
+            pred = clf.predict(test.features) if len(test.labels) else np.zeros(0, np.int64)
             predicted = dict(zip(test.indices.tolist(), pred.tolist(), strict=True))
             localization = fr.localize(clf, predicted) if spec.localize else None
         num_classes = len(fr.train.classes)
         per_class = per_class_accuracy(pred, test.labels, num_classes)
         counts = np.bincount(test.labels, minlength=num_classes)
-        metrics = _metrics(spec, fr, clf, train, test, pred, per_class, localization)
+        metrics = _metrics(spec, fr, clf, train, test, pred, per_class, counts, localization)
         metrics["fit_seconds"] = round(fit_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - tick, 2)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
@@ -454,13 +517,43 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         write_text_atomic(run_dir / "predictions.csv", _predictions_csv(fr.test, test, pred))
         write_json(run_dir / "metrics.json", metrics)
         log.info(
-            "%s on %s features (%s): test accuracy %.2f%% (%d train, %d test images)%s",
-            c.kind, spec.features, spec.crop, metrics["accuracy"], metrics["num_train"],
+            "%s on %s features (%s): test accuracy %s (%d train, %d test images)%s",
+            c.kind, spec.features, spec.crop, _percent(metrics, "accuracy"), metrics["num_train"],
             metrics["num_test"],
-            (f"; from its weights: GT-known loc acc {localization['gt_known_loc_acc']:.2f}%, "
-             f"top-1 loc acc {localization['top1_loc_acc']:.2f}%") if localization else "",
+            (f"; from its weights: GT-known loc acc "
+             f"{_percent(metrics, 'localization.gt_known_loc_acc')}, top-1 loc acc "
+             f"{_percent(metrics, 'localization.top1_loc_acc')}") if localization else "",
         )  # fmt: skip
+        for key, reason in metrics["undefined"].items():
+            log.warning("%s is undefined: %s", key, reason)
+        reused = sum(use.status == "reused" for use in fr.caches)
+        log.info("caches: %d reused, %d made (metrics.json's caches)", reused,
+                 len(fr.caches) - reused)  # fmt: skip
         return metrics
+
+
+def _remove_own_caches(run_dir: Path, spec: FeaturesConfig) -> frozenset[Path]:
+    """overwrite=true asks for a clean run: the run's own cache folder (RUN/cache) is removed and
+    rebuilt; a shared `cache_dir` is kept (its files are keyed by everything their features
+    depend on, so they are valid; other runs use them). Returns the feature files removed."""
+    own = run_dir / "cache"
+    if not spec.overwrite or spec.cache_dir is not None or not own.is_dir():
+        return frozenset()
+    files = frozenset(own.glob("features_*.npz"))
+    try:
+        shutil.rmtree(own)
+    except OSError as err:
+        raise output_error(own, err, "remove") from None
+    log.info("overwrite=true: removed the run's own caches, %s (%d files)", own, len(files))
+    return files
+
+
+def _percent(metrics: dict[str, Any], key: str) -> str:
+    """A % metric of metrics.json (`key` dotted) for the log: '71.25%' or 'undefined'."""
+    value: Any = metrics
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return "undefined" if value is None else f"{value:.2f}%"
 
 
 def _metrics(
@@ -471,17 +564,27 @@ def _metrics(
     test: PartFeatures,
     pred: np.ndarray,
     per_class: np.ndarray,
+    counts: np.ndarray,
     localization: dict[str, Any] | None,
 ) -> dict[str, Any]:
+    """metrics.json: a metric over no image is null, its reason under "undefined"
+    (evaluate.outputs.with_undefined, cam-eval's convention)."""
     kind = dataset_kind(fr.net.data)
-    ious = test.box_ious
-    crop_iou = None
-    if spec.crop != "full" and ious is not None and (~np.isnan(ious)).any():
-        crop_iou = 100.0 * float(np.mean(ious[~np.isnan(ious)] >= spec.iou_threshold))
-    return {
+    split = spec.test_split
+    total = len(fr.test) + len(fr.test.skipped)
+    none_read = f"no {split} image could be read ({fr.skips[split].count} of {total} unreadable)"
+    crop_iou: float | Undefined | None = None  # crop=full: no crop box to score
+    if test.box_ious is not None:
+        has_box = ~np.isnan(test.box_ious)
+        no_box = f"no {split} image read has a ground-truth box of its class"
+        crop_iou = rate(test.box_ious[has_box] >= spec.iou_threshold,
+                        no_box if len(test.labels) else none_read)  # fmt: skip
+    metrics = {
         "kind": KIND,
-        "accuracy": 100.0 * float(np.mean(pred == test.labels)),
-        "mean_class_accuracy": float(np.nanmean(per_class)),
+        "accuracy": rate(pred == test.labels, none_read),
+        "mean_class_accuracy": _mean_class_accuracy(
+            per_class, counts, fr.train.classes, split, none_read
+        ),
         "num_train": len(train.labels),
         "num_test": len(test.labels),
         "num_classes": len(fr.train.classes),
@@ -513,4 +616,24 @@ def _metrics(
         "crop_box_iou50": crop_iou,
         "threshold": spec.threshold,
         "localization": localization,
+        "weights_sha256": weights_sha256(fr.net),
+        "weights_load": weights_record(fr.model),  # which file gave the network its tensors
+        "caches": [use.record() for use in fr.caches],
     }
+    return with_undefined(metrics)
+
+
+def _mean_class_accuracy(
+    per_class: np.ndarray, counts: np.ndarray, classes: list[str], split: str, none_read: str
+) -> float | Undefined:
+    """The mean of the per-class accuracies, defined only when every class has a test image
+    read (a mean over fewer classes is another number than the paper's)."""
+    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
+    if len(empty) == len(classes):
+        return Undefined(none_read)
+    if empty:
+        shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
+        return Undefined(
+            f"{len(empty)} of {len(classes)} classes have no {split} image read ({shown})"
+        )
+    return float(np.mean(per_class))

@@ -25,6 +25,7 @@ from cam_repro.localize.layers import (
     CAMUnavailableError,
     ChannelNorm,
     LayerCAMNet,
+    class_scores,
     global_pool,
 )
 from cam_repro.runtime.distributed import unwrap
@@ -219,7 +220,7 @@ def backprop_saliency(model: nn.Module, images: Tensor, classes: Tensor) -> Tens
     for j in range(classes.shape[1]):  # a loop over the k classes, not over images
         x = images.detach().clone().requires_grad_(True)
         with torch.enable_grad():
-            logits = model(x)
+            logits = class_scores(model(x), unwrap(model))  # a tuple or dict: one line
             score = logits.gather(1, classes[:, j : j + 1]).sum()
             (grad,) = torch.autograd.grad(score, x)
         maps.append(grad.abs().amax(dim=1))  # (B, H, W)

@@ -36,12 +36,18 @@ import torch
 from torch import Tensor, nn
 
 from cam_repro.localize.cam import CAMNetwork, CAMUnavailableError, cam_model
+from cam_repro.localize.layers import SUGGEST_BACKPROP, NotSpatialError, class_scores, map_problem
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.errors import CamReproError
 
 
 class GradCAMLayerError(CamReproError, ValueError):
     """The layer named for Grad-CAM is not a module of the network, or gives no (B, K, h, w) map."""
+
+
+class GradCAMMapError(GradCAMLayerError, NotSpatialError):
+    """Grad-CAM's layer gives no map that can localize (localize.layers.map_problem): a layer
+    after the global pooling, one whose output is not a tensor, a map of 1x1 at this input."""
 
 
 def _candidates(net: nn.Module) -> list[str]:
@@ -79,9 +85,8 @@ def gradcam_layer(model: nn.Module, layer: str | None = None) -> str | None:
     names = list(modules)
     convs = [i for i, n in enumerate(names) if isinstance(modules[n], nn.Conv2d)]
     if not convs:
-        raise GradCAMLayerError(
-            f"{type(net).__name__} has no nn.Conv2d: name the layer to differentiate"
-        )
+        inner = getattr(net, "net", net)
+        raise GradCAMLayerError(f"{type(inner).__name__}: {SUGGEST_BACKPROP}")
     last = convs[-1]  # then its batch norm and activation, if they follow it
     while last + 1 < len(names) and isinstance(modules[names[last + 1]], nn.BatchNorm2d):
         last += 1
@@ -122,14 +127,18 @@ class GradCAMPass:
         name = gradcam_layer(net, layer)
         with torch.enable_grad():
             if name is None:  # a CAM network: its feature map f, then pooling and linear layer
-                net = cam_model(net)
+                cam_net = cam_model(net)
                 with torch.no_grad():  # nothing below f is differentiated: keep no graph there
-                    features = net.features(images)
+                    features = cam_net.features(images)
+                problem = map_problem(features)
+                if problem is not None:
+                    raise _map_error(net, images, None, problem)
                 acts = features.detach().requires_grad_(True)  # (B, K, h, w)
-                logits = net.logits_from_features(acts)
+                logits = cam_net.logits_from_features(acts)
             else:
                 acts, logits = _forward_hooked(net, images, name)
-        if logits.dim() != 2 or logits.shape[0] != images.shape[0]:
+        logits = class_scores(logits, net)
+        if logits.shape[0] != images.shape[0]:
             raise ValueError(f"the network gave scores of shape {tuple(logits.shape)}, not (B, C)")
         self._acts: Tensor | None = acts
         self._graph: Tensor | None = logits
@@ -166,17 +175,16 @@ def _forward_hooked(net: nn.Module, images: Tensor, name: str) -> tuple[Tensor, 
     hook turns grad on for the layers above. The hook lives only for this call (removed on the
     way out, errors included), and acts only in the calling thread."""
     captured: list[Tensor] = []
+    problems: list[str] = []
     caller = threading.get_ident()
 
     def hook(_module: nn.Module, _inputs: tuple, output: object) -> object:
         if threading.get_ident() != caller:
             return None
-        if not isinstance(output, Tensor) or output.dim() != 4:
-            raise GradCAMLayerError(
-                f"layer {name!r} gives {type(output).__name__}"
-                + (f" of shape {tuple(output.shape)}" if isinstance(output, Tensor) else "")
-                + ", not a (B, K, h, w) map"
-            )
+        problem = map_problem(output)
+        if problem is not None:  # refused after the pass, with a layer that works
+            problems.append(problem)
+            return None
         torch.set_grad_enabled(True)  # from here on; no_grad's exit below restores the caller's
         leaf = output.detach().requires_grad_(True)
         captured.append(leaf)
@@ -188,9 +196,67 @@ def _forward_hooked(net: nn.Module, images: Tensor, name: str) -> tuple[Tensor, 
             logits = net(images)
     finally:
         handle.remove()
+    if problems:
+        raise _map_error(net, images, name, problems[0])
     if len(captured) != 1:
         raise GradCAMLayerError(
             f"layer {name!r} ran {len(captured)} times in one forward pass; Grad-CAM needs a "
             "layer that runs once"
         )
     return captured[0], logits
+
+
+def _shown(net: nn.Module, name: str) -> str:
+    """A layer's name as the user gives it: a wrapped classifier's without `net.`."""
+    return name[len("net.") :] if hasattr(net, "net") and name.startswith("net.") else name
+
+
+def spatial_layers(net: nn.Module, images: Tensor) -> list[str]:
+    """The layers of `net` whose output on `images` can localize (localize.layers.map_problem),
+    in the order they finish: one probe pass without grad, for a refusal's advice."""
+    found: dict[str, int] = {}
+    caller = threading.get_ident()
+
+    def record(name: str):
+        def hook(_m: nn.Module, _i: tuple, out: object) -> None:
+            if threading.get_ident() == caller and map_problem(out) is None:
+                found[name] = found.get(name, 0) + 1
+
+        return hook
+
+    handles = [m.register_forward_hook(record(n)) for n, m in net.named_modules() if n]
+    try:
+        with torch.no_grad():
+            net(images)
+    except Exception:  # the probe only advises; the refusal stands without it
+        return []
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [n for n, runs in found.items() if runs == 1]
+
+
+def _map_error(net: nn.Module, images: Tensor, layer: str | None, problem: str) -> GradCAMMapError:
+    """`layer` (None: a CAM network's feature map) cannot localize, in one line with a layer that
+    does on these images: the default layer if it works, else the deepest one that does; or, if
+    none does, what would."""
+    size = "x".join(str(s) for s in images.shape[-2:])
+    what = "the CAM feature map" if layer is None else f"layer {_shown(net, layer)!r}"
+    working = spatial_layers(net, images)
+    try:
+        default = gradcam_layer(net)
+    except GradCAMLayerError:
+        default = None
+    if default is not None and default != layer and default in working:
+        advice = f"use the default layer {_shown(net, default)!r} (leave gradcam_layer unset)"
+    elif working:
+        deepest = _shown(net, working[-1])
+        advice = f"use a layer before the global pooling, e.g. gradcam_layer={deepest}"
+    elif not any(isinstance(m, nn.Conv2d) for m in net.modules()):
+        advice = SUGGEST_BACKPROP
+    else:
+        advice = (
+            f"no layer gives a map larger than 1x1 on {size} images: use larger images "
+            "(data.image_size), or localizer=backprop"
+        )
+    return GradCAMMapError(f"Grad-CAM: {what} gives {problem} ({size} images); {advice}")

@@ -35,10 +35,75 @@ class CAMUnavailableError(CamReproError, ValueError):
     """The model has no global-pooling head, so class activation maps are not defined for it."""
 
 
+class NoScoresError(CamReproError, ValueError):
+    """The network's forward gives no single (B, C) tensor of class scores: no localizer (CAM,
+    Grad-CAM, Backprop) and no training can use it, so it is refused when built or first run."""
+
+
+class NotSpatialError(CamReproError, ValueError):
+    """A map that cannot localize: not a (B, K, h, w) tensor, or a side of one cell."""
+
+
 SUGGEST = (
     "localize it with Grad-CAM (cam-eval localizer=gradcam, cam_repro.cam.grad_cam) or the "
     "Backprop baseline (localizer=backprop, cam_repro.cam.backprop_saliency)"
 )
+# A network without any conv has no (B, K, h, w) map for Grad-CAM: Backprop alone is left.
+SUGGEST_BACKPROP = (
+    "localize it with the Backprop baseline (cam-eval localizer=backprop, "
+    "cam_repro.cam.backprop_saliency); Grad-CAM needs a conv feature map and it has no nn.Conv2d"
+)
+NO_SCORES = (
+    "cam-repro needs a classifier whose forward returns one (B, C) tensor of class scores: wrap "
+    "it in a module whose forward returns the logits (e.g. `return self.net(x)[0]`) and build "
+    "that (model=module model._target_=...), or export such a module (model=file)"
+)
+
+
+def other_localizers(model: nn.Module) -> str:
+    """The advice for a classifier without a CAM: the localizers that do work on it (Grad-CAM
+    needs a conv feature map; Backprop needs only the scores)."""
+    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
+    return SUGGEST if has_conv else SUGGEST_BACKPROP
+
+
+def class_scores(out: object, model: nn.Module) -> Tensor:
+    """A classifier's output checked to be one (B, C) tensor of scores (what every localizer
+    differentiates or ranks); else a one-line NoScoresError saying what would work."""
+    if isinstance(out, Tensor) and out.dim() == 2:
+        return out
+    what = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {_kind(out)}"
+    inner = getattr(model, "net", model)  # a wrapped classifier (models.anynet): its own name
+    raise NoScoresError(
+        f"{type(inner).__name__}'s forward returns {what}, not one (B, C) tensor of class scores; "
+        f"{NO_SCORES}"
+    )
+
+
+def _kind(value: object) -> str:
+    """'tuple', 'list', 'dict' (fx's immutable containers too), else the type's name."""
+    for kind in (tuple, list, dict):
+        if isinstance(value, kind):
+            return kind.__name__
+    return type(value).__name__
+
+
+def map_problem(value: object) -> str | None:
+    """Why `value` cannot localize ("a tuple, not ...", "1x1 maps ..."), or None. A localization
+    map (CAM, Grad-CAM's layer, Backprop) must be a (B, K, h, w) tensor with h > 1 and w > 1: a
+    side of one cell makes every box span the image on that side (a 1x1 map after global
+    pooling: whole-image boxes), numbers that look like results."""
+    if not isinstance(value, Tensor):
+        return f"a {type(value).__name__}, not a (B, K, h, w) feature map"
+    if value.dim() != 4:
+        return f"a tensor of shape {tuple(value.shape)}, not a (B, K, h, w) feature map"
+    h, w = value.shape[-2:]
+    if h < 2 or w < 2:
+        return (
+            f"{h}x{w} maps (shape {tuple(value.shape)}): a box on a map with a side of one "
+            "cell spans the whole image there"
+        )
+    return None
 
 
 def global_pool(features: Tensor, kind: str) -> Tensor:
@@ -164,9 +229,7 @@ def _output_node(g: _Graph, classifier: str | None) -> fx.Node:
     out = next(n for n in reversed(g.graph.nodes) if n.op == "output")
     node = out.args[0]
     if not isinstance(node, fx.Node):
-        raise CAMUnavailableError(
-            f"the network returns {type(node).__name__} rather than one tensor of class scores"
-        )
+        raise NoScoresError(f"a {_kind(node)}")
     while _passes(g, node) and _first_input(node) is not None:
         node = _first_input(node)
     if _pool_kind(g, node) is not None:
@@ -258,7 +321,13 @@ def _analyse(
         if features not in dict(model.named_modules()):
             raise CAMUnavailableError(f"features layer {features!r} is not a module of the network")
         return CAMLayers(features, classifier), None
-    linear = _output_node(g, classifier)
+    try:
+        linear = _output_node(g, classifier)
+    except NoScoresError as err:  # nothing can use it: not CAM, not Grad-CAM, not Backprop
+        raise NoScoresError(
+            f"{type(model).__name__}'s forward returns {err}, not one (B, C) tensor of class "
+            f"scores; {NO_SCORES}"
+        ) from None
     source, pool, norm = _walk_head(g, linear)
     if features is not None and _named_node(g, features) is not source:
         raise CAMUnavailableError(
@@ -297,7 +366,7 @@ def _refusal(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
     """`err` as one line naming the network and what localizes it instead (its own `cam_hint`
     too, e.g. the zoo's originals: their -GAP variant)."""
     hint = getattr(model, "cam_hint", None)
-    return CAMUnavailableError(f"{type(model).__name__}: {err}; {SUGGEST}" +
+    return CAMUnavailableError(f"{type(model).__name__}: {err}; {other_localizers(model)}" +
                                (f", or {hint}" if hint else ""))  # fmt: skip
 
 
@@ -390,13 +459,13 @@ class LayerCAMNet(nn.Module):
         module = self.net.get_submodule(self.layers.features)
         handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
         try:
-            scores = self.net(x)
+            scores = class_scores(self.net(x), self.net)
         finally:
             handle.remove()
         if len(captured) != 1 or not isinstance(captured[0], Tensor) or captured[0].dim() != 4:
             raise CAMUnavailableError(
                 f"{type(self.net).__name__}: features layer {self.layers.features!r} must run "
-                "once per forward pass and give a (B, K, h, w) map"
+                f"once per forward pass and give a (B, K, h, w) map; {other_localizers(self.net)}"
             )
         if not self._checked:
             self._check_head(captured[0], scores)
@@ -411,7 +480,7 @@ class LayerCAMNet(nn.Module):
             raise CAMUnavailableError(
                 f"{type(self.net).__name__}: its scores are not the {self.layers.classifier} "
                 f"layer applied to the global {self.layers.pool} of {self.layers.features}, so "
-                f"these layers give no class activation map; {SUGGEST}"
+                f"these layers give no class activation map; {other_localizers(self.net)}"
             )
         self._checked = True
 
@@ -444,13 +513,19 @@ def _extractor(net: nn.Module, g: _Graph, features: str) -> fx.GraphModule:
 
 
 __all__ = [
+    "NO_SCORES",
     "SUGGEST",
     "CAMLayers",
     "CAMUnavailableError",
     "ChannelNorm",
     "LayerCAMNet",
+    "NoScoresError",
+    "NotSpatialError",
     "cam_layers",
     "channel_norm",
+    "class_scores",
     "find_cam_layers",
     "global_pool",
+    "map_problem",
+    "other_localizers",
 ]

@@ -9,17 +9,24 @@ The paper's protocol (Zhou et al. 2016, section 4.1, and the ILSVRC localization
 Errors are 100 minus the accuracy, in percent. Boxes are inclusive (see cam_repro.localize.boxes)
 and all in one coordinate frame per image. MaxBoxAccV2 and PxAP (Choe et al., CVPR 2020) live in
 cam_repro.localize.wsol; the public module cam_repro.metrics offers both.
+
+A metric that has no value on its input (a rate over no image, a precision-recall curve without
+negatives, top-5 over five classes or fewer) is `Undefined(reason)`, never a number that looks
+measured: this module's error rates and wsol.py's MaxBoxAcc and PxAP return it, and cam-eval's
+metrics.json writes it as null with the reason under "undefined" (evaluate.outputs.with_undefined).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from cam_repro.localize.boxes import iou_matrix
-
 IOU_THRESHOLD = 0.5
+NO_LOC_IMAGE = (
+    "no image counts for localization (none has a box of its class, or all are blacklisted)"
+)
 # Per-image outcomes, and the error each one becomes.
 OUTCOMES = {
     "cls_top1": "cls_top1_err",
@@ -28,6 +35,23 @@ OUTCOMES = {
     "loc_top5": "loc_top5_err",
     "gt_known": "gt_known_loc_err",
 }
+
+
+@dataclass(frozen=True)
+class Undefined:
+    """A metric that has no value on this input, and why (e.g. a rate over zero images): returned
+    in place of the number, so that no caller can print 100 or 0 for it by accident."""
+
+    reason: str
+
+    def __str__(self) -> str:
+        return f"undefined ({self.reason})"
+
+
+def rate(hits: np.ndarray | Sequence[bool], none: str) -> float | Undefined:
+    """% of True in `hits`; Undefined(`none`) over no item."""
+    hits = np.asarray(hits, dtype=bool)
+    return 100.0 * float(hits.mean()) if len(hits) else Undefined(none)
 
 
 def best_ious(
@@ -41,6 +65,10 @@ def best_ious(
     boxes (N, k, 4), classes (N, k) -> (N, k) float64; 0 where the image has no box of that class.
     gt_boxes[i] is (m_i, 4) and gt_labels[i] (m_i,) the class of each of image i's boxes.
     """
+    # here: boxes.py loads numba and scipy (~0.6 s), which cam-report, a reader of `Undefined`
+    # through evaluate/outputs.py, does without
+    from cam_repro.localize.boxes import iou_matrix
+
     boxes = np.asarray(boxes, dtype=np.int64)
     classes = np.asarray(classes, dtype=np.int64)
     if boxes.ndim != 3 or boxes.shape[-1] != 4 or classes.shape != boxes.shape[:2]:
@@ -101,21 +129,31 @@ def image_outcomes(
 
 
 def error_rates(
-    outcomes: Mapping[str, np.ndarray], loc_mask: np.ndarray | None = None
-) -> dict[str, float | None]:
+    outcomes: Mapping[str, np.ndarray],
+    loc_mask: np.ndarray | None = None,
+    num_classes: int | None = None,
+    k: int = 5,
+) -> dict[str, float | Undefined]:
     """Errors in % from `image_outcomes`: classification over every image, localization over
     the images in `loc_mask` (those with boxes and not blacklisted; default all). An error over no
-    image is None."""
+    image is Undefined, and so is the top-k classification error of a network with `num_classes`
+    <= k (every class is among its k best: 0 by construction, not a measurement)."""
     n = len(outcomes["cls_top1"])
     loc_mask = np.ones(n, dtype=bool) if loc_mask is None else np.asarray(loc_mask, dtype=bool)
     if loc_mask.shape != (n,):
         raise ValueError(f"loc_mask must be (N={n},), got {loc_mask.shape}")
-    out: dict[str, float | None] = {}
+    out: dict[str, float | Undefined] = {}
     for key, name in OUTCOMES.items():
         hits = np.asarray(outcomes[key], dtype=bool)
+        none = "no image was evaluated"
         if key.startswith(("loc", "gt")):
-            hits = hits[loc_mask]
-        out[name] = 100.0 * (1.0 - hits.mean()) if len(hits) else None
+            hits, none = hits[loc_mask], NO_LOC_IMAGE
+        out[name] = 100.0 * (1.0 - hits.mean()) if len(hits) else Undefined(none)
+    if num_classes is not None and num_classes <= k:
+        out["cls_top5_err"] = Undefined(
+            f"the network has {num_classes} classes, at most topk={k}: every class is among its "
+            f"top {k}, so the error is 0 by construction"
+        )
     return out
 
 

@@ -68,6 +68,15 @@ np.arange(0, 1, 0.001) differs in the last bit for 144 of the 1000 values, which
 a float threshold that lands exactly on a pixel value. Maps are compared in float64: a float32
 map's 0.7 is 0.699999988 and does not pass t = 0.7.
 
+Undefined inputs give `Undefined(reason)` (cam_repro.localize.loc_error), never 100 or 0, nor an
+exception after a whole evaluation: BoxAccMeter.summary() over no image; PxAP without a foreground
+pixel (recall is 0/0), without a background pixel (precision is 1 at every threshold: PxAP would be
+100 whatever the maps), with every pixel ignored, or with every pixel below the lowest threshold.
+Degenerate but defined, and returned as numbers: constant (or all-zero) maps give MaxBoxAcc of the
+whole-image box at t = 0 and PxAP equal to the foreground's share of the pixels (a constant score
+ranks nothing, the chance level); GT boxes that cover the whole image give MaxBoxAcc 100 for any
+map (the whole-image box at t = 0 matches them).
+
 max_box_acc computes the sweep in one pass (cam_repro.localize.components); max_box_acc_loop
 labels the map once per threshold with scipy and is the reference the tests and
 scripts/bench_maxboxacc.py compare against ("ours" only).
@@ -90,6 +99,7 @@ from cam_repro.localize.components import (
     level_table,
     sweep_hits,
 )
+from cam_repro.localize.loc_error import Undefined
 from cam_repro.runtime.config import check_choice
 
 DEFAULT_IOU_THRESHOLDS = (30, 50, 70)
@@ -335,9 +345,10 @@ class BoxAccMeter:
         self.hits = total[:-1].reshape(self.hits.shape).astype(np.int64)
         self.images = int(total[-1])
 
-    def summary(self) -> dict:
+    def summary(self) -> dict | Undefined:
+        """`max_box_acc`'s result; Undefined over no image (a % of zero images)."""
         if self.images == 0:
-            raise ValueError("no image was accumulated")
+            return Undefined("no image with a box was scored")
         return _summary(self.hits, self.thresholds, self.deltas, self.images)
 
 
@@ -369,7 +380,8 @@ def max_box_acc(
     """
     meter = BoxAccMeter(thresholds, iou_thresholds, all_components, convention)
     meter.update(cams, gt_boxes)
-    return meter.summary()
+    # at least one image (_unit_maps refuses zero maps): never Undefined here
+    return _summary(meter.hits, meter.thresholds, meter.deltas, meter.images)
 
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
@@ -430,7 +442,10 @@ def _as_mask(mask: Any, name: str, shape: tuple) -> np.ndarray:
 
 
 class PxAPMeter:
-    """PxAP's two pixel-score histograms, accumulated batch by batch; `value()` is `pxap`'s."""
+    """PxAP's two pixel-score histograms, accumulated batch by batch; `value()` is `pxap`'s.
+    `counts` (images, foreground pixels, background pixels) counts what the masks held, whatever
+    the scores (the histograms drop scores below the lowest threshold), to say why PxAP is
+    undefined when it is."""
 
     def __init__(self, thresholds: Sequence[float] | np.ndarray | None = None) -> None:
         self.thresholds = _as_thresholds(thresholds)
@@ -438,6 +453,7 @@ class PxAPMeter:
         self._table = level_table(self._edges, max(1024, 2 * len(self._edges)))
         self.fg = np.zeros(len(self._edges) - 1, dtype=np.int64)
         self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
+        self.counts = np.zeros(3, dtype=np.int64)
 
     def update(self, cams: Any, masks: Any, ignore: Any = None) -> None:
         """Add a batch: `pxap`'s cams, masks and ignore."""
@@ -452,6 +468,7 @@ class PxAPMeter:
         )
         self.fg += fg
         self.bg += bg
+        self.counts += [maps.shape[0], int(masks.sum()), int(background.sum())]
 
     def add(self, other: PxAPMeter) -> None:
         """Add the histograms of another meter of the same thresholds."""
@@ -459,24 +476,46 @@ class PxAPMeter:
             raise ValueError("add: the meters have different thresholds")
         self.fg += other.fg
         self.bg += other.bg
+        self.counts += other.counts
 
     def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
         """Sum the histograms over processes with `reduce_sum` (e.g. an all-reduce)."""
-        total = reduce_sum(torch.from_numpy(np.concatenate([self.fg, self.bg]))).numpy()
-        self.fg, self.bg = np.split(total.astype(np.int64), 2)
+        flat = torch.from_numpy(np.concatenate([self.fg, self.bg, self.counts]))
+        total = reduce_sum(flat).numpy().astype(np.int64)
+        self.fg, self.bg = np.split(total[:-3], 2)
+        self.counts = total[-3:]
 
-    def value(self) -> float:
-        fg_hist, bg_hist, t = self.fg, self.bg, self.thresholds
+    def undefined(self) -> Undefined | None:
+        """Why PxAP has no value on what was accumulated; None when it has one."""
+        images, fg_pixels, bg_pixels = (int(v) for v in self.counts)
+        lowest = float(self.thresholds[0])
+        if images == 0:
+            return Undefined("no image with a mask was scored")
+        if fg_pixels == 0 and bg_pixels == 0:
+            return Undefined(f"every pixel of the {images} masks is ignored")
+        if fg_pixels == 0:
+            return Undefined(f"the {images} masks have no foreground pixel: recall is 0/0")
+        if bg_pixels == 0:
+            return Undefined(
+                f"the {images} masks have no background pixel (every pixel is foreground or "
+                "ignored): precision is 1 at every threshold, PxAP would be 100 whatever the maps"
+            )
+        if self.fg.sum() == 0:
+            return Undefined(
+                f"no foreground pixel scores at or above the lowest threshold {lowest:g}: "
+                "recall is 0/0"
+            )
+        return None
+
+    def value(self) -> float | Undefined:
+        """PxAP in %, or Undefined (`undefined()`) without both classes of pixels."""
+        undefined = self.undefined()
+        if undefined is not None:
+            return undefined
+        fg_hist, bg_hist = self.fg, self.bg
         tp = fg_hist[::-1].cumsum().astype(np.float64)  # pixels >= 2, >= 1, >= t_{T-1}, ...
         fp = bg_hist[::-1].cumsum().astype(np.float64)
         fn = fg_hist.sum() - tp
-        if fg_hist.sum() == 0:
-            raise ValueError(
-                "no foreground pixel scores at or above the lowest threshold "
-                f"{t[0]} (or the masks have none): PxAP is undefined"
-            )
-        if (tp + fp == 0).all():
-            raise ValueError(f"every pixel scores below the lowest threshold {t[0]}")
         valid = (tp + fp) != 0
         with np.errstate(divide="ignore", invalid="ignore"):
             precision = tp / (tp + fp)
@@ -490,7 +529,7 @@ def pxap(
     thresholds: Sequence[float] | np.ndarray | None = None,
     *,
     ignore: Any = None,
-) -> float:
+) -> float | Undefined:
     """PxAP of wsolevaluation's MaskEvaluator: area under the pixel precision-recall curve, in %.
 
     cams (N, H, W) in [0, 1]; masks (N, H, W) bool or 0/1, True = GT foreground; ignore (optional,
@@ -502,10 +541,9 @@ def pxap(
     score below t_0 is dropped, as in theirs), one for foreground and one for background pixels;
     tp and fp are their reversed cumulative sums (pixels at or above each edge), precision =
     tp / (tp + fp), recall = tp / (tp + fn), and the area is sum(precision[1:] * diff(recall))
-    over the points where tp + fp > 0.
+    over the points where tp + fp > 0. Undefined (with the reason) without a foreground or a
+    background pixel, or with every pixel ignored (PxAPMeter.undefined).
     """
     meter = PxAPMeter(thresholds)
     meter.update(cams, masks, ignore)
-    if not meter.fg.sum() and not (np.asarray(masks) != 0).any():
-        raise ValueError("masks have no foreground pixel: PxAP is undefined")
     return meter.value()

@@ -23,7 +23,7 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from cam_repro.localize.layers import SUGGEST, CAMUnavailableError, LayerCAMNet
+from cam_repro.localize.layers import NO_SCORES, CAMUnavailableError, LayerCAMNet, NoScoresError
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError, first_line
 
@@ -58,7 +58,11 @@ def build_any(cfg: ModelConfig, num_classes: int) -> nn.Module:
         net = _module(cfg, num_classes)
     else:
         net = _file(cfg)
-    return wrap(net, cfg, num_classes)
+    try:
+        return wrap(net, cfg, num_classes)
+    except NoScoresError as err:  # found on its graph: refused now, not at the first batch
+        where = f"model._target_={cfg._target_}" if cfg.arch == "module" else f"model={cfg.arch}"
+        raise ConfigError(f"{where}: {err}") from None
 
 
 def wrap(net: nn.Module, cfg: ModelConfig, num_classes: int) -> nn.Module:
@@ -167,7 +171,7 @@ def _file(cfg: ModelConfig) -> nn.Module:
             f"{path}: a TorchScript file; TorchScript runs as a whole and hides its inner maps "
             "from hooks, so no feature map can be read from it: save the network with "
             "torch.export.save(torch.export.export(model, (images,), dynamic_shapes=...), FILE) "
-            f"(a dynamic batch dimension), or {SUGGEST}"
+            "(a dynamic batch dimension) and pass that file"
         )
     try:
         program = torch.export.load(path)
@@ -176,6 +180,13 @@ def _file(cfg: ModelConfig) -> nn.Module:
             f"{path}: not a torch.export program (torch.export.save) ({first_line(err)})"
         ) from None
     _check_dynamic_batch(program, path)
+    out = program.call_spec.out_spec
+    if out is not None and not out.is_leaf():  # a tuple, list or dict of outputs
+        what = getattr(out.type, "__name__", "container")
+        raise InputFileError(
+            f"{path}: the exported forward returns a {what} of {out.num_leaves} outputs, not one "
+            f"(B, C) tensor of class scores; {NO_SCORES}"
+        )
     return torch.export.unflatten(program)
 
 

@@ -10,8 +10,9 @@ from typing import Any
 import torch
 
 from cam_repro.models import build_model
+from cam_repro.models.config import model_config, variant_name
 from cam_repro.models.vqa import build_vqa_model
-from cam_repro.models.weights import check_weights_finite, torch_load_safely
+from cam_repro.models.weights import check_weights_finite, load_strictly, torch_load_safely
 from cam_repro.runtime.errors import InputFileError, first_line
 from cam_repro.runtime.files import atomic_write
 
@@ -65,9 +66,7 @@ def model_from_state(state: dict[str, Any], path: str | Path) -> torch.nn.Module
         model = build_vqa_model(state["config"]["model"], len(state["classes"]), len(vocab))
     else:
         model = build_model(state["config"]["model"], len(state["classes"]))
-    try:
-        model.load_state_dict(state["model"])
-    except RuntimeError as err:
-        first = first_line(err)
-        raise InputFileError(f"{path}: weights do not fit its own model config ({first})") from None
+    name = f"its own model config ({variant_name(model_config(state['config']['model']))})"
+    hint = "the checkpoint is damaged or was edited: use another one (e.g. best.pt or last.pt)"
+    model.weights_load = load_strictly(model, state["model"], str(path), name, hint=hint)
     return model

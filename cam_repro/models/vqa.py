@@ -83,6 +83,8 @@ def build_vqa_model(cfg: ModelConfig, num_answers: int, vocab_size: int) -> VQAN
     if reused is not None:  # the loaded tensors, named as in the VQA model
         kept = (k for k in reused if not k.startswith("classifier"))
         model.reused_keys = frozenset(f"image.{k}" for k in kept)
+    if hasattr(net, "weights_load"):  # what the image network's weights file gave it
+        model.weights_load = net.weights_load
     return model
 
 

@@ -21,6 +21,7 @@ from cam_repro.models.weights import (
     download_torchvision_state_dict,
     load_torchvision_state_dict,
     load_weights_file,
+    torchvision_weights_enum,
 )
 from cam_repro.runtime.errors import ConfigError
 
@@ -42,18 +43,21 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`;
     any classifier (arch torchvision | module | file) is wrapped (models.anynet): a LayerCAMNet
     with those names when it ends in global pooling and one linear layer.
-    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`; then
-    `model.reused_keys` holds the names of the loaded tensors (the rest are new layers, which
-    fine-tuning may give a larger learning rate).
+    Weights: `weights_path` (a local file) if set, else torchvision's when `pretrained`, loaded
+    strictly (models.weights.load_strictly); then `model.weights_load` says what was loaded (for
+    metrics.json: models.weights.weights_record) and `model.reused_keys` holds the names of the
+    loaded tensors (the rest are new layers, which fine-tuning may give a larger learning rate).
     """
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
     model = _BUILDERS[spec.arch](spec, num_classes)
     if spec.weights_path:
-        model.reused_keys = frozenset(load_weights_file(model, spec.weights_path, spec))
+        model.weights_load = load_weights_file(model, spec.weights_path, spec)
     elif spec.pretrained:
         state = download_torchvision_state_dict(spec)
-        loaded = load_torchvision_state_dict(model, state, spec, f"torchvision {spec.weights}")
-        model.reused_keys = frozenset(loaded)
+        source = f"torchvision's {torchvision_weights_enum(spec).__name__}.{spec.weights}"
+        model.weights_load = load_torchvision_state_dict(model, state, spec, source)
+    if spec.weights_path or spec.pretrained:
+        model.reused_keys = model.weights_load.loaded
     return model

@@ -9,6 +9,17 @@ it was measured (`Group.provenance`): the CAM threshold and how it was chosen (m
 `thresholds`: fixed, oracle on the scored split, or held out with threshold_from), the
 normalisation, the box rule, the blacklist and its checkpoints' SHA-256. Paired comparisons give
 the mean difference with a 95% t interval over seeds (cam_repro.present.stats).
+
+What a seed is: one network's weights (metrics.json's `checkpoint_sha256`, cam-features'
+`weights_sha256`). Every group folds repeated evaluations of one checkpoint into one run
+(`_Runs.fold`), noted with the folders it folded, so they never count as extra seeds nor make a
+spread; two different checkpoints that claim one seed number stay two runs, noted; runs without a
+digest cannot be told apart and each counts, noted too. A metric a run could not measure is null
+in its metrics.json with a reason under "undefined" (evaluate.outputs.with_undefined): its cell is
+n/a with the reason in a note under the table, a mean over the runs that have it says over how
+many ("12.34 +- 0.56 (2 of 3 runs)"), and the run's other metrics stay. A threshold is called held
+out only when cam-eval checked that its images were disjoint from the scored ones
+(outputs.is_held_out); older runs' read "not checked".
 For features runs (Section 4), `features_rows`, `aggregate_features`, `table_finegrained` and
 `table_generic` do the same.
 Section 4.2's pattern discovery has its own report, discovery.md / .csv (`discovery_rows`,
@@ -30,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from cam_repro.evaluate.outputs import check_metrics, read_sweep, read_thresholds
+from cam_repro.evaluate.outputs import (
+    check_metrics,
+    is_held_out,
+    read_sweep,
+    read_thresholds,
+    undefined_reasons,
+)
 from cam_repro.features.outputs import CROPS, check_features_metrics, is_features_metrics
 from cam_repro.present.stats import Paired, paired
 from cam_repro.runtime.config import check_choice
@@ -96,7 +113,7 @@ PROVENANCE_COLUMNS = (
 SUMMARY_COLUMNS = (
     "variant", "pool", "seed", "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err",
     "gt_known_loc_err", "maxboxacc_v2", "evidence", "map_size", "paper_name", "data", "protocol",
-    "run", "maxboxacc_v2_heldout", *PROVENANCE_COLUMNS, "checkpoint_sha256",
+    "run", "maxboxacc_v2_heldout", *PROVENANCE_COLUMNS, "checkpoint_sha256", "undefined",
 )  # fmt: skip
 METRICS = (
     "cls_top1_err", "cls_top5_err", "loc_top1_err", "loc_top5_err", "gt_known_loc_err",
@@ -117,9 +134,17 @@ _ORDER = list(dict.fromkeys([*PAPER_TABLE2, *PAPER_TABLE1]))
 FEATURES_SUMMARY_COLUMNS = (
     "dataset", "paper_name", "variant", "features", "crop", "classifier", "C", "weights",
     "trained_on", "seed", "accuracy", "mean_class_accuracy", "crop_box_iou50",
-    "gt_known_loc_acc", "top1_loc_acc", "num_train", "num_test", "run",
+    "gt_known_loc_acc", "top1_loc_acc", "num_train", "num_test", "run", "weights_sha256",
+    "undefined",
 )  # fmt: skip
 _FEATURES_ORDER = ["AlexNet fc7", "GoogLeNet avgpool", "GoogLeNet-GAP gap"]
+# A features row's metrics and the metrics.json keys they are read from (their "undefined" keys).
+_FEATURES_KEYS = {
+    "accuracy": ("accuracy",), "mean_class_accuracy": ("mean_class_accuracy",),
+    "crop_box_iou50": ("crop_box_iou50",),
+    "gt_known_loc_acc": ("localization.gt_known_loc_acc", "localization"),
+    "top1_loc_acc": ("localization.top1_loc_acc", "localization"),
+}  # fmt: skip
 
 
 @dataclass
@@ -319,9 +344,31 @@ def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
                 **run_provenance(m),
                 "checkpoint_sha256": m.get("checkpoint_sha256"),
                 "checkpoint": m.get("checkpoint"),  # rides along unwritten: "-" without one
+                **_undefined_columns(m, {k: (k,) for k in (*METRICS, "maxboxacc_v2_heldout")}),
             }
         )
     return sorted(rows, key=lambda r: (r["data"], _rank(r["paper_name"]), r["protocol"], _seed(r)))
+
+
+def _undefined_columns(metrics: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """A row's `undefined` column ('key: reason; ...', None if none) and its `reasons` (rides
+    along unwritten: {row key: reason}) from metrics.json's "undefined"; `keys` maps each row key
+    to the metrics.json keys it is read from (the first one listed there counts)."""
+    why = undefined_reasons(metrics)
+    reasons = {}
+    for row_key, names in keys.items():
+        found = [why[name] for name in names if name in why]
+        if found:
+            reasons[row_key] = found[0]
+    text = "; ".join(f"{key}: {reason}" for key, reason in why.items())
+    return {"undefined": text or None, "reasons": reasons}
+
+
+def _chosen(entry: dict[str, Any]) -> str | None:
+    """A `thresholds` entry's `chosen`, "unchecked" for a threshold from another run whose images
+    were not checked to be disjoint from the scored ones (cam-eval before that check)."""
+    chosen = entry.get("chosen")
+    return "unchecked" if chosen == "heldout" and not is_held_out(entry) else chosen
 
 
 def source_label(entry: dict[str, Any]) -> str:
@@ -343,7 +390,7 @@ def run_provenance(metrics: dict[str, Any]) -> dict[str, Any]:
     record = read_thresholds(metrics)
     paper = record["paper_rule"]
     box = record.get("maxboxacc") or {}
-    box_chosen = sorted({str(entry.get("chosen")) for entry in box.values()})
+    box_chosen = sorted({str(_chosen(entry)) for entry in box.values()})
     if not box and metrics.get("maxboxacc_v2") is not None:  # no best_threshold: the oracle's
         box_chosen = ["oracle"]
     box_heldout = [e for e in box.values() if e.get("chosen") == "heldout"]
@@ -354,7 +401,7 @@ def run_provenance(metrics: dict[str, Any]) -> dict[str, Any]:
     if listing:
         blacklist = Path(str(listing)).name + (f" ({left_out} images)" if left_out else "")
     return {
-        "threshold_chosen": paper.get("chosen"),
+        "threshold_chosen": _chosen(paper),
         "threshold": paper.get("value"),
         "threshold_from": source_label(paper) if paper.get("chosen") == "heldout" else None,
         "maxboxacc_threshold_chosen": " / ".join(box_chosen) or None,
@@ -391,9 +438,11 @@ def to_csv(rows: Sequence[dict[str, Any]], columns: Sequence[str]) -> str:
 
 @dataclass
 class Stat:
-    """Mean and sample standard deviation (None with one value) of a metric over seeds."""
+    """Mean and sample standard deviation (None with one value) of a metric over seeds; `of`:
+    the runs it was taken over, when some of them have no value (undefined there)."""
 
     values: list[float]
+    of: int | None = None
 
     @property
     def mean(self) -> float:
@@ -407,23 +456,63 @@ class Stat:
         return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (n - 1))
 
     def text(self, digits: int = 2) -> str:
-        """'12.34' or '12.34 +- 0.56'."""
-        if self.std is None:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} +- {self.std:.{digits}f}"
+        """'12.34' or '12.34 +- 0.56', then '(2 of 3 runs)' when taken over fewer than `of`."""
+        text = f"{self.mean:.{digits}f}"
+        if self.std is not None:
+            text += f" +- {self.std:.{digits}f}"
+        if self.of is not None and len(self.values) < self.of:
+            text += f" ({len(self.values)} of {self.of} runs)"
+        return text
 
 
 def _stat(rows: Sequence[dict[str, Any]], metric: str) -> Stat | None:
-    """The Stat of `metric` over the rows that have it; None if none has."""
+    """The Stat of `metric` over the rows that have it (saying over how many of the rows); None
+    if none has."""
     values = [float(r[metric]) for r in rows if r.get(metric) is not None]
-    return Stat(values) if values else None
+    return Stat(values, len(rows)) if values else None
+
+
+def _weights_digest(row: dict[str, Any]) -> str | None:
+    """What makes a seed: the SHA-256 of the network's weights (cam-eval's checkpoint_sha256,
+    cam-features' weights_sha256); None when the run recorded none."""
+    return row.get("checkpoint_sha256") or row.get("weights_sha256") or None
+
+
+def _undigested(groups: Iterable[_Runs]) -> list[str]:
+    """The line under a table for its rows of several runs where some recorded no weights
+    digest: repeated evaluations among those cannot be found, so each counts ([] if none)."""
+    count = sum(sum(_weights_digest(r) is None for r in g.rows) for g in groups if len(g.rows) > 1)
+    if not count:
+        return []
+    return [
+        f"{count} runs of rows with several runs recorded no weights digest (zoo models, or "
+        "runs written before digests): repeated evaluations of one network among them cannot be "
+        "told apart, so each is counted as a seed.",
+        "",
+    ]
+
+
+class _Notes:
+    """Numbered notes under a table: `mark(text)` gives the text's '[n]' (one per distinct text),
+    `lines()` the notes."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, str] = {}
+
+    def mark(self, text: str) -> str:
+        return self.marks.setdefault(text, f"[{len(self.marks) + 1}]")
+
+    def lines(self) -> list[str]:
+        return [f"- {mark} {text}" for text, mark in self.marks.items()] + [""] * bool(self.marks)
 
 
 class _Runs:
     """What every table group of runs (one per seed, usually) offers: a metric's mean +- std and
-    the seeds; `rows` is its runs' flat rows."""
+    the seeds; `rows` is its runs' flat rows, one per network (`fold`), `folded` the repeated
+    evaluations folded into them."""
 
     rows: list[dict[str, Any]]
+    folded: list[list[dict[str, Any]]]
 
     def stat(self, metric: str) -> Stat | None:
         return _stat(self.rows, metric)
@@ -431,6 +520,71 @@ class _Runs:
     @property
     def seeds(self) -> list[int]:
         return sorted(_seed(r) for r in self.rows)
+
+    def undefined(self, metric: str) -> dict[str, list[str]]:
+        """{reason: the runs' folders} of the runs where `metric` is undefined."""
+        out: dict[str, list[str]] = {}
+        for r in self.rows:
+            reason = (r.get("reasons") or {}).get(metric)
+            if reason is not None and r.get(metric) is None:
+                out.setdefault(reason, []).append(str(r["run"]))
+        return out
+
+    def fold(self) -> None:
+        """Keep one run per network weights (`_weights_digest`; the first in row order): repeated
+        evaluations of one checkpoint are one seed, not several, and make no spread. The folded
+        ones stay in `folded`, each list headed by the run kept."""
+        kept, by_digest = [], {}
+        for row in self.rows:
+            digest = _weights_digest(row)
+            if digest is None or digest not in by_digest:
+                kept.append(row)
+            if digest is not None:
+                by_digest.setdefault(digest, []).append(row)
+        self.rows = kept
+        self.folded = [rows for rows in by_digest.values() if len(rows) > 1]
+
+    def run_notes(self) -> list[str]:
+        """What a reader must know about the runs counted: duplicates folded, one seed number
+        claimed by different networks (runs without a digest: `_undigested`, under the table)."""
+        notes = []
+        for first, *others in self.folded:
+            metrics = [k for k, v in first.items() if isinstance(v, float)]
+            differ = [k for k in metrics if any(o.get(k) != first[k] for o in others)]
+            agree = f"they differ in {', '.join(differ)}" if differ else "the same numbers"
+            notes.append(
+                f"checkpoint {_weights_digest(first)[:12]} evaluated {len(others) + 1} times "
+                f"({', '.join(str(r['run']) for r in (first, *others))}): counted once, the first "
+                f"folder's numbers shown ({agree})"
+            )
+        by_seed: dict[int, list[str]] = {}
+        for r in self.rows:
+            if r.get("seed") is not None:
+                by_seed.setdefault(int(r["seed"]), []).append((_weights_digest(r) or "?")[:12])
+        for seed, digests in by_seed.items():
+            if len(digests) > 1:
+                notes.append(
+                    f"seed {seed} is claimed by {len(digests)} different networks (checkpoints "
+                    f"{', '.join(digests)}): each counted as a run"
+                )
+        return notes
+
+    def seeds_cell(self, notes: _Notes) -> str:
+        """The number of runs (networks), marked with `run_notes` when there are any."""
+        extra = self.run_notes()
+        return str(len(self.rows)) + (f" {notes.mark('; '.join(extra))}" if extra else "")
+
+    def cell(self, metric: str, label: str, notes: _Notes) -> str:
+        """`metric`'s mean +- std, or n/a; marked with a note where it is undefined in some run
+        (the reasons and those runs' folders)."""
+        text = _cell(self.stat(metric))
+        why = self.undefined(metric)
+        if why:
+            count = sum(len(runs) for runs in why.values())
+            reasons = "; ".join(f"{reason} ({', '.join(runs)})" for reason, runs in why.items())
+            text += " " + notes.mark(f"{label} undefined in {count} of {len(self.rows)} runs: "
+                                     f"{reasons}")  # fmt: skip
+        return text
 
 
 @dataclass
@@ -446,6 +600,7 @@ class Group(_Runs):
     evidence: str | None
     protocol: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    folded: list[list[dict[str, Any]]] = field(default_factory=list)
 
     def shared(self, key: str) -> str | None:
         """A provenance item over the group's runs: their distinct values joined by ' / '."""
@@ -480,10 +635,12 @@ class Group(_Runs):
         values = sorted(set(p["threshold"].split()), key=lambda v: (v == "-", v))
         if p["box_rule"] == "release":
             threshold = "the release rule's thresholds (20, 100, 110 of 255)"
-        elif p["threshold_chosen"] == "heldout":
+        elif p["threshold_chosen"] in ("heldout", "unchecked"):
             per_seed = " (per seed)" if len(self.rows) > 1 and len(values) > 1 else ""
+            how = ("held out" if p["threshold_chosen"] == "heldout" else "another run, not "
+                   "checked to be held out: written by cam-eval before it checked")  # fmt: skip
             threshold = (f"threshold {p['threshold']}{per_seed}, each the best GT-known "
-                         f"accuracy on {p['threshold_from']} (held out)")  # fmt: skip
+                         f"accuracy on {p['threshold_from']} ({how})")  # fmt: skip
         else:
             threshold = f"threshold {' / '.join(values)}, fixed"
         box = p["maxboxacc_threshold_chosen"]
@@ -492,6 +649,10 @@ class Group(_Runs):
         elif box == "heldout":
             box_text = (f"MaxBoxAccV2 at the best thresholds on the scored split (oracle), its "
                         f"held-out column at those of {p['maxboxacc_threshold_from']}")  # fmt: skip
+        elif box is not None and "unchecked" in box:
+            box_text = (f"MaxBoxAccV2 at the best thresholds on the scored split (oracle), its "
+                        f"other column at those of {p['maxboxacc_threshold_from']} (not checked "
+                        "to be held out)")  # fmt: skip
         else:
             box_text = "MaxBoxAccV2 at the best thresholds on the scored split (oracle)"
         blacklist = "no blacklist" if p["blacklist"] == "none" else f"blacklist {p['blacklist']}"
@@ -500,7 +661,8 @@ class Group(_Runs):
 
 
 def aggregate(rows: Sequence[dict[str, Any]]) -> list[Group]:
-    """Group summary rows by (data, paper name, protocol), in the paper's row order."""
+    """Group summary rows by (data, paper name, protocol), in the paper's row order; one run per
+    checkpoint in each (`_Runs.fold`)."""
     groups: dict[tuple, Group] = {}
     for row in rows:
         key = (row["data"], row["paper_name"], row["protocol"])
@@ -511,6 +673,8 @@ def aggregate(rows: Sequence[dict[str, Any]]) -> list[Group]:
                 row["map_size"], row["evidence"], row["protocol"],
             )  # fmt: skip
         groups[key].rows.append(row)
+    for group in groups.values():
+        group.fold()
     return sorted(
         groups.values(), key=lambda g: (g.data, _rank(g.paper_name), g.protocol)
     )  # fmt: skip
@@ -557,14 +721,15 @@ def table1(groups: Sequence[Group], paper: str = "auto") -> str:
         header = ["model", "top-1 err", "top-5 err", "seeds"]
         if show:
             header += ["paper top-1 / top-5", "ours - paper"]
-        body = []
+        body, notes = [], _Notes()
         for g in section:
-            row = [g.name, _cell(g.stat("cls_top1_err")), _cell(g.stat("cls_top5_err")),
-                   str(len(g.rows))]  # fmt: skip
+            row = [g.name, g.cell("cls_top1_err", "top-1 err", notes),
+                   g.cell("cls_top5_err", "top-5 err", notes), g.seeds_cell(notes)]  # fmt: skip
             if show:
                 row += _paper_cells(g, PAPER_TABLE1, "cls_top1_err", "cls_top5_err")
             body.append(row)
         lines += [f"## {data}", "", *_markdown(header, body), ""]
+        lines += notes.lines() + _undigested(section)
     return "\n".join(lines)
 
 
@@ -574,8 +739,19 @@ TABLE2_NOTE = (
     "out: the best on another split, cam-eval threshold_from), MaxBoxAccV2's thresholds (oracle: "
     "the best on the scored split itself, an upper bound; a held-out column when a row has one), "
     "the normalisation, the box rule, the blacklist, and the first 12 hex digits of each run's "
-    "checkpoint SHA-256 in seed order ('-': no checkpoint, '?': not recorded)."
+    "checkpoint SHA-256 in seed order ('-': no checkpoint, '?': not recorded). seeds: the "
+    "networks counted (repeated evaluations of one checkpoint count once, noted); n/a: undefined "
+    "on that data, the reason in a note."
 )
+
+
+# How table1.md / table2.md name a metric in their notes.
+COLUMN_NAMES = {
+    "cls_top1_err": "top-1 cls err", "cls_top5_err": "top-5 cls err",
+    "loc_top1_err": "top-1 loc err", "loc_top5_err": "top-5 loc err",
+    "gt_known_loc_err": "GT-known loc err", "maxboxacc_v2": "MaxBoxAccV2",
+    "maxboxacc_v2_heldout": "MaxBoxAccV2 at threshold_from's thresholds",
+}  # fmt: skip
 
 
 def table2(groups: Sequence[Group], paper: str = "auto") -> str:
@@ -585,34 +761,37 @@ def table2(groups: Sequence[Group], paper: str = "auto") -> str:
              TABLE2_NOTE, ""]  # fmt: skip
     for data, section in _sections(groups).items():
         show = _show_paper(section, paper)
-        heldout = any(g.stat("maxboxacc_v2_heldout") is not None for g in section)
+        heldout = [g for g in section if g.stat("maxboxacc_v2_heldout") is not None]
         header = ["model", "top-1 loc err", "top-5 loc err", "GT-known loc err", "MaxBoxAccV2"]
-        header += ["MaxBoxAccV2, held-out thr."] if heldout else []
+        # "held-out" only when every run's thresholds were checked (outputs.is_held_out)
+        checked = all(g.provenance["maxboxacc_threshold_chosen"] == "heldout" for g in heldout)
+        header += [f"MaxBoxAccV2, {'held-out' if checked else 'other run'} thr."] * bool(heldout)
         header += ["top-1 cls err", "seeds"]
         if show:
             header += ["paper top-1 / top-5", "ours - paper"]
         header.append("protocol")
-        body, notes = [], {}
+        body, notes = [], _Notes()
         for g in section:
             shown = ["loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2"]
             shown += ["maxboxacc_v2_heldout"] if heldout else []
-            row = [g.name] + [_cell(g.stat(m)) for m in [*shown, "cls_top1_err"]]
-            row.append(str(len(g.rows)))
+            cells = [g.cell(m, COLUMN_NAMES[m], notes) for m in [*shown, "cls_top1_err"]]
+            row = [g.name, *cells, g.seeds_cell(notes)]
             if show:
                 row += _paper_cells(g, PAPER_TABLE2, "loc_top1_err", "loc_top5_err")
-            mark = notes.setdefault(g.note(), f"[{len(notes) + 1}]")
-            body.append([*row, mark])
+            body.append([*row, notes.mark(g.note())])
         lines += [f"## {data}", "", *_markdown(header, body), ""]
-        lines += [f"- {mark} {note}" for note, mark in notes.items()] + [""]
+        lines += notes.lines() + _undigested(section)
     if any(_show_paper(s, paper) for s in _sections(groups).values()):
         lines += [PAPER_NOTES, ""]
     return "\n".join(lines)
 
 
 def group_csv(groups: Sequence[Group]) -> str:
-    """The tables' numbers as CSV: one row per group, mean and std of every metric, then how the
-    row was measured (PROVENANCE_COLUMNS: distinct values joined by ' / '; `threshold` and
-    `checkpoints`, the short SHA-256s, one per run in seed order)."""
+    """The tables' numbers as CSV: one row per group, mean and std of every metric (over the runs
+    that have it), then how the row was measured (PROVENANCE_COLUMNS: distinct values joined by
+    ' / '; `threshold` and `checkpoints`, the short SHA-256s, one per run in seed order), then
+    `undefined` (which metrics are undefined in how many runs, and why) and `runs_note`
+    (duplicates folded, seed numbers claimed twice, runs without a digest)."""
     rows = []
     for g in groups:
         row: dict[str, Any] = {"data": g.data, "model": g.name, "variant": g.variant,
@@ -627,12 +806,17 @@ def group_csv(groups: Sequence[Group]) -> str:
         heldout = g.stat("maxboxacc_v2_heldout")
         row["maxboxacc_v2_heldout_mean"] = heldout.mean if heldout else None
         row["maxboxacc_v2_heldout_std"] = heldout.std if heldout else None
+        notes = _Notes()
+        for metric in (*METRICS, "maxboxacc_v2_heldout"):
+            g.cell(metric, metric, notes)
+        row["undefined"] = " | ".join(notes.marks) or None
+        row["runs_note"] = " | ".join(g.run_notes()) or None
         rows.append({**row, **g.provenance})
     columns = ["data", "model", "variant", "seeds", "n"]
     columns += [f"{m}_{s}" for m in METRICS for s in ("mean", "std")]
     columns += ["paper_cls_top1", "paper_cls_top5", "paper_loc_top1", "paper_loc_top5"]
     columns += ["maxboxacc_v2_heldout_mean", "maxboxacc_v2_heldout_std"]
-    return to_csv(rows, [*columns, *PROVENANCE_COLUMNS, "checkpoints"])
+    return to_csv(rows, [*columns, *PROVENANCE_COLUMNS, "checkpoints", "undefined", "runs_note"])
 
 
 # --- paired comparisons -------------------------------------------------------------------------
@@ -650,6 +834,17 @@ class Comparison:
     b: Group
     seeds: list[int]
     diffs: dict[str, list[float]]  # a - b per seed, for the seeds where both have the metric
+    # seeds both have but that cannot be paired: different networks claim them in a or b
+    ambiguous: list[int] = field(default_factory=list)
+
+    @property
+    def seeds_text(self) -> str:
+        """'0 1 2', with the seeds left out and why."""
+        text = " ".join(map(str, self.seeds))
+        if self.ambiguous:
+            left = " ".join(map(str, self.ambiguous))
+            text += f" (left out: {left}, claimed by several networks)"
+        return text
 
     def stat(self, metric: str) -> Paired | None:
         """The mean difference, its 95% t interval over seeds and the signs; None without any."""
@@ -657,17 +852,27 @@ class Comparison:
         return paired(values) if values else None
 
 
+def _by_seed(group: Group) -> dict[int, list[dict[str, Any]]]:
+    out: dict[int, list[dict[str, Any]]] = {}
+    for r in group.rows:
+        out.setdefault(_seed(r), []).append(r)
+    return out
+
+
 def _paired(a: Group, b: Group, what: str) -> Comparison | None:
-    by_seed_a = {_seed(r): r for r in a.rows}
-    by_seed_b = {_seed(r): r for r in b.rows}
-    seeds = sorted(set(by_seed_a) & set(by_seed_b))
+    """a - b paired by seed, over the seeds that name one network in each (groups are folded:
+    one row per network); a seed claimed by two networks in either is left out, and said."""
+    by_seed_a, by_seed_b = _by_seed(a), _by_seed(b)
+    common = set(by_seed_a) & set(by_seed_b)
+    ambiguous = sorted(s for s in common if len(by_seed_a[s]) > 1 or len(by_seed_b[s]) > 1)
+    seeds = sorted(common - set(ambiguous))
     if not seeds:
         return None
     diffs = {}
     for metric in _DIFF_METRICS:
-        pairs = [(by_seed_a[s].get(metric), by_seed_b[s].get(metric)) for s in seeds]
+        pairs = [(by_seed_a[s][0].get(metric), by_seed_b[s][0].get(metric)) for s in seeds]
         diffs[metric] = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
-    return Comparison(a.data, what, a, b, seeds, diffs)
+    return Comparison(a.data, what, a, b, seeds, diffs, ambiguous)
 
 
 def comparisons(groups: Sequence[Group]) -> list[Comparison]:
@@ -721,7 +926,7 @@ def comparisons_markdown(items: Sequence[Comparison]) -> str:
     ]
     for data in dict.fromkeys(c.data for c in items):
         body = [
-            [c.what, " ".join(map(str, c.seeds))] + [_signed(c.stat(m)) for m in _DIFF_METRICS]
+            [c.what, c.seeds_text] + [_signed(c.stat(m)) for m in _DIFF_METRICS]
             for c in items
             if c.data == data
         ]
@@ -825,7 +1030,10 @@ def features_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
                 "num_train": m.get("num_train"),
                 "num_test": m.get("num_test"),
                 "run": str(run.path),
+                "weights_sha256": m.get("weights_sha256"),
                 "data_kind": run.data.get("kind"),
+                "checkpoint": m.get("checkpoint"),
+                **_undefined_columns(m, _FEATURES_KEYS),
             }
         )
     return sorted(
@@ -859,6 +1067,7 @@ class FeaturesGroup(_Runs):
     weights: str | None  # checkpoint | pretrained | file | random: random features are not ours
     trained_on: str | None  # the checkpoint's training data (a transfer, or the data itself)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    folded: list[list[dict[str, Any]]] = field(default_factory=list)
 
     @property
     def base(self) -> str:
@@ -898,6 +1107,8 @@ def aggregate_features(rows: Sequence[dict[str, Any]]) -> list[FeaturesGroup]:
         if key not in groups:
             groups[key] = FeaturesGroup(*key)
         groups[key].rows.append(row)
+    for group in groups.values():
+        group.fold()
     return sorted(
         groups.values(),
         key=lambda g: (g.dataset, _features_rank(g.rows[0]), CROPS.index(g.crop)),
@@ -924,22 +1135,23 @@ def _with_paper(ours: Sequence[tuple[str, list[str]]], paper: dict[str, list[str
     return body + list(left.values())
 
 
-def _blank(stat: Stat | None) -> str:
-    return "" if stat is None else stat.text()
-
-
-def _accuracies(by: dict[str, FeaturesGroup], columns: Iterable[str]) -> list[str]:
-    """Accuracy mean +- std of the group in each column, '' where there is none."""
-    return [_blank(by[c].stat("accuracy")) if c in by else "" for c in columns]
+def _accuracies(by: dict[str, FeaturesGroup], columns: Iterable[str], notes: _Notes) -> list[str]:
+    """Accuracy mean +- std of the group in each column, '' where there is none (n/a, noted,
+    where it is undefined)."""
+    return [by[c].cell("accuracy", f"accuracy ({c})", notes) if c in by else "" for c in columns]
 
 
 def _number(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def _seeds_text(groups: Iterable[FeaturesGroup]) -> str:
+def _seeds_text(groups: Iterable[FeaturesGroup], notes: _Notes) -> str:
+    """The seeds of a table row's groups, marked with their `run_notes` (duplicates folded...)."""
+    groups = list(groups)
     seeds = sorted({s for g in groups for s in g.seeds if s >= 0})
-    return " ".join(map(str, seeds)) or "-"
+    extra = list(dict.fromkeys(n for g in groups for n in g.run_notes()))
+    mark = f" {notes.mark('; '.join(extra))}" if extra else ""
+    return (" ".join(map(str, seeds)) or "-") + mark
 
 
 def _feature_sections(groups: Sequence[FeaturesGroup]) -> dict[str, list[FeaturesGroup]]:
@@ -974,11 +1186,12 @@ def table_finegrained(groups: Sequence[FeaturesGroup], paper: str = "auto") -> s
         "",
     ]
     for data, section in sections.items():
-        ours = []
+        ours, notes = [], _Notes()
         for (base, model, classifier), by_crop in _by_row(section, lambda g: g.crop).items():
             cam = by_crop.get("cam")
-            cells = [model, classifier, *_accuracies(by_crop, CROPS)]
-            cells += [_blank(cam and cam.stat("crop_box_iou50")), _seeds_text(by_crop.values())]
+            cells = [model, classifier, *_accuracies(by_crop, CROPS, notes)]
+            hits = cam.cell("crop_box_iou50", "CAM box IoU>=0.5", notes) if cam else ""
+            cells += [hits, _seeds_text(by_crop.values(), notes)]
             ours.append((base, cells))
         show = paper == "true" or (paper == "auto" and any(g.is_cub for g in section))
         paper_rows = {}
@@ -986,6 +1199,7 @@ def table_finegrained(groups: Sequence[FeaturesGroup], paper: str = "auto") -> s
             numbers = [_number(ref.get(key)) for key in (*CROPS, "iou50")]
             paper_rows[model] = [f"{model} (paper)", "svm", *numbers, ""]
         lines += [f"## {data}", "", *_markdown(header, _with_paper(ours, paper_rows)), ""]
+        lines += notes.lines() + _undigested(section)
     return "\n".join(lines)
 
 
@@ -1002,8 +1216,9 @@ def table_generic(groups: Sequence[FeaturesGroup], paper: str = "auto") -> str |
     datasets = sorted({g.dataset for g in full})
     header = ["model", "classifier", *datasets]
     rows = _by_row(full, lambda g: g.dataset)
+    notes = _Notes()
     ours = [
-        (base, [model, classifier, *_accuracies(by_data, datasets)])
+        (base, [model, classifier, *_accuracies(by_data, datasets, notes)])
         for (base, model, classifier), by_data in rows.items()
     ]
     refs: dict[str, dict[str, float]] = {}
@@ -1023,10 +1238,12 @@ def table_generic(groups: Sequence[FeaturesGroup], paper: str = "auto") -> str |
         "",
         *_markdown(header, _with_paper(ours, paper_rows)),
         "",
+        *notes.lines(),
+        *_undigested(full),
     ]
-    located = []
+    located, notes = [], _Notes()
     for (_, model, classifier), by_data in rows.items():
-        cells = [_located(by_data.get(d)) for d in datasets]
+        cells = [_located(by_data.get(d), notes) for d in datasets]
         if any(cells):
             located.append([model, classifier, *cells])
     if located:
@@ -1038,18 +1255,21 @@ def table_generic(groups: Sequence[FeaturesGroup], paper: str = "auto") -> str |
             "",
             *_markdown(header, located),
             "",
+            *notes.lines(),
         ]
     return "\n".join(lines)
 
 
-def _located(group: FeaturesGroup | None) -> str:
-    """'GT-known / top-1' localization accuracy of a group, or '' if it has neither."""
+def _located(group: FeaturesGroup | None, notes: _Notes) -> str:
+    """'GT-known / top-1' localization accuracy of a group (n/a, noted, where undefined), or ''
+    if its runs did not measure it."""
     if group is None:
         return ""
-    gt_known, top1 = group.stat("gt_known_loc_acc"), group.stat("top1_loc_acc")
-    if gt_known is None and top1 is None:
+    keys = ("gt_known_loc_acc", "top1_loc_acc")
+    if all(group.stat(k) is None and not group.undefined(k) for k in keys):
         return ""
-    return f"{_cell(gt_known)} / {_cell(top1)}"
+    gt_known = group.cell("gt_known_loc_acc", "GT-known loc. accuracy", notes)
+    return f"{gt_known} / {group.cell('top1_loc_acc', 'top-1 loc. accuracy', notes)}"
 
 
 # --- Section 4.2, pattern discovery: the text detector and VQA ----------------------------------
@@ -1064,9 +1284,23 @@ DISCOVERY_COLUMNS = (
     "section", "kind", "method", "dataset", "seed", "accuracy", "loc_acc", "pointing_game",
     "answer_accuracy", "vqa_accuracy",
     *[f"pointing_{m}" for m in VQA_MAPS], *[f"iou_rate_{m}" for m in VQA_MAPS],
-    "iou_threshold", "num_images", "num_located", "run",
+    "iou_threshold", "num_images", "num_located", "run", "undefined",
 )  # fmt: skip
 _TEXT, _VQA = "text detector", "VQA"
+# A discovery row's metrics and the metrics.json keys they are read from (their "undefined" keys):
+# a VQA run's, a text-detector eval run's, a text-detector features run's.
+_VQA_KEYS = {
+    "answer_accuracy": ("answer_accuracy",), "vqa_accuracy": ("vqa_accuracy",),
+    **{f"pointing_{m}": (f"pointing_game.{m}", "pointing_game") for m in VQA_MAPS},
+    **{f"iou_rate_{m}": (f"iou_rate.{m}", "iou_rate") for m in VQA_MAPS},
+}  # fmt: skip
+_TEXT_EVAL_KEYS = {"accuracy": ("cls_top1_err",), "loc_acc": ("gt_known_loc_err",),
+                   "pointing_game": ("pointing_game",)}  # fmt: skip
+_TEXT_FEATURES_KEYS = {
+    "accuracy": ("accuracy",),
+    "loc_acc": ("localization.gt_known_loc_acc", "localization"),
+    "pointing_game": ("localization.pointing_game", "localization"),
+}
 _CLASSIFIER_NAMES = {"svm": "linear SVM", "logistic": "logistic regression"}
 
 
@@ -1119,6 +1353,12 @@ def _text_numbers(run: EvalRun | FeaturesRun) -> dict[str, Any]:
     }
 
 
+def _type_keys(kind: str) -> dict[str, tuple[str, ...]]:
+    """_VQA_KEYS for the question type `kind` (a VQA metrics.json's by_type entry)."""
+    return {key: tuple(f"by_type.{kind}.{name}" for name in names)
+            for key, names in _VQA_KEYS.items()}  # fmt: skip
+
+
 def _vqa_numbers(scores: dict[str, Any]) -> dict[str, Any]:
     """Accuracies and each map's pointing game and IoU rate (%) of a VQA run's metrics.json, or
     of one of its `by_type` entries (which have no VQA accuracy)."""
@@ -1137,26 +1377,30 @@ def discovery_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     numbers ride along unwritten as `by_type`); other runs are passed over."""
     rows = []
     for run in runs:
+        m = run.metrics
         base = {"dataset": str(run.data.get("name") or run.data.get("kind") or "?"),
-                "seed": run.metrics.get("seed"), "run": str(run.path)}  # fmt: skip
+                "seed": m.get("seed"), "run": str(run.path),
+                "checkpoint_sha256": m.get("checkpoint_sha256"),
+                "weights_sha256": m.get("weights_sha256")}  # fmt: skip
         if isinstance(run, VQARun):
-            m = run.metrics
             name = str(m.get("paper_name") or m.get("variant") or "?")
             by_type = {
-                kind: {**_vqa_numbers(scores), "questions": scores.get("questions")}
+                kind: {**_vqa_numbers(scores), "questions": scores.get("questions"), "run":
+                       str(run.path), **_undefined_columns(m, _type_keys(kind))}
                 for kind, scores in (m.get("by_type") or {}).items()
                 if isinstance(scores, dict)
-            }
+            }  # fmt: skip
             rows.append({
                 **base, "section": _VQA, "kind": "vqa", "method": _with_protocol(name, run),
                 **_vqa_numbers(m), "iou_threshold": (m.get("protocol") or {}).get("iou_threshold"),
                 "num_images": m.get("num_questions"), "num_located": m.get("num_with_target"),
-                "by_type": by_type,
+                "by_type": by_type, **_undefined_columns(m, _VQA_KEYS),
             })  # fmt: skip
         elif run.task == "text":
             kind = "features" if isinstance(run, FeaturesRun) else "eval"
+            keys = _TEXT_FEATURES_KEYS if kind == "features" else _TEXT_EVAL_KEYS
             rows.append({**base, "section": _TEXT, "kind": kind, "method": _text_method(run),
-                         **_text_numbers(run)})  # fmt: skip
+                         **_text_numbers(run), **_undefined_columns(m, keys)})  # fmt: skip
     # the text detector first, the paper's way (features) before networks trained on text
     order = {_TEXT: 0, _VQA: 1, "features": 0, "eval": 1, "vqa": 2}
     return sorted(rows, key=lambda r: (order[r["section"]], r["dataset"], order[r["kind"]],
@@ -1171,11 +1415,16 @@ class DiscoveryGroup(_Runs):
     dataset: str
     method: str
     rows: list[dict[str, Any]] = field(default_factory=list)
+    folded: list[list[dict[str, Any]]] = field(default_factory=list)
+
+    def of_type(self, kind: str) -> DiscoveryGroup:
+        """The group's question type `kind` (VQA runs' by_type) as a group of its own."""
+        rows = [r["by_type"][kind] for r in self.rows if kind in r.get("by_type", {})]
+        return DiscoveryGroup(self.section, self.dataset, self.method, rows)
 
     def type_stat(self, kind: str, metric: str) -> Stat | None:
         """`metric` of question type `kind` (VQA runs' by_type), over the runs that have it."""
-        return _stat([r["by_type"][kind] for r in self.rows if kind in r.get("by_type", {})],
-                     metric)  # fmt: skip
+        return self.of_type(kind).stat(metric)
 
     @property
     def types(self) -> list[str]:
@@ -1188,13 +1437,17 @@ def aggregate_discovery(rows: Sequence[dict[str, Any]]) -> list[DiscoveryGroup]:
     for row in rows:
         key = (row["section"], row["dataset"], row["method"])
         groups.setdefault(key, DiscoveryGroup(*key)).rows.append(row)
+    for group in groups.values():
+        group.fold()
     return list(groups.values())
 
 
-def _seeds_cell(group: DiscoveryGroup) -> str:
-    """'0 1 2' (n=3): the seeds a row's runs were trained with, and how many runs it has."""
+def _seeds_cell(group: DiscoveryGroup, notes: _Notes) -> str:
+    """'0 1 2' (n=3): the seeds a row's runs were trained with, and how many networks it has
+    (marked with its `run_notes`: duplicates folded, ...)."""
     seeds = " ".join(str(s) for s in group.seeds if s >= 0) or "-"
-    return f"{seeds} (n={len(group.rows)})"
+    extra = group.run_notes()
+    return f"{seeds} (n={len(group.rows)})" + (f" {notes.mark('; '.join(extra))}" if extra else "")
 
 
 def _by_dataset(groups: Iterable[DiscoveryGroup]) -> dict[str, list[DiscoveryGroup]]:
@@ -1243,11 +1496,15 @@ def discovery_markdown(groups: Sequence[DiscoveryGroup]) -> str:
         ]
         header = ["method", "accuracy", "loc. IoU>=0.5", "pointing game", "seeds"]
         for data, section in _by_dataset(text).items():
+            notes = _Notes()
             body = [
-                [g.method, *[_cell(g.stat(k)) for k in _TEXT_SCORES], _seeds_cell(g)]
+                [g.method, *[g.cell(k, name, notes) for k, name in zip(_TEXT_SCORES, header[1:],
+                                                                       strict=False)],
+                 _seeds_cell(g, notes)]
                 for g in section
-            ]
+            ]  # fmt: skip
             lines += [f"### {data}", "", *_markdown(header, body), ""]
+            lines += notes.lines() + _undigested(section)
     vqa = [g for g in groups if g.section == _VQA]
     if vqa:
         lines += [
@@ -1269,23 +1526,28 @@ def discovery_markdown(groups: Sequence[DiscoveryGroup]) -> str:
         ]
         header = ["method", "answer acc.", "VQA acc.", *_SCORE_HEADER, "seeds"]
         kinds_header = ["method", "type", "questions", "answer acc.", *_SCORE_HEADER]
+        named = list(zip(_SCORES, _SCORE_HEADER, strict=True))
         for data, section in _by_dataset(vqa).items():
-            body = [[g.method, _cell(g.stat("answer_accuracy")), _cell(g.stat("vqa_accuracy")),
-                     *[_cell(g.stat(k)) for k in _SCORES], _seeds_cell(g)]
+            notes = _Notes()
+            body = [[g.method, g.cell("answer_accuracy", "answer acc.", notes),
+                     g.cell("vqa_accuracy", "VQA acc.", notes),
+                     *[g.cell(k, name, notes) for k, name in named], _seeds_cell(g, notes)]
                     for g in section]  # fmt: skip
             lines += [f"### {data}", "", *_markdown(header, body), ""]
-            kinds = []
+            lines += notes.lines() + _undigested(section)
+            kinds, notes = [], _Notes()
             for g in section:
                 for kind in g.types:
-                    questions = g.type_stat(kind, "questions")
+                    of = g.of_type(kind)
+                    questions = of.stat("questions")
                     kinds.append([
                         g.method, kind, "" if questions is None else f"{questions.mean:g}",
-                        _cell(g.type_stat(kind, "answer_accuracy")),
-                        *[_cell(g.type_stat(kind, k)) for k in _SCORES],
+                        of.cell("answer_accuracy", f"{kind}: answer acc.", notes),
+                        *[of.cell(k, f"{kind}: {name}", notes) for k, name in named],
                     ])  # fmt: skip
             if kinds:
                 lines += [f"#### {data}, per question type (questions: per run)", "",
-                          *_markdown(kinds_header, kinds), ""]  # fmt: skip
+                          *_markdown(kinds_header, kinds), "", *notes.lines()]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -42,6 +42,7 @@ from cam_repro.models import CAMNet, build_model, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
 from cam_repro.models.config import config_differences
 from cam_repro.models.vqa import build_vqa_model
+from cam_repro.models.weights import weights_record
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import (
@@ -161,6 +162,9 @@ class Trainer:
             model = build_vqa_model(spec.model, len(self.classes), len(self.question_vocab))
         else:
             model = build_model(spec.model, len(self.classes))
+        self.weights_load = weights_record(
+            model
+        )  # before any wrapping; None: built without a weights file
         reused = getattr(model, "reused_keys", None)
         if t.sync_bn and env.distributed:
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -613,6 +617,9 @@ class Trainer:
             "final": final,
             "epochs": self.history,
             "checkpoints": {"last": "checkpoints/last.pt", "best": "checkpoints/best.pt"},
+            # the weights it started from: which file, and what was not loaded (the one exception,
+            # a classifier of another size) or is new (a CAM head)
+            "weights_load": self.weights_load,
         }
         if self.rank_digests:  # one per process: equal when DDP kept them in step
             metrics["rank_weight_digests"] = self.rank_digests
