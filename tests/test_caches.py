@@ -24,6 +24,7 @@ from cam_repro.features.cache import cache_path, changed_fields, tree_stamp
 from cam_repro.features.outputs import check_features_metrics
 from cam_repro.features.run import features_run
 from cam_repro.models import build_model
+from cam_repro.present.figures import visualize_run
 from cam_repro.reproduce import (
     TRAINED_ON,
     Job,
@@ -207,6 +208,10 @@ def test_a_weights_file_rewritten_with_its_old_size_and_time_recomputes(
     save(3.0)
     os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert weights.stat().st_size == stat.st_size
+    # cam-visualize of the first run would draw its classifier's CAMs on the new weights' maps
+    with pytest.raises(InputFileError, match="its classifier was fitted on features of weights"):
+        visualize_run({"features_run": str(tmp_path / "1"), "runtime": {"device": "cpu"}},
+                      tmp_path / "figures")  # fmt: skip
     second = run(folder, tmp_path / "2", *given)
     assert {reason for *_, reason in uses(second)} == {"weights changed"}
     fresh = [*given[:2], f"cache_dir={tmp_path / 'empty'}"]

@@ -22,7 +22,7 @@ from torchvision.transforms import v2
 
 import cam_repro.features.run as run_module
 from cam_repro.boxes import box_from_cam
-from cam_repro.cam import CAMUnavailableError, class_activation_maps
+from cam_repro.cam import class_activation_maps
 from cam_repro.data import data_config, read_split
 from cam_repro.data.dataset import LocalizationDataset, crop_image
 from cam_repro.data.samples import DataSplit, Sample
@@ -520,12 +520,18 @@ def test_cam_crop_of_a_network_with_fewer_classes_than_the_data(tmp_path: Path) 
 
 
 def test_cam_crop_of_a_network_without_cams_is_a_clear_error(tmp_path: Path) -> None:
+    """The refusal advises what cam-features can do (crop=full or gt), not cam-eval's Grad-CAM,
+    and the advice works."""
     root = write_classic(tmp_path / "classic")
-    cfg = features_cfg("model=alexnet", "model.width_mult=0.0625", "data.image_size=64",
-                       "data.layout=classic", f"data.root={root}", "features=fc7",
-                       "crop=cam")  # fmt: skip
-    with pytest.raises(CAMUnavailableError, match=r"no class activation map.*Grad-CAM.*vgg16_gap"):
-        features_run(cfg, tmp_path / "run")
+    alexnet = ("model=alexnet", "model.width_mult=0.0625", "data.image_size=64",
+               "data.layout=classic", f"data.root={root}", "features=fc7")  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        features_run(features_cfg(*alexnet, "crop=cam"), tmp_path / "run")
+    message = str(err.value)
+    assert message.startswith("crop=cam cuts the box of the network's own class activation map")
+    assert "no class activation map; use crop=full or crop=gt" in message
+    assert "Grad-CAM" not in message and "\n" not in message
+    assert features_run(features_cfg(*alexnet, "crop=full"), tmp_path / "full")["crop"] == "full"
 
 
 def test_crop_gt_end_to_end_on_cub(tmp_path: Path) -> None:

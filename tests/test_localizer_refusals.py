@@ -12,13 +12,17 @@ from pathlib import Path
 import pytest
 import torch
 from any_nets import SmallNet, TupleNet
+from conftest import SMALL_TRAIN
+from hydra import compose, initialize_config_dir
 
 from cam_repro.evaluate.localizer import Localizer, localize_batch
 from cam_repro.features.config import FEATURE_KINDS
 from cam_repro.features.extract import feature_extractor, supported_features
 from cam_repro.localize.cam import cam_model
+from cam_repro.localize.layers import NoScoresError
 from cam_repro.models import build_model
 from cam_repro.runtime.errors import CamReproError, ConfigError, InputFileError
+from cam_repro_cli import CONFIG_DIR
 
 CPU = torch.device("cpu")
 
@@ -177,3 +181,18 @@ def test_files_refused_by_model_file_are_not_advised_grad_cam(tmp_path: Path) ->
 def test_a_config_error_is_still_one_line_for_an_unknown_features_kind() -> None:
     with pytest.raises(ConfigError, match="features must be one of gap, gmp, fc7, avgpool"):
         feature_extractor(_resnet18(), "pool5", "resnet18")
+
+
+def test_cam_train_of_a_network_returning_a_tuple_is_one_line(
+    small_data: Path, tmp_path: Path
+) -> None:
+    """An untraceable network returning a tuple is found at its first batch, in training too
+    (it was a traceback from inside the loss)."""
+    from cam_repro.train import train
+
+    with initialize_config_dir(version_base="1.3", config_dir=CONFIG_DIR):
+        net = ["model=module", "model._target_=any_nets.BranchyTupleNet"]
+        cfg = compose("train", [f"data.root={small_data}", *SMALL_TRAIN, "trainer.epochs=1", *net])
+    with pytest.raises(NoScoresError) as err:
+        train(cfg, tmp_path / "run")
+    assert str(err.value).startswith("BranchyTupleNet's forward returns a tuple, not one (B, C)")

@@ -12,6 +12,7 @@ from PIL import Image
 
 from cam_repro.apps import compose
 from cam_repro.data import dataset_kind, read_split
+from cam_repro.data.check import describe_split
 from cam_repro.data.masks import read_masks
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
@@ -185,7 +186,7 @@ def test_ilsvrc_labels_sizes_boxes_and_classes(tmp_path: Path) -> None:
     assert all(s.boxes.dtype == np.int64 for s in test.samples)
     assert [s.box_labels.tolist() for s in test.samples] == [[1], [0, 0], [2]]
     assert all(not s.masks and s.ignore_mask is None for s in test.samples)
-    assert "boxes: 4 (1 images with more than one)" in test.describe()
+    assert "boxes: 4 (1 images with more than one)" in describe_split(test)
     train = read_split(cfg, "train")  # their train has no localization.txt: no boxes
     assert train.classes == list(WNIDS)
     assert [(s.path.parent.name, s.label, s.size) for s in train.samples][:2] == [
@@ -243,7 +244,7 @@ def test_openimages_instance_masks_and_ignore(tmp_path: Path) -> None:
     assert second.masks == (root / "test/0138tl/4007_m0138tl_936a.png",)
     assert second.ignore_mask is None  # its only line leaves the ignore field empty
     assert all(s.size is None and not len(s.boxes) for s in test.samples)  # no image_sizes.txt
-    assert "foreground masks: 2" in test.describe()
+    assert "foreground masks: 2 images" in describe_split(test)
     fg, ignore = read_masks(test.samples, 8, "pil")
     want = np.zeros((2, 8, 8), dtype=bool)
     want[0, :, 0:2] = want[0, 6:8, :] = True  # the union of the two instances

@@ -84,25 +84,6 @@ class DataSplit:
     def __len__(self) -> int:
         return len(self.samples)
 
-    def describe(self) -> str:
-        """A few lines on what the split holds (for `cam-data` and logs)."""
-        n_boxes = [len(s.boxes) for s in self.samples]
-        lines = [f"{self.split}: {len(self.samples)} images of {len(self.classes)} classes"]
-        if any(n_boxes):
-            multi = sum(n > 1 for n in n_boxes)
-            lines.append(f"  boxes: {sum(n_boxes)} ({multi} images with more than one)")
-        sizes = [s.size for s in self.samples if s.size is not None]
-        if sizes:
-            w, h = zip(*sizes, strict=True)
-            lines.append(f"  image sizes: width {min(w)}-{max(w)}, height {min(h)}-{max(h)}")
-        masks = sum(bool(s.masks) for s in self.samples)
-        if masks:
-            lines.append(f"  foreground masks: {masks}")
-        if self.skipped:
-            lines.append(f"  skipped unreadable images: {len(self.skipped)}")
-        lines.append(f"  source: {self.source}")
-        return "\n".join(lines)
-
 
 def is_image_file(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")

@@ -70,6 +70,7 @@ from cam_repro.features.linear import (
 from cam_repro.features.outputs import KIND
 from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
 from cam_repro.localize.cam import upsample_cams
+from cam_repro.localize.layers import CAMUnavailableError
 from cam_repro.localize.loc_error import Undefined, best_ious, map_peaks, points_in_boxes, rate
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_model
@@ -195,7 +196,15 @@ class FeatureRun:
         modified = net.config.modified and net.config.arch not in ANY_ARCHS
         self.extract: Extractor = feature_extractor(self.model, spec.features, self.name, modified)
         if "cam" in spec.crop.split("+"):
-            Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
+            try:
+                Localizer(self.model, "cam", spec.runtime.amp, env.device)  # a clear error now
+            except CAMUnavailableError as err:  # its advice names cam-eval's localizers
+                raise ConfigError(
+                    f"crop={spec.crop} cuts the box of the network's own class activation map, "
+                    f"and {err.reason}; use crop=full or crop=gt, or a network with a CAM (a "
+                    "-GAP/-GMP variant, or any classifier ending in global pooling and one "
+                    "linear layer)"
+                ) from None
         self.skips = {s: SkipLog(d) for s, d in ((spec.train_split, self.train),
                                                  (spec.test_split, self.test))}  # fmt: skip
 

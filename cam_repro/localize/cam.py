@@ -151,7 +151,7 @@ def cam_model(model: nn.Module, layers: tuple[str, str] | None = None) -> CAMNet
         return net
     refusal = getattr(net, "cam_refusal", None)  # models.anynet.Classifier: found without CAM
     if layers is None and refusal:
-        raise CAMUnavailableError(refusal)
+        raise CAMUnavailableError(str(refusal), refusal.reason)
     net = getattr(net, "net", net) if refusal else net
     if isinstance(net, LayerCAMNet):
         if layers is None or layers == (net.layers.features, net.layers.classifier):
@@ -167,7 +167,7 @@ def cam_model(model: nn.Module, layers: tuple[str, str] | None = None) -> CAMNet
             cache[layers] = err  # refused once: not traced again at every batch
     found = cache[layers]
     if isinstance(found, CAMUnavailableError):
-        raise CAMUnavailableError(str(found))
+        raise CAMUnavailableError(str(found), found.reason)
     return found
 
 

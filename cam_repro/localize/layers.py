@@ -32,7 +32,14 @@ from cam_repro.runtime.errors import CamReproError
 
 
 class CAMUnavailableError(CamReproError, ValueError):
-    """The model has no global-pooling head, so class activation maps are not defined for it."""
+    """The model has no global-pooling head, so class activation maps are not defined for it.
+
+    `reason`: what is wrong with the network, without the advice the message ends with (which
+    names cam-eval's localizers): a command that cannot use those advises its own options."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason or message
 
 
 class NoScoresError(CamReproError, ValueError):
@@ -366,8 +373,9 @@ def _refusal(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
     """`err` as one line naming the network and what localizes it instead (its own `cam_hint`
     too, e.g. the zoo's originals: their -GAP variant)."""
     hint = getattr(model, "cam_hint", None)
-    return CAMUnavailableError(f"{type(model).__name__}: {err}; {other_localizers(model)}" +
-                               (f", or {hint}" if hint else ""))  # fmt: skip
+    reason = f"{type(model).__name__}: {err}"
+    return CAMUnavailableError(f"{reason}; {other_localizers(model)}" +
+                               (f", or {hint}" if hint else ""), reason)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -34,9 +34,9 @@ _AUX = ("googlenet", "inception_v3")
 
 class Classifier(nn.Module):
     """A classifier with no class activation map: the network as it is (`net`), and why CAM is
-    refused (`cam_refusal`, the layer finder's one line)."""
+    refused (`cam_refusal`, the layer finder's error)."""
 
-    def __init__(self, net: nn.Module, cam_refusal: str) -> None:
+    def __init__(self, net: nn.Module, cam_refusal: CAMUnavailableError) -> None:
         super().__init__()
         self.net = net
         self.cam_refusal = cam_refusal
@@ -74,7 +74,7 @@ def wrap(net: nn.Module, cfg: ModelConfig, num_classes: int) -> nn.Module:
     except CAMUnavailableError as err:
         if named:
             raise ConfigError(f"model.features_layer / model.classifier_layer: {err}") from None
-        return Classifier(net, str(err))
+        return Classifier(net, err)
     out = model.classifier.weight.shape[0]
     if out != num_classes:
         raise ConfigError(

@@ -426,7 +426,8 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
     from cam_repro.features.config import features_config
     from cam_repro.features.extract import head_pool
     from cam_repro.features.linear import load_classifier
-    from cam_repro.features.run import load_network
+    from cam_repro.features.outputs import check_features_metrics
+    from cam_repro.features.run import load_network, weights_sha256
 
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -436,6 +437,7 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
         raise ConfigError(f"{run_dir}: features=fc7 has no conv maps, so no CAMs to draw")
     clf = load_classifier(run_dir / "classifier.npz")
     network = load_network(fspec, len(clf.classes))
+    _check_same_weights(run_dir, network, check_features_metrics, weights_sha256)
     model = network.model.to(run.device).eval()
     if run.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -456,6 +458,28 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
         f"{clf.kind} on {paper_name(network.config)} {fspec.features} features (crop {fspec.crop})",
         dataset_kind(network.data)["task"],
     )
+
+
+def _check_same_weights(run_dir: Path, network: Any, check: Callable, digest: Callable) -> None:
+    """The classifier was fitted on the features of the weights the run recorded (metrics.json's
+    `weights_sha256`): a checkpoint or weights file rewritten since would give the network other
+    maps, and the classifier's CAMs drawn on them would be silently wrong."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        raise InputFileError(f"{path}: missing: {run_dir} is not a finished cam-features run")
+    fitted = check(path, read_json(path)).get("weights_sha256")
+    now = digest(network)
+    if fitted is None and now is not None:
+        log.warning("%s: records no weights digest (written before cam-features recorded one): "
+                    "not checked to be the weights its classifier was fitted on", path)  # fmt: skip
+    if fitted is None or now is None:  # torchvision's weights or a random init: named, not hashed
+        return
+    if fitted != now:
+        raise InputFileError(
+            f"{run_dir}: its classifier was fitted on features of weights with SHA-256 "
+            f"{fitted[:12]}, but the network's file now has {now[:12]} (rewritten since); "
+            f"re-run cam-features, or draw from a run of the weights as they are now"
+        )
 
 
 def linear_cams_figure(fv: FeaturesRunView, run: RunContext, num_images: int):

@@ -37,6 +37,7 @@ from cam_repro.data.loaders import (
 )
 from cam_repro.localize.boxes import scale_boxes
 from cam_repro.localize.cam import predict_with_cams
+from cam_repro.localize.layers import class_scores
 from cam_repro.localize.overlay import draw_boxes, normalize_cam, overlay
 from cam_repro.models import CAMNet, build_model, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, save_checkpoint
@@ -94,7 +95,7 @@ def validate(
         images, labels, index = to_device(batch, env)
         extra = extra_inputs(loader.dataset.data, index, env.device)
         with autocast(env.device, spec.runtime.amp):
-            logits = net(_input(images, spec), *extra)
+            logits = class_scores(net(_input(images, spec), *extra), net)
         logits = logits.float()
         top = logits.topk(min(5, logits.shape[1]), dim=1).indices  # (B, 5)
         hit = top == labels[:, None]
@@ -487,7 +488,7 @@ class Trainer:
             images, labels, index = to_device(batch, env)
             extra = extra_inputs(self.train_data, index, env.device)
             with autocast(env.device, self.spec.runtime.amp):
-                logits = self.net(_input(images, self.spec), *extra)
+                logits = class_scores(self.net(_input(images, self.spec), *extra), self.model)
             loss = F.cross_entropy(logits.float(), labels)
             self.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(loss).backward()
