@@ -58,7 +58,7 @@ from typing import Any
 import torch
 
 from cam_repro.apps import CONFIG_DIR, compose, variants
-from cam_repro.data.synth_writer import dataset_settings, generate
+from cam_repro.data.synth_writer import FORMAT_VERSION, dataset_settings, generate
 from cam_repro.data.synthetic import EVIDENCE, synth_config
 from cam_repro.features.cache import tree_stamp
 from cam_repro.present.figures import visualize_run
@@ -295,13 +295,18 @@ def _data(spec: ReproduceConfig, work: Path, design: str) -> Path:
         settings = {**asdict(spec.synth), **FEATURE_DATA.get(design, {"evidence": design})}
     synth = synth_config({"out": str(root), "overwrite": True, **settings})
     info = root / "synth.json"
+    why = "absent" if spec.reuse else "reuse=false"
     if spec.reuse and info.is_file():
-        have = json.loads(info.read_text()).get("config", {})
-        if json.loads(json.dumps(dataset_settings(synth))) == have:  # tuples as JSON lists
-            log.info("data %s: reusing %s", design, root)
+        written = json.loads(info.read_text())
+        same = json.loads(json.dumps(dataset_settings(synth))) == written.get("config", {})
+        # the generator's format too: the same settings draw other images after it changed
+        if same and written.get("format_version") == FORMAT_VERSION:
+            log.info("data %s: reusing %s (written with the same settings and generator)",
+                     design, root)  # fmt: skip
             return root
+        why = "other settings" if not same else "written by another version of the generator"
     summary = generate(synth)
-    log.info("data %s: %s (%.1f s)", design, root, summary.seconds)
+    log.info("data %s: %s (%.1f s; made: %s)", design, root, summary.seconds, why)
     return root
 
 

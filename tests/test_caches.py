@@ -360,3 +360,25 @@ def test_reproduce_names_every_reused_training(tmp_path: Path) -> None:
         "reused trainings (finished before, same settings and data): parts/tiny_gap/seed0, "
         "parts/tiny_gmp/seed0\n"
     ) in text
+
+
+def test_reproduce_regenerates_data_written_by_another_generator(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """cam-reproduce reuses a synthetic set only when both its settings and the generator's
+    format are this run's: the same settings draw other images after the generator changed."""
+    from cam_repro.reproduce import _data
+
+    spec = reproduce_config({"synth": {"num_classes": 2, "train_per_class": 2, "val_per_class": 1}})
+    caplog.set_level("INFO", logger="cam_repro.reproduce")
+    root = _data(spec, tmp_path, "parts")
+    assert "made: absent" in caplog.text
+    caplog.clear()
+    _data(spec, tmp_path, "parts")
+    assert "data parts: reusing" in caplog.text
+    info = json.loads((root / "synth.json").read_text())
+    (root / "synth.json").write_text(json.dumps({**info, "format_version": 0}))
+    caplog.clear()
+    _data(spec, tmp_path, "parts")
+    assert "reusing" not in caplog.text
+    assert "made: written by another version of the generator" in caplog.text
