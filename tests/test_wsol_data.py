@@ -75,10 +75,11 @@ CUB_BOXES = {
     "val": [("001.Black_footed_Albatross/Black_Footed_Albatross_0100_9.jpg", (0, 0, 40, 30))],
 }
 
+# 16x16 images: the 8x8 masks below are scaled copies of their view (masks.check_mask_view)
 OPEN = {
-    "train": {"train/01226z/7af7.jpg": (0, (16, 12)), "train/0138tl/0493.jpg": (1, (16, 12))},
-    "test": {"test/01226z/fdd5.jpg": (0, (16, 12)), "test/0138tl/4007.jpg": (1, (16, 12))},
-    "val": {"val/0138tl/e2f6.jpg": (1, (16, 12))},
+    "train": {"train/01226z/7af7.jpg": (0, (16, 16)), "train/0138tl/0493.jpg": (1, (16, 16))},
+    "test": {"test/01226z/fdd5.jpg": (0, (16, 16)), "test/0138tl/4007.jpg": (1, (16, 16))},
+    "val": {"val/0138tl/e2f6.jpg": (1, (16, 16))},
 }
 # One line per instance mask: (image id, mask, ignore); the image's later lines leave ignore empty
 OPEN_MASKS = {
@@ -256,6 +257,24 @@ def test_openimages_instance_masks_and_ignore(tmp_path: Path) -> None:
     np.testing.assert_array_equal(ignore, want_ignore)
     val = read_split({**cfg, "split": "val"}, "val")
     assert val.samples[0].ignore_mask == root / "val/0138tl/e2f6_ignore.png"
+
+
+def test_a_mask_of_another_view_is_refused(tmp_path: Path) -> None:
+    """A mask and its image are each resized to the frame: a mask of another aspect ratio (another
+    image's, a crop) would put its foreground over other pixels. A scaled copy is fine."""
+    cfg = write_wsol(tmp_path, "OpenImages")
+    test = read_split(cfg, "val")
+    image = Path(cfg["root"]) / "test/0138tl/4007.jpg"
+    write_image(image, (16, 12))  # its 8x8 mask no longer covers its view
+    with pytest.raises(InputFileError) as err:
+        read_masks(test.samples, 8, "pil")
+    assert str(err.value) == (
+        f"{test.samples[1].masks[0]}: a 8x8 mask for the 16x12 image {image} (another aspect "
+        "ratio): both are resized to the evaluated frame, so its foreground would cover other "
+        "pixels; use the mask made for this image, at its size or scaled with it"
+    )
+    write_image(image, (32, 31))  # within one mask pixel of 8x8's aspect: a scaled copy
+    assert read_masks(test.samples, 8, "pil")[0].shape == (2, 8, 8)
 
 
 def test_mask_root_and_relative_metadata(tmp_path: Path) -> None:

@@ -10,6 +10,11 @@ Two resize rules, both nearest-neighbour:
 A sample's foreground is the union of its mask files (one per instance in OpenImages30k); its
 ignore region is the ignore file's nonzero pixels minus that foreground (wsolevaluation's rule:
 ignore boxes \\ foreground).
+
+A mask and its image are each resized to the square frame, so they line up only if the mask
+covers the image's view: its size must be the image's (from its header), or a scaled copy of
+it, the same aspect ratio up to one mask pixel. Another shape (another image's mask, a crop, a
+rotation) is an error naming both sizes, never a foreground silently stretched over other pixels.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from cam_repro.data.samples import Sample
+from cam_repro.data.samples import Sample, read_image_size
 from cam_repro.runtime.errors import InputFileError
 
 MASK_RESIZE = ("pil", "opencv")
@@ -41,9 +46,22 @@ def _read_grey(path: Path) -> np.ndarray:
         raise InputFileError(f"{path}: unreadable mask ({err})") from None
 
 
-def _resized(path: Path, size: int, rule: str) -> np.ndarray:
-    """One mask file -> (size, size) bool."""
+def check_mask_view(mask: tuple[int, int], image: tuple[int, int], path: Path, of: Path) -> None:
+    """A mask of (width, height) `mask` must cover the view of an image of size `image`: the
+    same aspect ratio, up to one mask pixel (its height scaled to the image's width)."""
+    (mw, mh), (iw, ih) = mask, image
+    if abs(mh * iw / mw - ih) * mw / iw > 1.0:  # the difference, in mask pixels
+        raise InputFileError(
+            f"{path}: a {mw}x{mh} mask for the {iw}x{ih} image {of} (another aspect ratio): both "
+            "are resized to the evaluated frame, so its foreground would cover other pixels; use "
+            "the mask made for this image, at its size or scaled with it"
+        )
+
+
+def _resized(path: Path, size: int, rule: str, image: tuple[int, int], of: Path) -> np.ndarray:
+    """One mask file of the image `of` (its (width, height) `image`) -> (size, size) bool."""
     grey = _read_grey(path)
+    check_mask_view((grey.shape[1], grey.shape[0]), image, path, of)
     if rule == "pil":
         return np.asarray(Image.fromarray(grey).resize((size, size), Image.NEAREST)) > 127
     ys = nearest_indices(grey.shape[0], size)
@@ -63,10 +81,11 @@ def read_masks(
     for i, sample in enumerate(samples):
         if not sample.masks:
             raise InputFileError(f"{sample.path}: no foreground mask")
+        image = sample.size or read_image_size(sample.path)  # (width, height), header only
         for path in sample.masks:
-            fg[i] |= _resized(path, size, rule)
+            fg[i] |= _resized(path, size, rule, image, sample.path)
         if sample.ignore_mask is not None:
             if ignore is None:
                 ignore = np.zeros_like(fg)
-            ignore[i] = _resized(sample.ignore_mask, size, rule) & ~fg[i]
+            ignore[i] = _resized(sample.ignore_mask, size, rule, image, sample.path) & ~fg[i]
     return fg, ignore
