@@ -15,7 +15,7 @@ import traceback
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.experimental.callback import Callback
 
@@ -134,7 +134,7 @@ def _stop_waiting(sweep_dir: Path, target: str) -> Callable[..., None]:
     return stop
 
 
-def _exit_with(message: str) -> None:
+def _exit_with(message: str) -> NoReturn:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(1)
 
@@ -181,10 +181,10 @@ def user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
 
 def _failed(job: SweepJob | None, message: str) -> None:
     """A user's error: one line (in a sweep job's own output file, or at the sweep's end)."""
-    if job is None or job.log is not None:
-        print(f"error: {message}", file=sys.stderr)
     if job is None:
-        sys.exit(1)
+        _exit_with(message)
+    if job.log is not None:
+        print(f"error: {message}", file=sys.stderr)
     job.record(message)
 
 

@@ -81,7 +81,8 @@ def read_masks(
     for i, sample in enumerate(samples):
         if not sample.masks:
             raise InputFileError(f"{sample.path}: no foreground mask")
-        image = sample.size or read_image_size(sample.path)  # (width, height), header only
+        # (width, height) from the header only: nothing is decoded, so no pixel limit applies
+        image = sample.size or read_image_size(sample.path, max_pixels=None)
         for path in sample.masks:
             fg[i] |= _resized(path, size, rule, image, sample.path)
         if sample.ignore_mask is not None:

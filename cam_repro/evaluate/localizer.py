@@ -19,7 +19,13 @@ from torch import Tensor, nn
 
 from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
-from cam_repro.localize.gradcam import GradCAMPass, grad_cam, gradcam_layer, spatial_layers
+from cam_repro.localize.gradcam import (
+    GradCAMPass,
+    grad_cam,
+    gradcam_layer,
+    shown_layer,
+    spatial_layers,
+)
 from cam_repro.localize.layers import NotSpatialError, class_scores, map_problem
 from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
@@ -112,8 +118,7 @@ def check_localizes(maps: Tensor, loc: Localizer, x: Tensor) -> Tensor:
     if loc.kind == "cam":
         working = spatial_layers(loc.net, x[:1].float())
         if working:
-            layer = working[-1].removeprefix("net.") if hasattr(loc.net, "net") else working[-1]
-            advice += f", or localizer=gradcam gradcam_layer={layer}"
+            advice += f", or localizer=gradcam gradcam_layer={shown_layer(loc.net, working[-1])}"
     raise NotSpatialError(f"the {what[loc.kind]} are {problem} ({size}x{size} images); {advice}")
 
 

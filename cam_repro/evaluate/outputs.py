@@ -164,6 +164,15 @@ def with_undefined(metrics: dict[str, Any]) -> dict[str, Any]:
     return {**out, "undefined": reasons}
 
 
+def metric_at(metrics: dict[str, Any], key: str) -> Any:
+    """The value under a dotted key of metrics.json ("localization.top1_loc_acc", as "undefined"
+    names them); None where the path ends early."""
+    value: Any = metrics
+    for part in key.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return value
+
+
 def undefined_reasons(metrics: dict[str, Any]) -> dict[str, str]:
     """metrics.json's {"<metric key>": reason} for its null (undefined) metrics; {} for files
     written before undefined metrics were recorded."""
@@ -182,9 +191,7 @@ def check_undefined(path: Path, metrics: dict[str, Any]) -> None:
     ):
         raise InputFileError(f"{path}: undefined is not a mapping of metric keys to reasons")
     for key in given:
-        value: Any = metrics
-        for part in key.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
+        value = metric_at(metrics, key)
         if value is not None:
             raise InputFileError(f"{path}: {key} is {value!r} but listed as undefined")
 

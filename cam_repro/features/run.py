@@ -47,7 +47,7 @@ from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import read_image_size
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.evaluate.localizer import Localizer, located_boxes
-from cam_repro.evaluate.outputs import with_undefined
+from cam_repro.evaluate.outputs import metric_at, with_undefined
 from cam_repro.features.cache import (
     CacheUse,
     PartFeatures,
@@ -124,8 +124,8 @@ def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Networ
         raise ConfigError("model_classes: the number of the network's own classes is unknown")
     torch.manual_seed(spec.seed)  # a network without weights: the same random init every run
     model = build_model(cfg, classes)  # a missing or foreign weights file: its one-line error
-    if weights == "file":  # by content, read after build_model has checked the file
-        source: dict[str, Any] = {"weights_path": weights_digest(cfg.weights_path)}
+    if weights == "file":  # by content: the digest the loader took of the file it read
+        source: dict[str, Any] = {"weights_path": {"sha256": model.weights_load.sha256}}
     elif weights == "pretrained":
         source = {"torchvision": cfg.weights}
     else:
@@ -559,9 +559,7 @@ def _remove_own_caches(run_dir: Path, spec: FeaturesConfig) -> frozenset[Path]:
 
 def _percent(metrics: dict[str, Any], key: str) -> str:
     """A % metric of metrics.json (`key` dotted) for the log: '71.25%' or 'undefined'."""
-    value: Any = metrics
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
+    value = metric_at(metrics, key)
     return "undefined" if value is None else f"{value:.2f}%"
 
 

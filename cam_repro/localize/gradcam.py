@@ -36,7 +36,13 @@ import torch
 from torch import Tensor, nn
 
 from cam_repro.localize.cam import CAMNetwork, CAMUnavailableError, cam_model
-from cam_repro.localize.layers import SUGGEST_BACKPROP, NotSpatialError, class_scores, map_problem
+from cam_repro.localize.layers import (
+    SUGGEST_BACKPROP,
+    NotSpatialError,
+    class_scores,
+    has_conv,
+    map_problem,
+)
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.errors import CamReproError
 
@@ -206,7 +212,7 @@ def _forward_hooked(net: nn.Module, images: Tensor, name: str) -> tuple[Tensor, 
     return captured[0], logits
 
 
-def _shown(net: nn.Module, name: str) -> str:
+def shown_layer(net: nn.Module, name: str) -> str:
     """A layer's name as the user gives it: a wrapped classifier's without `net.`."""
     return name[len("net.") :] if hasattr(net, "net") and name.startswith("net.") else name
 
@@ -241,18 +247,18 @@ def _map_error(net: nn.Module, images: Tensor, layer: str | None, problem: str) 
     does on these images: the default layer if it works, else the deepest one that does; or, if
     none does, what would."""
     size = "x".join(str(s) for s in images.shape[-2:])
-    what = "the CAM feature map" if layer is None else f"layer {_shown(net, layer)!r}"
+    what = "the CAM feature map" if layer is None else f"layer {shown_layer(net, layer)!r}"
     working = spatial_layers(net, images)
     try:
         default = gradcam_layer(net)
     except GradCAMLayerError:
         default = None
     if default is not None and default != layer and default in working:
-        advice = f"use the default layer {_shown(net, default)!r} (leave gradcam_layer unset)"
+        advice = f"use the default layer {shown_layer(net, default)!r} (leave gradcam_layer unset)"
     elif working:
-        deepest = _shown(net, working[-1])
+        deepest = shown_layer(net, working[-1])
         advice = f"use a layer before the global pooling, e.g. gradcam_layer={deepest}"
-    elif not any(isinstance(m, nn.Conv2d) for m in net.modules()):
+    elif not has_conv(net):
         advice = SUGGEST_BACKPROP
     else:
         advice = (

@@ -67,11 +67,23 @@ NO_SCORES = (
 )
 
 
+def has_conv(model: nn.Module) -> bool:
+    """Whether `model` has a conv feature map for Grad-CAM to differentiate."""
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
 def other_localizers(model: nn.Module) -> str:
     """The advice for a classifier without a CAM: the localizers that do work on it (Grad-CAM
     needs a conv feature map; Backprop needs only the scores)."""
-    has_conv = any(isinstance(m, nn.Conv2d) for m in model.modules())
-    return SUGGEST if has_conv else SUGGEST_BACKPROP
+    return SUGGEST if has_conv(model) else SUGGEST_BACKPROP
+
+
+def no_scores(name: str, what: str) -> NoScoresError:
+    """The one-line refusal of the network `name` whose forward returns `what` ("a tuple",
+    "shape (2, 3, 4)") instead of one (B, C) tensor of class scores."""
+    return NoScoresError(
+        f"{name}'s forward returns {what}, not one (B, C) tensor of class scores; {NO_SCORES}"
+    )
 
 
 def class_scores(out: object, model: nn.Module) -> Tensor:
@@ -81,10 +93,7 @@ def class_scores(out: object, model: nn.Module) -> Tensor:
         return out
     what = f"shape {tuple(out.shape)}" if isinstance(out, Tensor) else f"a {_kind(out)}"
     inner = getattr(model, "net", model)  # a wrapped classifier (models.anynet): its own name
-    raise NoScoresError(
-        f"{type(inner).__name__}'s forward returns {what}, not one (B, C) tensor of class scores; "
-        f"{NO_SCORES}"
-    )
+    raise no_scores(type(inner).__name__, what)
 
 
 def _kind(value: object) -> str:
@@ -331,10 +340,7 @@ def _analyse(
     try:
         linear = _output_node(g, classifier)
     except NoScoresError as err:  # nothing can use it: not CAM, not Grad-CAM, not Backprop
-        raise NoScoresError(
-            f"{type(model).__name__}'s forward returns {err}, not one (B, C) tensor of class "
-            f"scores; {NO_SCORES}"
-        ) from None
+        raise no_scores(type(model).__name__, str(err)) from None
     source, pool, norm = _walk_head(g, linear)
     if features is not None and _named_node(g, features) is not source:
         raise CAMUnavailableError(

@@ -426,8 +426,7 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
     from cam_repro.features.config import features_config
     from cam_repro.features.extract import head_pool
     from cam_repro.features.linear import load_classifier
-    from cam_repro.features.outputs import check_features_metrics
-    from cam_repro.features.run import load_network, weights_sha256
+    from cam_repro.features.run import load_network
 
     config = run_dir / "config.yaml"
     if not config.is_file():
@@ -437,7 +436,7 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
         raise ConfigError(f"{run_dir}: features=fc7 has no conv maps, so no CAMs to draw")
     clf = load_classifier(run_dir / "classifier.npz")
     network = load_network(fspec, len(clf.classes))
-    _check_same_weights(run_dir, network, check_features_metrics, weights_sha256)
+    _check_same_weights(run_dir, network)
     model = network.model.to(run.device).eval()
     if run.runtime.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -460,15 +459,18 @@ def load_features_run(run_dir: Path, run: RunContext) -> FeaturesRunView:
     )
 
 
-def _check_same_weights(run_dir: Path, network: Any, check: Callable, digest: Callable) -> None:
+def _check_same_weights(run_dir: Path, network: Any) -> None:
     """The classifier was fitted on the features of the weights the run recorded (metrics.json's
     `weights_sha256`): a checkpoint or weights file rewritten since would give the network other
     maps, and the classifier's CAMs drawn on them would be silently wrong."""
+    from cam_repro.features.outputs import check_features_metrics
+    from cam_repro.features.run import weights_sha256
+
     path = run_dir / "metrics.json"
     if not path.is_file():
         raise InputFileError(f"{path}: missing: {run_dir} is not a finished cam-features run")
-    fitted = check(path, read_json(path)).get("weights_sha256")
-    now = digest(network)
+    fitted = check_features_metrics(path, read_json(path)).get("weights_sha256")
+    now = weights_sha256(network)
     if fitted is None and now is not None:
         log.warning("%s: records no weights digest (written before cam-features recorded one): "
                     "not checked to be the weights its classifier was fitted on", path)  # fmt: skip
