@@ -49,13 +49,13 @@ CONFIG_DIR = _config_dir()
 APPS: dict[str, tuple[str, str]] = {
     "models": ("models", "cam_repro.models.config:ModelsAppConfig"),
     "data": ("data_check", "cam_repro.data.config:DataAppConfig"),
-    "synth": ("synth", "cam_repro.data.synthetic:SynthConfig"),
+    "synth": ("synth", "cam_repro.data.synth_config:SynthConfig"),
     "train": ("train", "cam_repro.train.config:TrainConfig"),
     "eval": ("eval", "cam_repro.evaluate.config:EvalConfig"),
     "features": ("features", "cam_repro.features.config:FeaturesConfig"),
-    "report": ("report", "cam_repro.present.tables:ReportConfig"),
-    "visualize": ("visualize", "cam_repro.present.figures:VisualizeConfig"),
-    "reproduce": ("reproduce", "cam_repro.reproduce:ReproduceConfig"),
+    "report": ("report", "cam_repro.present.report:ReportConfig"),
+    "visualize": ("visualize", "cam_repro.visualize:VisualizeConfig"),
+    "reproduce": ("reproduce", "cam_repro.reproduce.config:ReproduceConfig"),
 }
 
 

@@ -17,7 +17,8 @@ from cam_repro.localize.cam import (
     upsample_cams,
 )
 from cam_repro.localize.gradcam import GradCAMLayerError, grad_cam
-from cam_repro.localize.layers import CAMLayers, LayerCAMNet, cam_layers, find_cam_layers
+from cam_repro.localize.layer_net import LayerCAMNet
+from cam_repro.localize.layers import CAMLayers, cam_layers, find_cam_layers
 
 __all__ = [
     "CAMLayers",

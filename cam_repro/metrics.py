@@ -14,12 +14,11 @@ from cam_repro.localize.loc_error import (
     map_peaks,
     points_in_boxes,
 )
+from cam_repro.localize.pxap import PxAPMeter, pxap
 from cam_repro.localize.wsol import (
     CONVENTIONS,
     BoxAccMeter,
-    PxAPMeter,
     max_box_acc,
-    pxap,
     resize_boxes_wsolevaluation,
     wsolevaluation_thresholds,
 )

@@ -8,7 +8,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cam_repro.present.tables import write_report
+from cam_repro.present.report import write_report
 from cam_repro_cli import CONFIG_DIR, register, user_errors
 
 register("report")  # this app's schema only: a light start

@@ -6,7 +6,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cam_repro.reproduce import reproduce
+from cam_repro.reproduce.run import reproduce
 from cam_repro_cli import CONFIG_DIR, register, user_errors
 
 register("reproduce")  # this app's schema only: a light start

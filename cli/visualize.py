@@ -7,7 +7,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from cam_repro.present.figures import visualize_run
+from cam_repro.visualize import visualize_run
 from cam_repro_cli import CONFIG_DIR, register, user_errors
 
 register("visualize")  # this app's schema only: a light start

@@ -25,8 +25,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cam_repro.evaluate.localizer import Localizer, localize_batch, located_boxes
+from cam_repro.evaluate.localizer import Localizer, localize_batch
 from cam_repro.localize.boxes import BoxRule
+from cam_repro.localize.scoring import located_boxes
 from cam_repro.models import build_model
 
 RULE = BoxRule()  # the paper's box rule: threshold 0.2 of the max, largest component

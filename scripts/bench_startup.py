@@ -65,7 +65,7 @@ def imported(app: str, env: dict[str, str]) -> tuple[int, list[str]]:
         line.split("|")[-1].strip() for line in err.splitlines() if line.startswith("import time:")
     ]
     heavy = ("torch", "torchvision", "numba", "scipy", "matplotlib", "tensorboard",
-             "cam_repro.train", "cam_repro.evaluate.loop", "cam_repro.present.figures")  # fmt: skip
+             "cam_repro.train", "cam_repro.evaluate.loop", "cam_repro.visualize")  # fmt: skip
     top = sorted({h for h in heavy for n in names if n == h or n.startswith(h + ".")})
     return len(names), top
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from cam_repro.data.synth_config import SynthConfig, synth_config
 from cam_repro.data.synth_writer import generate
-from cam_repro.data.synthetic import SynthConfig, synth_config
 
 TARGET_SECONDS = 20.0
 

@@ -24,16 +24,12 @@ from cam_repro.features.cache import cache_path, changed_fields, tree_stamp
 from cam_repro.features.outputs import check_features_metrics
 from cam_repro.features.run import features_run
 from cam_repro.models import build_model
-from cam_repro.present.figures import visualize_run
-from cam_repro.reproduce import (
-    TRAINED_ON,
-    Job,
-    _finished,
-    _record_data,
-    _write_command,
-    reproduce_config,
-)
+from cam_repro.reproduce.config import reproduce_config
+from cam_repro.reproduce.jobs import TRAINED_ON, _finished, _record_data
+from cam_repro.reproduce.plan import Job
+from cam_repro.reproduce.provenance import write_command
 from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.visualize import visualize_run
 from cam_repro_cli import CONFIG_DIR
 
 RUN = ["runtime.device=cpu", "runtime.progress=false", "runtime.threads=1",
@@ -352,8 +348,8 @@ def test_reproduce_reuses_a_training_only_on_the_data_it_was_trained_on(tmp_path
 
 def test_reproduce_names_every_reused_training(tmp_path: Path) -> None:
     spec = reproduce_config({})
-    _write_command(tmp_path, spec, {"total": 1.0}, "1 trained, 2 reused",
-                   ["parts/tiny_gap/seed0", "parts/tiny_gmp/seed0"])  # fmt: skip
+    write_command(tmp_path, spec, {"total": 1.0}, "1 trained, 2 reused",
+                  ["parts/tiny_gap/seed0", "parts/tiny_gmp/seed0"])  # fmt: skip
     text = (tmp_path / "command.txt").read_text()
     assert "runs: 1 trained, 2 reused" in text
     assert (
@@ -367,18 +363,20 @@ def test_reproduce_regenerates_data_written_by_another_generator(
 ) -> None:
     """cam-reproduce reuses a synthetic set only when both its settings and the generator's
     format are this run's: the same settings draw other images after the generator changed."""
-    from cam_repro.reproduce import _data
+    from cam_repro.reproduce.datasets import write_data
+    from cam_repro.reproduce.plan import data_settings
 
     spec = reproduce_config({"synth": {"num_classes": 2, "train_per_class": 2, "val_per_class": 1}})
+    settings = data_settings(spec.synth, "parts")
     caplog.set_level("INFO", logger="cam_repro.reproduce")
-    root = _data(spec, tmp_path, "parts")
+    root = write_data("parts", tmp_path / "data" / "parts", settings, spec.reuse)
     assert "made: absent" in caplog.text
     caplog.clear()
-    _data(spec, tmp_path, "parts")
+    write_data("parts", tmp_path / "data" / "parts", settings, spec.reuse)
     assert "data parts: reusing" in caplog.text
     info = json.loads((root / "synth.json").read_text())
     (root / "synth.json").write_text(json.dumps({**info, "format_version": 0}))
     caplog.clear()
-    _data(spec, tmp_path, "parts")
+    write_data("parts", tmp_path / "data" / "parts", settings, spec.reuse)
     assert "reusing" not in caplog.text
     assert "made: written by another version of the generator" in caplog.text

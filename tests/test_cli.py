@@ -18,7 +18,8 @@ from cam_repro.models.checkpoint import load_model
 from cam_repro.runtime.distributed import Dist
 from cam_repro.train import validate
 from cam_repro.train.config import train_config
-from cam_repro.train.trainer import weights_digest
+from cam_repro.train.epoch import batch_inputs
+from cam_repro.train.guards import weights_digest
 
 BIN = Path(sys.executable).parent
 
@@ -195,7 +196,10 @@ def test_torchrun_two_cpu_processes(small_data: Path, tmp_path: Path) -> None:
     assert weights_digest(model) == digests[0]
     spec = train_config(state["config"])
     val = validate(
-        model, eval_loader(read_split(spec.data, "val"), spec.data, Dist()), spec, Dist()
+        model,
+        eval_loader(read_split(spec.data, "val"), spec.data, Dist()),
+        batch_inputs(spec),
+        Dist(),
     )
     assert val["images"] == 48
     assert val["top1_err"] == metrics["final"]["val_top1_err"]

@@ -1,6 +1,6 @@
 """Section 4.2's pattern discovery in cam-visualize and cam-report (cam_repro/present/: figures.py,
-draw.py, tables.py): vqa_panels.png and text_cams.png, discovery.md and discovery.csv; hand-made
-metrics.json files in the writers' formats, and tiny real runs end to end."""
+draw.py, table_discovery.py): vqa_panels.png and text_cams.png, discovery.md and discovery.csv;
+hand-made metrics.json files in the writers' formats, and tiny real runs end to end."""
 
 from __future__ import annotations
 
@@ -16,20 +16,20 @@ from PIL import Image
 
 from cam_repro.data.synth_writer import generate
 from cam_repro.evaluate.loop import evaluate_run
+from cam_repro.evaluate.views import locate, vqa_questions
 from cam_repro.features.run import features_run
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.present.draw import PEAK_COLOR, cam_panel
-from cam_repro.present.figures import locate, visualize_run, vqa_questions
-from cam_repro.present.tables import (
+from cam_repro.present.report import write_report
+from cam_repro.present.runs import VQARun, collect_runs
+from cam_repro.present.table_discovery import (
     DISCOVERY_COLUMNS,
-    VQARun,
     aggregate_discovery,
-    collect_runs,
     discovery_rows,
-    write_report,
 )
 from cam_repro.runtime.errors import InputFileError
 from cam_repro.train.trainer import train
+from cam_repro.visualize import visualize_run
 from cam_repro_cli import CONFIG_DIR
 
 DPI = 30
@@ -85,12 +85,12 @@ def test_locate_and_the_peak_cross() -> None:
     cam[4:7, 9:12] = 0.5
     cam[5, 10] = 1.0  # peak at x=10, y=5
     gt = np.array([[8, 3, 12, 7]])
-    (where,) = locate(cam[None], gt, BoxRule(0.2, "max"))
+    (where,) = locate(cam[None], (16, 16), gt, BoxRule(0.2, "max"))
     assert where.box.tolist() == [9, 4, 11, 6] and where.peak.tolist() == [10.0, 5.0]
     assert where.iou == pytest.approx(9 / 25) and where.hit is True
-    (away,) = locate(cam[None], np.array([[0, 0, 3, 3]]), BoxRule(0.2, "max"))
+    (away,) = locate(cam[None], (16, 16), np.array([[0, 0, 3, 3]]), BoxRule(0.2, "max"))
     assert away.iou == 0.0 and away.hit is False
-    (none,) = locate(cam[None], np.zeros((0, 4), np.int64), BoxRule(0.2, "max"))
+    (none,) = locate(cam[None], (16, 16), np.zeros((0, 4), np.int64), BoxRule(0.2, "max"))
     assert none.iou is None and none.hit is None
     image = np.full((16, 16, 3), 128, np.uint8)
     panel = cam_panel(image, None, None, None, "", peak=where.peak)

@@ -15,9 +15,9 @@ from cam_repro.data.masks import read_masks
 from cam_repro.evaluate import loop
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.localize.boxes import scale_boxes
+from cam_repro.localize.pxap import pxap
 from cam_repro.localize.wsol import (
     max_box_acc,
-    pxap,
     resize_boxes_wsolevaluation,
     wsolevaluation_thresholds,
 )

@@ -20,6 +20,7 @@ from tolerances import assert_close_at_scale
 from torch import nn
 from torchvision.transforms import v2
 
+import cam_repro.evaluate.network as network_module
 import cam_repro.features.run as run_module
 from cam_repro.boxes import box_from_cam
 from cam_repro.cam import class_activation_maps
@@ -468,7 +469,7 @@ def test_cam_crop_is_the_box_of_the_top1_cam_in_the_original_image(
 ) -> None:
     net = hand_cam_network()
     assert box_from_cam(net.backbone.cam, 0.2) == (4, 8, 19, 15)  # the paper's rule, in frame
-    monkeypatch.setattr(run_module, "build_model", lambda cfg, num_classes: net)
+    monkeypatch.setattr(network_module, "build_model", lambda cfg, num_classes: net)
     loaded = []
     real_loader = run_module.eval_loader
 

@@ -1,7 +1,9 @@
-"""cam-visualize's figures (cam_repro/present/figures.py, drawn with cam_repro/present/draw.py)."""
+"""cam-visualize's figures (cam_repro/visualize.py, built by cam_repro/present/figures.py from
+cam_repro/evaluate/views.py's views, drawn with cam_repro/present/draw.py)."""
 
 from __future__ import annotations
 
+import csv
 import io
 from pathlib import Path
 
@@ -10,20 +12,23 @@ import pytest
 from PIL import Image
 from tolerances import assert_close_at_scale
 
-from cam_repro.evaluate.config import box_rule
+from cam_repro.apps import compose
+from cam_repro.evaluate.config import box_rule, eval_config
+from cam_repro.evaluate.loop import Evaluator, evaluate_run
 from cam_repro.evaluate.outputs import read_sweep
+from cam_repro.evaluate.views import look
 from cam_repro.localize.overlay import GT_COLOR, PRED_COLOR
 from cam_repro.present.draw import cam_figure, cam_panel, figure_png
-from cam_repro.present.figures import (
+from cam_repro.present.figures import _caption
+from cam_repro.runtime.context import run_context
+from cam_repro.runtime.errors import ConfigError, InputFileError
+from cam_repro.visualize import (
     load_net,
     load_pictures,
-    look,
     sweep_curves,
     visualize_config,
     visualize_run,
 )
-from cam_repro.runtime.context import run_context
-from cam_repro.runtime.errors import ConfigError, InputFileError
 
 DPI = 40
 
@@ -159,11 +164,11 @@ def test_many_pictures_go_through_in_batches_with_the_same_answers(trained: Path
                              "runtime": {"device": "cpu"}})  # fmt: skip
     rule = box_rule(spec)
     with run_context(spec.runtime) as run:
-        net = load_net(str(trained), spec, run)
+        net = load_net(str(trained), spec.data, run)
         pictures = load_pictures(spec, net)
         assert len(pictures) == 20 and all(p.label is not None for p in pictures)
-        together = look(net, pictures, spec.topk, rule, run)  # 16 + 4
-        alone = look(net, pictures[17:18], spec.topk, rule, run)[0]
+        together = look(net, pictures, spec.topk, rule, run.device)  # 16 + 4
+        alone = look(net, pictures[17:18], spec.topk, rule, run.device)[0]
     assert len(together) == 20
     assert together[17].classes == alone.classes
     assert_close_at_scale(together[17].maps, alone.maps)
@@ -171,3 +176,41 @@ def test_many_pictures_go_through_in_batches_with_the_same_answers(trained: Path
     # the true class's IoU is known, the others' are not
     for seen, picture in zip(together, pictures, strict=True):
         assert [iou is not None for iou in seen.ious] == [c == picture.label for c in seen.classes]
+
+
+def test_a_caption_shows_cam_evals_iou(trained: Path, tmp_path: Path) -> None:
+    """For the same checkpoint and images, the IoU cam-visualize puts in a caption is
+    predictions.csv's (to the caption's precision) and cam-eval's float (to 1e-9): both score in
+    the original image (localize.scoring). Evaluated at 48 px, the 32 px originals and the frame
+    differ, so an IoU taken in the frame would not agree."""
+    over = ["data.image_size=48", "data.resize_size=48"]
+    cfg = compose("eval", [f"checkpoint={trained}", *over, "runtime.device=cpu",
+                           "runtime.progress=false", "maxboxacc=false"])  # fmt: skip
+    evaluate_run(cfg, tmp_path / "eval")
+    with (tmp_path / "eval" / "predictions.csv").open(newline="") as f:
+        csv_rows = {row["image_id"]: row for row in csv.DictReader(f)}
+    spec = visualize_config({"checkpoint": str(trained), "num_images": 20,
+                             "data": {"image_size": 48, "resize_size": 48},
+                             "runtime": {"device": "cpu"}})  # fmt: skip
+    with run_context(spec.runtime) as run:
+        net = load_net(str(trained), spec.data, run)
+        pictures = load_pictures(spec, net)
+        seen = look(net, pictures, spec.topk, box_rule(spec), run.device)
+        rows, _ = Evaluator(eval_config(cfg), run.env).run()
+    names = net.class_names
+    compared = 0
+    for picture, s, row in zip(pictures, seen, rows, strict=False):
+        assert picture.size != picture.frame.shape[:2]  # the frame is not the original
+        line = csv_rows[picture.name]
+        assert s.classes == row.classes
+        for j, iou in enumerate(s.ious):
+            if iou is None:
+                continue
+            caption = _caption(names, s, j)
+            assert caption.endswith(f"IoU {float(line[f'pred{j + 1}_iou']):.2f}")
+            assert abs(iou - row.ious[j]) < 1e-9
+            if j == 0:  # the top-1 class is the true one: GT-known's map
+                assert f"IoU {float(line['gt_known_iou']):.2f}" in caption
+                assert abs(iou - row.gt_known_iou) < 1e-9
+            compared += 1
+    assert compared >= 5

@@ -19,7 +19,7 @@ from cam_repro.evaluate.localizer import Localizer, localize_batch
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.localize.gradcam import gradcam_layer
 from cam_repro.models import build_model
-from cam_repro.present.tables import write_report
+from cam_repro.present.report import write_report
 from cam_repro.runtime.errors import ConfigError
 from cam_repro_cli import CONFIG_DIR
 

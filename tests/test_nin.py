@@ -14,7 +14,7 @@ from cam_repro.apps import compose
 from cam_repro.cam import predict_with_cams
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.models import CAMNet, build_model, model_config, paper_name, variant_name
-from cam_repro.present.tables import PAPER_TABLE1, PAPER_TABLE2
+from cam_repro.present.paper import PAPER_TABLE1, PAPER_TABLE2
 from cam_repro.runtime.errors import ConfigError
 
 SMALL = {"arch": "nin", "width_mult": 0.25}

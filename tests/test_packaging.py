@@ -46,6 +46,15 @@ def test_every_config_file_is_package_data() -> None:
     assert (configs / "hydra" / "launcher" / "slurm.yaml").is_file()
 
 
+def test_the_records_files_are_package_data() -> None:
+    """What cam-reproduce's record check reads (cam_repro/reproduce/record.py) is installed with
+    the package as cam_repro.record: the committed rows and command.txt's settings line."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    folder = ROOT / config["package-dir"]["cam_repro.record"]
+    assert sorted(config["package-data"]["cam_repro.record"]) == ["command.txt", "summary.csv"]
+    assert all((folder / name).is_file() for name in config["package-data"]["cam_repro.record"])
+
+
 def test_console_scripts_point_at_cli_modules() -> None:
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
     assert "cam-models" in scripts
@@ -75,6 +84,14 @@ def test_a_built_wheel_runs_its_commands_from_any_folder(tmp_path: Path) -> None
     assert (Path(where[1]) / "model" / "tiny_gap.yaml").is_file()
     for launcher in ("slurm", "local"):  # two folders deep: package-data's */*/*.yaml
         assert (Path(where[1]) / "hydra" / "launcher" / f"{launcher}.yaml").is_file()
+    # cam-reproduce's record=auto: the packaged record, not the repository's
+    record = subprocess.run(
+        [sys.executable, "-c",
+         "from cam_repro.reproduce.record import packaged_record; print(packaged_record())"],
+        cwd=elsewhere, env=env, check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    assert Path(record).is_relative_to(target) and Path(record).is_file(), record
+    assert (Path(record).parent / "command.txt").is_file()
     for command in ("cam-models", "cam-report", "cam-synth"):
         result = subprocess.run(
             [str(target / "bin" / command), "--help"],

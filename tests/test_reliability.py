@@ -25,7 +25,7 @@ from cam_repro.data.synth_writer import generate
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.models import build_model
 from cam_repro.models.checkpoint import load_checkpoint, load_model, save_checkpoint
-from cam_repro.present.tables import collect_runs
+from cam_repro.present.runs import collect_runs
 from cam_repro.runtime.errors import (
     ConfigError,
     InputFileError,

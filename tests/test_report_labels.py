@@ -15,15 +15,9 @@ from test_tables import eval_run, heldout_record
 
 from cam_repro.evaluate.config import check_held_out
 from cam_repro.evaluate.outputs import HeldOut, image_key
-from cam_repro.present.tables import (
-    aggregate,
-    collect_runs,
-    comparisons,
-    comparisons_markdown,
-    summary_rows,
-    table1,
-    table2,
-)
+from cam_repro.present.runs import collect_runs
+from cam_repro.present.table_cam import aggregate, summary_rows, table1, table2
+from cam_repro.present.table_comparisons import comparisons, comparisons_markdown
 from cam_repro.runtime.errors import ConfigError
 
 A, B, C = "a" * 64, "b" * 64, "c" * 64

@@ -11,8 +11,9 @@ from data_fixtures import tree_digest
 from PIL import Image
 
 from cam_repro.data import dataset_kind, read_split
+from cam_repro.data.synth_config import synth_config
 from cam_repro.data.synth_writer import cub_folder, generate
-from cam_repro.data.synthetic import SceneRenderer, class_designs, image_rng, synth_config
+from cam_repro.data.synthetic import SceneRenderer, class_designs, image_rng
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
 TINY = {"num_classes": 4, "train_per_class": 3, "val_per_class": 5, "image_size": 48, "workers": 1}

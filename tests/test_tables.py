@@ -1,5 +1,5 @@
-"""cam_repro/present/tables.py (cam-report) on hand-made cam-eval and cam-features metrics.json
-files."""
+"""cam-report (cam_repro/present/: runs.py, table_*.py, report.py) on hand-made cam-eval and
+cam-features metrics.json files."""
 
 from __future__ import annotations
 
@@ -9,30 +9,30 @@ from pathlib import Path
 
 import pytest
 
-from cam_repro.present import tables
-from cam_repro.present.stats import paired, t_quantile
-from cam_repro.present.tables import (
-    FEATURES_SUMMARY_COLUMNS,
+from cam_repro.present.paper import (
     PAPER_FINEGRAINED,
+    PAPER_GENERIC,
     PAPER_NOTES,
     PAPER_TABLE1,
     PAPER_TABLE2,
-    SUMMARY_COLUMNS,
+)
+from cam_repro.present.report import write_report
+from cam_repro.present.runs import (
+    PROVENANCE_COLUMNS,
     EvalRun,
     FeaturesRun,
-    Stat,
-    aggregate,
-    aggregate_features,
     collect_runs,
-    comparisons,
-    features_rows,
     source_label,
-    summary_rows,
-    table1,
-    table2,
+)
+from cam_repro.present.stats import Stat, paired, t_quantile
+from cam_repro.present.table_cam import SUMMARY_COLUMNS, aggregate, summary_rows, table1, table2
+from cam_repro.present.table_comparisons import comparisons
+from cam_repro.present.table_features import (
+    FEATURES_SUMMARY_COLUMNS,
+    aggregate_features,
+    features_rows,
     table_finegrained,
     table_generic,
-    write_report,
 )
 from cam_repro.runtime.errors import ConfigError, InputFileError
 
@@ -306,7 +306,7 @@ def test_every_row_says_how_it_was_measured(tmp_path: Path) -> None:
     csv_rows = {r["model"]: r for r in read_csv(tmp_path / "out" / "tables.csv")}
     name = "Tiny-GAP (threshold from val of held-out set)"
     heldout, old = csv_rows[name], csv_rows["Tiny-GAP"]
-    assert {key: heldout[key] for key in tables.PROVENANCE_COLUMNS} == {
+    assert {key: heldout[key] for key in PROVENANCE_COLUMNS} == {
         "threshold_chosen": "heldout", "threshold": "0.35 0.3 0.4",
         "threshold_from": "val of held-out set", "maxboxacc_threshold_chosen": "heldout",
         "maxboxacc_threshold_from": "val of held-out set", "normalize": "max",
@@ -336,7 +336,7 @@ def test_every_row_says_how_it_was_measured(tmp_path: Path) -> None:
         "paper; blacklist bl.txt (2 images); checkpoints aaaaaaaaaaaa bbbbbbbbbbbb cccccccccccc"
     )
     summary = read_csv(tmp_path / "out" / "summary.csv")
-    assert tuple(summary[0])[-11:] == ("maxboxacc_v2_heldout", *tables.PROVENANCE_COLUMNS,
+    assert tuple(summary[0])[-11:] == ("maxboxacc_v2_heldout", *PROVENANCE_COLUMNS,
                                        "checkpoint_sha256", "undefined")  # fmt: skip
     gap0 = next(r for r in summary if r["run"].endswith("gap0"))
     assert gap0["checkpoint_sha256"] == "a" * 64 and gap0["threshold"] == "0.3500"
@@ -495,8 +495,8 @@ def test_generic_table_shows_a_checked_paper_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     groups = aggregate_features(features_rows(collect_runs([generic_runs(tmp_path)])))
-    monkeypatch.setitem(tables.PAPER_GENERIC, ("SUN397", "GoogLeNet-GAP gap"), 51.5)
-    monkeypatch.setitem(tables.PAPER_GENERIC, ("Caltech101", "AlexNet fc7"), 12.5)
+    monkeypatch.setitem(PAPER_GENERIC, ("SUN397", "GoogLeNet-GAP gap"), 51.5)
+    monkeypatch.setitem(PAPER_GENERIC, ("Caltech101", "AlexNet fc7"), 12.5)
     lines = table_generic(groups).splitlines()
     start = lines.index("| GoogLeNet-GAP gap | svm, C 1 | 55.00 | 42.00 +- 2.83 |")
     assert lines[start + 1] == "| GoogLeNet-GAP gap (paper) | svm |  | 51.50 |"

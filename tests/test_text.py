@@ -15,6 +15,7 @@ from PIL import Image
 from cam_repro.data import read_split
 from cam_repro.data.config import data_config
 from cam_repro.data.svt import read_svt, read_svt_xml
+from cam_repro.data.synth_config import synth_config
 from cam_repro.data.synth_text import (
     CLASSES,
     NO_TEXT,
@@ -23,7 +24,7 @@ from cam_repro.data.synth_text import (
     render_text_scene,
 )
 from cam_repro.data.synth_writer import generate
-from cam_repro.data.synthetic import image_rng, synth_config
+from cam_repro.data.synthetic import image_rng
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError
 
 TINY = {"task": "text", "train_per_class": 4, "val_per_class": 6, "image_size": 48, "workers": 1}

@@ -23,6 +23,7 @@ from cam_repro.runtime.distributed import Dist
 from cam_repro.runtime.errors import ConfigError, RunInterruptedError
 from cam_repro.train import TrainingDivergedError, train, validate
 from cam_repro.train.config import train_config
+from cam_repro.train.epoch import batch_inputs
 from cam_repro_cli import CONFIG_DIR
 
 
@@ -69,7 +70,10 @@ def test_tiny_run_learns_and_fills_its_run_dir(small_data: Path, tmp_path: Path)
     assert state["classes"] == ["n90000000", "n90000001", "n90000002"]
     spec = train_config(state["config"])
     val = validate(
-        model, eval_loader(read_split(spec.data, "val"), spec.data, Dist()), spec, Dist()
+        model,
+        eval_loader(read_split(spec.data, "val"), spec.data, Dist()),
+        batch_inputs(spec),
+        Dist(),
     )
     assert val["top1_err"] == metrics["best"]["val_top1_err"]
     assert val["images"] == 48

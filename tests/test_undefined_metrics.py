@@ -16,8 +16,10 @@ from PIL import Image
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.evaluate.outputs import check_metrics, table_row, with_undefined
 from cam_repro.localize.loc_error import Undefined, error_rates
-from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter, pxap
-from cam_repro.present.tables import aggregate, collect_runs, summary_rows, table1
+from cam_repro.localize.pxap import PxAPMeter, pxap
+from cam_repro.localize.wsol import BoxAccMeter
+from cam_repro.present.runs import collect_runs
+from cam_repro.present.table_cam import aggregate, summary_rows, table1
 from cam_repro.runtime.errors import InputFileError
 from cam_repro_cli import CONFIG_DIR
 

@@ -220,7 +220,7 @@ def test_vqa_data_without_targets_gives_accuracy_only(vqa_run, tmp_path: Path) -
     with open(tmp_path / "eval" / "predictions.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 120 and {r["target_box"] for r in rows} == {""}
-    from cam_repro.present.tables import write_report
+    from cam_repro.present.report import write_report
 
     write_report([tmp_path / "eval"], tmp_path / "report")
     report = (tmp_path / "report" / "discovery.md").read_text()

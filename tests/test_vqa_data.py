@@ -15,9 +15,10 @@ import pytest
 from PIL import Image
 
 from cam_repro.data.config import data_config
+from cam_repro.data.synth_config import synth_config
 from cam_repro.data.synth_vqa import COLOURS, SHAPES, render_vqa_scene
 from cam_repro.data.synth_writer import generate
-from cam_repro.data.synthetic import SceneRenderer, image_rng, synth_config
+from cam_repro.data.synthetic import SceneRenderer, image_rng
 from cam_repro.data.vqa import (
     answer_vocab,
     normalize_answer,

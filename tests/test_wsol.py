@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cam_repro.localize.wsol import BoxAccMeter, PxAPMeter, max_box_acc, max_box_acc_loop, pxap
+from cam_repro.localize.pxap import PxAPMeter, pxap
+from cam_repro.localize.wsol import BoxAccMeter, max_box_acc, max_box_acc_loop
 
 BOTH = pytest.mark.parametrize("fn", [max_box_acc, max_box_acc_loop], ids=["one_pass", "loop"])
 

@@ -56,8 +56,9 @@ from PIL import Image, ImageDraw, ImageFont, features
 from scipy import ndimage
 
 from cam_repro.data.annotations import voc_xml
+from cam_repro.data.synth_config import SynthConfig
 from cam_repro.data.synth_writer import Written, _draw, _jpeg
-from cam_repro.data.synthetic import SceneRenderer, SynthConfig, image_rng, tight_box
+from cam_repro.data.synthetic import SceneRenderer, image_rng, tight_box
 
 NO_TEXT, TEXT = 0, 1
 # (wnid, name) by label; n901... stays clear of the classes task's n9000xxxx (family < 100)

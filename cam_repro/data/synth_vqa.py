@@ -36,8 +36,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cam_repro.data.synth_config import SynthConfig
 from cam_repro.data.synth_writer import Written, _draw, _jpeg
-from cam_repro.data.synthetic import SceneRenderer, SynthConfig, image_rng, tight_box
+from cam_repro.data.synthetic import SceneRenderer, image_rng, tight_box
 from cam_repro.data.vqa import (
     TARGETS_HEADER,
     Box,

@@ -37,14 +37,8 @@ import numpy as np
 from PIL import Image
 
 from cam_repro.data.annotations import loc_csv_row, voc_xml
-from cam_repro.data.synthetic import (
-    ClassDesign,
-    SceneRenderer,
-    SynthConfig,
-    class_designs,
-    image_rng,
-    synth_config,
-)
+from cam_repro.data.synth_config import SynthConfig, synth_config
+from cam_repro.data.synthetic import ClassDesign, SceneRenderer, class_designs, image_rng
 from cam_repro.data.textures import TEXTURE_NAMES
 from cam_repro.runtime.errors import InputFileError
 from cam_repro.runtime.files import make_dir, output_error

@@ -1,10 +1,8 @@
-"""Localization maps of a batch and their boxes: the evaluation frame of cam-eval and cam-visualize.
+"""Localization maps of a batch in the evaluation frame, for cam-eval and cam-visualize.
 
 For every image, the top-k classes and the true class; for each, a localization map (the class
 activation map, Grad-CAM's map, or the Backprop saliency) upsampled bilinearly to the evaluated
-image (the frame); a box from it under a BoxRule (the paper's rule or the released code's
-generator); the box moved to the original image's coordinates and its IoU with the ground truth of
-that class there.
+image (the frame). Their boxes, peaks and IoUs in the original image: cam_repro.localize.scoring.
 """
 
 from __future__ import annotations
@@ -12,12 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cam_repro.localize.boxes import BoxRule, component_boxes, frame_boxes, scale_boxes
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
 from cam_repro.localize.gradcam import (
     GradCAMPass,
@@ -27,7 +23,6 @@ from cam_repro.localize.gradcam import (
     spatial_layers,
 )
 from cam_repro.localize.layers import NotSpatialError, class_scores, map_problem
-from cam_repro.localize.loc_error import best_ious
 from cam_repro.runtime.distributed import unwrap
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
@@ -230,38 +225,3 @@ def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop
         count[top : top + crop, left : left + crop] += 1
     maps = total / count.clamp(min=1)
     return BatchMaps(logits, classes, maps, maps[:, -1])
-
-
-def located_boxes(
-    maps: np.ndarray,
-    classes: np.ndarray,
-    sizes: np.ndarray,
-    gt_boxes: list[np.ndarray],
-    gt_labels: list[np.ndarray],
-    rule: BoxRule,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Each map's box in its original image, and its IoU with the ground truth of its class.
-
-    maps (B, j, F, F) in the evaluation frame, classes (B, j), sizes (B, 2) original (W, H)
-    -> boxes (B, j, 4) inclusive, ious (B, j). With all_boxes, a map's answer is its candidate
-    with the best IoU (the largest component when none overlaps).
-    """
-    b, j, frame = maps.shape[0], maps.shape[1], maps.shape[-1]
-    flat = maps.reshape(b * j, frame, frame)
-    if rule.all_boxes:
-        candidates = component_boxes(flat, rule.threshold, rule.normalize)
-        owner = np.repeat(np.arange(b * j), [len(c) for c in candidates])  # map of a candidate
-        image = owner // j
-        boxes = scale_boxes(np.concatenate(candidates), (frame, frame), sizes[image])
-        ious = best_ious(
-            boxes[:, None], classes.reshape(-1)[owner][:, None],
-            [gt_boxes[i] for i in image], [gt_labels[i] for i in image],
-        )[:, 0]  # fmt: skip
-        order = np.lexsort((-ious, owner))  # per map, best IoU first; ties keep the larger
-        first = np.ones(len(order), dtype=bool)
-        first[1:] = owner[order][1:] != owner[order][:-1]
-        pick = order[first]
-        return boxes[pick].reshape(b, j, 4), ious[pick].reshape(b, j)
-    in_frame = frame_boxes(flat, rule).reshape(b, j, 4)
-    boxes = scale_boxes(in_frame, (frame, frame), sizes[:, None, :])
-    return boxes, best_ious(boxes, classes, gt_boxes, gt_labels)

@@ -1,7 +1,9 @@
 """`cam-eval`: classification and localization errors of a network on a labelled split.
 
-The protocol is the paper's (docs/design.md, "Localization protocol"; the maps and boxes of a
-batch: cam_repro.evaluate.localizer). From the boxes come the five errors of
+The protocol is the paper's (docs/design.md, "Localization protocol"; the network:
+cam_repro.evaluate.network; the maps of a batch: cam_repro.evaluate.localizer; their boxes, IoUs
+and peaks in the original image: cam_repro.localize.scoring; metrics.json's content:
+cam_repro.evaluate.summary). From the boxes come the five errors of
 cam_repro.localize.loc_error. Beside them: MaxBoxAccV2 and, where the data has masks, PxAP (Choe
 et al. 2020) from the true class's map, and the threshold sweep of the paper's rule.
 
@@ -34,13 +36,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from omegaconf import OmegaConf
 from torch import Tensor
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cam_repro.data import dataset_kind, model_input, read_split
+from cam_repro.data import model_input, read_split
 from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, prefetch_to_device
@@ -54,7 +55,6 @@ from cam_repro.evaluate.config import (
     eval_config,
     heldout_thresholds,
     resolve_data,
-    resolve_model,
     sweep_grid,
 )
 from cam_repro.evaluate.localizer import (
@@ -64,47 +64,34 @@ from cam_repro.evaluate.localizer import (
     check_batch,
     forward_maps,
     localize_ten_crop,
-    located_boxes,
 )
+from cam_repro.evaluate.network import load_network
 from cam_repro.evaluate.outputs import (
-    HeldOut,
     Row,
     fmt_number,
     predictions_csv,
     sweep_csv,
     table_row,
-    thresholds_record,
-    where_scored,
-    with_undefined,
 )
+from cam_repro.evaluate.summary import metrics_json
 from cam_repro.evaluate.vqa import evaluate_vqa
 from cam_repro.localize.boxes import normalize_maps, scale_boxes
 from cam_repro.localize.cam import cam_model
 from cam_repro.localize.gradcam import GradCAMLayerError, gradcam_layer
-from cam_repro.localize.loc_error import (
-    NO_LOC_IMAGE,
-    Undefined,
-    error_rates,
-    image_outcomes,
-    map_peaks,
-    points_in_boxes,
-    rate,
-)
+from cam_repro.localize.pxap import PxAPMeter
+from cam_repro.localize.scoring import score_maps
 from cam_repro.localize.wsol import (
     BoxAccMeter,
-    PxAPMeter,
     resize_boxes_wsolevaluation,
     wsolevaluation_thresholds,
 )
-from cam_repro.models import build_model, model_config, paper_name, variant_name
-from cam_repro.models.checkpoint import load_checkpoint, model_from_state
-from cam_repro.models.summary import summarize as summarize_model
-from cam_repro.models.weights import weights_record
+from cam_repro.models import variant_name
+from cam_repro.models.checkpoint import load_checkpoint
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.background import Background
 from cam_repro.runtime.context import run_context
-from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import file_sha256, write_json, write_text_atomic
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.files import write_json, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -119,24 +106,19 @@ class Evaluator:
         """`state`: the checkpoint `spec.checkpoint`, already loaded (else it is loaded here)."""
         self.spec = spec
         self.env = env
-        self.state = state
         if spec.checkpoint is not None:
-            self.state = state or load_checkpoint(spec.checkpoint)
-            self.model = model_from_state(self.state, spec.checkpoint)
-            trained = self.state["config"]
-            self.model_cfg = model_config(trained["model"])
-            self.data_cfg = resolve_data(spec.data, trained.get("data"))
-            self.data = read_split(self.data_cfg, spec.split)
+            self.net = load_network(spec.checkpoint, None, spec.data, env.device,
+                                    spec.runtime.channels_last, state=state)  # fmt: skip
+            self.data = read_split(self.net.data, spec.split)
             self._check_classes()
-        else:
-            self.model_cfg = resolve_model(spec)
-            self.data_cfg = resolve_data(spec.data, None)
-            self.data = read_split(self.data_cfg, spec.split)
-            self.model = build_model(self.model_cfg, len(self.data.classes))
-        self.source = spec.checkpoint or variant_name(self.model_cfg)  # for error messages
-        self.model.to(env.device).eval()
-        if spec.runtime.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        else:  # the data first: the network gets as many classes as it has
+            self.data = read_split(resolve_data(spec.data, None), spec.split)
+            classes = len(self.data.classes)
+            self.net = load_network(None, spec.model, spec.data, env.device,
+                                    spec.runtime.channels_last, num_classes=classes)  # fmt: skip
+        self.state, self.model = self.net.state, self.net.model
+        self.model_cfg, self.data_cfg = self.net.config, self.net.data
+        self.source = spec.checkpoint or self.net.variant  # for error messages
         if spec.localizer == "cam":
             cam_model(self.model)  # a clear error now, not after loading the data
         elif spec.localizer == "gradcam":
@@ -197,9 +179,9 @@ class Evaluator:
         return meters
 
     def _check_classes(self) -> None:
-        if self.state is None:
+        trained = self.net.classes
+        if trained is None:
             return
-        trained = list(self.state["classes"])
         if trained != list(self.data.classes):
             raise ConfigError(
                 f"{self.spec.checkpoint} was trained on {len(trained)} classes "
@@ -273,12 +255,13 @@ class Evaluator:
         limit = self.data_cfg.max_image_pixels
         sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
         maps = out.maps.float().cpu().numpy()
-        boxes, ious = located_boxes(
+        scored = score_maps(
             maps, classes, sizes, [s.boxes for s in samples], [s.box_labels for s in samples],
             self.rule,
         )  # fmt: skip
-        peaks = map_peaks(maps[:, -1], sizes)
-        in_box = points_in_boxes(peaks, [s.own_boxes for s in samples])
+        boxes, ious = scored.boxes, scored.ious
+        # the pointing game: the true class's map (the last) on one of its own boxes
+        peaks, in_box = scored.peaks[:, -1], scored.hits[:, -1]
         rows = [
             Row(
                 index=index,
@@ -364,151 +347,6 @@ class Meters:
             mine.add(theirs)
 
 
-def _outcomes(rows: list[Row], iou_threshold: float) -> dict[str, np.ndarray]:
-    return image_outcomes(
-        np.array([r.classes for r in rows]),
-        np.array([r.label for r in rows]),
-        np.array([r.ious for r in rows]),
-        np.array([r.gt_known_iou for r in rows]),
-        iou_threshold,
-    )
-
-
-def _box_acc_summary(meters: Meters, located: int) -> dict[str, Any] | Undefined | None:
-    """MaxBoxAcc's summary (BoxAccMeter.summary); Undefined without an image that counts for
-    localization; None when not asked (maxboxacc=false)."""
-    if meters.box_acc is None:
-        return None
-    return meters.box_acc.summary() if located else Undefined(NO_LOC_IMAGE)
-
-
-def _pxap(meters: Meters) -> float | Undefined | None:
-    """PxAP (PxAPMeter.value, Undefined with its reason); None when not computed. Its images are
-    those with a mask, boxes or not (OpenImages has masks only)."""
-    return None if meters.pxap is None else meters.pxap.value()
-
-
-def heldout_box_acc(box_acc: dict[str, Any], heldout: HeldOut) -> dict[str, float]:
-    """This run's BoxAcc (%) per IoU level at the held-out run's best thresholds: its own curve
-    read at them (both on the grid of sweep_thresholds)."""
-    curve = box_acc["curve"]
-    grid = np.asarray(curve["thresholds"])
-    at = {}
-    for level in box_acc["box_acc"]:
-        t = heldout.box_thresholds[str(level)]
-        at[str(level)] = float(curve[level][int(np.argmin(np.abs(grid - t)))])
-    return at
-
-
-def metrics_json(
-    spec: EvalConfig,
-    ev: Evaluator,
-    rows: list[Row],
-    meters: Meters,
-    seconds: float,
-    heldout: HeldOut | None = None,
-    checkpoint_sha256: str | None = None,
-) -> tuple[dict[str, Any], np.ndarray, dict[str, Any] | None]:
-    """metrics.json's content, which images count for localization, and MaxBoxAcc's summary
-    (`heldout`: threshold_from's thresholds, already applied to spec.threshold)."""
-    data = ev.data
-    if not rows:
-        raise InputFileError(f"{data.root} {spec.split}: no image could be evaluated")
-    has_box = np.array([len(data.samples[r.index].own_boxes) > 0 for r in rows], dtype=bool)
-    blacklisted = np.array([data.samples[r.index].image_id in ev.blacklist for r in rows], bool)
-    loc_mask = has_box & ~blacklisted
-    outcomes = _outcomes(rows, spec.iou_threshold)
-    errors = error_rates(outcomes, loc_mask, len(data.classes), spec.topk)
-    located = int(loc_mask.sum())
-    summary = _box_acc_summary(meters, located)
-    box_acc = summary if isinstance(summary, dict) else None
-    # MaxBoxAcc's values, or Undefined with its reason where it has none (None: not asked)
-    undefined = summary if isinstance(summary, Undefined) else None
-    name = paper_name(ev.model_cfg)
-    shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
-    if spec.localizer == "backprop":
-        name = f"Backprop on {name}"
-    elif spec.localizer == "gradcam":
-        name = f"Grad-CAM on {name}"
-    hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
-    best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
-    at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
-    undefined_heldout = undefined if heldout else None
-    kind = dataset_kind(ev.data_cfg)
-    scored = where_scored({"split": spec.split, "root": str(data.root), **kind})
-    metrics: dict[str, Any] = {
-        **errors,
-        # the pointing game (the true class's map peaks in one of its boxes), in %
-        "pointing_game": rate(hits, NO_LOC_IMAGE),
-        "maxboxacc_v2": box_acc["maxboxacc_v2"] if box_acc else undefined,
-        "box_acc": {str(k): v for k, v in box_acc["box_acc"].items()} if box_acc else undefined,
-        "best_threshold": best,
-        # at the best thresholds of threshold_from's run (held out), beside the oracle's above
-        "box_acc_heldout": at_heldout or undefined_heldout,
-        "maxboxacc_v2_heldout": (
-            float(np.mean(list(at_heldout.values()))) if at_heldout else undefined_heldout
-        ),
-        "thresholds": thresholds_record(spec.threshold, spec.box_rule, best, heldout, scored),
-        "pxap": _pxap(meters),
-        "num_images": len(rows),
-        "num_skipped": ev.skips.count,  # unreadable images left out (data.bad_images=skip)
-        "num_loc_images": located,
-        "num_blacklisted": int(blacklisted.sum()),
-        "num_without_boxes": int((~has_box).sum()),
-        "variant": variant_name(ev.model_cfg),
-        "paper_name": name,
-        "pool": ev.model_cfg.pool if shape.map_size else None,
-        "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
-        "checkpoint": spec.checkpoint,
-        "checkpoint_sha256": checkpoint_sha256,
-        "weights_load": weights_record(ev.model),  # which file gave the network its tensors
-        "seed": (ev.state or {}).get("config", {}).get("seed"),
-        "data": {
-            "root": str(data.root),
-            "split": spec.split,
-            "source": data.source,
-            "num_classes": len(data.classes),
-            "image_size": ev.data_cfg.image_size,
-            "blacklist": ev.data_cfg.blacklist,
-            **kind,
-        },
-        "protocol": {
-            "localizer": spec.localizer,
-            "gradcam_layer": spec.gradcam_layer,  # null: the default layer (localize/gradcam.py)
-            "box_rule": spec.box_rule,
-            "threshold": spec.threshold,
-            "normalize": spec.normalize,
-            "all_boxes": spec.all_boxes,
-            "ten_crop": spec.ten_crop,
-            "iou_threshold": spec.iou_threshold,
-            "topk": spec.topk,
-            "threshold_from": None if heldout is None else str(heldout.folder),
-            "sweep": spec.sweep,
-            "sweep_thresholds": spec.sweep_thresholds,
-            "maxboxacc_iou": list(spec.maxboxacc_iou),
-            "map_upsampling": "bilinear to the evaluated image (frame); boxes scaled to the "
-            "original image, IoU there",
-            "eval_frame": ev.frame,
-            "wsol_convention": spec.wsol_convention,
-            "maxboxacc": (
-                "true class's map, bicubic to the frame (single crop CAM), min-max normalised in "
-                f"float32, wsolevaluation's convention exactly: thresholds np.arange(0, 1, "
-                f"1/{spec.sweep_thresholds}), uint8 quantisation, outer and hole contours, "
-                "boxes x + w / y + h clipped, (0, 0, 0, 0) when nothing passes; GT boxes resized "
-                "by their resize_bbox, masks by OpenCV's nearest rule"
-                if spec.wsol_convention
-                else "true class's map, bicubic to the frame (single crop CAM), min-max "
-                f"normalised, {spec.sweep_thresholds} thresholds, every 8-connected component, "
-                f"IoU levels {list(spec.maxboxacc_iou)} (see cam_repro/localize/wsol.py for the "
-                "differences from wsolevaluation)"
-            ),
-        },
-        "world_size": ev.env.world_size,
-        "seconds": round(seconds, 2),
-    }
-    return with_undefined(metrics), loc_mask, box_acc
-
-
 def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Evaluate as `cfg` says, writing into `run_dir`; returns metrics.json's content (rank 0)."""
     spec = eval_config(cfg)
@@ -536,7 +374,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
             rows, meters = ev.run()
         if not run.is_main:
             return {}
-        digest = file_sha256(spec.checkpoint) if spec.checkpoint else None
+        digest = ev.net.weights_sha256 if spec.checkpoint else None
         if heldout is not None and heldout.checkpoint_sha256 not in (None, digest):
             log.warning(
                 "threshold_from: %s evaluated another checkpoint than this run's (SHA-256 %s, "

@@ -36,18 +36,17 @@ from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, extra_inputs
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.vqa import read_vqa_split, vqa_accuracy
-from cam_repro.evaluate.config import EvalConfig, box_rule, resolve_data
-from cam_repro.evaluate.localizer import BatchMaps, check_batch, located_boxes
+from cam_repro.evaluate.config import EvalConfig, box_rule
+from cam_repro.evaluate.localizer import BatchMaps, check_batch
+from cam_repro.evaluate.network import load_network
 from cam_repro.evaluate.outputs import with_undefined
-from cam_repro.localize.boxes import iou_matrix
 from cam_repro.localize.cam import upsample_cams
-from cam_repro.localize.loc_error import map_peaks, points_in_boxes, rate
-from cam_repro.models import model_config, paper_name, variant_name
-from cam_repro.models.checkpoint import model_from_state
+from cam_repro.localize.loc_error import rate
+from cam_repro.localize.scoring import score_against, score_maps
 from cam_repro.models.vqa import answer_cams
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import file_sha256, write_json, write_text_atomic
+from cam_repro.runtime.files import write_json, write_text_atomic
 from cam_repro.runtime.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -82,22 +81,19 @@ class VQAEvaluator:
     def __init__(self, spec: EvalConfig, state: dict[str, Any], env: D.Dist) -> None:
         _check_options(spec)
         self.spec, self.state, self.env = spec, state, env
-        trained = state["config"]
-        self.model_cfg = model_config(trained["model"])
-        self.data_cfg = resolve_data(spec.data, trained.get("data"))
+        self.net = load_network(spec.checkpoint, None, spec.data, env.device,
+                                spec.runtime.channels_last, state=state)  # fmt: skip
+        self.model, self.model_cfg, self.data_cfg = self.net.model, self.net.config, self.net.data
         if self.data_cfg.source != "vqa":
             raise ConfigError(
                 f"{spec.checkpoint} is a VQA model: evaluate it on VQA data (data.source=vqa), "
                 f"not data.source={self.data_cfg.source}"
             )
         read = read_vqa_split(
-            self.data_cfg, spec.split, vocab=state["question_vocab"], answers=state["classes"]
+            self.data_cfg, spec.split, vocab=self.net.question_vocab, answers=self.net.classes
         )
         self.data: DataSplit = read.data
         self.unanswerable = len(read.unanswerable)  # their answer is none the model knows
-        self.model = model_from_state(state, spec.checkpoint).to(env.device).eval()
-        if spec.runtime.channels_last:
-            self.model.to(memory_format=torch.channels_last)
         self.skips = SkipLog(self.data)
         self.rule = box_rule(spec)
         self.frame = self.data_cfg.image_size
@@ -132,10 +128,10 @@ class VQAEvaluator:
         limit = self.data_cfg.max_image_pixels
         sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
         b = len(samples)
-        peaks = map_peaks(maps.reshape(b * 2, *maps.shape[2:]), np.repeat(sizes, 2, axis=0))
-        # Boxes only (no ground truth here): the IoUs come later, per pair of questions.
+        # Boxes and peaks only (no ground truth here): scored later, per pair of questions.
         no_boxes, no_labels = [np.zeros((0, 4), np.int64)] * b, [np.zeros(0, np.int64)] * b
-        boxes, _ = located_boxes(maps, classes, sizes, no_boxes, no_labels, self.rule)
+        scored = score_maps(maps, classes, sizes, no_boxes, no_labels, self.rule)
+        boxes, peaks = scored.boxes, scored.peaks.reshape(b * 2, 2)
         return [
             QuestionRow(
                 index=int(i),
@@ -168,9 +164,9 @@ def localization_scores(
     for r in located:
         gt = targets[r.index]
         own: dict[str, Any] = {}
+        values, hits = score_against(np.array(r.boxes), np.array(r.peaks), gt)
         for m, name in enumerate(MAPS):
-            hit = bool(points_in_boxes(np.array([r.peaks[m]]), [gt])[0])
-            value = float(iou_matrix(np.array([r.boxes[m]]), gt).max())
+            hit, value = bool(hits[m]), float(values[m])
             point[name].append(hit)
             overlap[name].append(value >= iou_threshold)
             own[name] = (hit, value)
@@ -186,11 +182,11 @@ def localization_scores(
             for other in group:
                 if other is r or np.array_equal(targets[other.index], gt):
                     continue
-                point["other_question"].append(
-                    bool(points_in_boxes(np.array([other.peaks[0]]), [gt])[0])
+                values, hits = score_against(
+                    np.array(other.boxes[:1]), np.array(other.peaks[:1]), gt
                 )
-                value = float(iou_matrix(np.array([other.boxes[0]]), gt).max())
-                overlap["other_question"].append(value >= iou_threshold)
+                point["other_question"].append(bool(hits[0]))
+                overlap["other_question"].append(float(values[0]) >= iou_threshold)
     # The centre baseline: the centre point; a centred box of the mean target size.
     if located:
         sizes = np.array([data.samples[r.index].size for r in located], dtype=np.float64)
@@ -199,11 +195,11 @@ def localization_scores(
         for r, size in zip(located, sizes, strict=True):
             gt = targets[r.index]
             centre = (size - 1) / 2
-            point["centre"].append(bool(points_in_boxes(centre[None], [gt])[0]))
             lo = np.round(centre - (wh - 1) / 2)
             box = np.concatenate([lo, lo + np.round(wh) - 1]).clip(0, np.tile(size - 1, 2))
-            value = float(iou_matrix(box[None].astype(np.int64), gt).max())
-            overlap["centre"].append(value >= iou_threshold)
+            values, hits = score_against(box[None].astype(np.int64), centre[None], gt)
+            point["centre"].append(bool(hits[0]))
+            overlap["centre"].append(float(values[0]) >= iou_threshold)
     names = (*MAPS, "other_question", "centre")
     none = {n: _NO_OTHER if located and n == "other_question" else _NO_TARGET for n in names}
     scores = {
@@ -255,11 +251,11 @@ def vqa_metrics(
         "num_skipped": ev.skips.count,
         "num_answers": len(data.classes),
         "num_question_words": len(q.vocab),
-        "variant": variant_name(ev.model_cfg),
-        "paper_name": f"{paper_name(ev.model_cfg)} + BoW (VQA)",
+        "variant": ev.net.variant,
+        "paper_name": f"{ev.net.paper} + BoW (VQA)",
         "pool": ev.model_cfg.pool,
         "checkpoint": spec.checkpoint,
-        "checkpoint_sha256": file_sha256(spec.checkpoint),
+        "checkpoint_sha256": ev.net.weights_sha256,
         "seed": trained.get("seed"),
         "data": {
             "root": str(data.root),
@@ -323,7 +319,7 @@ def evaluate_vqa(spec: EvalConfig, state: dict[str, Any], run_dir: Path, env: D.
     ev = VQAEvaluator(spec, state, env)
     log.info(
         "evaluating the VQA model %s (%s) on %s %s: %d questions",
-        variant_name(ev.model_cfg), spec.checkpoint, ev.data.root, spec.split, len(ev.data),
+        ev.net.variant, spec.checkpoint, ev.data.root, spec.split, len(ev.data),
     )  # fmt: skip
     rows = ev.run()
     if not env.is_main:

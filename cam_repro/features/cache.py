@@ -27,9 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from omegaconf import OmegaConf
 
 from cam_repro.data.samples import DataSplit
-from cam_repro.runtime.files import atomic_write, file_sha256
+from cam_repro.evaluate.network import Network
+from cam_repro.runtime.files import atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -78,10 +80,22 @@ def code_version() -> str:
     return f"{FORMAT}/{version}"
 
 
-def weights_digest(path: str | Path) -> dict[str, str]:
-    """A weights file by content (its SHA-256), not by where it is: a file rewritten in place
-    with other weights changes it, whatever its size and time; a copy elsewhere does not."""
-    return {"sha256": file_sha256(Path(path).expanduser())}
+def network_identity(net: Network) -> dict[str, Any]:
+    """The network's part of a cache's identity: its weights by content (the SHA-256 of the
+    checkpoint or weights file: a file rewritten in place with other weights changes it, a copy
+    elsewhere does not), torchvision's weights name or the random init's seed; its model config
+    (a zoo model's with its number of classes)."""
+    config = OmegaConf.to_container(OmegaConf.structured(net.config))
+    if net.checkpoint is not None:
+        return {"weights": {"checkpoint": {"sha256": net.weights_sha256}},
+                "model": {"config": config}}  # fmt: skip
+    if net.weights == "file":
+        source: dict[str, Any] = {"weights_path": {"sha256": net.weights_sha256}}
+    elif net.weights == "pretrained":
+        source = {"torchvision": net.config.weights}
+    else:
+        source = {"random_init_seed": net.seed}
+    return {"weights": source, "model": {"config": config, "classes": net.num_classes}}
 
 
 def images_stamp(paths: Iterable[str | Path]) -> str:

@@ -25,13 +25,10 @@ in metrics.json, its reason under "undefined" (cam-eval's convention).
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,13 +38,14 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cam_repro.data import DataConfig, DataSplit, dataset_kind, model_input, read_split
+from cam_repro.data import DataConfig, DataSplit, model_input, read_split
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import read_image_size
 from cam_repro.evaluate.config import resolve_data
-from cam_repro.evaluate.localizer import Localizer, located_boxes
-from cam_repro.evaluate.outputs import metric_at, with_undefined
+from cam_repro.evaluate.localizer import Localizer
+from cam_repro.evaluate.network import Network, load_network
+from cam_repro.evaluate.outputs import metric_at
 from cam_repro.features.cache import (
     CacheUse,
     PartFeatures,
@@ -57,7 +55,7 @@ from cam_repro.features.cache import (
     code_version,
     images_stamp,
     labels_digest,
-    weights_digest,
+    network_identity,
 )
 from cam_repro.features.config import FeaturesConfig, features_config
 from cam_repro.features.extract import Extractor, feature_extractor, head_pool
@@ -67,18 +65,17 @@ from cam_repro.features.linear import (
     per_class_accuracy,
     save_classifier,
 )
-from cam_repro.features.outputs import KIND
-from cam_repro.localize.boxes import BoxRule, frame_boxes, scale_boxes
+from cam_repro.features.summary import metrics_json, per_class_csv, predictions_csv
+from cam_repro.localize.boxes import BoxRule
 from cam_repro.localize.cam import upsample_cams
 from cam_repro.localize.layers import CAMUnavailableError
-from cam_repro.localize.loc_error import Undefined, best_ious, map_peaks, points_in_boxes, rate
-from cam_repro.models import build_model, model_config, paper_name, variant_name
-from cam_repro.models.checkpoint import load_model
-from cam_repro.models.config import ANY_ARCHS, ModelConfig
-from cam_repro.models.weights import weights_record
+from cam_repro.localize.loc_error import Undefined
+from cam_repro.localize.scoring import score_maps
+from cam_repro.models import model_config
+from cam_repro.models.config import ANY_ARCHS
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
-from cam_repro.runtime.errors import CamReproError, ConfigError, InputFileError
+from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.files import make_dir, output_error, write_json, write_text_atomic
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
@@ -89,69 +86,21 @@ log = logging.getLogger(__name__)
 RESULTS = ("metrics.json", "classifier.npz", "per_class.csv", "predictions.csv")
 
 
-@dataclass
-class Network:
-    """The network whose features are taken, and where it came from."""
-
-    model: torch.nn.Module
-    config: ModelConfig
-    data: DataConfig  # the data config: the checkpoint's, with the user's data.* keys
-    weights: str  # checkpoint | file | pretrained | random
-    identity: dict[str, Any]  # for the caches: `weights` (by content) and `model`
-    checkpoint: str | None = None
-    seed: int | None = None  # the checkpoint's training seed
-    trained_on: str | None = None  # the name of the checkpoint's training data (if known)
-
-
-def load_network(spec: FeaturesConfig, num_classes: int | None = None) -> Network:
-    """The network of a features config: the checkpoint's, or the zoo model with its weights
-    (`num_classes` outputs for its own last layer; see FeaturesConfig.model_classes)."""
+def features_network(
+    spec: FeaturesConfig, device: torch.device, channels_last: bool, data_classes: int | None = None
+) -> Network:
+    """The network of a features config (evaluate.network.load_network): the checkpoint's, or
+    the zoo model with its own classes (model_classes; 1000 with weights; else `data_classes`,
+    the data's), initialised from `spec.seed` (the same random init every run)."""
     if spec.checkpoint is not None:
-        model, state = load_model(spec.checkpoint)
-        trained = state["config"]
-        cfg = model_config(trained["model"])
-        identity = {"weights": {"checkpoint": weights_digest(spec.checkpoint)},
-                    "model": {"config": _plain(cfg)}}  # fmt: skip
-        data = resolve_data(spec.data, trained.get("data"))
-        return Network(
-            model, cfg, data, "checkpoint", identity, spec.checkpoint, trained.get("seed"),
-            _data_name(trained.get("data")),
-        )  # fmt: skip
+        return load_network(spec.checkpoint, None, spec.data, device, channels_last)
     cfg = model_config(spec.model)
-    weights = "file" if cfg.weights_path else "pretrained" if cfg.pretrained else "random"
-    classes = spec.model_classes or (1000 if weights != "random" else num_classes)
+    weighted = cfg.weights_path or cfg.pretrained
+    classes = spec.model_classes or (1000 if weighted else data_classes)
     if classes is None:
         raise ConfigError("model_classes: the number of the network's own classes is unknown")
-    torch.manual_seed(spec.seed)  # a network without weights: the same random init every run
-    model = build_model(cfg, classes)  # a missing or foreign weights file: its one-line error
-    if weights == "file":  # by content: the digest the loader took of the file it read
-        source: dict[str, Any] = {"weights_path": {"sha256": model.weights_load.sha256}}
-    elif weights == "pretrained":
-        source = {"torchvision": cfg.weights}
-    else:
-        source = {"random_init_seed": spec.seed}
-    identity = {"weights": source, "model": {"config": _plain(cfg), "classes": classes}}
-    seed = spec.seed if weights == "random" else None
-    return Network(model, cfg, resolve_data(spec.data, None), weights, identity, None, seed)
-
-
-def _plain(cfg: ModelConfig) -> Any:
-    """A model config as plain JSON-able values (for the caches' identity)."""
-    return OmegaConf.to_container(OmegaConf.structured(cfg))
-
-
-def weights_sha256(net: Network) -> str | None:
-    """The SHA-256 of the network's checkpoint or weights file (None: torchvision or random)."""
-    source = next(iter(net.identity["weights"].values()))
-    return source.get("sha256") if isinstance(source, dict) else None
-
-
-def _data_name(trained: Any) -> str | None:
-    """The name of a checkpoint's training data (None when its config no longer reads)."""
-    try:
-        return dataset_kind(trained).get("name")
-    except CamReproError:
-        return None
+    return load_network(None, cfg, spec.data, device, channels_last, num_classes=classes,
+                        seed=spec.seed)  # fmt: skip
 
 
 def _image_data(data: DataConfig) -> DataConfig:
@@ -174,12 +123,13 @@ class FeatureRun:
         self.removed = removed  # cache files overwrite=true removed (the reason they are made)
         self.caches: list[CacheUse] = []  # what each part did with its cache (metrics.json)
         self._digests: dict[tuple[str, str], str] = {}  # (split, what) -> digest, made once
+        on = (env.device, spec.runtime.channels_last)
         if spec.checkpoint is not None:
-            net = load_network(spec)
+            net = features_network(spec, *on)
             self.train = read_split(_image_data(net.data), spec.train_split)
         else:  # the data first: a network without weights gets as many classes as it has
             self.train = read_split(_image_data(resolve_data(spec.data, None)), spec.train_split)
-            net = load_network(spec, len(self.train.classes))
+            net = features_network(spec, *on, len(self.train.classes))
         self.test = read_split(net.data, spec.test_split)
         if list(self.train.classes) != list(self.test.classes):
             raise InputFileError(
@@ -187,10 +137,9 @@ class FeatureRun:
                 "different classes"
             )
         self.net = net
-        self.name = spec.checkpoint or variant_name(net.config)
-        self.model = net.model.to(env.device).eval()
-        if spec.runtime.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+        self.name = spec.checkpoint or net.variant
+        self.model = net.model
+        self.identity = network_identity(net)  # the caches' weights and model
         # Any classifier (model=torchvision|module|file) is its own network: avgpool is its
         # pooled vector, as an original GoogLeNet's
         modified = net.config.modified and net.config.arch not in ANY_ARCHS
@@ -219,7 +168,7 @@ class FeatureRun:
             "gt": {"rule": "tight box of the image's own-class boxes"},  # gt_crop_boxes
         }[part]
         return {
-            "format": code_version(), **self.net.identity, "features": spec.features,
+            "format": code_version(), **self.identity, "features": spec.features,
             "part": part, "crop": crop,
             "transform": {"image_size": cfg.image_size, "mean": list(cfg.mean),
                           "std": list(cfg.std)},  # data.transforms.eval_transform, model_input
@@ -329,10 +278,16 @@ class FeatureRun:
             frame = x.shape[-1]
             maps = upsample_cams(loc.raw_maps(x, top1).float(), (frame, frame))[:, 0]
             idx = index.tolist()
-            sizes = self._sizes(data, idx)
-            found = scale_boxes(frame_boxes(maps, rule), (frame, frame), sizes)
-            boxes[idx] = found
-            ious[idx] = _gt_ious(data, idx, found)
+            samples = [data.samples[i] for i in idx]
+            # the top-1 map's box, scored against the image's own class's boxes
+            labels = np.array([[s.label] for s in samples])
+            scored = score_maps(
+                maps[:, None], labels, self._sizes(data, idx), [s.boxes for s in samples],
+                [s.box_labels for s in samples], rule,
+            )  # fmt: skip
+            boxes[idx] = scored.boxes[:, 0]
+            has = np.array([len(s.own_boxes) > 0 for s in samples], dtype=bool)
+            ious[idx] = np.where(has, scored.ious[:, 0], np.nan)  # NaN: no box of its class
         return boxes, ious
 
     # -- localization from the classifier's weights ---------------------------------------------
@@ -365,14 +320,12 @@ class FeatureRun:
             cams = upsample_cams(cams, (frame, frame)).cpu().numpy()
             samples = [data.samples[i] for i in idx]
             sizes = self._sizes(data, idx)
-            _, ious = located_boxes(
+            scored = score_maps(
                 cams, classes, sizes, [s.boxes for s in samples], [s.box_labels for s in samples],
                 rule,
             )  # fmt: skip
-            peaks = map_peaks(cams[:, 1], sizes)  # the true class's map
-            right["pointing_game"] += int(
-                points_in_boxes(peaks, [s.own_boxes for s in samples]).sum()
-            )
+            ious = scored.ious
+            right["pointing_game"] += int(scored.hits[:, 1].sum())  # the true class's map
             hit = ious >= spec.iou_threshold
             right["gt_known_loc_acc"] += int(hit[:, 1].sum())
             right["top1_loc_acc"] += int((hit[:, 0] & (classes[:, 0] == labels)).sum())
@@ -400,16 +353,6 @@ def _stack(feats: list, labels: list, indices: list) -> PartFeatures:
         np.concatenate(labels).astype(np.int64),
         np.concatenate(indices).astype(np.int64),
     )
-
-
-def _gt_ious(data: DataSplit, indices: list[int], boxes: np.ndarray) -> np.ndarray:
-    """IoU of each image's box with its best ground-truth box of its own class (NaN: none)."""
-    samples = [data.samples[i] for i in indices]
-    labels = np.array([s.label for s in samples])
-    ious = best_ious(boxes[:, None], labels[:, None], [s.boxes for s in samples],
-                     [s.box_labels for s in samples])[:, 0]  # fmt: skip
-    has = np.array([len(s.own_boxes) > 0 for s in samples], dtype=bool)
-    return np.where(has, ious, np.nan)
 
 
 def gt_crop_boxes(data: DataSplit) -> np.ndarray:
@@ -447,33 +390,6 @@ def combine(parts: list[PartFeatures]) -> PartFeatures:
     )
 
 
-def _per_class_csv(
-    classes: list[str], names: list[str], acc: np.ndarray, counts: np.ndarray
-) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["class", "name", "num_test", "accuracy"])
-    for c, name, n, a in zip(classes, names, counts, acc, strict=True):
-        w.writerow([c, name, int(n), "" if np.isnan(a) else f"{a:.2f}"])
-    return buf.getvalue()
-
-
-def _predictions_csv(data: DataSplit, test: PartFeatures, pred: np.ndarray) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    crops = test.boxes is not None
-    crop_columns = ["crop_x0", "crop_y0", "crop_x1", "crop_y1", "crop_iou"] if crops else []
-    w.writerow(["image", "label", "predicted", "correct", *crop_columns])
-    for row, (i, p) in enumerate(zip(test.indices, pred, strict=True)):
-        s = data.samples[i]
-        line = [s.image_id, data.classes[s.label], data.classes[p], int(p == s.label)]
-        if crops:
-            iou = test.box_ious[row]
-            line += [*test.boxes[row].tolist(), "" if np.isnan(iou) else f"{iou:.4f}"]
-        w.writerow(line)
-    return buf.getvalue()
-
-
 def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, Any]:
     """Run cam-features as `cfg` says, writing into `run_dir`; returns metrics.json's content."""
     spec = features_config(cfg)
@@ -490,7 +406,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         fr = FeatureRun(spec, run.env, cache_dir, removed)
         log.info(
             "features=%s crop=%s of %s (%s) on %s: %d train, %d test images, %d classes",
-            spec.features, spec.crop, variant_name(fr.net.config), fr.net.weights,
+            spec.features, spec.crop, fr.net.variant, fr.net.weights,
             fr.net.data.root, len(fr.train), len(fr.test), len(fr.train.classes),
         )  # fmt: skip
         parts = spec.crop.split("+")
@@ -514,16 +430,16 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
         num_classes = len(fr.train.classes)
         per_class = per_class_accuracy(pred, test.labels, num_classes)
         counts = np.bincount(test.labels, minlength=num_classes)
-        metrics = _metrics(spec, fr, clf, train, test, pred, per_class, counts, localization)
+        metrics = metrics_json(spec, fr, clf, train, test, pred, per_class, counts, localization)
         metrics["fit_seconds"] = round(fit_seconds, 2)
         metrics["seconds"] = round(time.perf_counter() - tick, 2)
         write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
         save_classifier(run_dir / "classifier.npz", clf)
         write_text_atomic(
             run_dir / "per_class.csv",
-            _per_class_csv(fr.train.classes, fr.train.class_names, per_class, counts),
+            per_class_csv(fr.train.classes, fr.train.class_names, per_class, counts),
         )
-        write_text_atomic(run_dir / "predictions.csv", _predictions_csv(fr.test, test, pred))
+        write_text_atomic(run_dir / "predictions.csv", predictions_csv(fr.test, test, pred))
         write_json(run_dir / "metrics.json", metrics)
         log.info(
             "%s on %s features (%s): test accuracy %s (%d train, %d test images)%s",
@@ -561,86 +477,3 @@ def _percent(metrics: dict[str, Any], key: str) -> str:
     """A % metric of metrics.json (`key` dotted) for the log: '71.25%' or 'undefined'."""
     value = metric_at(metrics, key)
     return "undefined" if value is None else f"{value:.2f}%"
-
-
-def _metrics(
-    spec: FeaturesConfig,
-    fr: FeatureRun,
-    clf: LinearClassifier,
-    train: PartFeatures,
-    test: PartFeatures,
-    pred: np.ndarray,
-    per_class: np.ndarray,
-    counts: np.ndarray,
-    localization: dict[str, Any] | None,
-) -> dict[str, Any]:
-    """metrics.json: a metric over no image is null, its reason under "undefined"
-    (evaluate.outputs.with_undefined, cam-eval's convention)."""
-    kind = dataset_kind(fr.net.data)
-    split = spec.test_split
-    total = len(fr.test) + len(fr.test.skipped)
-    none_read = f"no {split} image could be read ({fr.skips[split].count} of {total} unreadable)"
-    crop_iou: float | Undefined | None = None  # crop=full: no crop box to score
-    if test.box_ious is not None:
-        has_box = ~np.isnan(test.box_ious)
-        no_box = f"no {split} image read has a ground-truth box of its class"
-        crop_iou = rate(test.box_ious[has_box] >= spec.iou_threshold,
-                        no_box if len(test.labels) else none_read)  # fmt: skip
-    metrics = {
-        "kind": KIND,
-        "accuracy": rate(pred == test.labels, none_read),
-        "mean_class_accuracy": _mean_class_accuracy(
-            per_class, counts, fr.train.classes, split, none_read
-        ),
-        "num_train": len(train.labels),
-        "num_test": len(test.labels),
-        "num_classes": len(fr.train.classes),
-        "num_skipped": sum(s.count for s in fr.skips.values()),
-        "features": spec.features,
-        "crop": spec.crop,
-        "classifier": clf.kind,
-        "C": clf.C,
-        "solver": clf.solver,
-        "l2_normalize": clf.l2_normalize,
-        "feature_dim": int(train.features.shape[1]),
-        "variant": variant_name(fr.net.config),
-        "paper_name": paper_name(fr.net.config),
-        "weights": fr.net.weights,
-        "checkpoint": spec.checkpoint,
-        "seed": fr.net.seed,
-        "trained_on": fr.net.trained_on,
-        "data": {
-            "root": str(fr.train.root),
-            "name": kind.get("name"),
-            "kind": kind.get("kind"),
-            "task": kind.get("task"),
-            "evidence": kind.get("evidence"),
-            "family": kind.get("family"),
-            "train_split": spec.train_split,
-            "test_split": spec.test_split,
-            "image_size": fr.net.data.image_size,
-        },
-        "crop_box_iou50": crop_iou,
-        "threshold": spec.threshold,
-        "localization": localization,
-        "weights_sha256": weights_sha256(fr.net),
-        "weights_load": weights_record(fr.model),  # which file gave the network its tensors
-        "caches": [use.record() for use in fr.caches],
-    }
-    return with_undefined(metrics)
-
-
-def _mean_class_accuracy(
-    per_class: np.ndarray, counts: np.ndarray, classes: list[str], split: str, none_read: str
-) -> float | Undefined:
-    """The mean of the per-class accuracies, defined only when every class has a test image
-    read (a mean over fewer classes is another number than the paper's)."""
-    empty = [c for c, n in zip(classes, counts, strict=True) if n == 0]
-    if len(empty) == len(classes):
-        return Undefined(none_read)
-    if empty:
-        shown = ", ".join(empty[:5]) + (", ..." if len(empty) > 5 else "")
-        return Undefined(
-            f"{len(empty)} of {len(classes)} classes have no {split} image read ({shown})"
-        )
-    return float(np.mean(per_class))

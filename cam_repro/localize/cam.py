@@ -21,13 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from cam_repro.localize.layers import (
-    CAMUnavailableError,
-    ChannelNorm,
-    LayerCAMNet,
-    class_scores,
-    global_pool,
-)
+from cam_repro.localize.layer_net import ChannelNorm, LayerCAMNet
+from cam_repro.localize.layers import CAMUnavailableError, class_scores, global_pool
 from cam_repro.runtime.distributed import unwrap
 
 

@@ -1,6 +1,7 @@
 """Where the class activation map lives in any classifier: the last feature map before global
-pooling and the final linear layer (`find_cam_layers`), and any such classifier seen as a CAM
-network (`LayerCAMNet`).
+pooling and the final linear layer, found on its graph (`find_cam_layers`), and the one-line
+refusals (with what localizes instead) of a network that has none or gives no class scores. Such a
+classifier seen as a CAM network: `localize.layer_net.LayerCAMNet`.
 
 A network has a class activation map when its scores are S_c = sum_k w_k^c F_k + b_c, with F_k
 the global average (or max) of a feature map f_k (Zhou et al. 2016, eq. 1-2). Most modern
@@ -158,13 +159,15 @@ class _Tracer(NodePathTracer):
 
 
 @dataclass
-class _Graph:
+class TracedGraph:
+    """A network's fx graph, with its nodes' module paths and its modules by name."""
+
     graph: fx.Graph
     names: dict[fx.Node, str]  # node -> qualified name (module path, or path + op name)
     modules: dict[str, nn.Module]
 
 
-def _trace(model: nn.Module) -> _Graph | None:
+def _trace(model: nn.Module) -> TracedGraph | None:
     """The network's graph in eval mode (GoogLeNet and Inception give one output there), or None
     if fx cannot trace it."""
     was_training = model.training
@@ -176,10 +179,10 @@ def _trace(model: nn.Module) -> _Graph | None:
         return None
     finally:
         model.train(was_training)
-    return _Graph(graph, dict(tracer.node_to_qualname), dict(model.named_modules()))
+    return TracedGraph(graph, dict(tracer.node_to_qualname), dict(model.named_modules()))
 
 
-def _describe(g: _Graph, node: fx.Node) -> str:
+def _describe(g: TracedGraph, node: fx.Node) -> str:
     name = g.names.get(node, node.name)
     if node.op == "call_module":
         return f"{name} ({type(g.modules[node.target]).__name__})"
@@ -205,7 +208,7 @@ def _ones(size: object) -> bool:
     return size == 1 or (isinstance(size, list | tuple) and all(s == 1 for s in size))
 
 
-def _pool_kind(g: _Graph, node: fx.Node) -> str | None:
+def _pool_kind(g: TracedGraph, node: fx.Node) -> str | None:
     """'gap' / 'gmp' if `node` pools its input globally over (h, w), else None."""
     if node.op == "call_module":
         m = g.modules[node.target]
@@ -227,7 +230,7 @@ def _pool_kind(g: _Graph, node: fx.Node) -> str | None:
     return None
 
 
-def _passes(g: _Graph, node: fx.Node) -> bool:
+def _passes(g: TracedGraph, node: fx.Node) -> bool:
     if node.op == "call_module":
         return isinstance(g.modules[node.target], _PASS_MODULES)
     if node.op == "call_method":
@@ -240,7 +243,7 @@ def _first_input(node: fx.Node) -> fx.Node | None:
     return arg if isinstance(arg, fx.Node) else None
 
 
-def _output_node(g: _Graph, classifier: str | None) -> fx.Node:
+def _output_node(g: TracedGraph, classifier: str | None) -> fx.Node:
     """The linear layer the scores come from: the graph's output, back through reshapes."""
     out = next(n for n in reversed(g.graph.nodes) if n.op == "output")
     node = out.args[0]
@@ -265,7 +268,7 @@ def _output_node(g: _Graph, classifier: str | None) -> fx.Node:
     return node
 
 
-def _walk_head(g: _Graph, linear: fx.Node) -> tuple[fx.Node, str, str | None]:
+def _walk_head(g: TracedGraph, linear: fx.Node) -> tuple[fx.Node, str, str | None]:
     """From the linear layer back to the global pooling: (the pooled map's node, pool, norm)."""
     node, norm = _first_input(linear), None
     between: list[str] = []
@@ -292,7 +295,7 @@ def _walk_head(g: _Graph, linear: fx.Node) -> tuple[fx.Node, str, str | None]:
     )
 
 
-def _node_name(g: _Graph, node: fx.Node) -> str:
+def _node_name(g: TracedGraph, node: fx.Node) -> str:
     """The shortest module path whose output `node` is (e.g. 'layer4' for ResNet's last block's
     final ReLU), else the node's own qualified name (e.g. DenseNet's functional 'relu')."""
     qual = g.names[node]
@@ -308,7 +311,7 @@ def _node_name(g: _Graph, node: fx.Node) -> str:
     return qual
 
 
-def _named_node(g: _Graph, name: str) -> fx.Node:
+def _named_node(g: TracedGraph, name: str) -> fx.Node:
     """The node whose output a layer name means: the last node inside that module (as
     torchvision's create_feature_extractor reads names), or the node of that name."""
     inside = [n for n in g.graph.nodes if n in g.names
@@ -318,9 +321,9 @@ def _named_node(g: _Graph, name: str) -> fx.Node:
     return inside[-1]
 
 
-def _analyse(
+def analyse_layers(
     model: nn.Module, features: str | None, classifier: str | None
-) -> tuple[CAMLayers, _Graph | None]:
+) -> tuple[CAMLayers, TracedGraph | None]:
     if classifier is not None and not _is_linear(dict(model.named_modules()).get(classifier)):
         raise CAMUnavailableError(
             f"classifier layer {classifier!r} is not a linear layer of this network "
@@ -362,9 +365,9 @@ def cam_layers(
     A CAMUnavailableError (one line, naming the network) if its head is not global pooling and
     one linear layer."""
     try:
-        return _analyse(model, features, classifier)[0]
+        return analyse_layers(model, features, classifier)[0]
     except CAMUnavailableError as err:
-        raise _refusal(model, err) from None
+        raise refused(model, err) from None
 
 
 def find_cam_layers(model: nn.Module) -> tuple[str, str]:
@@ -375,7 +378,7 @@ def find_cam_layers(model: nn.Module) -> tuple[str, str]:
     return found.features, found.classifier
 
 
-def _refusal(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
+def refused(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
     """`err` as one line naming the network and what localizes it instead (its own `cam_hint`
     too, e.g. the zoo's originals: their -GAP variant)."""
     hint = getattr(model, "cam_hint", None)
@@ -384,131 +387,7 @@ def _refusal(model: nn.Module, err: CAMUnavailableError) -> CAMUnavailableError:
                                (f", or {hint}" if hint else ""), reason)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ChannelNorm:
-    """A LayerNorm over the channels of the pooled vector (ConvNeXt's head): per image an affine
-    map, gamma * (v - mean(v)) / sqrt(var(v) + eps) + beta."""
-
-    weight: Tensor | None
-    bias: Tensor | None
-    eps: float
-
-    def __call__(self, pooled: Tensor) -> Tensor:
-        return F.layer_norm(pooled, pooled.shape[-1:], self.weight, self.bias, self.eps)
-
-    def centred(self, features: Tensor, pooled: Tensor) -> Tensor:
-        """The maps with the image's channel mean taken off and divided by its spread, so that
-        their pooling, times gamma plus beta, is this norm of the pooled vector."""
-        mu = pooled.mean(dim=1)
-        sigma = torch.sqrt(pooled.var(dim=1, unbiased=False) + self.eps)
-        return (features - mu[:, None, None, None]) / sigma[:, None, None, None]
-
-
-def channel_norm(module: nn.Module) -> ChannelNorm:
-    weight = getattr(module, "weight", None)
-    bias = getattr(module, "bias", None)
-    return ChannelNorm(
-        None if weight is None else weight.detach(),
-        None if bias is None else bias.detach(),
-        float(getattr(module, "eps", 1e-5)),
-    )
-
-
-class PoolKind:
-    """The `.pool.kind` that a CAM network's head reads (as the zoo's GlobalPool has it)."""
-
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-
-
-class LayerCAMNet(nn.Module):
-    """Any classifier that ends in global pooling and one linear layer, as a CAM network:
-    `features(x)` gives the named feature map, `logits_from_features(f)` pools it and applies the
-    head, `classifier` is the linear layer; `forward` is the network's own.
-
-    The wrapped network is `self.net` (so its parameters are named `net.<its names>`).
-    """
-
-    def __init__(
-        self,
-        net: nn.Module,
-        features: str | None = None,
-        classifier: str | None = None,
-        pool: str | None = None,
-    ) -> None:
-        super().__init__()
-        self.net = net
-        try:
-            layers, g = _analyse(net, features, classifier)
-        except CAMUnavailableError as err:
-            raise _refusal(net, err) from None
-        if g is None and pool is not None:  # untraced: the caller says how it pools
-            layers = CAMLayers(layers.features, layers.classifier, pool)
-        self.layers = layers
-        self.pool = PoolKind(layers.pool)
-        # The graph up to the feature map (fx), kept out of the module tree: it shares the
-        # network's submodules, and its own names would double the state dict.
-        self.__dict__["_extract"] = None if g is None else _extractor(net, g, layers.features)
-        self._checked = g is not None  # an untraced head is checked on the first batch
-
-    @property
-    def classifier(self) -> nn.Module:
-        return self.net.get_submodule(self.layers.classifier)
-
-    @property
-    def head_norm(self) -> ChannelNorm | None:
-        if self.layers.norm is None:
-            return None
-        return channel_norm(self.net.get_submodule(self.layers.norm))
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.net(x)
-
-    def features(self, x: Tensor) -> Tensor:
-        """Images (B, 3, H, W) -> the feature map (B, K, h, w) that the global pooling reads."""
-        extract = self.__dict__["_extract"]
-        if extract is not None:
-            return extract(x)
-        captured: list[Tensor] = []
-        module = self.net.get_submodule(self.layers.features)
-        handle = module.register_forward_hook(lambda _m, _i, out: captured.append(out))
-        try:
-            scores = class_scores(self.net(x), self.net)
-        finally:
-            handle.remove()
-        if len(captured) != 1 or not isinstance(captured[0], Tensor) or captured[0].dim() != 4:
-            raise CAMUnavailableError(
-                f"{type(self.net).__name__}: features layer {self.layers.features!r} must run "
-                f"once per forward pass and give a (B, K, h, w) map; {other_localizers(self.net)}"
-            )
-        if not self._checked:
-            self._check_head(captured[0], scores)
-        return captured[0]
-
-    def _check_head(self, features: Tensor, scores: Tensor) -> None:
-        with torch.no_grad():
-            mine = self.logits_from_features(features.detach()).float()
-        theirs = scores.detach().float()
-        scale = float(theirs.abs().max().clamp_min(1.0))
-        if mine.shape != theirs.shape or not torch.allclose(mine, theirs, atol=1e-3 * scale):
-            raise CAMUnavailableError(
-                f"{type(self.net).__name__}: its scores are not the {self.layers.classifier} "
-                f"layer applied to the global {self.layers.pool} of {self.layers.features}, so "
-                f"these layers give no class activation map; {other_localizers(self.net)}"
-            )
-        self._checked = True
-
-    def logits_from_features(self, features: Tensor) -> Tensor:
-        """Feature map (B, K, h, w) -> class scores (B, C): pooling, [LayerNorm], linear layer."""
-        pooled = global_pool(features, self.layers.pool)
-        norm = self.head_norm
-        if norm is not None:
-            pooled = norm(pooled)
-        linear = self.classifier
-        return F.linear(pooled, linear.weight, getattr(linear, "bias", None))
-
-
-def _extractor(net: nn.Module, g: _Graph, features: str) -> fx.GraphModule:
+def features_module(net: nn.Module, g: TracedGraph, features: str) -> fx.GraphModule:
     """A graph module that runs `net` up to the feature map and returns it."""
     graph = fx.Graph()
     remap: dict[fx.Node, fx.Node] = {}
@@ -531,15 +410,16 @@ __all__ = [
     "SUGGEST",
     "CAMLayers",
     "CAMUnavailableError",
-    "ChannelNorm",
-    "LayerCAMNet",
     "NoScoresError",
     "NotSpatialError",
+    "TracedGraph",
+    "analyse_layers",
     "cam_layers",
-    "channel_norm",
     "class_scores",
+    "features_module",
     "find_cam_layers",
     "global_pool",
     "map_problem",
     "other_localizers",
+    "refused",
 ]

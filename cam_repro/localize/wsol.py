@@ -1,4 +1,6 @@
-"""WSOL metrics of Choe et al., CVPR 2020: MaxBoxAccV2 (boxes) and PxAP (masks).
+"""MaxBoxAccV2, the WSOL box metric of Choe et al., CVPR 2020, in our convention or theirs; their
+mask metric, PxAP, is `localize.pxap`, on the same maps and thresholds (`unit_maps`,
+`as_thresholds`).
 
 Conventions follow their code (github clovaai/wsolevaluation, evaluation.py: BoxEvaluator,
 MaskEvaluator, calculate_multiple_iou, compute_bboxes_from_scoremaps): maps already in [0, 1]
@@ -8,8 +10,7 @@ pixel counts; an image is correct at (t, delta) if its best (candidate, GT) IoU 
 MaxBoxAcc at delta = the best % correct over t, picked separately per delta; MaxBoxAccV2 = the
 mean over delta in (30, 50, 70) with every component a candidate (their box_v2_metric sets
 multi_contour_eval and multi_iou_eval). Their older MaxBoxAcc is
-max_box_acc(..., iou_thresholds=(50,), all_components=False). PxAP takes their ignore regions
-(`pxap(..., ignore=)`).
+max_box_acc(..., iou_thresholds=(50,), all_components=False).
 
 Two conventions for the box candidates (`CONVENTIONS`, the `convention` argument of max_box_acc
 and BoxAccMeter):
@@ -69,13 +70,10 @@ a float threshold that lands exactly on a pixel value. Maps are compared in floa
 map's 0.7 is 0.699999988 and does not pass t = 0.7.
 
 Undefined inputs give `Undefined(reason)` (cam_repro.localize.loc_error), never 100 or 0, nor an
-exception after a whole evaluation: BoxAccMeter.summary() over no image; PxAP without a foreground
-pixel (recall is 0/0), without a background pixel (precision is 1 at every threshold: PxAP would be
-100 whatever the maps), with every pixel ignored, or with every pixel below the lowest threshold.
-Degenerate but defined, and returned as numbers: constant (or all-zero) maps give MaxBoxAcc of the
-whole-image box at t = 0 and PxAP equal to the foreground's share of the pixels (a constant score
-ranks nothing, the chance level); GT boxes that cover the whole image give MaxBoxAcc 100 for any
-map (the whole-image box at t = 0 matches them).
+exception after a whole evaluation: BoxAccMeter.summary() over no image (PxAP's cases:
+localize.pxap). Degenerate but defined, and returned as numbers: constant (or all-zero) maps give
+MaxBoxAcc of the whole-image box at t = 0; GT boxes that cover the whole image give MaxBoxAcc 100
+for any map (the whole-image box at t = 0 matches them).
 
 max_box_acc computes the sweep in one pass (cam_repro.localize.components); max_box_acc_loop
 labels the map once per threshold with scipy and is the reference the tests and
@@ -95,7 +93,6 @@ from cam_repro.localize.boxes import as_maps, iou_matrix
 from cam_repro.localize.components import (
     RING_RUNS,
     contour_sweep_hits,
-    level_histograms,
     level_table,
     sweep_hits,
 )
@@ -148,7 +145,7 @@ def _cv2() -> Any:
     return cv2
 
 
-def _unit_maps(cams: Any) -> np.ndarray:
+def unit_maps(cams: Any) -> np.ndarray:
     """(N, H, W) numpy array or torch tensor in [0, 1] -> validated float numpy array."""
     cams = as_maps(cams, floats_only=True)
     if cams.ndim != 3:
@@ -167,7 +164,7 @@ def _quantised(cams: Any) -> np.ndarray:
     """wsolevaluation's `(scoremap * 255).astype(np.uint8)` of validated (N, H, W) maps, computed
     in the maps' own dtype (a torch tensor's too) -> C-contiguous uint8 (N, H, W)."""
     raw = cams.detach().cpu().numpy() if hasattr(cams, "detach") else np.asarray(cams)
-    _unit_maps(raw)
+    unit_maps(raw)
     return np.ascontiguousarray((raw * 255).astype(np.uint8))
 
 
@@ -207,7 +204,8 @@ def _largest_contour_hits(
     return hits
 
 
-def _as_thresholds(thresholds: Any) -> np.ndarray:
+def as_thresholds(thresholds: Any) -> np.ndarray:
+    """Score thresholds, checked (strictly increasing, in [0, 1]); None: `default_thresholds`."""
     if thresholds is None:
         return default_thresholds()
     t = np.asarray(thresholds, dtype=np.float64).reshape(-1)
@@ -289,7 +287,7 @@ class BoxAccMeter:
         self.convention = convention
         if thresholds is None and convention == "wsolevaluation":
             thresholds = wsolevaluation_thresholds()
-        self.thresholds = _as_thresholds(thresholds)
+        self.thresholds = as_thresholds(thresholds)
         self.deltas = _as_iou_thresholds(iou_thresholds)
         self.all_components = bool(all_components)
         if convention == "wsolevaluation" and not self.all_components:
@@ -301,7 +299,7 @@ class BoxAccMeter:
 
     def update(self, cams: Any, gt_boxes: Sequence[Any]) -> None:
         ours = self.convention == "ours"
-        maps = _unit_maps(cams) if ours else _quantised(cams)
+        maps = unit_maps(cams) if ours else _quantised(cams)
         gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
         for s in range(0, maps.shape[0], _CHUNK):
             e = min(s + _CHUNK, maps.shape[0])
@@ -380,7 +378,7 @@ def max_box_acc(
     """
     meter = BoxAccMeter(thresholds, iou_thresholds, all_components, convention)
     meter.update(cams, gt_boxes)
-    # at least one image (_unit_maps refuses zero maps): never Undefined here
+    # at least one image (unit_maps refuses zero maps): never Undefined here
     return _summary(meter.hits, meter.thresholds, meter.deltas, meter.images)
 
 
@@ -411,8 +409,8 @@ def max_box_acc_loop(
     all_components: bool = True,
 ) -> dict:
     """max_box_acc by labelling each map once per threshold (scipy): the slow reference."""
-    maps = _unit_maps(cams)
-    t = _as_thresholds(thresholds)
+    maps = unit_maps(cams)
+    t = as_thresholds(thresholds)
     deltas = _as_iou_thresholds(iou_thresholds)
     gt, gt_start = _as_gt(gt_boxes, maps.shape[0])
     iou_thr = np.array(deltas, dtype=np.float64) / 100
@@ -425,125 +423,3 @@ def max_box_acc_loop(
             if len(boxes):
                 correct[i] += iou_matrix(boxes, image_gt).max() >= iou_thr
     return _summary(correct, t, deltas, maps.shape[0])
-
-
-def _as_mask(mask: Any, name: str, shape: tuple) -> np.ndarray:
-    """A bool or 0/1 (N, H, W) numpy array or torch tensor of the cams' shape -> bool array."""
-    if hasattr(mask, "detach"):
-        mask = mask.detach().cpu().numpy()
-    mask = np.asarray(mask)
-    if mask.shape != shape:
-        raise ValueError(f"{name} must have the cams' shape {shape}, got {mask.shape}")
-    if mask.dtype != np.bool_:
-        if not np.isin(mask, (0, 1)).all():
-            raise ValueError(f"{name} must be bool or hold only 0 and 1")
-        mask = mask.astype(bool)
-    return mask
-
-
-class PxAPMeter:
-    """PxAP's two pixel-score histograms, accumulated batch by batch; `value()` is `pxap`'s.
-    `counts` (images, foreground pixels, background pixels) counts what the masks held, whatever
-    the scores (the histograms drop scores below the lowest threshold), to say why PxAP is
-    undefined when it is."""
-
-    def __init__(self, thresholds: Sequence[float] | np.ndarray | None = None) -> None:
-        self.thresholds = _as_thresholds(thresholds)
-        self._edges = np.append(self.thresholds, [1.0, 2.0, 3.0])
-        self._table = level_table(self._edges, max(1024, 2 * len(self._edges)))
-        self.fg = np.zeros(len(self._edges) - 1, dtype=np.int64)
-        self.bg = np.zeros(len(self._edges) - 1, dtype=np.int64)
-        self.counts = np.zeros(3, dtype=np.int64)
-
-    def update(self, cams: Any, masks: Any, ignore: Any = None) -> None:
-        """Add a batch: `pxap`'s cams, masks and ignore."""
-        maps = _unit_maps(cams)
-        masks = _as_mask(masks, "masks", maps.shape)
-        background = ~masks
-        if ignore is not None:
-            background &= ~_as_mask(ignore, "ignore", maps.shape)
-        # np.histogram(m[fg], bins=edges) per image, in one pass without sorting (tested equal)
-        fg, bg = level_histograms(
-            np.ascontiguousarray(maps), masks, background, self._edges, self._table
-        )
-        self.fg += fg
-        self.bg += bg
-        self.counts += [maps.shape[0], int(masks.sum()), int(background.sum())]
-
-    def add(self, other: PxAPMeter) -> None:
-        """Add the histograms of another meter of the same thresholds."""
-        if not np.array_equal(other.thresholds, self.thresholds):
-            raise ValueError("add: the meters have different thresholds")
-        self.fg += other.fg
-        self.bg += other.bg
-        self.counts += other.counts
-
-    def all_reduce(self, reduce_sum: Callable[[torch.Tensor], torch.Tensor]) -> None:
-        """Sum the histograms over processes with `reduce_sum` (e.g. an all-reduce)."""
-        flat = torch.from_numpy(np.concatenate([self.fg, self.bg, self.counts]))
-        total = reduce_sum(flat).numpy().astype(np.int64)
-        self.fg, self.bg = np.split(total[:-3], 2)
-        self.counts = total[-3:]
-
-    def undefined(self) -> Undefined | None:
-        """Why PxAP has no value on what was accumulated; None when it has one."""
-        images, fg_pixels, bg_pixels = (int(v) for v in self.counts)
-        lowest = float(self.thresholds[0])
-        if images == 0:
-            return Undefined("no image with a mask was scored")
-        if fg_pixels == 0 and bg_pixels == 0:
-            return Undefined(f"every pixel of the {images} masks is ignored")
-        if fg_pixels == 0:
-            return Undefined(f"the {images} masks have no foreground pixel: recall is 0/0")
-        if bg_pixels == 0:
-            return Undefined(
-                f"the {images} masks have no background pixel (every pixel is foreground or "
-                "ignored): precision is 1 at every threshold, PxAP would be 100 whatever the maps"
-            )
-        if self.fg.sum() == 0:
-            return Undefined(
-                f"no foreground pixel scores at or above the lowest threshold {lowest:g}: "
-                "recall is 0/0"
-            )
-        return None
-
-    def value(self) -> float | Undefined:
-        """PxAP in %, or Undefined (`undefined()`) without both classes of pixels."""
-        undefined = self.undefined()
-        if undefined is not None:
-            return undefined
-        fg_hist, bg_hist = self.fg, self.bg
-        tp = fg_hist[::-1].cumsum().astype(np.float64)  # pixels >= 2, >= 1, >= t_{T-1}, ...
-        fp = bg_hist[::-1].cumsum().astype(np.float64)
-        fn = fg_hist.sum() - tp
-        valid = (tp + fp) != 0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            precision = tp / (tp + fp)
-        recall = tp / (tp + fn)
-        return float((precision[1:] * np.diff(recall))[valid[1:]].sum() * 100)
-
-
-def pxap(
-    cams: Any,
-    masks: Any,
-    thresholds: Sequence[float] | np.ndarray | None = None,
-    *,
-    ignore: Any = None,
-) -> float | Undefined:
-    """PxAP of wsolevaluation's MaskEvaluator: area under the pixel precision-recall curve, in %.
-
-    cams (N, H, W) in [0, 1]; masks (N, H, W) bool or 0/1, True = GT foreground; ignore (optional,
-    keyword only) bool or 0/1 of the same shape, True = neither foreground nor background: their
-    OpenImages ignore region, mask value 255, which MaskEvaluator leaves out of both histograms
-    (get_mask builds it as the ignore boxes minus the foreground; here too a pixel in both masks
-    and ignore counts as foreground). Scores are pooled over the dataset into histograms with
-    right edges thresholds + [1, 2, 3] (bins [t_0, t_1), ..., [t_{T-1}, 1), [1, 2), [2, 3]; a
-    score below t_0 is dropped, as in theirs), one for foreground and one for background pixels;
-    tp and fp are their reversed cumulative sums (pixels at or above each edge), precision =
-    tp / (tp + fp), recall = tp / (tp + fn), and the area is sum(precision[1:] * diff(recall))
-    over the points where tp + fp > 0. Undefined (with the reason) without a foreground or a
-    background pixel, or with every pixel ignored (PxAPMeter.undefined).
-    """
-    meter = PxAPMeter(thresholds)
-    meter.update(cams, masks, ignore)
-    return meter.value()

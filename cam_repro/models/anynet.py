@@ -23,7 +23,8 @@ import torch
 import torchvision
 from torch import Tensor, nn
 
-from cam_repro.localize.layers import NO_SCORES, CAMUnavailableError, LayerCAMNet, NoScoresError
+from cam_repro.localize.layer_net import LayerCAMNet
+from cam_repro.localize.layers import NO_SCORES, CAMUnavailableError, NoScoresError
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.errors import ConfigError, InputFileError, MissingFileError, first_line
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from cam_repro.localize.layers import LayerCAMNet
+from cam_repro.localize.layer_net import LayerCAMNet
 from cam_repro.models.config import ANY_ARCHS, ARCHS, ModelConfig, paper_name, variant_name
 from cam_repro.models.heads import CAMNet
 

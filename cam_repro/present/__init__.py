@@ -1,2 +1,2 @@
 """Presentation: drawing (draw.py), cam-visualize's figures (figures.py), cam-report's tables
-(tables.py)."""
+(runs.py, paper.py, stats.py, table_*.py, report.py)."""

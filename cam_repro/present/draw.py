@@ -1,8 +1,8 @@
 """Figures laid out like the paper's: CAMs of the top-k classes, runs side by side, class-specific
 units, threshold sweeps, CAMs with their peaks (the pointing game's point; Section 4.2's text
 and VQA figures). Built of cam_repro.localize.overlay's pictures with matplotlib's object
-API (no pyplot: no global state, no display needed); no I/O: cam_repro.present.figures runs the
-networks and writes the files.
+API (no pyplot: no global state, no display needed); no I/O: cam_repro.visualize runs the
+networks (through cam_repro.evaluate.views) and writes the files.
 """
 
 from __future__ import annotations

@@ -1,19 +1,71 @@
-"""Paired differences over seeds, reported honestly: the mean with a 95% t interval, and how many
-seeds agree in sign.
+"""Statistics over seeds for the tables: mean +- std (`Stat`), paired differences with a t interval
+(`paired`), and the one group-by (`group_by`) every table family groups its runs with.
 
-For differences d_1 .. d_n of two models paired by seed (the same seed's data order and
-initialisation): the mean m, the sample standard deviation s (n - 1 in the denominator), and
+Mean +- std: the mean and the sample standard deviation (n - 1 in the denominator) of a metric over
+seeds, saying over how many runs when some have no value (undefined there).
+
+Paired differences, reported honestly: for differences d_1 .. d_n of two models paired by seed (the
+same seed's data order and initialisation): the mean m, the sample standard deviation s, and
 Student's t interval m +- t_{(1 + level) / 2, n - 1} * s / sqrt(n) (scipy.stats.t.ppf). It treats
 the seeds' differences as a normal sample; with 3-5 seeds it is wide, which is the point: a
 difference whose interval holds 0 is not shown by so few seeds. With one seed there is no
-interval (n=1). Pure functions: numbers in, numbers out.
+interval (n=1), and the mean's sign is told by how many seeds agree with it. Pure functions:
+numbers in, numbers out.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+
+
+def group_by(items: Iterable[T], key: Callable[[T], K]) -> dict[K, list[T]]:
+    """`items` in lists by `key(item)`: keys in the order first seen, items in their order."""
+    out: dict[K, list[T]] = {}
+    for item in items:
+        out.setdefault(key(item), []).append(item)
+    return out
+
+
+@dataclass
+class Stat:
+    """Mean and sample standard deviation (None with one value) of a metric over seeds; `of`:
+    the runs it was taken over, when some of them have no value (undefined there)."""
+
+    values: list[float]
+    of: int | None = None
+
+    @property
+    def mean(self) -> float:
+        return sum(self.values) / len(self.values)
+
+    @property
+    def std(self) -> float | None:
+        n = len(self.values)
+        if n < 2:
+            return None
+        return math.sqrt(sum((v - self.mean) ** 2 for v in self.values) / (n - 1))
+
+    def text(self, digits: int = 2) -> str:
+        """'12.34' or '12.34 +- 0.56', then '(2 of 3 runs)' when taken over fewer than `of`."""
+        text = f"{self.mean:.{digits}f}"
+        if self.std is not None:
+            text += f" +- {self.std:.{digits}f}"
+        if self.of is not None and len(self.values) < self.of:
+            text += f" ({len(self.values)} of {self.of} runs)"
+        return text
+
+
+def stat_of(rows: Sequence[dict[str, Any]], metric: str) -> Stat | None:
+    """The Stat of `metric` over the rows that have it (saying over how many of the rows); None
+    if none has."""
+    values = [float(r[metric]) for r in rows if r.get(metric) is not None]
+    return Stat(values, len(rows)) if values else None
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,14 @@
-"""Optimizer (with parameter groups) and a per-batch learning-rate schedule from OptimConfig."""
+"""What updates the weights: the optimizer (with parameter groups), its per-batch learning-rate
+schedule from OptimConfig, and one optimizer step (`Optimization`)."""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Collection
+from dataclasses import dataclass
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR
 
 from cam_repro.train.config import OptimConfig
@@ -94,3 +96,36 @@ def build_scheduler(
             cycle_momentum=False,  # the measured recipe keeps Nesterov momentum at 0.9
         )
     return LambdaLR(optimizer, lr_factor(cfg, steps_per_epoch, total))
+
+
+@dataclass
+class Optimization:
+    """The optimizer, its schedule and the AMP scaler: the three states a resume restores
+    (`train.state`) and what one training step moves (`step`)."""
+
+    optimizer: torch.optim.Optimizer
+    scheduler: LRScheduler
+    scaler: torch.amp.GradScaler
+
+    def parts(self) -> tuple[tuple[str, object], ...]:
+        """(checkpoint key, object with a state dict), in the checkpoint's order."""
+        return (
+            ("optimizer", self.optimizer),
+            ("scheduler", self.scheduler),
+            ("scaler", self.scaler),
+        )
+
+    @property
+    def lr(self) -> float:
+        """The first parameter group's lr: the one the next step uses."""
+        return self.optimizer.param_groups[0]["lr"]
+
+    def step(self, loss: Tensor) -> float:
+        """Backpropagate `loss`, step the weights and the schedule; returns the lr it used."""
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        lr = self.lr
+        self.scheduler.step()
+        return lr

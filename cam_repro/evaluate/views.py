@@ -1,0 +1,288 @@
+"""What a network sees in pictures: top-k classes, maps and scored boxes, for cam-visualize.
+
+Pictures are read as cam-eval reads them (data.dataset.LocalizationDataset's decoding and the
+network's eval transform), so a picture's maps are cam-eval's numbers; every map is scored by
+localize.scoring in the ORIGINAL image (boxes, peaks, IoUs, hits), as in predictions.csv, and
+only scaled to the drawn frame by the figures (present.figures). Beside the classifier's view
+(`look`): CAMs of a linear head over the last conv maps (`HeadNet`, `head_cams`: a cam-features
+classifier's or the network's own), a class's strongest units (`unit_maps`) and a VQA model's
+answer maps (`vqa_views`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cam_repro.data import DataConfig, DataSplit, model_input
+from cam_repro.data.dataset import LocalizationDataset
+from cam_repro.data.loaders import extra_inputs
+from cam_repro.data.samples import read_image, read_image_size
+from cam_repro.data.transforms import eval_transform
+from cam_repro.evaluate.localizer import Localizer, check_batch, localize_batch
+from cam_repro.evaluate.network import Network
+from cam_repro.localize.boxes import BoxRule
+from cam_repro.localize.cam import LinearHead, cam_model, class_activation_maps, upsample_cams
+from cam_repro.localize.scoring import score_maps
+from cam_repro.models.vqa import answer_cams
+from cam_repro.runtime.precision import autocast
+
+_BATCH = 16  # pictures per forward pass
+
+
+@dataclass
+class Picture:
+    """An image to draw: the evaluated frame and what is known about it."""
+
+    name: str  # image id or file stem
+    frame: np.ndarray  # (S, S, 3) uint8: the whole image resized as cam-eval sees it
+    label: int | None  # true class, when known
+    size: tuple[int, int]  # the original image's (W, H)
+    gt_boxes: np.ndarray  # (m, 4) inclusive boxes of the true class, ORIGINAL pixels (may be empty)
+
+
+def split_pictures(data: DataSplit, indices: Sequence[int], cfg: DataConfig) -> list[Picture]:
+    """Samples of a split as cam-eval reads them (LocalizationDataset, the eval transform), with
+    their own class's boxes in the original image."""
+    dataset = LocalizationDataset(data, eval_transform(cfg), max_pixels=cfg.max_image_pixels)
+    pictures = []
+    for i in indices:
+        sample = data.samples[i]
+        image, _, _ = dataset[i]  # (3, S, S) uint8: cam-eval's decoding and transform
+        frame = image.permute(1, 2, 0).numpy()
+        # the original size as cam-eval scores in it (evaluate.loop.Evaluator._score)
+        w, h = sample.size or read_image_size(sample.path, cfg.max_image_pixels)
+        size = (int(w), int(h))
+        own = np.asarray(sample.own_boxes, np.int64).reshape(-1, 4)
+        pictures.append(Picture(sample.image_id, frame, sample.label, size, own))
+    return pictures
+
+
+def file_pictures(paths: Sequence[str], cfg: DataConfig) -> list[Picture]:
+    """Image files (no ground truth), decoded and resized as cam-eval's data."""
+    pictures = []
+    for path in paths:
+        image = read_image(Path(path), cfg.max_image_pixels)
+        frame = eval_transform(cfg)(image).permute(1, 2, 0).numpy()
+        size = (int(image.shape[-1]), int(image.shape[-2]))
+        pictures.append(Picture(Path(path).stem, frame, None, size, np.zeros((0, 4), np.int64)))
+    return pictures
+
+
+def pictures_input(pictures: Sequence[Picture], net: Network, device: torch.device):
+    """The pictures' frames as the network's normalised input batch, on `device`."""
+    images = torch.from_numpy(np.stack([p.frame for p in pictures])).permute(0, 3, 1, 2)
+    data = net.data
+    return model_input(images.to(device), data.mean, data.std, net.channels_last)
+
+
+@dataclass
+class Seen:
+    """One network's view of one picture; boxes, peaks and IoUs in the ORIGINAL image."""
+
+    classes: list[int]  # top-k, best first
+    scores: list[float]  # softmax probabilities
+    maps: np.ndarray  # (k, S, S) CAMs of the top-k, bilinear to the frame (not normalised)
+    boxes: np.ndarray  # (k, 4) each map's box under the rule (localize.scoring)
+    ious: list[float | None]  # IoU of each box with the true class's boxes (None: no GT)
+    features: np.ndarray  # (K, h, w) last conv maps f_k
+
+
+def look(
+    net: Network,
+    pictures: Sequence[Picture],
+    topk: int,
+    rule: BoxRule,
+    device: torch.device,
+    amp: str = "none",
+) -> list[Seen]:
+    """Top-k classes, CAMs and their scored boxes (under `rule`) of every picture, a batch at a
+    time; the IoUs are cam-eval's (predictions.csv) for the same image."""
+    loc = Localizer(net.model, "cam", amp, device)
+    seen = []
+    for first in range(0, len(pictures), _BATCH):
+        chunk = pictures[first : first + _BATCH]
+        x = pictures_input(chunk, net, device)
+        labels = torch.zeros(len(chunk), dtype=torch.long, device=device)  # unused slot
+        out = localize_batch(loc, x, labels, topk, wsol=False)
+        check_batch(out, f"{net.checkpoint}, picture {chunk[0].name}", amp)
+        maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
+        classes = out.classes[:, :-1].cpu().numpy()
+        probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        assert out.features is not None  # a CAM network's single view
+        features = out.features.float().cpu().numpy()  # (B, K, h, w)
+        scored = score_maps(
+            maps, classes, np.array([p.size for p in chunk]), [p.gt_boxes for p in chunk],
+            [np.full(len(p.gt_boxes), -1 if p.label is None else p.label) for p in chunk], rule,
+        )  # fmt: skip
+        for i, picture in enumerate(chunk):
+            known = len(picture.gt_boxes) > 0
+            ious = [float(v) if known and c == picture.label else None
+                    for v, c in zip(scored.ious[i], classes[i], strict=True)]  # fmt: skip
+            seen.append(Seen(classes[i].tolist(), probs[i].tolist(), maps[i], scored.boxes[i],
+                             ious, features[i]))  # fmt: skip
+    return seen
+
+
+@dataclass
+class Located:
+    """One map of one picture under a box rule and the pointing game (ORIGINAL pixels)."""
+
+    box: np.ndarray  # (4,) inclusive
+    peak: np.ndarray  # (2,) x, y: where the map is highest
+    iou: float | None  # the box's best IoU with the picture's ground truth (None: it has none)
+    hit: bool | None  # the peak lies on a ground-truth box (None: it has none)
+
+
+def locate(
+    maps: np.ndarray, size: tuple[int, int], gt_boxes: np.ndarray, rule: BoxRule
+) -> list[Located]:
+    """Box (under `rule`), peak, IoU and pointing-game hit of each (S, S) map of `maps` of one
+    image of original `size` (W, H), scored against all of `gt_boxes` (original pixels)."""
+    n = len(maps)
+    gt = np.asarray(gt_boxes, np.int64).reshape(-1, 4)
+    scored = score_maps(maps[None], np.zeros((1, n), np.int64), np.array([size]), [gt],
+                        [np.zeros(len(gt), np.int64)], rule)  # fmt: skip
+    if not len(gt):
+        return [Located(scored.boxes[0, j], scored.peaks[0, j], None, None) for j in range(n)]
+    ious, hits = scored.ious[0].tolist(), scored.hits[0].tolist()
+    return [Located(scored.boxes[0, j], scored.peaks[0, j], ious[j], hits[j]) for j in range(n)]
+
+
+@dataclass
+class HeadNet:
+    """A network's last conv maps f_k and a linear head over their pooled values, whose weights
+    make the CAMs M_c = sum_k w_k^c f_k: a cam-features run's fitted classifier (`cam_head`), or
+    a CAM network's own last layer (LinearHead.of_network)."""
+
+    net: Network
+    head: Callable[[int, torch.device], LinearHead]  # the head over K maps, on a device
+
+
+def own_head(net: Network) -> HeadNet:
+    """A CAM network's own last layer as a HeadNet."""
+    return HeadNet(net, lambda k, device: LinearHead.of_network(net.model))
+
+
+def head_cams(
+    head: HeadNet,
+    pictures: Sequence[Picture],
+    classes: Sequence[Sequence[int]],
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The CAMs of classes[i] on pictures[i], bilinear to the frame, (N, k, S, S), and the head's
+    class scores (N, C); a batch at a time."""
+    maps, scores = [], []
+    for first in range(0, len(pictures), _BATCH):
+        chunk = pictures[first : first + _BATCH]
+        x = pictures_input(chunk, head.net, device)
+        with torch.no_grad():
+            features = cam_model(head.net.model).features(x).float()  # (B, K, h, w)
+        linear = head.head(features.shape[1], features.device)
+        wanted = torch.tensor([list(c) for c in classes[first : first + _BATCH]],
+                              device=features.device)  # fmt: skip
+        cams = linear.cams(features, wanted)  # (B, k, h, w)
+        maps.append(upsample_cams(cams, chunk[0].frame.shape[:2]).cpu().numpy())
+        scores.append(linear.logits(features).cpu().numpy())
+    return np.concatenate(maps), np.concatenate(scores)
+
+
+@dataclass
+class Units:
+    """A class's units with the largest weights w_k^c and where they fire on some pictures."""
+
+    units: np.ndarray  # (U,) unit indices, largest weight first
+    weights: np.ndarray  # (U,) their w_k^c
+    chosen: list[int]  # the pictures shown (indices)
+    maps: list[np.ndarray]  # per chosen picture (1 + U, S, S): the class's CAM, then each unit
+
+
+def unit_maps(
+    net: Network, c: int, pictures: Sequence[Picture], seen: Sequence[Seen], count: int
+) -> Units:
+    """Class c's `count` units with the largest weights, on up to 4 of the class's pictures (by
+    label, else by top-1 class, else the first ones): the paper's class-specific units."""
+    weight = cam_model(net.model).classifier.weight.detach().float().cpu()  # (C, K)
+    w = weight[c].numpy()  # (K,): w_k^c
+    units = np.argsort(-w, kind="stable")[:count]
+    own = [i for i, p in enumerate(pictures) if p.label == c] or [
+        i for i, s in enumerate(seen) if s.classes[0] == c
+    ]
+    chosen = (own or list(range(len(pictures))))[:4]
+    maps = []
+    for i in chosen:
+        features = torch.from_numpy(seen[i].features)[None]  # (1, K, h, w)
+        cam = class_activation_maps(features, weight, torch.tensor([[c]]))  # (1, 1, h, w)
+        stacked = torch.cat([cam, features[:, torch.from_numpy(units)]], dim=1)
+        maps.append(upsample_cams(stacked, pictures[i].frame.shape[:2])[0].numpy())
+    return Units(units, w[units], chosen, maps)
+
+
+def vqa_questions(kinds: Sequence[str], has_target: Sequence[bool], n: int) -> list[int]:
+    """n questions to draw (indices, in split order): those with a target box (every question if
+    none has one), shared among the question types in turn, each type's evenly spaced over its
+    questions (first and last included)."""
+    pool = [i for i, t in enumerate(has_target) if t] or list(range(len(kinds)))
+    by_kind: dict[str, list[int]] = {}
+    for i in pool:
+        by_kind.setdefault(kinds[i], []).append(i)
+    quota = dict.fromkeys(sorted(by_kind), 0)
+    left = min(n, len(pool))
+    while left:
+        for kind in quota:
+            if left and quota[kind] < len(by_kind[kind]):
+                quota[kind] += 1
+                left -= 1
+    chosen = []
+    for kind, count in quota.items():
+        items = by_kind[kind]
+        if count:  # floor(x + 0.5): distinct indices when count <= len(items)
+            at = np.floor(np.linspace(0, len(items) - 1, count) + 0.5).astype(int)
+            chosen += [items[j] for j in at]
+    return sorted(chosen)
+
+
+@dataclass
+class AnswerView:
+    """A VQA model on one question: its picture, the predicted and the true answer's CAMs (2,
+    S, S) with their softmax scores and scored boxes."""
+
+    index: int  # the question's index in the split
+    picture: Picture
+    answers: tuple[int, int]  # predicted, true
+    scores: np.ndarray  # (2,)
+    maps: np.ndarray  # (2, S, S)
+    located: list[Located]
+
+
+def vqa_views(
+    net: Network,
+    data: DataSplit,
+    chosen: Sequence[int],
+    rule: BoxRule,
+    device: torch.device,
+    amp: str = "none",
+) -> list[AnswerView]:
+    """The answer's CAM (the image part of the answer layer's weights, models.vqa.answer_cams)
+    of the predicted and of the true answer for each chosen question, scored against its target
+    box."""
+    views = []
+    for first in range(0, len(chosen), _BATCH):
+        index = list(chosen[first : first + _BATCH])
+        pictures = split_pictures(data, index, net.data)
+        x = pictures_input(pictures, net, device)
+        tokens = extra_inputs(data, torch.tensor(index), device)[0]
+        labels = torch.tensor([p.label for p in pictures], device=device)
+        with torch.no_grad(), autocast(device, amp):  # predicted, true
+            out = answer_cams(net.model, x, tokens, topk=1, append=labels)
+        maps = upsample_cams(out.cams.float(), pictures[0].frame.shape[:2]).cpu().numpy()
+        scores = out.scores.float().cpu().numpy()  # (B, 2): softmax of each map's answer
+        for i, picture, cams, answer, score in zip(index, pictures, maps, out.classes.tolist(),
+                                                   scores, strict=True):  # fmt: skip
+            found = locate(cams, picture.size, picture.gt_boxes, rule)
+            views.append(AnswerView(i, picture, (answer[0], answer[1]), score, cams, found))
+    return views

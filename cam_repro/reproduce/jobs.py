@@ -1,0 +1,170 @@
+"""One cam-reproduce job in a worker process: a training (unless a finished one of the same
+settings and data is there) and its evaluation, or one cam-features run; each composed as its
+command line would be, and that command line logged to WORK/logs/."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+from pathlib import Path
+from typing import Any
+
+from cam_repro.apps import CONFIG_DIR, compose
+from cam_repro.reproduce.plan import FeatureJob, Job
+from cam_repro.runtime.config import RuntimeConfig
+from cam_repro.runtime.errors import ConfigError
+from cam_repro.runtime.files import make_dir, read_json, write_json
+
+
+def threads_per_job(threads: int | None, jobs: int) -> int:
+    """Each job's CPU threads: `runtime.threads` if given, else the cores split between jobs."""
+    return threads or max(1, (os.cpu_count() or 1) // jobs)
+
+
+def runtime_overrides(rt: RuntimeConfig, threads: int) -> dict[str, Any]:
+    """The runtime keys every job is given (cam-train's, cam-eval's and cam-features' alike)."""
+    return {"runtime.amp": rt.amp, "runtime.device": rt.device,
+            "runtime.channels_last": rt.channels_last, "runtime.threads": threads,
+            "runtime.progress": rt.progress}  # fmt: skip
+
+
+def _log_command(path: Path, app: str, overrides: list[str]) -> None:
+    """Append the command line that re-runs this stage by hand to the job's log."""
+    make_dir(path.parent)
+    with path.open("a") as f:
+        f.write(f"$ cam-{app} " + shlex.join(overrides) + "\n")
+
+
+# In a training's folder: the data it was (or is being) trained on, by content (`tree_stamp`).
+TRAINED_ON = "trained_on.json"
+
+
+def _record_data(job: Job, work: Path, data: Path, stamp: str) -> None:
+    """Note in the job's training folder which data it is trained on, before it starts."""
+    write_json(make_dir(job.train_dir(work)) / TRAINED_ON, {"data": str(data), "files": stamp})
+
+
+def _finished(job: Job, work: Path, want: dict[str, Any], stamp: str) -> bool:
+    """Whether WORK holds this job's finished training, trained with the `want` settings on data
+    whose files are `stamp` (`tree_stamp`: every file's path, size and modification time). A
+    run of other settings or on other data (the folder regenerated in place since) is an error
+    (retraining over it would mix them); an unfinished one is resumed by the caller."""
+    from omegaconf import OmegaConf
+
+    from cam_repro.models.config import model_config, variant_name
+
+    train_dir = job.train_dir(work)
+    config = train_dir / "config.yaml"
+    if not config.is_file():
+        return False
+    cfg = OmegaConf.load(config)
+    have = {key: OmegaConf.select(cfg, key) for key in want}
+    have_model = variant_name(model_config(cfg.model))
+    if have != want or have_model != job.model:
+        raise ConfigError(
+            f"{train_dir} holds a training of other settings ({have_model}, {have}; this run: "
+            f"{job.model}, {want}): pass reuse=false to retrain, or another work=FOLDER"
+        )
+    record = train_dir / TRAINED_ON
+    had = read_json(record).get("files") if record.is_file() else None
+    if had != stamp:
+        why = "its files changed since" if had else f"it has no {TRAINED_ON}"
+        raise ConfigError(
+            f"{train_dir} holds a training on other data than {want['data.root']} holds now "
+            f"({why}): pass reuse=false to retrain, or another work=FOLDER"
+        )
+    metrics = train_dir / "metrics.json"
+    if not (metrics.is_file() and job.checkpoint(work).is_file()):
+        return False
+    return json.loads(metrics.read_text()).get("status") == "finished"
+
+
+def train_and_eval(
+    job: Job, data: Path, stamp: str, *, work: Path, epochs: int, width_mult: float,
+    runtime: dict[str, Any], reuse: bool,
+) -> bool:  # fmt: skip
+    """Train one job on `data` (unless it is done, on the same data: `stamp`) with `epochs` and
+    `width_mult` and the `runtime` keys (`runtime_overrides`), and evaluate its last checkpoint,
+    in this process (a worker of the pool: one import of torch for many jobs); returns whether it
+    trained. Without `reuse`, an old training folder is removed first (no resume from it)."""
+    from cam_repro.evaluate.loop import evaluate_run
+    from cam_repro.train.trainer import train
+
+    train_dir, eval_dir = job.train_dir(work), job.eval_dir(work)
+    job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
+    # what a finished training must have been trained with to be reused
+    settings = {"seed": job.seed, "data.root": str(data), "trainer.epochs": epochs,
+                "model.width_mult": width_mult, "runtime.amp": runtime["runtime.amp"],
+                "runtime.threads": runtime["runtime.threads"]}  # fmt: skip
+    if not reuse:
+        shutil.rmtree(train_dir, ignore_errors=True)  # start over: no resume from an old run
+    trains = not _finished(job, work, settings, stamp)
+    if trains:
+        _record_data(job, work, data, stamp)
+        given = {"model": job.model, **settings, "trainer.eval_every": epochs, **runtime,
+                 "trainer.resume": "auto"}  # fmt: skip
+        overrides = [*job.task, *(f"{key}={value}" for key, value in given.items())]
+        _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
+        train(compose("train", overrides), train_dir)
+    # the evaluation is always redone (it is cheap, and the training may be new)
+    overrides = [f"checkpoint={job.checkpoint(work)}", "overwrite=true", "sweep=true"]
+    overrides += [f"{key}={value}" for key, value in runtime.items()]
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
+    evaluate_run(compose("eval", overrides), eval_dir)
+    return trains
+
+
+def _pool(model: str) -> str:
+    """The model's global pooling (its config file's `pool`): its features kind."""
+    from omegaconf import OmegaConf
+
+    return str(OmegaConf.load(Path(CONFIG_DIR, "model", f"{model}.yaml")).get("pool", "gap"))
+
+
+def features_job(
+    job: FeatureJob, data: Path, *, work: Path, trained_on: str, width_mult: float,
+    runtime: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """One cam-features run on `data` (in a worker of the pool): the network trained on the
+    design `trained_on` (trained weights), on the job's own dataset (own), or a fresh one of
+    `width_mult` (random); returns its metrics.json."""
+    from cam_repro.features.run import features_run
+
+    given: dict[str, Any] = {"data": "synthetic", "data.root": str(data)}
+    if job.dataset == "fine":
+        given["data.source"] = "cub"
+    if job.weights == "random":
+        given.update({"model": job.model, "model.width_mult": width_mult, "seed": job.seed})
+    else:
+        design = trained_on if job.weights == "trained" else job.dataset
+        given["checkpoint"] = str(Job(design, job.model, job.seed).checkpoint(work))
+    given.update({"features": _pool(job.model), "crop": job.crop, "overwrite": "true",
+                  "cache_dir": str(job.cache(work)), **runtime})  # fmt: skip
+    overrides = [f"{key}={value}" for key, value in given.items()]
+    run_dir = job.run_dir(work)
+    _log_command(work / "logs" / f"features-{job.tag.replace('/', '-')}.log", "features",
+                 [*overrides, f"hydra.run.dir={run_dir}"])  # fmt: skip
+    return features_run(compose("features", overrides), run_dir)
+
+
+def features_outcome(metrics: dict[str, Any]) -> str:
+    """A features run's log line ending: 'accuracy 91.2%; caches cam val reused, ...'."""
+    return f"accuracy {_accuracy(metrics)}; caches {_caches(metrics)}"
+
+
+def _accuracy(metrics: dict[str, Any]) -> str:
+    """A features run's accuracy for the log ('undefined (reason)' when it has none)."""
+    value = metrics["accuracy"]
+    if value is None:
+        return f"undefined ({metrics.get('undefined', {}).get('accuracy', 'no reason given')})"
+    return f"{value:.1f}%"
+
+
+def _caches(metrics: dict[str, Any]) -> str:
+    """A features run's cache use for the log: 'cam val reused, full val made (absent), ...'."""
+    return ", ".join(
+        f"{c['part']} {c['split']} {c['status']}" + (f" ({c['reason']})" if c["reason"] else "")
+        for c in metrics["caches"]
+    )

@@ -1,0 +1,151 @@
+"""What cam-reproduce runs: its datasets' settings, its trainings (`plan`) and cam-features runs
+(`feature_plan`), and where each one's folders are; pure, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from cam_repro.reproduce.config import ReproduceConfig, SynthSize
+
+# The Section 4 datasets: synthetic settings beyond the size (docs/features.md says why these).
+FEATURE_DATA: dict[str, dict[str, Any]] = {
+    # new classes from the same textures: the networks never saw them
+    "transfer": {"evidence": "parts", "family": 1},
+    # one body for all, the class in the key part only; 128 px read at 64 px, objects 0.3-0.6 of
+    # the side, so the key part is a few pixels in the full image and larger in a crop to the box
+    "fine": {"evidence": "fine", "layout": "cub", "two_object_prob": 0.0, "image_size": 128,
+             "object_side": [0.3, 0.6]},
+}  # fmt: skip
+
+
+# The pattern-discovery sets (Section 4.2; docs/discovery.md): as many train images as the
+# benchmark (text: num_classes x train_per_class / 2 per class; VQA: a third as many images, with
+# three questions each), val alike.
+DISCOVERY_DATA = ("text", "vqa")
+
+
+def _discovery_settings(s: SynthSize, name: str) -> dict[str, Any]:
+    if name == "text":
+        return {"task": "text", "train_per_class": s.num_classes * s.train_per_class // 2,
+                "val_per_class": s.num_classes * s.val_per_class // 2}  # fmt: skip
+    return {"task": "vqa", "vqa": {"train_images": s.num_classes * s.train_per_class // 3,
+                                   "val_images": s.num_classes * s.val_per_class // 3}}  # fmt: skip
+
+
+def data_settings(synth: SynthSize, design: str) -> dict[str, Any]:
+    """cam-synth's settings of a dataset (an evidence design, a FEATURE_DATA or a DISCOVERY_DATA
+    set) at the benchmark's size."""
+    if design in DISCOVERY_DATA:
+        return {**asdict(synth), **_discovery_settings(synth, design)}
+    return {**asdict(synth), **FEATURE_DATA.get(design, {"evidence": design})}
+
+
+@dataclass
+class FeatureJob:
+    """One cam-features run of the plan."""
+
+    dataset: str  # transfer | fine
+    model: str
+    seed: int
+    weights: str  # trained (on the first design) | random (the floor) | own (trained on dataset)
+    crop: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.dataset}/{self.model}/seed{self.seed}/{self.weights}-{self.crop}"
+
+    def cache(self, work: Path) -> Path:
+        """The feature caches of this network on this dataset (shared by its crops)."""
+        return (
+            work
+            / "features"
+            / "cache"
+            / self.dataset
+            / self.model
+            / f"seed{self.seed}"
+            / self.weights
+        )
+
+    def run_dir(self, work: Path) -> Path:
+        return work / "features" / self.tag
+
+
+def feature_plan(spec: ReproduceConfig) -> list[FeatureJob]:
+    """The transfer study (trained, random and own weights, full images) and the fine-grained
+    one (trained weights, every crop), for every model and seed."""
+    jobs = []
+    for model in spec.models if spec.features else ():
+        for seed in study_seeds(spec):
+            jobs += [
+                FeatureJob("transfer", model, seed, w, "full") for w in ("trained", "random", "own")
+            ]
+            jobs += [
+                FeatureJob("fine", model, seed, "trained", c)
+                for c in ("full", "cam", "gt", "full+cam")
+            ]
+    if spec.discovery:  # the text detector the paper's way: the trained network's features
+        jobs += [
+            FeatureJob("text", spec.models[0], seed, "trained", "full")
+            for seed in study_seeds(spec)
+        ]
+    return jobs
+
+
+@dataclass
+class Job:
+    """One training (and its evaluation) of the plan."""
+
+    design: str  # an evidence design, a FEATURE_DATA set, or a DISCOVERY_DATA set
+    model: str
+    seed: int
+
+    @property
+    def task(self) -> list[str]:
+        """cam-train's overrides for a VQA training (none for the others)."""
+        return ["task=vqa", "data=synthetic_vqa"] if self.design == "vqa" else []
+
+    @property
+    def tag(self) -> str:
+        return f"{self.design}/{self.model}/seed{self.seed}"
+
+    def train_dir(self, work: Path) -> Path:
+        return work / "train" / self.tag
+
+    def checkpoint(self, work: Path) -> Path:
+        """The evaluated checkpoint: the last one (the fixed budget)."""
+        return self.train_dir(work) / "checkpoints" / "last.pt"
+
+    def eval_dir(self, work: Path) -> Path:
+        return work / "eval" / self.tag
+
+
+def plan(spec: ReproduceConfig) -> list[Job]:
+    """Every (design, model, seed) to train: models on every design, ablation on the first, and
+    with `features` the models on the transfer classes (the ceiling of the transfer study)."""
+    few = study_seeds(spec)
+    jobs = [Job(d, m, s) for d in spec.designs for m in spec.models for s in spec.seeds]
+    # the first design's models at the study seeds too: the trained features' networks
+    if spec.features or spec.discovery:
+        jobs += [Job(spec.designs[0], m, s) for m in spec.models for s in few]
+    jobs += [Job(spec.designs[0], m, s) for m in spec.ablation for s in few]
+    if spec.features:
+        jobs += [Job("transfer", m, s) for m in spec.models for s in few]
+    if spec.discovery:
+        jobs += [Job(d, spec.models[0], s) for d in DISCOVERY_DATA for s in few]
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        seen.setdefault(job.tag, job)
+    return list(seen.values())
+
+
+def planned_datasets(spec: ReproduceConfig) -> list[str]:
+    """The datasets the plan reads: the designs, then the Section 4 and 4.2 sets if asked for."""
+    return [*spec.designs, *(FEATURE_DATA if spec.features else ()),
+            *(DISCOVERY_DATA if spec.discovery else ())]  # fmt: skip
+
+
+def study_seeds(spec: ReproduceConfig) -> list[int]:
+    """The seeds of the ablation and of the Section 4 and 4.2 stages."""
+    return list(spec.seeds if spec.study_seeds is None else spec.study_seeds)
