@@ -1,8 +1,8 @@
 """Public API: the paper's classification and localization errors (top-1/top-5, GT-known) and
 the pointing game, and the later WSOL metrics, MaxBoxAccV2 and PxAP (Choe et al., CVPR 2020).
 
-A stable name for code outside the package; the functions live in cam_repro.localize.loc_error
-and cam_repro.localize.wsol.
+A stable name for code outside the package; the functions live in cam_repro.localize.loc_error,
+cam_repro.localize.wsol and cam_repro.localize.pxap.
 """
 
 from cam_repro.localize.loc_error import (

@@ -59,7 +59,8 @@ from cam_repro.present.figures import (
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.context import RunContext, run_context
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import atomic_write, read_json
+from cam_repro.runtime.files import atomic_write
+from cam_repro.runtime.metrics_file import read_metrics
 
 
 @dataclass
@@ -259,20 +260,17 @@ def sweep_curves(paths: Sequence[str]) -> list[Curve]:
 
 
 def _sweep_label(run_dir: Path) -> str:
-    """A run's curve label: its metrics.json's paper name (and evidence), else its folder."""
-    label = run_dir.name
-    metrics = run_dir / "metrics.json"
-    if metrics.is_file():
-        try:
-            m = read_json(metrics)
-        except InputFileError:
-            m = None
-        if isinstance(m, dict):
-            data = m.get("data") or {}
-            label = m.get("paper_name") or label
-            if data.get("evidence"):
-                label = f"{label}, {data['evidence']}"
-    return label
+    """A run's curve label: its metrics.json's paper name (and evidence), else its folder (no
+    metrics.json, or one cam-eval's reader refuses: the curves come from sweep.csv)."""
+    path = run_dir / "metrics.json"
+    if not path.is_file():
+        return run_dir.name
+    try:
+        record = read_metrics(path, "eval")
+    except InputFileError:
+        return run_dir.name
+    label = record.paper_name or run_dir.name
+    return f"{label}, {record.data.evidence}" if record.data.evidence else label
 
 
 # --- the job ------------------------------------------------------------------------------------

@@ -17,7 +17,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ from cam_repro.data.synth_writer import generate
 from cam_repro.data.transforms import eval_transform
 from cam_repro.models import build_model
 from cam_repro.runtime.distributed import Dist
+from cam_repro.runtime.metrics_file import read_metrics
 from cam_repro.train.config import train_config
 from cam_repro.train.optim import build_optimizer, build_scheduler
 from cam_repro.train.trainer import Trainer
@@ -127,15 +127,15 @@ def main() -> None:
             t = time.perf_counter()
             subprocess.run(cmd, check=True, capture_output=True)
             wall = time.perf_counter() - t
-            metrics = json.loads((run_dir / "metrics.json").read_text())
-            epochs = metrics["epochs"]
-            trained = len(epochs) * metrics["num_train"]
-            train_time = sum(e["epoch_time_s"] for e in epochs)
+            metrics = read_metrics(run_dir / "metrics.json", "train")
+            epochs = metrics.epochs
+            trained = len(epochs) * metrics.num_train
+            train_time = sum(e.epoch_time_s for e in epochs)
             print(
                 f"end to end: `cam-train` ({len(epochs)} epochs, tiny_gap, default synthetic) "
                 f"took {wall:.1f} s; training {trained / train_time:.0f} img/s "
                 f"({trained / wall:.0f} img/s over the whole command, start-up and validation "
-                f"included); final val top-1 error {metrics['final']['val_top1_err']:.1f}%"
+                f"included); final val top-1 error {metrics.final.val_top1_err:.1f}%"
             )
 
 

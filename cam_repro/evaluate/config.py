@@ -196,9 +196,8 @@ def heldout_thresholds(spec: EvalConfig, run_dir: str | Path | None = None) -> H
     where = heldout.folder
     if run_dir is not None and Path(run_dir).expanduser().resolve() == where:
         raise ConfigError(f"{key}: {where} is this run's own folder: give another run's")
-    defaults = EvalConfig()
-    for name in _SAME_PROTOCOL:
-        theirs = heldout.protocol.get(name, getattr(defaults, name))
+    for name in _SAME_PROTOCOL:  # every one is a field of metrics.json's typed protocol
+        theirs = heldout.protocol[name]
         ours = getattr(spec, name)
         if theirs != ours:
             raise ConfigError(

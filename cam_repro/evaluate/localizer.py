@@ -123,6 +123,12 @@ def _upsample(maps: Tensor, size: int, mode: str) -> Tensor:
     return F.interpolate(maps, size=(size, size), mode=mode, align_corners=False)
 
 
+# The columns of a batch's chosen classes and maps, named once: the top-k classes, best first,
+# then the true class (GT-known). Every reader of BatchMaps / RawMaps / their scores uses these.
+TOPK = slice(None, -1)
+TRUE = -1
+
+
 @dataclass
 class BatchMaps:
     """One batch's outputs: logits, the chosen classes and their maps in the evaluation frame."""
@@ -133,6 +139,10 @@ class BatchMaps:
     wsol_maps: Tensor | None  # (B, F, F): the true class's map for MaxBoxAccV2/PxAP
     # (B, K, h, w): the last conv maps f_k (CAM, single view), in the forward pass's precision
     features: Tensor | None = None
+
+    def topk_probs(self) -> Tensor:
+        """(B, k): the softmax probability of each top-k class."""
+        return self.logits.softmax(dim=1).gather(1, self.classes[:, TOPK])
 
     def to_host(self) -> tuple[BatchMaps, Callable[[], None]]:
         """This batch's logits, classes and maps copied to (pinned) CPU memory without blocking,
@@ -180,7 +190,9 @@ class RawMaps:
         """The maps in the evaluation frame (bilinear; the true class's bicubic too, if wsol),
         computed where the raw maps are."""
         maps = _upsample(self.raw, self.frame, "bilinear")
-        wsol_maps = _upsample(self.raw[:, -1:], self.frame, "bicubic")[:, 0] if self.wsol else None
+        wsol_maps = None
+        if self.wsol:  # the true class's column alone, bicubic
+            wsol_maps = _upsample(self.raw[:, TRUE:], self.frame, "bicubic")[:, 0]
         return BatchMaps(self.logits, self.classes, maps, wsol_maps, self.features)
 
 
@@ -224,4 +236,4 @@ def localize_ten_crop(loc: Localizer, x: Tensor, labels: Tensor, topk: int, crop
         total[..., top : top + crop, left : left + crop] += m.flip(-1) if mirrored else m
         count[top : top + crop, left : left + crop] += 1
     maps = total / count.clamp(min=1)
-    return BatchMaps(logits, classes, maps, maps[:, -1])
+    return BatchMaps(logits, classes, maps, maps[:, TRUE])

@@ -58,6 +58,8 @@ from cam_repro.evaluate.config import (
     sweep_grid,
 )
 from cam_repro.evaluate.localizer import (
+    TOPK,
+    TRUE,
     BatchMaps,
     Localizer,
     RawMaps,
@@ -91,7 +93,8 @@ from cam_repro.runtime import distributed as D
 from cam_repro.runtime.background import Background
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import ConfigError
-from cam_repro.runtime.files import write_json, write_text_atomic
+from cam_repro.runtime.files import write_text_atomic
+from cam_repro.runtime.metrics_file import save_metrics
 
 log = logging.getLogger(__name__)
 
@@ -251,7 +254,7 @@ class Evaluator:
         frame = self.frame
         samples = [self.data.samples[i] for i in indices]
         classes = out.classes.cpu().numpy()  # (B, k + 1)
-        probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        probs = out.topk_probs().cpu().numpy()
         limit = self.data_cfg.max_image_pixels
         sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
         maps = out.maps.float().cpu().numpy()
@@ -261,17 +264,17 @@ class Evaluator:
         )  # fmt: skip
         boxes, ious = scored.boxes, scored.ious
         # the pointing game: the true class's map (the last) on one of its own boxes
-        peaks, in_box = scored.peaks[:, -1], scored.hits[:, -1]
+        peaks, in_box = scored.peaks[:, TRUE], scored.hits[:, TRUE]
         rows = [
             Row(
                 index=index,
                 label=sample.label,
-                classes=classes[i, :-1].tolist(),
+                classes=classes[i, TOPK].tolist(),
                 scores=probs[i].tolist(),
-                boxes=boxes[i, :-1].tolist(),
-                ious=ious[i, :-1].tolist(),
-                gt_known_box=boxes[i, -1].tolist(),
-                gt_known_iou=float(ious[i, -1]),
+                boxes=boxes[i, TOPK].tolist(),
+                ious=ious[i, TOPK].tolist(),
+                gt_known_box=boxes[i, TRUE].tolist(),
+                gt_known_iou=float(ious[i, TRUE]),
                 gt_known_peak=peaks[i].tolist(),
                 peak_in_box=bool(in_box[i]),
             )
@@ -292,7 +295,7 @@ class Evaluator:
             if meters.pxap is not None and sample.masks:  # OpenImages: masks, no boxes
                 masked.append(i)
         if keep and meters.sweep is not None:
-            self._sweep_update(meters.sweep, maps[keep, -1], gt_frame)
+            self._sweep_update(meters.sweep, maps[keep, TRUE], gt_frame)
         # the true class's maps of MaxBoxAccV2 and PxAP, min-max normalised once per batch in
         # float32, as wsolevaluation's normalize_scoremap (its uint8 quantisation depends on the
         # dtype); an unusable map stays zeros, as theirs
@@ -394,7 +397,7 @@ def evaluate_run(cfg: EvalConfig | Any, run_dir: str | Path) -> dict[str, Any]:
         sweep = meters.sweep.summary() if located else None
         if sweep is not None:
             write_text_atomic(run_dir / "sweep.csv", sweep_csv(sweep, box_acc))
-        write_json(run_dir / "metrics.json", metrics)
+        metrics = save_metrics(run_dir / "metrics.json", "eval", metrics)
         log.info(
             "cls top-1/top-5 err %s / %s, loc top-1/top-5 err %s / %s, GT-known err %s, "
             "MaxBoxAccV2 %s%s",

@@ -1,14 +1,14 @@
 """cam-eval's output files, each with its writer (and reader where another stage reads it):
 predictions.csv (one row per image), table.md (the paper's Table 2 layout), sweep.csv (accuracy
-per CAM threshold; read by cam-report and cam-visualize) and metrics.json (written by the loop,
-checked here for its readers), with its `thresholds` record (where each CAM threshold came from)
-and the reader of another run's best thresholds (`threshold_from`).
+per CAM threshold; read by cam-report and cam-visualize), metrics.json's `thresholds` record
+(where each CAM threshold came from; the file is runtime/metrics_file.py's) and the reader of
+another run's best thresholds (`threshold_from`).
 
 Undefined metrics (cam_repro.localize.loc_error.Undefined: a rate over no image, PxAP without
 background pixels, ...) are null in metrics.json, each with its reason in the top-level mapping
 `"undefined": {"<metric key>": "<reason>"}` (nested keys dotted: "pointing_game.centre"); cam-eval's
 and its VQA model's metrics.json are written through `with_undefined`, and cam-features' follows
-the same convention. Readers get the reasons from `undefined_reasons`.
+the same convention.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import numpy as np
 
 from cam_repro.localize.loc_error import Undefined
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import read_json
+from cam_repro.runtime.metrics_file import read_metrics
+from cam_repro.runtime.typed_json import plain
 
 if TYPE_CHECKING:
     from cam_repro.data import DataSplit
@@ -99,7 +100,7 @@ def table_row(name: str, metrics: dict[str, Any]) -> str:
     shown = ("loc_top1_err", "loc_top5_err", "gt_known_loc_err", "maxboxacc_v2", "cls_top1_err",
              "cls_top5_err")  # fmt: skip
     n = {key: fmt_number(metrics[key]) for key in shown}
-    why = undefined_reasons(metrics)
+    why = metrics["undefined"]
     notes = "".join(f"\nn/a: {key}: {why[key]}\n" for key in shown if key in why)
     return (
         head
@@ -164,51 +165,6 @@ def with_undefined(metrics: dict[str, Any]) -> dict[str, Any]:
     return {**out, "undefined": reasons}
 
 
-def metric_at(metrics: dict[str, Any], key: str) -> Any:
-    """The value under a dotted key of metrics.json ("localization.top1_loc_acc", as "undefined"
-    names them); None where the path ends early."""
-    value: Any = metrics
-    for part in key.split("."):
-        value = value.get(part) if isinstance(value, dict) else None
-    return value
-
-
-def undefined_reasons(metrics: dict[str, Any]) -> dict[str, str]:
-    """metrics.json's {"<metric key>": reason} for its null (undefined) metrics; {} for files
-    written before undefined metrics were recorded."""
-    given = metrics.get("undefined")
-    return dict(given) if isinstance(given, dict) else {}
-
-
-def check_undefined(path: Path, metrics: dict[str, Any]) -> None:
-    """An InputFileError naming `path` unless its "undefined" (if any) maps metric keys to
-    reasons, each key's value null: a number beside a reason would be read as measured."""
-    given = metrics.get("undefined")
-    if given is None:
-        return
-    if not isinstance(given, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in given.items()
-    ):
-        raise InputFileError(f"{path}: undefined is not a mapping of metric keys to reasons")
-    for key in given:
-        value = metric_at(metrics, key)
-        if value is not None:
-            raise InputFileError(f"{path}: {key} is {value!r} but listed as undefined")
-
-
-def check_metrics(path: Path, metrics: Any) -> dict[str, Any]:
-    """`metrics` (read from `path`) if it is a cam-eval metrics.json; clear errors if not (a
-    cam-train run's metrics.json has no 'protocol'). Undefined metrics are null, listed under
-    "undefined" with their reasons (`check_undefined`)."""
-    if not isinstance(metrics, dict) or "protocol" not in metrics:
-        raise InputFileError(f"{path}: not a cam-eval metrics.json (no 'protocol' key)")
-    missing = [key for key in ("cls_top1_err", "paper_name") if key not in metrics]
-    if missing:
-        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
-    check_undefined(path, metrics)
-    return metrics
-
-
 # --- where the CAM thresholds came from: threshold_from's run, metrics.json "thresholds" ---------
 
 
@@ -263,24 +219,20 @@ def read_heldout(folder: str | Path, key: str = "threshold_from") -> HeldOut:
     ):
         if not (folder / name).is_file():
             raise ConfigError(f"{key}: {folder} has no {name} ({why})")
-    path = folder / "metrics.json"
-    metrics = check_metrics(path, read_json(path))
-    if metrics.get("kind") is not None:
-        raise ConfigError(f"{key}: {path} is a {metrics['kind']} run, not a CAM network's")
+    record = read_metrics(folder / "metrics.json", "eval")
     thresholds, gt_known, _ = read_sweep(folder / "sweep.csv")
     best = int(np.argmax(gt_known))  # the first (lowest threshold) on ties
-    box = metrics.get("best_threshold")
-    accs = metrics.get("box_acc")
+    box, accs = record.best_threshold, record.box_acc
     return HeldOut(
         folder=folder,
-        **where_scored(metrics.get("data") or {}),
-        protocol=dict(metrics["protocol"]),
+        **where_scored(plain(record.data)),
+        protocol=plain(record.protocol),
         sweep=thresholds,
         paper_threshold=float(thresholds[best]),
         paper_acc=float(gt_known[best]),
         box_thresholds={str(k): float(v) for k, v in box.items()} if box else None,
         box_accs={str(k): float(v) for k, v in accs.items()} if accs else None,
-        checkpoint_sha256=metrics.get("checkpoint_sha256"),
+        checkpoint_sha256=record.checkpoint_sha256,
         images=read_scored_images(folder / "predictions.csv"),
     )
 
@@ -316,7 +268,7 @@ def thresholds_record(
     run's split, data and root) | "heldout" (best on threshold_from's run; "oracle_value" beside)};
     null without MaxBoxAcc. Held-out entries also give "heldout_acc", the accuracy (%) there, and
     "disjoint": true, the record that config.check_held_out found no image of this run among
-    those that chose the threshold (files without it were not checked: `is_held_out`).
+    those that chose the threshold.
     """
     if heldout is not None and not heldout.checked:
         raise ValueError("thresholds_record: threshold_from's images were not checked")
@@ -342,27 +294,3 @@ def thresholds_record(
                           "heldout_acc": (heldout.box_accs or {}).get(level),
                           "oracle_value": oracle, "disjoint": True}  # fmt: skip
     return {"paper_rule": paper, "maxboxacc": box}
-
-
-def is_held_out(entry: dict[str, Any]) -> bool:
-    """A `thresholds` entry chosen on another run whose images were checked to be disjoint
-    from the scored ones (cam-eval before that check wrote "heldout" without "disjoint")."""
-    return entry.get("chosen") == "heldout" and entry.get("disjoint") is True
-
-
-def read_thresholds(metrics: dict[str, Any]) -> dict[str, Any]:
-    """A cam-eval metrics.json's `thresholds` record; for files written before it: the paper
-    rule fixed at protocol.threshold, MaxBoxAcc at the oracle (best_threshold)."""
-    given = metrics.get("thresholds")
-    if isinstance(given, dict) and "paper_rule" in given:
-        return given
-    protocol = metrics.get("protocol") or {}
-    best = metrics.get("best_threshold")
-    scored = where_scored(metrics.get("data") or {})
-    return thresholds_record(
-        protocol.get("threshold", 0.2),
-        protocol.get("box_rule", "paper"),
-        {str(k): v for k, v in best.items()} if isinstance(best, dict) else None,
-        None,
-        scored,
-    )

@@ -23,7 +23,7 @@ from cam_repro.data.dataset import LocalizationDataset
 from cam_repro.data.loaders import extra_inputs
 from cam_repro.data.samples import read_image, read_image_size
 from cam_repro.data.transforms import eval_transform
-from cam_repro.evaluate.localizer import Localizer, check_batch, localize_batch
+from cam_repro.evaluate.localizer import TOPK, Localizer, check_batch, localize_batch
 from cam_repro.evaluate.network import Network
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.localize.cam import LinearHead, cam_model, class_activation_maps, upsample_cams
@@ -110,9 +110,9 @@ def look(
         labels = torch.zeros(len(chunk), dtype=torch.long, device=device)  # unused slot
         out = localize_batch(loc, x, labels, topk, wsol=False)
         check_batch(out, f"{net.checkpoint}, picture {chunk[0].name}", amp)
-        maps = out.maps[:, :-1].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
-        classes = out.classes[:, :-1].cpu().numpy()
-        probs = out.logits.softmax(dim=1).gather(1, out.classes[:, :-1]).cpu().numpy()
+        maps = out.maps[:, TOPK].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
+        classes = out.classes[:, TOPK].cpu().numpy()
+        probs = out.topk_probs().cpu().numpy()
         assert out.features is not None  # a CAM network's single view
         features = out.features.float().cpu().numpy()  # (B, K, h, w)
         scored = score_maps(

@@ -37,7 +37,7 @@ from cam_repro.data.loaders import eval_loader, extra_inputs
 from cam_repro.data.samples import read_image_size
 from cam_repro.data.vqa import read_vqa_split, vqa_accuracy
 from cam_repro.evaluate.config import EvalConfig, box_rule
-from cam_repro.evaluate.localizer import BatchMaps, check_batch
+from cam_repro.evaluate.localizer import TRUE, BatchMaps, check_batch
 from cam_repro.evaluate.network import load_network
 from cam_repro.evaluate.outputs import with_undefined
 from cam_repro.localize.cam import upsample_cams
@@ -46,7 +46,8 @@ from cam_repro.localize.scoring import score_against, score_maps
 from cam_repro.models.vqa import answer_cams
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import write_json, write_text_atomic
+from cam_repro.runtime.files import write_text_atomic
+from cam_repro.runtime.metrics_file import save_metrics
 from cam_repro.runtime.precision import autocast
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ class VQAEvaluator:
                 out = answer_cams(self.model, x, tokens, topk=1, append=labels)
             maps = upsample_cams(out.cams.float(), (self.frame, self.frame))
             first = self.data.samples[int(index[0])].path
-            batch = BatchMaps(out.logits.float(), out.classes, maps, maps[:, -1])
+            batch = BatchMaps(out.logits.float(), out.classes, maps, maps[:, TRUE])
             check_batch(batch, f"{spec.checkpoint}, batch from {first}", spec.runtime.amp)
             scores = out.logits.float().softmax(dim=1).gather(1, out.classes[:, :1])
             rows += self._rows(maps.cpu().numpy(), out.classes.cpu().numpy(), scores, index)
@@ -234,8 +235,7 @@ def vqa_metrics(
             "iou_rate": kind_scores["iou_rate"],
         }
     trained = ev.state["config"]
-    metrics = {
-        "kind": "vqa",
+    metrics = {  # its kind ("vqa") and schema: runtime.metrics_file.save_metrics
         # the top answer is the annotators' most common one (rows: at least one question)
         "answer_accuracy": rate(correct, "no question was evaluated"),
         "vqa_accuracy": 100.0 * float(accuracy.mean()),  # VQA's min(#humans / 3, 1) measure
@@ -327,7 +327,7 @@ def evaluate_vqa(spec: EvalConfig, state: dict[str, Any], run_dir: Path, env: D.
     metrics, per_question = vqa_metrics(spec, ev, rows, time.perf_counter() - tick)
     write_text_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(OmegaConf.structured(spec)))
     write_text_atomic(run_dir / "predictions.csv", vqa_predictions_csv(ev.data, rows, per_question))
-    write_json(run_dir / "metrics.json", metrics)
+    metrics = save_metrics(run_dir / "metrics.json", "vqa", metrics)
     point, hit = metrics["pointing_game"], metrics["iou_rate"]
     log.info(
         "answer accuracy %.2f%%; pointing game %s (other question %s, centre %s); IoU >= %.2g "

@@ -45,7 +45,6 @@ from cam_repro.data.samples import read_image_size
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.evaluate.localizer import Localizer
 from cam_repro.evaluate.network import Network, load_network
-from cam_repro.evaluate.outputs import metric_at
 from cam_repro.features.cache import (
     CacheUse,
     PartFeatures,
@@ -76,9 +75,11 @@ from cam_repro.models.config import ANY_ARCHS
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.context import run_context
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import make_dir, output_error, write_json, write_text_atomic
+from cam_repro.runtime.files import make_dir, output_error, write_text_atomic
+from cam_repro.runtime.metrics_file import save_metrics
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
+from cam_repro.runtime.typed_json import value_at
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,12 @@ def _image_data(data: DataConfig) -> DataConfig:
             "and cam-eval: give data of image classes (data.root=..., data=...)"
         )
     return data
+
+
+def cam_box_rule(threshold: float) -> BoxRule:
+    """cam-features' box rule, the one for its crops, its localization scores and its figures:
+    the paper's rule at `threshold` of each map's max."""
+    return BoxRule(threshold, "max")
 
 
 class FeatureRun:
@@ -269,7 +276,7 @@ class FeatureRun:
         image, and its IoU with the image's ground truth (NaN where it has none)."""
         spec = self.spec
         loc = Localizer(self.model, "cam", spec.runtime.amp, self.env.device)
-        rule = BoxRule(spec.threshold, "max")
+        rule = cam_box_rule(spec.threshold)
         n = len(data.samples)
         boxes = np.zeros((n, 4), dtype=np.int64)  # unread images: never cropped (skipped again)
         ious = np.full(n, np.nan)
@@ -302,7 +309,7 @@ class FeatureRun:
         pool = head_pool(spec.features)
         right = {"gt_known_loc_acc": 0, "top1_loc_acc": 0, "pointing_game": 0}  # hits
         count = 0
-        rule = BoxRule(spec.threshold, "max")
+        rule = cam_box_rule(spec.threshold)
         boxed = any(len(s.own_boxes) for s in data.samples)
         for x, y, index in self._batches(data, None, "localization") if boxed else ():
             keep = [j for j, i in enumerate(index.tolist())
@@ -440,7 +447,7 @@ def features_run(cfg: FeaturesConfig | Any, run_dir: str | Path) -> dict[str, An
             per_class_csv(fr.train.classes, fr.train.class_names, per_class, counts),
         )
         write_text_atomic(run_dir / "predictions.csv", predictions_csv(fr.test, test, pred))
-        write_json(run_dir / "metrics.json", metrics)
+        metrics = save_metrics(run_dir / "metrics.json", "features", metrics)
         log.info(
             "%s on %s features (%s): test accuracy %s (%d train, %d test images)%s",
             c.kind, spec.features, spec.crop, _percent(metrics, "accuracy"), metrics["num_train"],
@@ -475,5 +482,5 @@ def _remove_own_caches(run_dir: Path, spec: FeaturesConfig) -> frozenset[Path]:
 
 def _percent(metrics: dict[str, Any], key: str) -> str:
     """A % metric of metrics.json (`key` dotted) for the log: '71.25%' or 'undefined'."""
-    value = metric_at(metrics, key)
+    value = value_at(metrics, key)
     return "undefined" if value is None else f"{value:.2f}%"

@@ -18,7 +18,6 @@ from cam_repro.evaluate.outputs import with_undefined
 from cam_repro.features.cache import PartFeatures
 from cam_repro.features.config import FeaturesConfig
 from cam_repro.features.linear import LinearClassifier
-from cam_repro.features.outputs import KIND
 from cam_repro.localize.loc_error import Undefined, rate
 from cam_repro.runtime.errors import CamReproError
 
@@ -74,8 +73,7 @@ def metrics_json(
         no_box = f"no {split} image read has a ground-truth box of its class"
         crop_iou = rate(test.box_ious[has_box] >= spec.iou_threshold,
                         no_box if len(test.labels) else none_read)  # fmt: skip
-    metrics = {
-        "kind": KIND,
+    metrics = {  # its kind ("features") and schema: runtime.metrics_file.save_metrics
         "accuracy": rate(pred == test.labels, none_read),
         "mean_class_accuracy": _mean_class_accuracy(
             per_class, counts, fr.train.classes, split, none_read

@@ -23,11 +23,10 @@ from cam_repro.evaluate.views import HeadNet
 from cam_repro.features.config import features_config
 from cam_repro.features.extract import head_pool
 from cam_repro.features.linear import load_classifier
-from cam_repro.features.outputs import check_features_metrics
-from cam_repro.features.run import features_network
+from cam_repro.features.outputs import read_features_metrics
+from cam_repro.features.run import cam_box_rule, features_network
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import read_json
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +68,7 @@ def load_features_run(run_dir: Path, device: torch.device, channels_last: bool) 
         HeadNet(network, lambda k, on: clf.cam_head(k, pool, on)),
         test,
         predicted,
-        BoxRule(fspec.threshold, "max"),
+        cam_box_rule(fspec.threshold),
         f"{clf.kind} on {network.paper} {fspec.features} features (crop {fspec.crop})",
         dataset_kind(network.data)["task"],
     )
@@ -90,11 +89,8 @@ def check_same_weights(run_dir: Path, network: Network) -> None:
     path = run_dir / "metrics.json"
     if not path.is_file():
         raise InputFileError(f"{path}: missing: {run_dir} is not a finished cam-features run")
-    fitted = check_features_metrics(path, read_json(path)).get("weights_sha256")
+    fitted = read_features_metrics(path).weights_sha256
     now = network.weights_sha256
-    if fitted is None and now is not None:
-        log.warning("%s: records no weights digest (written before cam-features recorded one): "
-                    "not checked to be the weights its classifier was fitted on", path)  # fmt: skip
     if fitted is None or now is None:  # torchvision's weights or a random init: named, not hashed
         return
     if fitted != now:

@@ -29,8 +29,8 @@ and BoxAccMeter):
   background (components.contour_sweep_hits). The largest contour (all_components=False) needs
   cv2.contourArea on OpenCV's traced contours and OpenCV's contour order for ties, so that mode
   calls OpenCV itself at each cut level with two or more contours (optional dependency: the
-  `wsol` extra, opencv-python-headless). tests/test_wsol_parity.py checks both modes against
-  their steps run with OpenCV (checked with opencv-python-headless 5.0).
+  `wsol` extra, opencv-python-headless). tests/localize/test_wsol_parity.py checks both modes
+  against their steps run with OpenCV (checked with opencv-python-headless 5.0).
 
 How our box candidates differ from their OpenCV code, and why. Each point was read in their
 evaluation.py and checked by running its steps with OpenCV on small hand-made maps,

@@ -1,13 +1,11 @@
 """Reading and classifying cam-report's run folders: cam-eval, cam-features and VQA runs, how an
 eval run was measured, and its sweep's errors at the thresholds a table shows.
 
-`collect_runs` reads runs' metrics.json: an eval run's records its protocol, a features run's says
-`"kind": "features"`, a VQA model's eval run `"kind": "vqa"` (checked here, without torch:
-`check_vqa_metrics`). `in_tables` says which runs belong in the Section 3 / 4 tables; the text
-detector's and VQA's go to discovery.md (present/table_discovery.py). A threshold is called held
-out only when cam-eval checked that its images were disjoint from the scored ones
-(evaluate.outputs.is_held_out); older runs' read "unchecked" (`run_provenance`). The table
-modules format what is read here; they read no file themselves.
+`collect_runs` reads runs' metrics.json through runtime.metrics_file.read_metrics (its `kind`
+tells an eval run from a features run or a VQA model's eval run; cam-features' value checks:
+features.outputs.check_features). `in_tables` says which runs belong in the Section 3 / 4 tables;
+the text detector's and VQA's go to discovery.md (present/table_discovery.py). The table modules
+format what is read here; they read no file themselves.
 """
 
 from __future__ import annotations
@@ -19,10 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from cam_repro.evaluate.outputs import check_metrics, is_held_out, read_sweep, read_thresholds
-from cam_repro.features.outputs import check_features_metrics, is_features_metrics
+from cam_repro.evaluate.outputs import read_sweep
+from cam_repro.features.outputs import check_features
 from cam_repro.runtime.errors import ConfigError, InputFileError
-from cam_repro.runtime.files import read_json
+from cam_repro.runtime.metrics_file import (
+    EvalData,
+    EvalMetrics,
+    FeaturesData,
+    FeaturesMetrics,
+    Record,
+    ThresholdChoice,
+    VQAData,
+    VQAMetrics,
+    read_metrics,
+)
 
 # Protocol settings that make runs incomparable; a row's name shows those that differ from the
 # paper's defaults.
@@ -35,11 +43,9 @@ PROVENANCE_COLUMNS = (
     "threshold_chosen", "threshold", "threshold_from", "maxboxacc_threshold_chosen",
     "maxboxacc_threshold_from", "normalize", "box_rule", "blacklist",
 )  # fmt: skip
-# A VQA model's cam-eval metrics.json (cam_repro.evaluate.vqa.vqa_metrics writes it; checked here,
-# without torch, for cam-report): its kind, and what discovery.md reads.
-VQA_KIND = "vqa"
-VQA_REQUIRED = ("answer_accuracy", "vqa_accuracy", "pointing_game", "iou_rate", "data")
-VQA_MAPS = ("predicted", "other_question", "centre", "true_answer")  # in the tables' order
+# A VQA model's maps and baselines (cam_repro.evaluate.vqa), in the tables' order.
+VQA_MAPS = ("predicted", "other_question", "centre", "true_answer")
+REPORTED = ("eval", "vqa", "features")  # the metrics.json kinds cam-report reads
 
 
 def with_protocol(name: str, protocol: str) -> str:
@@ -49,45 +55,44 @@ def with_protocol(name: str, protocol: str) -> str:
 
 @dataclass
 class _RunFolder:
-    """A run folder and its metrics.json."""
+    """A run folder and its metrics.json record."""
 
     path: Path
-    metrics: dict[str, Any]
+    record: Any  # the subclass's record type
 
     @property
-    def data(self) -> dict[str, Any]:
+    def data(self) -> EvalData | FeaturesData | VQAData:
         """What the run's numbers are on (metrics.json's `data`)."""
-        return self.metrics.get("data") or {}
+        return self.record.data
 
     @property
     def data_name(self) -> str:
         """data.name ('CUB-200-2011', 'synthetic text', ...), else its kind."""
-        return str(self.data.get("name") or self.data.get("kind") or "?")
+        return str(self.data.name or self.data.kind or "?")
 
     @property
     def model(self) -> str:
         """The paper's name of the model (cam_repro.models.config.paper_name), else its variant."""
-        return str(self.metrics.get("paper_name") or self.metrics.get("variant") or "?")
+        return str(self.record.paper_name or self.record.variant or "?")
 
     @property
     def task(self) -> str:
-        """What the data serves (dataset_kind's "task"): classes | text | vqa; runs written
-        before the task was recorded served classes."""
-        return str(self.data.get("task") or "classes")
+        """What the data serves (dataset_kind's "task"): classes | text | vqa."""
+        return str(self.data.task)
 
     @property
     def protocol(self) -> str:
         """The protocol settings that differ from the paper's, e.g. 'threshold 0.3', or ''; a
         threshold chosen on a held-out run reads 'threshold from val of X' (its seeds' values
-        differ, and are one row)."""
-        given = self.metrics.get("protocol") or {}
-        paper = (self.metrics.get("thresholds") or {}).get("paper_rule") or {}
+        differ, and are one row). A VQA run records some of these keys; a features run none."""
+        given = getattr(self.record, "protocol", None)  # cam-features records none
+        paper = self.record.thresholds.paper_rule if isinstance(self.record, EvalMetrics) else None
         parts = []
         for key, default in PROTOCOL_DEFAULTS.items():
-            if key == "threshold" and paper.get("chosen") == "heldout":
+            if key == "threshold" and paper is not None and paper.chosen == "heldout":
                 parts.append(f"threshold from {source_label(paper)}")
-            elif key in given and given[key] != default:
-                parts.append(f"{key.replace('_', ' ')} {given[key]}")
+            elif hasattr(given, key) and getattr(given, key) != default:
+                parts.append(f"{key.replace('_', ' ')} {getattr(given, key)}")
         return ", ".join(parts)
 
 
@@ -95,17 +100,15 @@ class _RunFolder:
 class EvalRun(_RunFolder):
     """One cam-eval run."""
 
+    record: EvalMetrics
+
     @property
     def dataset(self) -> str:
         """'ILSVRC', 'CUB', 'synthetic (parts)', 'synthetic (parts, family 1)' or a folder
         dataset's name: what the numbers are on (the paper's numbers go with 'ILSVRC')."""
-        kind = self.data.get("kind")
-        if kind is None:  # written before cam-eval recorded it: tell real data by its reader
-            kind = "cub" if str(self.data.get("source", "")).startswith("CUB") else "ilsvrc"
-        if kind == "synthetic":  # the name tells the families apart (older runs have none)
-            return self.data.get("name") or f"synthetic ({self.data.get('evidence') or 'unknown'})"
-        if kind in ("folder", "wsol"):  # wsolevaluation's: "CUB test (wsolevaluation)"
-            return str(self.data.get("name") or kind)
+        kind = self.data.kind
+        if kind in ("synthetic", "folder", "wsol"):  # wsolevaluation's: "CUB test (wsolevaluation)"
+            return str(self.data.name)
         return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
 
     @property
@@ -118,6 +121,8 @@ class EvalRun(_RunFolder):
 class FeaturesRun(_RunFolder):
     """One cam-features run."""
 
+    record: FeaturesMetrics
+
     @property
     def dataset(self) -> str:
         """data.name: 'CUB-200-2011', 'SUN397', 'synthetic (fine)', ..."""
@@ -128,50 +133,25 @@ class FeaturesRun(_RunFolder):
 class VQARun(_RunFolder):
     """One cam-eval run of a VQA model (cam_repro.evaluate.vqa; metrics.json `kind: vqa`)."""
 
+    record: VQAMetrics
+
 
 Run = EvalRun | FeaturesRun | VQARun
 
 
-def is_vqa_metrics(metrics: Any) -> bool:
-    """A VQA model's cam-eval metrics.json (`"kind": "vqa"`)."""
-    return isinstance(metrics, dict) and metrics.get("kind") == VQA_KIND
-
-
-def check_vqa_metrics(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
-    """`metrics` (read from `path`, a VQA cam-eval metrics.json) if it has what discovery.md
-    reads; one-line errors naming `path` if not."""
-    missing = [key for key in VQA_REQUIRED if key not in metrics]
-    if missing:
-        raise InputFileError(f"{path}: lacks {', '.join(missing)}")
-    for key in ("pointing_game", "iou_rate", "data", "by_type"):
-        if key in metrics and not isinstance(metrics[key], dict):
-            raise InputFileError(f"{path}: {key} is not a mapping")
-    for key in ("answer_accuracy", "vqa_accuracy"):
-        value = metrics[key]
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise InputFileError(f"{path}: {key} {value!r} is not a number")
-    return metrics
-
-
-def _run(path: Path, metrics: Any) -> Run:
-    """The run of metrics.json `path` with content `metrics` (clear errors if it is not one)."""
-    if is_features_metrics(metrics):
-        return FeaturesRun(path.parent, check_features_metrics(path, metrics))
-    if is_vqa_metrics(metrics):
-        return VQARun(path.parent, check_vqa_metrics(path, metrics))
-    return EvalRun(path.parent, check_metrics(path, metrics))
+def _run(path: Path, record: Record) -> Run:
+    """The run of metrics.json `path` with its record (cam-features': value-checked)."""
+    if isinstance(record, FeaturesMetrics):
+        return FeaturesRun(path.parent, check_features(path, record))
+    if isinstance(record, VQAMetrics):
+        return VQARun(path.parent, record)
+    return EvalRun(path.parent, record)
 
 
 def read_run(path: Path) -> Run:
     """The cam-eval (classification or VQA) or cam-features run whose metrics.json is `path`
-    (clear errors otherwise)."""
-    return _run(path, read_json(path))
-
-
-def _is_eval_run(metrics: Any) -> bool:
-    """A cam-eval metrics.json, a VQA model's too: it records the protocol (a cam-train run's
-    does not)."""
-    return isinstance(metrics, dict) and "protocol" in metrics
+    (one-line errors naming it otherwise: runtime.metrics_file.read_metrics)."""
+    return _run(path, read_metrics(path, REPORTED))
 
 
 def in_tables(run: Run) -> bool:
@@ -183,8 +163,9 @@ def in_tables(run: Run) -> bool:
 def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
     """Every cam-eval (classification or VQA) and cam-features run in `paths`: run folders,
     metrics.json files, or folders (e.g. a multirun sweep) searched recursively. Folder searches
-    pass over metrics.json files that are neither (cam-train runs'); one that cannot be read or
-    parsed, found or named, is an error naming it (never a run silently left out of a mean)."""
+    pass over cam-train runs' metrics.json (`"kind": "train"`); one that cannot be read or
+    parsed, or is of an older schema, found or named, is an error naming it (never a run silently
+    left out of a mean)."""
     if not paths:
         raise ConfigError(
             "no runs given: cam-report runs=[DIR, ...] (eval or features run folders, or sweeps)"
@@ -197,17 +178,17 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
         elif path.is_dir():
             hits = {}
             for p in sorted(path.rglob("metrics.json")):
-                metrics = read_json(p)  # a corrupt or unreadable file stops the report
-                if _is_eval_run(metrics) or is_features_metrics(metrics):
-                    hits[p] = metrics
+                record = read_metrics(p)  # a corrupt, unreadable or older file stops the report
+                if record.kind in REPORTED:
+                    hits[p] = record
             if not hits:
                 raise InputFileError(
                     f"{path}: no cam-eval or cam-features metrics.json in this folder or below "
                     "(cam-train runs have their own: run cam-eval or cam-features on their "
                     "checkpoints and report those runs)"
                 )
-            for p, metrics in hits.items():
-                found.setdefault(p, _run(p, metrics))
+            for p, record in hits.items():
+                found.setdefault(p, _run(p, record))
         else:
             raise InputFileError(f"{path}: no such file or folder")
     return list(found.values())
@@ -216,50 +197,37 @@ def collect_runs(paths: Sequence[str | Path]) -> list[Run]:
 # --- how an eval run was measured ----------------------------------------------------------------
 
 
-def _chosen(entry: dict[str, Any]) -> str | None:
-    """A `thresholds` entry's `chosen`, "unchecked" for a threshold from another run whose images
-    were not checked to be disjoint from the scored ones (cam-eval before that check)."""
-    chosen = entry.get("chosen")
-    return "unchecked" if chosen == "heldout" and not is_held_out(entry) else chosen
-
-
-def source_label(entry: dict[str, Any]) -> str:
+def source_label(entry: ThresholdChoice) -> str:
     """Where a held-out threshold came from, from its `thresholds` entry: 'val of CUB', or the
     dataset's name alone when it names the split ('CUB val (wsolevaluation)')."""
-    split, data = entry.get("split"), entry.get("data")
+    split, data = entry.split, entry.data
     if not data:
-        return str(split or entry.get("from") or "?")
+        return str(split or entry.from_ or "?")
     if not split or str(split) in str(data).split():
         return str(data)
     return f"{split} of {data}"
 
 
-def run_provenance(metrics: dict[str, Any]) -> dict[str, Any]:
+def run_provenance(record: EvalMetrics) -> dict[str, Any]:
     """How an eval run was measured, as PROVENANCE_COLUMNS: the paper rule's threshold and how it
     was chosen (fixed | heldout, from where), MaxBoxAcc's (oracle | heldout), the normalisation,
-    box rule and blacklist. metrics.json without `thresholds` (older runs): the paper rule fixed at
-    protocol.threshold, MaxBoxAcc the oracle."""
-    record = read_thresholds(metrics)
-    paper = record["paper_rule"]
-    box = record.get("maxboxacc") or {}
-    box_chosen = sorted({str(_chosen(entry)) for entry in box.values()})
-    if not box and metrics.get("maxboxacc_v2") is not None:  # no best_threshold: the oracle's
-        box_chosen = ["oracle"]
-    box_heldout = [e for e in box.values() if e.get("chosen") == "heldout"]
-    given = metrics.get("protocol") or {}
-    data = metrics.get("data") or {}
-    listing, left_out = data.get("blacklist"), metrics.get("num_blacklisted")
+    box rule and blacklist."""
+    paper = record.thresholds.paper_rule
+    box = record.thresholds.maxboxacc or {}
+    box_chosen = sorted({entry.chosen for entry in box.values()})
+    box_heldout = [e for e in box.values() if e.chosen == "heldout"]
+    listing, left_out = record.data.blacklist, record.num_blacklisted
     blacklist = "none"
     if listing:
         blacklist = Path(str(listing)).name + (f" ({left_out} images)" if left_out else "")
     return {
-        "threshold_chosen": _chosen(paper),
-        "threshold": paper.get("value"),
-        "threshold_from": source_label(paper) if paper.get("chosen") == "heldout" else None,
+        "threshold_chosen": paper.chosen,
+        "threshold": paper.value,
+        "threshold_from": source_label(paper) if paper.chosen == "heldout" else None,
         "maxboxacc_threshold_chosen": " / ".join(box_chosen) or None,
         "maxboxacc_threshold_from": source_label(box_heldout[0]) if box_heldout else None,
-        "normalize": given.get("normalize"),
-        "box_rule": given.get("box_rule"),
+        "normalize": record.protocol.normalize,
+        "box_rule": record.protocol.box_rule,
         "blacklist": blacklist,
     }
 

@@ -63,24 +63,26 @@ def summary_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     for run in runs:
         if not isinstance(run, EvalRun) or not in_tables(run):
             continue
-        m = run.metrics
+        m = run.record
         rows.append(
             {
-                "variant": m.get("variant"),
-                "pool": m.get("pool"),
-                "seed": m.get("seed"),
-                **{key: m.get(key) for key in METRICS},
-                "evidence": run.data.get("evidence"),
-                "map_size": m.get("map_size"),
-                "paper_name": m.get("paper_name"),
+                "variant": m.variant,
+                "pool": m.pool,
+                "seed": m.seed,
+                **{key: getattr(m, key) for key in METRICS},
+                "evidence": run.data.evidence,
+                "map_size": m.map_size,
+                "paper_name": m.paper_name,
                 "data": run.dataset,
                 "protocol": run.protocol,
                 "run": str(run.path),
-                "maxboxacc_v2_heldout": m.get("maxboxacc_v2_heldout"),
+                "maxboxacc_v2_heldout": m.maxboxacc_v2_heldout,
                 **run_provenance(m),
-                "checkpoint_sha256": m.get("checkpoint_sha256"),
-                "checkpoint": m.get("checkpoint"),  # rides along unwritten: "-" without one
-                **undefined_columns(m, {k: (k,) for k in (*METRICS, "maxboxacc_v2_heldout")}),
+                "checkpoint_sha256": m.checkpoint_sha256,
+                "checkpoint": m.checkpoint,  # rides along unwritten: "-" without one
+                **undefined_columns(
+                    m.undefined, {k: (k,) for k in (*METRICS, "maxboxacc_v2_heldout")}
+                ),
             }
         )
     return sorted(
@@ -145,12 +147,10 @@ def _threshold_text(p: dict[str, str | None], several: bool) -> str:
     values = sorted(set(p["threshold"].split()), key=lambda v: (v == "-", v))
     if p["box_rule"] == "release":
         return "the release rule's thresholds (20, 100, 110 of 255)"
-    if p["threshold_chosen"] in ("heldout", "unchecked"):
+    if p["threshold_chosen"] == "heldout":
         per_seed = " (per seed)" if several and len(values) > 1 else ""
-        how = ("held out" if p["threshold_chosen"] == "heldout" else "another run, not "
-               "checked to be held out: written by cam-eval before it checked")  # fmt: skip
         return (f"threshold {p['threshold']}{per_seed}, each the best GT-known "
-                f"accuracy on {p['threshold_from']} ({how})")  # fmt: skip
+                f"accuracy on {p['threshold_from']} (held out)")  # fmt: skip
     return f"threshold {' / '.join(values)}, fixed"
 
 
@@ -162,9 +162,6 @@ def _maxboxacc_text(p: dict[str, str | None]) -> str:
         return "no MaxBoxAccV2"
     if box == "heldout":
         return f"{oracle}, its held-out column at those of {p['maxboxacc_threshold_from']}"
-    if "unchecked" in box:
-        return (f"{oracle}, its other column at those of {p['maxboxacc_threshold_from']} (not "
-                "checked to be held out)")  # fmt: skip
     return oracle
 
 
@@ -256,7 +253,7 @@ def table2(groups: Sequence[Group], paper: str = "auto") -> str:
         show = _show_paper(section, paper)
         heldout = [g for g in section if g.stat("maxboxacc_v2_heldout") is not None]
         header = ["model", "top-1 loc err", "top-5 loc err", "GT-known loc err", "MaxBoxAccV2"]
-        # "held-out" only when every run's thresholds were checked (outputs.is_held_out)
+        # "held-out" only when every run's thresholds were checked (evaluate.config.check_held_out)
         checked = all(g.provenance["maxboxacc_threshold_chosen"] == "heldout" for g in heldout)
         header += [f"MaxBoxAccV2, {'held-out' if checked else 'other run'} thr."] * bool(heldout)
         header += ["top-1 cls err", "seeds"]

@@ -33,6 +33,7 @@ from cam_repro.present.table_rows import (
     undefined_columns,
     undigested,
 )
+from cam_repro.runtime.metrics_file import VQAMetrics, VQATypeScores
 
 # discovery.csv: one row per text-detector or VQA run; kind: features (cam-features), eval
 # (cam-eval of a network trained on the text data), vqa (cam-eval of a VQA model). Text:
@@ -67,19 +68,19 @@ _CLASSIFIER_NAMES = {"svm": "linear SVM", "logistic": "logistic regression"}
 def _text_method(run: EvalRun | FeaturesRun) -> str:
     """'linear SVM on Tiny-GAP GAP features (trained on synthetic (parts))' for a features run,
     'Tiny-GAP trained on text / no text' for a network trained on the text data."""
-    m = run.metrics
     if isinstance(run, EvalRun):
         return with_protocol(f"{run.model} trained on text / no text", run.protocol)
-    kind = str(m.get("classifier") or "?")
-    features = str(m["features"]).upper()
+    m = run.record
+    kind = str(m.classifier or "?")
+    features = str(m.features).upper()
     name = f"{_CLASSIFIER_NAMES.get(kind, kind)} on {run.model} {features} features"
-    notes = [] if m["crop"] == "full" else [f"crop {m['crop']}"]
-    weights, trained_on = m.get("weights"), m.get("trained_on")
+    notes = [] if m.crop == "full" else [f"crop {m.crop}"]
+    weights, trained_on = m.weights, m.trained_on
     if weights not in (None, "checkpoint"):
         notes.append(WEIGHTS_SHOWN.get(weights, str(weights)))
     elif trained_on:
         notes.append(f"trained on {trained_on}")
-    threshold = m.get("threshold")
+    threshold = m.threshold
     if threshold is not None and threshold != PROTOCOL_DEFAULTS["threshold"]:
         notes.append(f"threshold {threshold}")
     return f"{name} ({', '.join(notes)})" if notes else name
@@ -87,25 +88,25 @@ def _text_method(run: EvalRun | FeaturesRun) -> str:
 
 def _text_numbers(run: EvalRun | FeaturesRun) -> dict[str, Any]:
     """Accuracy, localization (IoU >= the run's level) and pointing game (%) of a text run."""
-    m = run.metrics
     if isinstance(run, FeaturesRun):
-        loc = m.get("localization") or {}
+        f, loc = run.record, run.record.localization
         return {
-            "accuracy": m["accuracy"],
-            "loc_acc": loc.get("gt_known_loc_acc"),
-            "pointing_game": loc.get("pointing_game"),
-            "iou_threshold": loc.get("iou_threshold"),
-            "num_images": m.get("num_test"),
-            "num_located": loc.get("num_images"),
+            "accuracy": f.accuracy,
+            "loc_acc": None if loc is None else loc.gt_known_loc_acc,
+            "pointing_game": None if loc is None else loc.pointing_game,
+            "iou_threshold": None if loc is None else loc.iou_threshold,
+            "num_images": f.num_test,
+            "num_located": None if loc is None else loc.num_images,
         }
-    gt_known = m.get("gt_known_loc_err")
+    m = run.record
+    gt_known = m.gt_known_loc_err
     return {
-        "accuracy": 100.0 - float(m["cls_top1_err"]),
+        "accuracy": 100.0 - float(m.cls_top1_err),
         "loc_acc": None if gt_known is None else 100.0 - float(gt_known),
-        "pointing_game": m.get("pointing_game"),
-        "iou_threshold": (m.get("protocol") or {}).get("iou_threshold"),
-        "num_images": m.get("num_images"),
-        "num_located": m.get("num_loc_images"),
+        "pointing_game": m.pointing_game,
+        "iou_threshold": m.protocol.iou_threshold,
+        "num_images": m.num_images,
+        "num_located": m.num_loc_images,
     }
 
 
@@ -115,13 +116,13 @@ def _type_keys(kind: str) -> dict[str, tuple[str, ...]]:
             for key, names in _VQA_KEYS.items()}  # fmt: skip
 
 
-def _vqa_numbers(scores: dict[str, Any]) -> dict[str, Any]:
+def _vqa_numbers(scores: VQAMetrics | VQATypeScores) -> dict[str, Any]:
     """Accuracies and each map's pointing game and IoU rate (%) of a VQA run's metrics.json, or
     of one of its `by_type` entries (which have no VQA accuracy)."""
-    point, rate = scores.get("pointing_game") or {}, scores.get("iou_rate") or {}
+    point, rate = scores.pointing_game, scores.iou_rate
     return {
-        "answer_accuracy": scores.get("answer_accuracy"),
-        "vqa_accuracy": scores.get("vqa_accuracy"),
+        "answer_accuracy": scores.answer_accuracy,
+        "vqa_accuracy": getattr(scores, "vqa_accuracy", None),
         **{f"pointing_{m}": point.get(m) for m in VQA_MAPS},
         **{f"iou_rate_{m}": rate.get(m) for m in VQA_MAPS},
     }
@@ -130,18 +131,17 @@ def _vqa_numbers(scores: dict[str, Any]) -> dict[str, Any]:
 def _vqa_row(run: VQARun) -> dict[str, Any]:
     """A VQA run's discovery row (without the columns every row has); its per-type numbers ride
     along unwritten as `by_type`."""
-    m = run.metrics
+    m = run.record
     by_type = {
-        kind: {**_vqa_numbers(scores), "questions": scores.get("questions"), "run":
-               str(run.path), **undefined_columns(m, _type_keys(kind))}
-        for kind, scores in (m.get("by_type") or {}).items()
-        if isinstance(scores, dict)
+        kind: {**_vqa_numbers(scores), "questions": scores.questions, "run": str(run.path),
+               **undefined_columns(m.undefined, _type_keys(kind))}
+        for kind, scores in m.by_type.items()
     }  # fmt: skip
     return {
         "section": _VQA, "kind": "vqa", "method": with_protocol(run.model, run.protocol),
-        **_vqa_numbers(m), "iou_threshold": (m.get("protocol") or {}).get("iou_threshold"),
-        "num_images": m.get("num_questions"), "num_located": m.get("num_with_target"),
-        "by_type": by_type, **undefined_columns(m, _VQA_KEYS),
+        **_vqa_numbers(m), "iou_threshold": m.protocol.iou_threshold,
+        "num_images": m.num_questions, "num_located": m.num_with_target,
+        "by_type": by_type, **undefined_columns(m.undefined, _VQA_KEYS),
     }  # fmt: skip
 
 
@@ -150,7 +150,7 @@ def _text_row(run: EvalRun | FeaturesRun) -> dict[str, Any]:
     kind = "features" if isinstance(run, FeaturesRun) else "eval"
     keys = _TEXT_FEATURES_KEYS if kind == "features" else _TEXT_EVAL_KEYS
     return {"section": _TEXT, "kind": kind, "method": _text_method(run), **_text_numbers(run),
-            **undefined_columns(run.metrics, keys)}  # fmt: skip
+            **undefined_columns(run.record.undefined, keys)}  # fmt: skip
 
 
 def discovery_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
@@ -161,10 +161,10 @@ def discovery_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     for run in runs:
         if not isinstance(run, VQARun) and run.task != "text":
             continue
-        m = run.metrics
-        base = {"dataset": run.data_name, "seed": m.get("seed"), "run": str(run.path),
-                "checkpoint_sha256": m.get("checkpoint_sha256"),
-                "weights_sha256": m.get("weights_sha256")}  # fmt: skip
+        m = run.record
+        base = {"dataset": run.data_name, "seed": m.seed, "run": str(run.path),
+                "checkpoint_sha256": getattr(m, "checkpoint_sha256", None),
+                "weights_sha256": getattr(m, "weights_sha256", None)}  # fmt: skip
         rows.append({**base, **(_vqa_row(run) if isinstance(run, VQARun) else _text_row(run))})
     # the text detector first, the paper's way (features) before networks trained on text
     order = {_TEXT: 0, _VQA: 1, "features": 0, "eval": 1, "vqa": 2}

@@ -58,32 +58,32 @@ def features_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
     for run in runs:
         if not isinstance(run, FeaturesRun) or not in_tables(run):
             continue
-        m = run.metrics
-        loc = m.get("localization") or {}
+        m = run.record
+        loc = m.localization
         rows.append(
             {
                 "dataset": run.dataset,
                 "paper_name": run.model,
-                "variant": m.get("variant"),
-                "features": str(m["features"]),
-                "crop": m["crop"],
-                "classifier": m.get("classifier"),
-                "C": m.get("C"),
-                "weights": m.get("weights"),
-                "trained_on": m.get("trained_on"),
-                "seed": m.get("seed"),
-                "accuracy": m["accuracy"],
-                "mean_class_accuracy": m.get("mean_class_accuracy"),
-                "crop_box_iou50": m.get("crop_box_iou50"),
-                "gt_known_loc_acc": loc.get("gt_known_loc_acc"),
-                "top1_loc_acc": loc.get("top1_loc_acc"),
-                "num_train": m.get("num_train"),
-                "num_test": m.get("num_test"),
+                "variant": m.variant,
+                "features": str(m.features),
+                "crop": m.crop,
+                "classifier": m.classifier,
+                "C": m.C,
+                "weights": m.weights,
+                "trained_on": m.trained_on,
+                "seed": m.seed,
+                "accuracy": m.accuracy,
+                "mean_class_accuracy": m.mean_class_accuracy,
+                "crop_box_iou50": m.crop_box_iou50,
+                "gt_known_loc_acc": None if loc is None else loc.gt_known_loc_acc,
+                "top1_loc_acc": None if loc is None else loc.top1_loc_acc,
+                "num_train": m.num_train,
+                "num_test": m.num_test,
                 "run": str(run.path),
-                "weights_sha256": m.get("weights_sha256"),
-                "data_kind": run.data.get("kind"),
-                "checkpoint": m.get("checkpoint"),
-                **undefined_columns(m, _FEATURES_KEYS),
+                "weights_sha256": m.weights_sha256,
+                "data_kind": run.data.kind,
+                "checkpoint": m.checkpoint,
+                **undefined_columns(m.undefined, _FEATURES_KEYS),
             }
         )
     return sorted(

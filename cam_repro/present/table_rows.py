@@ -19,7 +19,6 @@ import io
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from cam_repro.evaluate.outputs import undefined_reasons
 from cam_repro.present.stats import Stat, group_by, stat_of
 
 
@@ -34,11 +33,10 @@ def weights_digest(row: dict[str, Any]) -> str | None:
     return row.get("checkpoint_sha256") or row.get("weights_sha256") or None
 
 
-def undefined_columns(metrics: dict[str, Any], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def undefined_columns(why: dict[str, str], keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
     """A row's `undefined` column ('key: reason; ...', None if none) and its `reasons` (rides
-    along unwritten: {row key: reason}) from metrics.json's "undefined"; `keys` maps each row key
-    to the metrics.json keys it is read from (the first one listed there counts)."""
-    why = undefined_reasons(metrics)
+    along unwritten: {row key: reason}) from metrics.json's `undefined` (`why`); `keys` maps each
+    row key to the metrics.json keys it is read from (the first one listed there counts)."""
     reasons = {}
     for row_key, names in keys.items():
         found = [why[name] for name in names if name in why]

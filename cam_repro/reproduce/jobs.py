@@ -4,7 +4,7 @@ command line would be, and that command line logged to WORK/logs/."""
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import shlex
 import shutil
@@ -16,6 +16,9 @@ from cam_repro.reproduce.plan import FeatureJob, Job
 from cam_repro.runtime.config import RuntimeConfig
 from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.files import make_dir, read_json, write_json
+from cam_repro.runtime.metrics_file import OlderSchemaError, read_metrics
+
+log = logging.getLogger(__name__)
 
 
 def threads_per_job(threads: int | None, jobs: int) -> int:
@@ -78,7 +81,11 @@ def _finished(job: Job, work: Path, want: dict[str, Any], stamp: str) -> bool:
     metrics = train_dir / "metrics.json"
     if not (metrics.is_file() and job.checkpoint(work).is_file()):
         return False
-    return json.loads(metrics.read_text()).get("status") == "finished"
+    try:
+        return read_metrics(metrics, "train").status == "finished"
+    except OlderSchemaError as err:  # its numbers would not be read: trained again, or resumed
+        log.warning("%s: not reused as finished", err)
+        return False
 
 
 def train_and_eval(
@@ -158,7 +165,7 @@ def _accuracy(metrics: dict[str, Any]) -> str:
     """A features run's accuracy for the log ('undefined (reason)' when it has none)."""
     value = metrics["accuracy"]
     if value is None:
-        return f"undefined ({metrics.get('undefined', {}).get('accuracy', 'no reason given')})"
+        return f"undefined ({metrics['undefined'].get('accuracy', 'no reason given')})"
     return f"{value:.1f}%"
 
 

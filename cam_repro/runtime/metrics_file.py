@@ -12,23 +12,22 @@ rewrites it.
   PxAP without background pixels) is null, its reason under the top-level `undefined`
   ({"<dotted key>": "<reason>"}, e.g. "localization.pointing_game"); a listed key whose value
   is not null is refused: a number beside a reason would be read as measured.
-- An `_optional()` field is a key some runs do not write (synthetic data's `family`, a held-out
+- An `optional()` field is a key some runs do not write (synthetic data's `family`, a held-out
   threshold's `heldout_acc`): left out when None, None when absent.
 - Numbers read back as written (an integer in a float field stays an int): a file read and
-  written again is the same file.
+  written again is the same file. The dataclass <-> JSON checking is runtime/typed_json.py's.
 """
 
 from __future__ import annotations
 
-import types
 import typing
-from dataclasses import MISSING, dataclass, field, fields, is_dataclass
-from functools import cache
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, NoReturn
+from typing import Any, ClassVar
 
 from cam_repro.runtime.errors import InputFileError
 from cam_repro.runtime.files import read_json, write_json
+from cam_repro.runtime.typed_json import from_json, optional, plain, value_at
 
 SCHEMA = 2  # the version this cam-repro writes; files without "schema" are version 1
 KINDS = ("train", "eval", "vqa", "features")
@@ -41,9 +40,10 @@ _WANTED = {"train": "cam-train's", "eval": "cam-eval's", "vqa": "a VQA model's c
            "features": "cam-features'"}  # fmt: skip
 
 
-def _optional() -> Any:
-    """A key some runs leave out: absent from the file when None (see the module docstring)."""
-    return field(default=None, metadata={"omit_none": True})
+class OlderSchemaError(InputFileError):
+    """A metrics.json written by an older cam-repro (its schema is below SCHEMA): re-run its
+    command. A subclass so a reader that can redo the work (cam-reproduce's reuse check) tells
+    it from a malformed file."""
 
 
 @dataclass(kw_only=True)
@@ -70,9 +70,9 @@ class TrainEpoch:
     lr: float  # at the epoch's last step
     images_per_s: float  # every process's images
     epoch_time_s: float
-    val_loss: float | None = _optional()  # absent on epochs without validation (eval_every)
-    val_top1_err: float | None = _optional()  # %
-    val_top5_err: float | None = _optional()  # %
+    val_loss: float | None = optional()  # absent on epochs without validation (eval_every)
+    val_top1_err: float | None = optional()  # %
+    val_top5_err: float | None = optional()  # %
 
 
 @dataclass(kw_only=True)
@@ -105,8 +105,8 @@ class TrainMetrics:
     epochs: list[TrainEpoch]
     checkpoints: Checkpoints
     weights_load: WeightsLoad | None  # the weights it started from (None: random init)
-    # per process, when finished: equal when DDP kept them in step
-    rank_weight_digests: list[str] | None = field(default=None, metadata={"omit_none": True})
+    # per process, when finished: equal when DDP kept them in step (optional() is a field())
+    rank_weight_digests: list[str] | None = optional()  # noqa: RUF009
 
 
 # -- cam-eval ------------------------------------------------------------------------------------
@@ -125,10 +125,10 @@ class EvalData:
     kind: str  # ilsvrc | cub | folder | svt | vqa | wsol | synthetic
     task: str  # classes | text | vqa
     evidence: str | None  # a synthetic design (parts | uniform | fine); None for real data
-    family: int | None = _optional()  # synthetic data only
+    family: int | None = optional()  # synthetic data only
     name: str  # data.name, else the dataset's name
-    wsol_dataset: str | None = _optional()  # data=wsol only: ILSVRC | CUB | OpenImages
-    wsol_split: str | None = _optional()  # data=wsol only: the split val reads (test | val)
+    wsol_dataset: str | None = optional()  # data=wsol only: ILSVRC | CUB | OpenImages
+    wsol_split: str | None = optional()  # data=wsol only: the split val reads (test | val)
 
 
 @dataclass(kw_only=True)
@@ -165,9 +165,9 @@ class ThresholdChoice:
     data: str | None
     root: str | None
     metric: str | None  # what it maximised: gt_known_loc_acc | box_acc_<level>
-    heldout_acc: float | None = _optional()  # heldout: the accuracy (%) there
-    oracle_value: float | None = _optional()  # MaxBoxAcc heldout: this split's best, beside
-    disjoint: bool | None = _optional()  # heldout: no image of this run chose it (checked)
+    heldout_acc: float | None = optional()  # heldout: the accuracy (%) there
+    oracle_value: float | None = optional()  # MaxBoxAcc heldout: this split's best, beside
+    disjoint: bool | None = optional()  # heldout: no image of this run chose it (checked)
 
 
 @dataclass(kw_only=True)
@@ -232,10 +232,10 @@ class VQAData:
     kind: str
     task: str
     evidence: str | None
-    family: int | None = _optional()
+    family: int | None = optional()
     name: str
-    wsol_dataset: str | None = _optional()
-    wsol_split: str | None = _optional()
+    wsol_dataset: str | None = optional()
+    wsol_split: str | None = optional()
 
 
 @dataclass(kw_only=True)
@@ -378,24 +378,18 @@ _CLASSES: dict[str, type[Any]] = {c.kind: c for c in typing.get_args(Record)}
 # -- writing -------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A record (or part) as JSON values, in field order; `_optional` fields left out if None."""
-    if is_dataclass(value):
-        return {
-            f.metadata.get("key", f.name): _plain(getattr(value, f.name))
-            for f in fields(value)
-            if not (f.metadata.get("omit_none") and getattr(value, f.name) is None)
-        }
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
 def as_json(record: Record) -> dict[str, Any]:
     """metrics.json's content: kind and schema first, then the record's fields."""
-    return {"kind": record.kind, "schema": SCHEMA, **_plain(record)}
+    return {"kind": record.kind, "schema": SCHEMA, **plain(record)}
+
+
+def metrics_record(kind: str, content: dict[str, Any]) -> Record:
+    """The record of `kind` with a writer's `content` (metrics.json's keys, without kind and
+    schema), checked as `read_metrics` checks a file: a writer's mistake is a ValueError."""
+    try:
+        return _checked(_CLASSES[kind], content)
+    except InputFileError as err:
+        raise ValueError(f"metrics_record: {kind}: {err}") from None
 
 
 def write_metrics(path: Path, record: Record) -> None:
@@ -409,98 +403,24 @@ def write_metrics(path: Path, record: Record) -> None:
     write_json(path, content)
 
 
+def save_metrics(path: Path, kind: str, content: dict[str, Any]) -> dict[str, Any]:
+    """A writer's `content` as its `kind`'s record (`metrics_record`) into `path`; returns the
+    content written (kind and schema first), for the caller's log lines and return value."""
+    record = metrics_record(kind, content)
+    write_metrics(path, record)
+    return as_json(record)
+
+
 # -- reading -------------------------------------------------------------------------------------
-
-
-@cache
-def _hints(cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(cls)
-
-
-def _describe(tp: Any) -> str:
-    """A type as the errors name it."""
-    args = typing.get_args(tp)
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in args if a is not type(None)) + " or null"
-    origin = typing.get_origin(tp) or tp
-    if is_dataclass(origin) or origin is dict:
-        return "a mapping"
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             list: "a list"}  # fmt: skip
-    return names.get(origin, str(tp))
-
-
-def _wrong(where: str, value: Any, tp: Any) -> NoReturn:
-    shown = repr(value)
-    shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise InputFileError(f"{where} {shown} is not {_describe(tp)}")
-
-
-def _fits(tp: Any, value: Any) -> bool:
-    """Whether a JSON value has the outer shape of type `tp` (not a union)."""
-    origin = typing.get_origin(tp) or tp
-    if is_dataclass(origin) or origin is dict:
-        return isinstance(value, dict)
-    if origin is float:  # an integer is a number too (bool is not)
-        return isinstance(value, int | float) and not isinstance(value, bool)
-    return type(value) is origin
-
-
-def _value(tp: Any, value: Any, where: str) -> Any:
-    """`value` (JSON, at dotted `where`) as type `tp`; an InputFileError (`where` first) if not."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _value(inner, value, where) if _fits(inner, value) else _wrong(where, value, tp)
-    if not _fits(tp, value):
-        _wrong(where, value, tp)
-    if is_dataclass(tp):
-        return _record(tp, value, where)
-    if origin is list:
-        return [_value(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        return {k: _value(args[1], v, f"{where}.{k}") for k, v in value.items()}
-    return value
-
-
-def _record(cls: type, data: dict[str, Any], where: str) -> Any:
-    """A dataclass from its JSON mapping: every field's key present (but `_optional`'s), no
-    other key, each value of its field's type."""
-    hints, prefix = _hints(cls), f"{where}." if where else ""
-    known = {f.metadata.get("key", f.name): f for f in fields(cls)}
-    unknown = [k for k in data if k not in known]
-    if unknown:
-        raise InputFileError(f"{prefix}{unknown[0]}: no such key in schema {SCHEMA}")
-    missing = [k for k, f in known.items() if k not in data and f.default is MISSING]
-    if missing:
-        raise InputFileError(f"lacks {', '.join(prefix + k for k in missing)}")
-    return cls(**{
-        f.name: _value(hints[f.name], data[k], prefix + k) if k in data else None
-        for k, f in known.items()
-    })  # fmt: skip
-
-
-def metric_at(record: Any, key: str) -> Any:
-    """The value under a dotted key ("localization.top1_loc_acc", as `undefined` names them) of
-    a record or of metrics.json's mapping; None where the path ends early."""
-    value = record
-    for part in key.split("."):
-        if is_dataclass(value):
-            names = {f.metadata.get("key", f.name): f.name for f in fields(value)}
-            value = getattr(value, names[part]) if part in names else None
-        else:
-            value = value.get(part) if isinstance(value, dict) else None
-    return value
 
 
 def _checked(cls: type, data: dict[str, Any]) -> Any:
     """The record of class `cls` in metrics.json's `data`; each `undefined` key's metric null
     (a number beside a reason would be read as measured)."""
-    record = _record(cls, {k: v for k, v in data.items() if k not in ("kind", "schema")}, "")
+    body = {k: v for k, v in data.items() if k not in ("kind", "schema")}
+    record = from_json(cls, body, unknown=f"no such key in schema {SCHEMA}")
     for key in getattr(record, "undefined", {}):
-        value = metric_at(record, key)
+        value = value_at(record, key)
         if value is not None:
             raise InputFileError(f"{key} is {value!r} but listed as undefined")
     return record
@@ -517,7 +437,7 @@ def _header(path: Path, data: Any, wanted: tuple[str, ...]) -> str:
             redo = (
                 " or ".join(dict.fromkeys(COMMAND[k] for k in known)) or "the command that wrote it"
             )
-            raise InputFileError(
+            raise OlderSchemaError(
                 f"{path}: written by an older cam-repro (schema {schema}); re-run {redo}"
             )
         raise InputFileError(f"{path}: schema {schema!r}; this cam-repro reads schema {SCHEMA}")

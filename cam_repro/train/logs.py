@@ -20,7 +20,7 @@ from cam_repro.localize.cam import predict_with_cams
 from cam_repro.localize.overlay import draw_boxes, normalize_cam, overlay
 from cam_repro.models import CAMNet
 from cam_repro.runtime import distributed as D
-from cam_repro.runtime.files import write_json
+from cam_repro.runtime.metrics_file import save_metrics
 from cam_repro.train.epoch import Inputs
 from cam_repro.train.state import LOG_NAME, RunState
 
@@ -136,8 +136,7 @@ def write_metrics(
     }
     if digests:  # one per process: equal when DDP kept them in step
         metrics["rank_weight_digests"] = digests
-    write_json(path, metrics)
-    return metrics
+    return save_metrics(path, "train", metrics)
 
 
 def cam_images(count: int, size: int, model: nn.Module) -> list[int]:
