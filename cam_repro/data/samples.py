@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,6 +278,14 @@ def checked_size(
         return declared
     same_size(declared, size, path, where)
     return size
+
+
+def original_sizes(samples: Sequence[Sample], max_pixels: int | None) -> np.ndarray:
+    """(N, 2) each sample's original (width, height): its recorded size, else its header's. The
+    frame every map is scored in (localize.scoring): cam-eval, its VQA evaluation, cam-features
+    and cam-visualize all take it from here, so their boxes and IoUs agree."""
+    sizes = [s.size or read_image_size(s.path, max_pixels) for s in samples]
+    return np.array(sizes, dtype=np.int64).reshape(-1, 2)
 
 
 def same_size(

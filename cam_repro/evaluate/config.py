@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.evaluate.outputs import HeldOut, image_key, read_heldout
 from cam_repro.localize.boxes import BoxRule
-from cam_repro.models.config import ModelConfig, model_config
+from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
@@ -158,10 +158,6 @@ def resolve_data(data: Any, trained: Mapping[str, Any] | None) -> DataConfig:
     base = dict(trained or {})
     base.update(overrides)
     return data_config(base)
-
-
-def resolve_model(spec: EvalConfig) -> ModelConfig | None:
-    return None if spec.model is None else model_config(spec.model)
 
 
 def sweep_grid(n: int) -> np.ndarray:

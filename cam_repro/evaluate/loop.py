@@ -46,7 +46,7 @@ from cam_repro.data.annotations import read_blacklist
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, prefetch_to_device
 from cam_repro.data.masks import read_masks
-from cam_repro.data.samples import read_image_size
+from cam_repro.data.samples import original_sizes
 from cam_repro.data.transforms import resize_transform
 from cam_repro.evaluate.config import (
     EvalConfig,
@@ -255,8 +255,7 @@ class Evaluator:
         samples = [self.data.samples[i] for i in indices]
         classes = out.classes.cpu().numpy()  # (B, k + 1)
         probs = out.topk_probs().cpu().numpy()
-        limit = self.data_cfg.max_image_pixels
-        sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
+        sizes = original_sizes(samples, self.data_cfg.max_image_pixels)
         maps = out.maps.float().cpu().numpy()
         scored = score_maps(
             maps, classes, sizes, [s.boxes for s in samples], [s.box_labels for s in samples],

@@ -21,7 +21,7 @@ import torch
 from cam_repro.data import DataConfig, DataSplit, model_input
 from cam_repro.data.dataset import LocalizationDataset
 from cam_repro.data.loaders import extra_inputs
-from cam_repro.data.samples import read_image, read_image_size
+from cam_repro.data.samples import original_sizes, read_image
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.localizer import TOPK, Localizer, check_batch, localize_batch
 from cam_repro.evaluate.network import Network
@@ -49,13 +49,13 @@ def split_pictures(data: DataSplit, indices: Sequence[int], cfg: DataConfig) -> 
     """Samples of a split as cam-eval reads them (LocalizationDataset, the eval transform), with
     their own class's boxes in the original image."""
     dataset = LocalizationDataset(data, eval_transform(cfg), max_pixels=cfg.max_image_pixels)
+    # the original sizes as cam-eval scores in them (evaluate.loop.Evaluator._score)
+    sizes = original_sizes([data.samples[i] for i in indices], cfg.max_image_pixels)
     pictures = []
-    for i in indices:
+    for i, (w, h) in zip(indices, sizes, strict=True):
         sample = data.samples[i]
         image, _, _ = dataset[i]  # (3, S, S) uint8: cam-eval's decoding and transform
         frame = image.permute(1, 2, 0).numpy()
-        # the original size as cam-eval scores in it (evaluate.loop.Evaluator._score)
-        w, h = sample.size or read_image_size(sample.path, cfg.max_image_pixels)
         size = (int(w), int(h))
         own = np.asarray(sample.own_boxes, np.int64).reshape(-1, 4)
         pictures.append(Picture(sample.image_id, frame, sample.label, size, own))

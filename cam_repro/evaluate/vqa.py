@@ -34,7 +34,7 @@ from tqdm import tqdm
 from cam_repro.data import DataSplit, dataset_kind, model_input
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, extra_inputs
-from cam_repro.data.samples import read_image_size
+from cam_repro.data.samples import original_sizes
 from cam_repro.data.vqa import read_vqa_split, vqa_accuracy
 from cam_repro.evaluate.config import EvalConfig, box_rule
 from cam_repro.evaluate.localizer import TRUE, BatchMaps, check_batch
@@ -126,8 +126,7 @@ class VQAEvaluator:
 
     def _rows(self, maps, classes, scores, index) -> list[QuestionRow]:
         samples = [self.data.samples[int(i)] for i in index]
-        limit = self.data_cfg.max_image_pixels
-        sizes = np.array([s.size or read_image_size(s.path, limit) for s in samples])
+        sizes = original_sizes(samples, self.data_cfg.max_image_pixels)
         b = len(samples)
         # Boxes and peaks only (no ground truth here): scored later, per pair of questions.
         no_boxes, no_labels = [np.zeros((0, 4), np.int64)] * b, [np.zeros(0, np.int64)] * b

@@ -41,7 +41,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cam_repro.data import DataConfig, DataSplit, model_input, read_split
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader
-from cam_repro.data.samples import read_image_size
+from cam_repro.data.samples import original_sizes
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.evaluate.localizer import Localizer
 from cam_repro.evaluate.network import Network, load_network
@@ -223,9 +223,8 @@ class FeatureRun:
         return vectors, maps
 
     def _sizes(self, data: DataSplit, indices: list[int]) -> np.ndarray:
-        limit = self.net.data.max_image_pixels
-        return np.array([data.samples[i].size or read_image_size(data.samples[i].path, limit)
-                         for i in indices])  # fmt: skip
+        samples = [data.samples[i] for i in indices]
+        return original_sizes(samples, self.net.data.max_image_pixels)
 
     # -- the parts ------------------------------------------------------------------------------
     def part(self, data: DataSplit, part: str) -> PartFeatures:

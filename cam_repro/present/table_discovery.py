@@ -23,7 +23,7 @@ from cam_repro.present.runs import (
     VQARun,
     with_protocol,
 )
-from cam_repro.present.stats import Stat, group_by
+from cam_repro.present.stats import group_by
 from cam_repro.present.table_features import WEIGHTS_SHOWN
 from cam_repro.present.table_rows import (
     Notes,
@@ -186,10 +186,6 @@ class DiscoveryGroup(RunGroup):
         """The group's question type `kind` (VQA runs' by_type) as a group of its own."""
         rows = [r["by_type"][kind] for r in self.rows if kind in r.get("by_type", {})]
         return DiscoveryGroup(self.section, self.dataset, self.method, rows)
-
-    def type_stat(self, kind: str, metric: str) -> Stat | None:
-        """`metric` of question type `kind` (VQA runs' by_type), over the runs that have it."""
-        return self.of_type(kind).stat(metric)
 
     @property
     def types(self) -> list[str]:
