@@ -423,7 +423,25 @@ def _checked(cls: type, data: dict[str, Any]) -> Any:
         value = value_at(record, key)
         if value is not None:
             raise InputFileError(f"{key} is {value!r} but listed as undefined")
+    thresholds = getattr(record, "thresholds", None)
+    if thresholds is not None:
+        _check_held_out(thresholds)
     return record
+
+
+def _check_held_out(thresholds: Thresholds) -> None:
+    """A threshold is called held out only if cam-eval checked that none of this run's images
+    chose it (`disjoint: true`, evaluate.config.check_held_out): the label is checked, not
+    assumed."""
+    entries = {"thresholds.paper_rule": thresholds.paper_rule}
+    for level, entry in (thresholds.maxboxacc or {}).items():
+        entries[f"thresholds.maxboxacc.{level}"] = entry
+    for key, entry in entries.items():
+        if entry.chosen == "heldout" and entry.disjoint is not True:
+            raise InputFileError(
+                f"{key} is chosen 'heldout' without disjoint: true (its images were not checked "
+                "to be held out)"
+            )
 
 
 def _header(path: Path, data: Any, wanted: tuple[str, ...]) -> str:

@@ -215,6 +215,22 @@ def test_an_undefined_metric_must_be_null(tmp_path: Path) -> None:
     assert read_metrics(file_with(tmp_path, as_written("vqa", body))).undefined["no_such.metric"]
 
 
+def test_a_held_out_threshold_must_have_been_checked(tmp_path: Path) -> None:
+    """'heldout' without disjoint: true would label an unchecked threshold as held out."""
+    assert read_metrics(file_with(tmp_path, as_written("eval", eval_json(heldout=True))), "eval")
+    body = eval_json(heldout=True)
+    del body["thresholds"]["paper_rule"]["disjoint"]
+    assert refusal(tmp_path, as_written("eval", body)) == (
+        "<f>: thresholds.paper_rule is chosen 'heldout' without disjoint: true (its images were "
+        "not checked to be held out)"
+    )
+    body = eval_json(heldout=True)
+    body["thresholds"]["maxboxacc"]["50"]["disjoint"] = False
+    assert refusal(tmp_path, as_written("eval", body)).startswith(
+        "<f>: thresholds.maxboxacc.50 is chosen 'heldout' without disjoint: true"
+    )
+
+
 def test_a_record_no_reader_would_take_is_not_written(tmp_path: Path) -> None:
     record = read_metrics(file_with(tmp_path, as_written("eval", eval_json())), "eval")
     record.pxap = 3.0  # beside its reason under "undefined"
