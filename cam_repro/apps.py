@@ -54,7 +54,7 @@ APPS: dict[str, tuple[str, str]] = {
     "eval": ("eval", "cam_repro.evaluate.config:EvalConfig"),
     "features": ("features", "cam_repro.features.config:FeaturesConfig"),
     "report": ("report", "cam_repro.present.report:ReportConfig"),
-    "visualize": ("visualize", "cam_repro.visualize:VisualizeConfig"),
+    "visualize": ("visualize", "cam_repro.visualize_config:VisualizeConfig"),
     "reproduce": ("reproduce", "cam_repro.reproduce.config:ReproduceConfig"),
 }
 

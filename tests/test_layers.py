@@ -23,7 +23,15 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models/data", ("cam_repro.models", "cam_repro.data")),
     ("stages", ("cam_repro.train", "cam_repro.evaluate", "cam_repro.features")),
     ("present", ("cam_repro.present",)),
-    ("apps", ("cam_repro.apps", "cam_repro.reproduce", "cam_repro.visualize")),
+    (
+        "apps",
+        (
+            "cam_repro.apps",
+            "cam_repro.reproduce",
+            "cam_repro.visualize",
+            "cam_repro.visualize_config",
+        ),
+    ),
     ("public", ("cam_repro.cam", "cam_repro.boxes", "cam_repro.metrics", "cam_repro")),
 ]
 # Pairs of the same layer that must not import each other (either way).

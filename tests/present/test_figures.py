@@ -27,9 +27,9 @@ from cam_repro.visualize import (
     load_net,
     load_pictures,
     sweep_curves,
-    visualize_config,
     visualize_run,
 )
+from cam_repro.visualize_config import visualize_config
 
 DPI = 40
 
