@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -72,9 +73,28 @@ def run_stamp() -> str:
     return f"{time.strftime('%Y-%m-%d_%H-%M-%S')}_{secrets.token_hex(3)}"
 
 
+# A sweep job's folder name: what a shell or Hydra's override grammar reads specially (= , [ ] { }
+# ( ) quotes, spaces, / : $ * ? | ...) is left out, so that a path into the folder can be passed
+# back to a command unquoted: checkpoint=outputs/multirun/STAMP/0_model-tiny_gap_seed-0/...
+_DROPPED = re.compile(r"[][(){}'\"+~]")  # brackets, quotes, Hydra's +key and ~key
+_REPLACED = re.compile(r"-?[^A-Za-z0-9._-]+")  # any other run of them (and the - before it): -
+JOB_FOLDER_MAX = 200  # characters: file systems allow 255 bytes a name
+
+
+def job_folder(num: int | str, overrides: str = "") -> str:
+    """A sweep job's folder: its number, then its overrides as Hydra writes them into
+    `hydra.job.override_dirname` (configs/*.yaml: `key-value` items joined by `_`) in the
+    characters [A-Za-z0-9._-] only; cut at JOB_FOLDER_MAX characters (the number keeps the
+    names apart). (0, `+experiment-x_seed-0`) -> `0_experiment-x_seed-0`;
+    `images-[a.jpg,b.jpg]` -> `images-a.jpg-b.jpg`; `out-/r/x` -> `out-r-x`."""
+    body = _REPLACED.sub("-", _DROPPED.sub("", str(overrides)))
+    return f"{num}_{body}"[:JOB_FOLDER_MAX] if body else str(num)
+
+
 def register(app: str) -> str:
     """Put `app`'s schema in Hydra's ConfigStore as `<app>_schema` (its config's defaults list
-    names it) and the `${run_stamp:}` resolver; returns the app's config name."""
+    names it) and the `${run_stamp:}` and `${job_folder:}` resolvers; returns the app's config
+    name."""
     from hydra.core.config_store import ConfigStore
 
     config_name, where = APPS[app]
@@ -83,6 +103,7 @@ def register(app: str) -> str:
     ConfigStore.instance().store(name=f"{app}_schema", node=schema)
     # cached, as Hydra's ${now:}: every read of hydra.run.dir (and a sweep's jobs) sees one stamp
     OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True, use_cache=True)
+    OmegaConf.register_new_resolver("job_folder", job_folder, replace=True)
     return config_name
 
 

@@ -1,13 +1,17 @@
-"""`cam-visualize`: runs trained networks on images and writes the paper's kinds of figures.
+"""`cam-visualize`: runs networks on images and writes the paper's kinds of figures.
 
-The job (`visualize_run`): inside the run context, load the networks (evaluate.network), read
-the pictures as cam-eval reads them and compute what each network sees (evaluate.views: maps,
-boxes, IoUs in the original image), load a cam-features run (features.views), read cam-eval's
-sweeps, hand all of it to the figure builders (present.figures, present.draw) and write the PNGs:
+The job (`visualize_run`): inside the run context, load the networks (evaluate.network: a
+cam-train checkpoint, or any model cam-eval takes), read the pictures as cam-eval reads them
+(image files and folders, or the data's split) and compute what each network sees
+(evaluate.views: the maps of cam-eval's localizer, boxes, IoUs in the original image), load a
+cam-features run (features.views), read cam-eval's sweeps, hand all of it to the figure builders
+(present.figures, present.draw) and write the PNGs:
 
-- cam_<image>.png: the image, its top-1 CAM with its box and the ground truth, the top-k CAMs;
-- compare.png: the top-1 CAMs of several runs (e.g. GAP and GMP) side by side;
-- units_<variant>_<class>.png: a class's units with the largest weights w_k^c;
+- cam_<image>.png: the image, its top-1 map with its box and the ground truth, the top-k maps
+  with the classes' names (or "class N" where the network's outputs have none) and scores;
+- compare.png: the top-1 maps of several runs (e.g. GAP and GMP) side by side;
+- units_<variant>_<class>.png: a class's units with the largest weights w_k^c, on images of the
+  class;
 - sweep.png: cam-eval's threshold sweeps (sweep.csv), mean +- std over runs of the same model;
 - linear_cams.png: CAMs from a cam-features run's linear classifier (Section 4);
 - text_cams.png: the text detector of Section 4.2, from a cam-features run's classifier on text
@@ -18,6 +22,8 @@ sweeps, hand all of it to the figure builders (present.figures, present.draw) an
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,14 +33,23 @@ import numpy as np
 
 from cam_repro.data import DataSplit, dataset_kind, read_split
 from cam_repro.data.vqa import read_vqa
-from cam_repro.evaluate.config import DataOverrides, box_rule
-from cam_repro.evaluate.network import Network, load_network
+from cam_repro.evaluate.config import DataOverrides, box_rule, resolve_data
+from cam_repro.evaluate.network import (
+    Network,
+    known_class_names,
+    load_network,
+    zoo_classes,
+)
 from cam_repro.evaluate.outputs import read_sweep
 from cam_repro.evaluate.views import (
     HeadNet,
     Picture,
+    Units,
+    class_pictures,
     file_pictures,
     head_cams,
+    image_paths,
+    localizer,
     locate,
     look,
     own_head,
@@ -45,6 +60,9 @@ from cam_repro.evaluate.views import (
 )
 from cam_repro.features.views import FeaturesRunView, load_features_run
 from cam_repro.localize.boxes import BoxRule
+from cam_repro.localize.cam import cam_model
+from cam_repro.localize.layers import CAMUnavailableError
+from cam_repro.models import model_config
 from cam_repro.present.draw import Curve, figure_png, sweep_figure
 from cam_repro.present.figures import (
     compare_figure,
@@ -61,34 +79,122 @@ from cam_repro.runtime.files import atomic_write
 from cam_repro.runtime.metrics_file import read_metrics
 from cam_repro.visualize_config import VisualizeConfig, visualize_config
 
+log = logging.getLogger(__name__)
+
+# A model without weights is drawn from the same random init every run (load_network's seed).
+RANDOM_INIT_SEED = 0
+
 
 def load_net(path: str, data: DataOverrides, run: RunContext) -> Network:
     """A cam-train checkpoint's network on the run's device (evaluate.network.load_network)."""
     return load_network(path, None, data, run.device, run.runtime.channels_last)
 
 
-def load_pictures(spec: VisualizeConfig, net: Network) -> list[Picture]:
-    """The given image files (no ground truth), or the first num_images of the data's split, read
-    as cam-eval reads them."""
+def load_model(spec: VisualizeConfig, split: DataSplit | None, run: RunContext) -> Network:
+    """The model of `spec.model` (no checkpoint) on the run's device, through the one loader
+    (evaluate.network.load_network). Its outputs: model_classes, else, drawn on a split, the
+    data's classes (as cam-eval builds it), else on image files evaluate.network.zoo_classes
+    (1000 with weights, as cam-features). A weights file whose final classifier has another
+    number of classes is refused: its head would be random and every score meaningless."""
+    cfg = model_config(spec.model)
+    data = spec.data
+    if split is not None:
+        classes = spec.model_classes or len(split.classes)
+    else:
+        classes = zoo_classes(cfg, spec.model_classes, None)
+        if data.root is None:  # image files only: no split is read, data.* sizes the images
+            data = dataclasses.replace(data, root=".")
+    net = load_network(None, cfg, data, run.device, run.runtime.channels_last,
+                       num_classes=classes, seed=RANDOM_INIT_SEED)  # fmt: skip
+    loaded = getattr(net.model, "weights_load", None)
+    if loaded is not None and loaded.skipped:
+        raise ConfigError(
+            f"model_classes: {cfg.weights_path or cfg.weights}'s final classifier has another "
+            f"number of classes than the {classes} built here (see the warning above): give "
+            "model_classes=N, the file's"
+        )
+    if net.weights == "random":
+        log.warning("%s has random weights (no model.weights_path or model.pretrained): its "
+                    "classes and maps mean nothing", net.paper)  # fmt: skip
+    return net
+
+
+def load_split(spec: VisualizeConfig, net: Network | None) -> DataSplit | None:
+    """The data's split that pictures come from without images=: the checkpoint's data (with
+    the data.* keys), or a model's data.* keys; None with images=."""
     if spec.images:
-        return file_pictures(spec.images, net.data)
+        return None
+    if net is None:
+        return read_split(resolve_data(spec.data, None), spec.split)
     split = read_split(net.data, spec.split)
     if list(split.classes) != net.classes:
         raise ConfigError(
             f"{net.checkpoint} was trained on other classes than {split.root} has: give "
             "images=[...] or data with the same classes"
         )
+    return split
+
+
+def load_pictures(
+    spec: VisualizeConfig, net: Network, split: DataSplit | None = None
+) -> list[Picture]:
+    """The given image files and folders' images (no ground truth), or the first num_images of
+    the data's split (`split`; read here if None), read as cam-eval reads them."""
+    if spec.images:
+        return file_pictures(image_paths(spec.images), net.data)
+    split = split or load_split(spec, net)
+    assert split is not None
     return split_pictures(split, range(min(spec.num_images, len(split.samples))), net.data)
 
 
-def _class_index(net: Network, given: str) -> int:
-    classes, names = net.classes or [], net.class_names or []
-    for table in (classes, names):
+def imagenet_class_names() -> list[str]:
+    """torchvision's ImageNet-1k category names, in the order of its classifiers' outputs."""
+    import torchvision
+
+    return list(torchvision.models.ResNet50_Weights.IMAGENET1K_V2.meta["categories"])
+
+
+def read_class_names(given: str, outputs: int) -> list[str]:
+    """class_names=: a text file with one name per line (in output order), or `imagenet`; as
+    many names as the network has outputs, else a one-line error naming both counts."""
+    if given == "imagenet":
+        names, where = imagenet_class_names(), "imagenet (torchvision's ImageNet-1k list)"
+    else:
+        path = Path(given).expanduser()
+        if not path.is_file():
+            raise InputFileError(f"class_names: {path} does not exist")
+        names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines()]
+        while names and not names[-1]:  # a final newline or blank lines at the end
+            names.pop()
+        where = str(path)
+    if len(names) != outputs:
+        raise ConfigError(
+            f"class_names: {where} has {len(names)} names, the network {outputs} outputs"
+        )
+    return names
+
+
+def class_names(spec: VisualizeConfig, net: Network, split: DataSplit | None) -> list[str]:
+    """The name of each of the network's outputs: class_names= if given; else the checkpoint's
+    or the torchvision weights' (evaluate.network.known_class_names); else, for a model drawn on
+    a split (built with its classes, as cam-eval), the data's; else "class N" (not a guess)."""
+    if spec.class_names is not None:
+        return read_class_names(spec.class_names, net.num_classes)
+    names = known_class_names(net)
+    if names is None and split is not None and len(split.classes) == net.num_classes:
+        names = list(split.class_names)
+    return names or [f"class {i}" for i in range(net.num_classes)]
+
+
+def _class_index(split: DataSplit, names: Sequence[str], given: str) -> int:
+    for table in (split.classes, names):
         if given in table:
-            return table.index(given)
-    if given.isdigit() and int(given) < len(classes):
+            return list(table).index(given)
+    if given.isdigit() and int(given) < len(split.classes):
         return int(given)
-    raise ConfigError(f"unit_classes: {given!r} is not a class of {net.checkpoint} (wnid or name)")
+    raise ConfigError(
+        f"unit_classes: {given!r} is not a class of {split.root} (wnid, name or index)"
+    )
 
 
 # --- the Section 4 and 4.2 figures: maps of a linear head, VQA answers ---------------------------
@@ -255,6 +361,7 @@ def visualize_run(cfg: Any, out_dir: str | Path) -> list[Path]:
 
 def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
     written: list[Path] = []
+    image_paths(spec.images)  # a missing path or an empty folder named before any loading
 
     def save(name: str, fig) -> None:
         _write_png(out / name, fig, spec.dpi)
@@ -267,6 +374,10 @@ def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
         save("linear_cams.png", linear_cams(fv, run, spec.num_images))
         if fv.task == "text":
             save("text_cams.png", features_text(fv, run, spec.num_images))
+    if spec.model is not None:
+        split = load_split(spec, None)
+        _draw_networks(spec, [load_model(spec, split, run)], split, run, save)
+        return written
     if spec.checkpoint is None:
         return written
     nets = [load_net(p, spec.data, run) for p in [spec.checkpoint, *spec.compare]]
@@ -278,38 +389,78 @@ def _draw(spec: VisualizeConfig, out: Path, run: RunContext) -> list[Path]:
             )
         save("vqa_panels.png", vqa_panels(nets[0], spec, run))
         return written
-    _draw_networks(spec, nets, run, save)
+    _draw_networks(spec, nets, load_split(spec, nets[0]), run, save)
     return written
 
 
-def _draw_networks(spec: VisualizeConfig, nets: list[Network], run: RunContext, save) -> None:
-    """cam_<image>.png, compare.png, units_*.png and a text network's text_cams.png."""
+def _draw_networks(
+    spec: VisualizeConfig, nets: list[Network], split: DataSplit | None, run: RunContext, save
+) -> None:
+    """cam_<image>.png, compare.png, units_*.png and a text network's text_cams.png; `split`:
+    the data the pictures come from (None: images=)."""
     for other in nets[1:]:
         if other.classes != nets[0].classes:
             raise ConfigError(f"{other.checkpoint} has other classes than {spec.checkpoint}")
     rule = box_rule(spec)
-    pictures = load_pictures(spec, nets[0])
-    seens = [look(net, pictures, spec.topk, rule, run.device, run.runtime.amp) for net in nets]
-    main, seen = nets[0], seens[0]
-    names = main.class_names or []
+    amp = run.runtime.amp
+    # every network's localizer first: a refusal (no CAM head, an unknown layer) before any work
+    locs = [localizer(n, spec.localizer, run.device, amp, spec.gradcam_layer) for n in nets]
+    main = nets[0]
+    names = class_names(spec, main, split)
+    pictures = load_pictures(spec, main, split)
+    seens = [look(net, pictures, spec.topk, rule, run.device, amp, loc)
+             for net, loc in zip(nets, locs, strict=True)]  # fmt: skip
+    seen = seens[0]
     if spec.per_image:
         for picture, s in zip(pictures, seen, strict=True):
-            fig = picture_figure(picture, s, names, main.paper, spec.threshold, spec.normalize)
+            fig = picture_figure(picture, s, names, main.paper, spec.threshold, spec.normalize,
+                                 spec.localizer)  # fmt: skip
             save(f"cam_{_file_name(picture.name)}.png", fig)
     if len(nets) > 1:
         save("compare.png", compare_figure([n.paper for n in nets], names, pictures, seens,
-                                           spec.threshold, spec.normalize))  # fmt: skip
-    if spec.units:
-        wanted = [_class_index(main, c) for c in spec.unit_classes]
-        first = pictures[0].label if pictures[0].label is not None else seen[0].classes[0]
-        for net, net_seen in zip(nets, seens, strict=True):
-            classes = net.classes or []
-            for c in wanted or [first]:
-                units = unit_maps(net, c, pictures, net_seen, spec.units)
-                title = f"{short_name((net.class_names or [])[c], 40)} ({classes[c]})"
-                fig = units_figure(net.paper, title, pictures, units, spec.normalize)
-                save(f"units_{net.variant}_{_file_name(classes[c])}.png", fig)
-    if not spec.images and dataset_kind(main.data)["task"] == "text":
+                                           spec.threshold, spec.normalize,
+                                           spec.localizer))  # fmt: skip
+    if spec.units and _draws_units(spec, nets, split):
+        assert split is not None
+        wanted = [_class_index(split, names, c) for c in spec.unit_classes]
+        for c in wanted or [pictures[0].label]:
+            for net in nets:
+                units = class_units(net, c, split, spec, run)
+                title = f"{short_name(names[c], 40)} ({split.classes[c]})"
+                fig = units_figure(net.paper, title, units, spec.normalize)
+                save(f"units_{net.variant}_{_file_name(split.classes[c])}.png", fig)
+    if split is not None and main.state is not None and dataset_kind(main.data)["task"] == "text":
         # beside a features run's text_cams.png, the network's own gets its variant's name
         name = "text_cams.png" if spec.features_run is None else f"text_cams_{main.variant}.png"
         save(name, network_text(main, spec, run))
+
+
+def _draws_units(spec: VisualizeConfig, nets: Sequence[Network], split: DataSplit | None) -> bool:
+    """Whether units_*.png can be drawn: it needs images with their true class (the data's, not
+    images=) and a CAM head's weights w_k^c. Asked for by unit_classes, a one-line error if
+    not; by default (units > 0), one log line and no figure."""
+    why = None
+    if split is None:
+        why = "images=[...] have no true class to pick the class's images by"
+    else:
+        for net in nets:
+            try:
+                cam_model(net.model)
+            except CAMUnavailableError:
+                why = f"{net.paper} has no CAM head (its class weights w_k^c)"
+                break
+    if why is None:
+        return True
+    if spec.unit_classes:
+        raise ConfigError(f"unit_classes: no units figure: {why}; give units=0")
+    log.info("units: no units_*.png: %s", why)
+    return False
+
+
+def class_units(
+    net: Network, c: int, split: DataSplit, spec: VisualizeConfig, run: RunContext
+) -> Units:
+    """Class c's spec.units strongest units on the first num_images images of the split whose
+    true class is c (evaluate.views.class_pictures, read as cam-eval reads them)."""
+    pictures = class_pictures(split, c, spec.num_images, net.data)
+    return unit_maps(net, c, pictures, spec.units, run.device)

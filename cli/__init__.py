@@ -5,6 +5,7 @@ the others do and ends with one line per failed job and a summary (exit 1): swee
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
 
 from cam_repro.apps import CONFIG_DIR, register
+from cam_repro.runtime.config import check_keys
 from cam_repro.runtime.errors import (
     CamReproError,
     RunFolderBusyError,
@@ -52,10 +55,26 @@ def resume_command(extra: list[str]) -> str:
     hydra = HydraConfig.get()
     keys = {o.split("=", 1)[0] for o in extra}
     given = [o for o in hydra.overrides.task if o.split("=", 1)[0] not in keys]
+    return shlex.join([command_name(), *given, *extra])
+
+
+def command_name() -> str:
+    """This command's name: cam-train, cam-eval, ..."""
+    from hydra.core.hydra_config import HydraConfig
+
     command = Path(sys.argv[0]).name
-    if not command.startswith("cam-"):  # a submitit job runs submitit's script: cli/<job>.py's
-        command = f"cam-{hydra.job.name}"
-    return shlex.join([command, *given, *extra])
+    if not command.startswith("cam-") and HydraConfig.initialized():
+        # a submitit job runs submitit's script: cli/<job>.py's
+        command = f"cam-{HydraConfig.get().job.name}"
+    return command
+
+
+def refuse_unknown_keys(cfg: Any) -> None:
+    """A key that the command's schema does not have is one line naming the close matches, for
+    every command: Hydra's `+key=value` adds any key, and the schema's merge would drop it."""
+    schema = OmegaConf.get_type(cfg) if isinstance(cfg, DictConfig) else None
+    if schema is not None and dataclasses.is_dataclass(schema):
+        check_keys(schema, cfg, f"{command_name()}'s config")
 
 
 class RunFolderCheck(Callback):
@@ -126,7 +145,8 @@ def _stop_waiting(sweep_dir: Path, target: str) -> Callable[..., None]:
     def stop(signum: int, frame: Any) -> None:
         print(
             f"interrupted: the sweep in {sweep_dir}: {what}; an interrupted cam-train job resumes "
-            "with: cam-train <its overrides> trainer.resume=auto hydra.run.dir=<its folder>",
+            "with: cam-train <its overrides (its folder's overrides.yaml)> trainer.resume=auto "
+            "hydra.run.dir=<its folder>",
             file=sys.stderr,
         )
         sys.exit(INTERRUPTED)
@@ -156,6 +176,8 @@ def user_errors(task: Callable[..., Any]) -> Callable[..., Any]:
     def run(*args: Any, **kwargs: Any) -> Any:
         job = sweep_job()
         try:
+            if args:
+                refuse_unknown_keys(args[0])
             result = task(*args, **kwargs)
         except RunInterruptedError as err:
             how = f"; resume with: {resume_command(err.resume)}" if err.resume else ""

@@ -36,7 +36,7 @@ class DataConfig:
     # | wsol (wsolevaluation's metadata/ text files with their image folders; see
     # cam_repro/data/wsol.py)
     source: str = "imagenet"
-    root: str = MISSING
+    root: str = MISSING  # the dataset's folder, e.g. data.root=/data/ILSVRC2012
     # A display name of the dataset for reports, e.g. SUN397; null: named by the reader (ILSVRC,
     # CUB-200-2011, the root folder's name for folder data, synthetic (<evidence>), wsol:
     # "<dataset> <split> (wsolevaluation)")
@@ -55,7 +55,7 @@ class DataConfig:
     # (neither: class folders root/train/<class>/, root/val/<class>/ or root/test/<class>/).
     # Relative paths are relative to root.
     train_list: str | None = None
-    val_list: str | None = None
+    val_list: str | None = None  # folder data with split files: the val split's (see train_list)
     image_dir: str | None = None  # split files: the folder their paths start from; null = root
     # Folder data: a CSV of boxes, `image,x0,y0,x1,y1` (0-based inclusive pixels of the original
     # image; image relative to the split folder or image_dir); null: PASCAL VOC XML files beside
@@ -75,7 +75,7 @@ class DataConfig:
     # `metadata` wsolevaluation's metadata/ folder, holding <dataset>/<train|val|test>/ (relative
     # to root if relative)
     dataset: str = "ILSVRC"  # ILSVRC | CUB | OpenImages: the metadata/ sub-folder read
-    metadata: str | None = None
+    metadata: str | None = None  # wsol: wsolevaluation's metadata/ folder (see dataset)
     # The wsolevaluation split that our val split reads: test (the reported one) | val (ImageNetV2,
     # CUBV2, OpenImages val: for choosing hyperparameters such as the CAM threshold). Our train
     # split reads their train.
@@ -88,9 +88,9 @@ class DataConfig:
     )
     crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])  # random_resized_crop
     translate_px: int = 4  # translate: shift by up to this many pixels (reflect padding)
-    hflip: bool = True
-    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
-    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    hflip: bool = True  # random horizontal flips of the train images
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))  # RGB, pixels in 0-1
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))  # input = (x - mean) / std
     # An unreadable or corrupt image: error (stop, naming the file) | skip (leave it out, count it)
     bad_images: str = "error"
     # An image with more pixels than this (width x height, read from its header before decoding)
@@ -184,6 +184,6 @@ class DataAppConfig:
     """`cam-data`: read a dataset's splits, check every annotation and image, and report."""
 
     data: DataConfig = field(default_factory=DataConfig)
-    splits: list[str] = field(default_factory=lambda: ["train", "val"])
+    splits: list[str] = field(default_factory=lambda: ["train", "val"])  # the splits to check
     decode: bool = True  # decode every image fully (false: read the headers only, much faster)
     progress: bool = True  # a progress bar while the images are checked

@@ -39,11 +39,11 @@ class VQASynthConfig:
     """task=vqa (cam_repro/data/synth_vqa.py): scenes of a few objects (shape x colour), each with
     template questions whose answer depends on one object, in the VQA v2 JSON format."""
 
-    train_images: int = 1500
-    val_images: int = 300
+    train_images: int = 1500  # scenes in the train split
+    val_images: int = 300  # scenes in the val split
     objects: list[int] = field(default_factory=lambda: [2, 5])  # objects per image, min and max
-    object_side: list[float] = field(default_factory=lambda: [0.18, 0.32])
-    questions_per_image: int = 3
+    object_side: list[float] = field(default_factory=lambda: [0.18, 0.32])  # min and max
+    questions_per_image: int = 3  # questions asked of each scene
     # colour ("what colour is the circle?") | shape ("what shape is the red object?") | count
     question_types: list[str] = field(default_factory=lambda: ["colour", "shape"])
 
@@ -57,19 +57,19 @@ class SynthConfig:
     # | vqa: scenes with questions and answers (VQA v2 format)
     task: str = "classes"
     layout: str = "ilsvrc"  # ilsvrc (Kaggle ILSVRC layout) | cub (CUB-200-2011's; one box each)
-    seed: int = 0
-    num_classes: int = 10
-    train_per_class: int = 300  # cub: is_training_image 1
-    val_per_class: int = 50  # cub: CUB's test images (is_training_image 0)
-    image_size: int = 64
+    seed: int = 0  # the same seed and keys write the same images
+    num_classes: int = 10  # 2 up to what evidence and body_textures allow
+    train_per_class: int = 300  # train images per class (cub: is_training_image 1)
+    val_per_class: int = 50  # val images per class (cub: the test images, is_training_image 0)
+    image_size: int = 64  # px, square
     evidence: str = "parts"  # parts | uniform | fine
     family: int = 0  # class definitions: 0 the benchmark's; f > 0 the same textures re-combined
     object_side: list[float] = field(default_factory=lambda: [0.4, 1.0])  # box width and height
     two_object_prob: float = 0.15  # images with two objects of the class (sides up to the mean)
     distractors: list[int] = field(default_factory=lambda: [2, 6])  # how many, min and max
-    distractor_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
-    occluders: list[int] = field(default_factory=lambda: [0, 2])
-    occluder_side: list[float] = field(default_factory=lambda: [0.1, 0.25])
+    distractor_side: list[float] = field(default_factory=lambda: [0.1, 0.25])  # their sides
+    occluders: list[int] = field(default_factory=lambda: [0, 2])  # shapes in front: min and max
+    occluder_side: list[float] = field(default_factory=lambda: [0.1, 0.25])  # their sides
     cell_size: int = 8  # px; parts, fine: the body's texture cells
     body_textures: int = 5  # parts, fine: shared body textures; parts: classes are pairs of them
     pair_prob: float = 0.45  # parts: chance of each of the class's two body textures per cell
@@ -78,7 +78,7 @@ class SynthConfig:
     contrast: list[float] = field(default_factory=lambda: [20.0, 70.0])  # luminance gap, 0-255
     background_noise: float = 12.0  # std of the background's (and occluders') pixel noise, 0-255
     pixel_noise: float = 8.0  # std of the noise over the whole image, 0-255
-    jpeg_quality: int = 90
+    jpeg_quality: int = 90  # of the written JPEG images, 1-100
     text: TextSynthConfig = field(default_factory=TextSynthConfig)  # task=text
     vqa: VQASynthConfig = field(default_factory=VQASynthConfig)  # task=vqa
     workers: int = 0  # processes writing images; 0 = one per CPU core

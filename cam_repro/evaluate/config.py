@@ -15,13 +15,13 @@ from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.evaluate.outputs import HeldOut, image_key, read_heldout
-from cam_repro.localize.boxes import BoxRule
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
 if TYPE_CHECKING:
     from cam_repro.data import DataSplit
+    from cam_repro.localize.boxes import BoxRule
 
 LOCALIZERS = ("cam", "backprop", "gradcam")
 SPLITS = ("val", "train")
@@ -56,10 +56,12 @@ class EvalConfig(BoxKeys):
     # A cam-train checkpoint (RUN_DIR/checkpoints/best.pt); the network, classes and data config
     # come from it. Or, instead, a model (model=vgg16 model.pretrained=true) and data (data=...).
     checkpoint: str | None = None
-    model: ModelConfig | None = None
+    model: ModelConfig | None = None  # model=<variant> (configs/model/), instead of a checkpoint
+    # data.* keys replace the checkpoint's data config (null: keep its value); data=<preset> gives
+    # all of a preset's keys (configs/data/)
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
-    split: str = "val"
+    split: str = "val"  # the split scored: val | train
     # cam (class activation map) | backprop (Simonyan et al. saliency) | gradcam (Selvaraju et
     # al. 2017, any classifier)
     localizer: str = "cam"
@@ -70,15 +72,15 @@ class EvalConfig(BoxKeys):
     box_rule: str = "paper"  # paper (the text) | release (the released code's box generator)
     all_boxes: bool = False  # paper rule: every component's box (right if any matches)
     ten_crop: bool = False  # 4 corners + centre of the resize_size image, and their mirrors
-    iou_threshold: float = 0.5
-    topk: int = 5
+    iou_threshold: float = 0.5  # a box is right at IoU >= this with a ground-truth box
+    topk: int = 5  # top-k errors (the paper: top-1 and top-5)
     # MaxBoxAccV2 (Choe et al. 2020): its sweep over thresholds 0, 1/n, ..., (n-1)/n
     maxboxacc: bool = True
     # The paper rule's GT-known accuracy at every threshold of the grid: sweep.csv (threshold_from
     # and the threshold figures read it); only when asked, it costs a sweep per image
     sweep: bool = False
-    sweep_thresholds: int = 1000
-    maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])
+    sweep_thresholds: int = 1000  # n: the thresholds 0, 1/n, ..., (n-1)/n of MaxBoxAcc, sweep
+    maxboxacc_iou: list[int] = field(default_factory=lambda: [30, 50, 70])  # IoU levels, in %
     # MaxBoxAccV2 and PxAP exactly as wsolevaluation computes them (its thresholds np.arange(0,
     # 1, 1/sweep_thresholds), uint8 quantisation, outer and hole contours, its box and mask
     # resizing); false: our documented convention (cam_repro/localize/wsol.py)
@@ -102,6 +104,8 @@ class EvalConfig(BoxKeys):
 
 def box_rule(spec: EvalConfig | BoxKeys) -> BoxRule:
     """The BoxRule of an app config (a ConfigError naming the bad key)."""
+    from cam_repro.localize.boxes import BoxRule  # numba, scipy: not for the schema (--help)
+
     if isinstance(spec, EvalConfig):
         return BoxRule(spec.threshold, spec.normalize, spec.box_rule, spec.all_boxes)
     return BoxRule(spec.threshold, spec.normalize)

@@ -23,7 +23,8 @@ from cam_repro.evaluate.config import resolve_data
 from cam_repro.models import build_model, model_config, paper_name, variant_name
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.config import ModelConfig
-from cam_repro.models.weights import weights_record
+from cam_repro.models.weights import torchvision_weights_enum, weights_record
+from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.files import file_sha256
 
 
@@ -124,3 +125,34 @@ def load_network(
     if channels_last:
         found.model.to(memory_format=torch.channels_last)
     return found
+
+
+# torchvision's classification weights are all ImageNet-1k's: a network loaded with weights and no
+# other word on its classes has these outputs.
+IMAGENET_CLASSES = 1000
+
+
+def zoo_classes(cfg: ModelConfig, given: int | None, data_classes: int | None) -> int:
+    """A network's own number of outputs without a checkpoint: `given` (model_classes), else
+    ImageNet's 1000 when it is loaded with weights (torchvision's, or a file of them), else the
+    data's; a one-line ConfigError when none is known."""
+    weighted = cfg.weights_path or cfg.pretrained
+    classes = given or (IMAGENET_CLASSES if weighted else data_classes)
+    if classes is None:
+        raise ConfigError("model_classes: the number of the network's own classes is unknown")
+    return classes
+
+
+def known_class_names(net: Network) -> list[str] | None:
+    """The names of the network's outputs, in order, where they are known: a checkpoint's, or
+    the categories of the torchvision weights it was loaded with (model=torchvision
+    model.pretrained=true); None otherwise (a weights file, a module, a file, a random init: the
+    order of their outputs is not recorded anywhere)."""
+    if net.state is not None:
+        return net.class_names
+    cfg = net.config
+    if net.weights == "pretrained" and cfg.arch == "torchvision":
+        categories = torchvision_weights_enum(cfg)[cfg.weights].meta.get("categories")
+        if categories and len(categories) == net.num_classes:
+            return list(categories)
+    return None

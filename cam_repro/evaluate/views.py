@@ -4,9 +4,10 @@ Pictures are read as cam-eval reads them (data.dataset.LocalizationDataset's dec
 network's eval transform), so a picture's maps are cam-eval's numbers; every map is scored by
 localize.scoring in the ORIGINAL image (boxes, peaks, IoUs, hits), as in predictions.csv, and
 only scaled to the drawn frame by the figures (present.figures). Beside the classifier's view
-(`look`): CAMs of a linear head over the last conv maps (`HeadNet`, `head_cams`: a cam-features
-classifier's or the network's own), a class's strongest units (`unit_maps`) and a VQA model's
-answer maps (`vqa_views`).
+(`look`, with any of cam-eval's localizers): CAMs of a linear head over the last conv maps
+(`HeadNet`, `head_cams`: a cam-features classifier's or the network's own), a class's strongest
+units on its own images (`class_pictures`, `unit_maps`) and a VQA model's answer maps
+(`vqa_views`).
 """
 
 from __future__ import annotations
@@ -27,8 +28,10 @@ from cam_repro.evaluate.localizer import TOPK, Localizer, check_batch, localize_
 from cam_repro.evaluate.network import Network
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.localize.cam import LinearHead, cam_model, class_activation_maps, upsample_cams
+from cam_repro.localize.gradcam import GradCAMLayerError
 from cam_repro.localize.scoring import score_maps
 from cam_repro.models.vqa import answer_cams
+from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.precision import autocast
 
 _BATCH = 16  # pictures per forward pass
@@ -62,14 +65,48 @@ def split_pictures(data: DataSplit, indices: Sequence[int], cfg: DataConfig) -> 
     return pictures
 
 
-def file_pictures(paths: Sequence[str], cfg: DataConfig) -> list[Picture]:
+# What a folder given in images= contributes: the files PIL and torchvision's decoders read.
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+
+
+def image_paths(given: Sequence[str]) -> list[Path]:
+    """images=: each file as it is, each folder as its image files (by suffix, sorted; other files
+    skipped); a missing path or a folder without images is a one-line InputFileError naming it."""
+    paths: list[Path] = []
+    for item in given:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir()
+                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+            if not found:
+                raise InputFileError(
+                    f"images: {path} holds no image file ({', '.join(IMAGE_SUFFIXES)})"
+                )
+            paths += found
+        elif path.is_file():
+            paths.append(path)
+        else:
+            raise InputFileError(f"images: {path} does not exist")
+    return paths
+
+
+def picture_names(paths: Sequence[Path]) -> list[str]:
+    """A name per image for its figure's file: the file's stem, or, where two stems are alike
+    (a.jpg, a.png; two folders' 0001.jpg), the parent folder and full file name."""
+    stems = [p.stem for p in paths]
+    return [s if stems.count(s) == 1 else f"{p.parent.name}_{p.name}"
+            for s, p in zip(stems, paths, strict=True)]  # fmt: skip
+
+
+def file_pictures(paths: Sequence[str | Path], cfg: DataConfig) -> list[Picture]:
     """Image files (no ground truth), decoded and resized as cam-eval's data."""
+    files = [Path(p).expanduser() for p in paths]
     pictures = []
-    for path in paths:
-        image = read_image(Path(path), cfg.max_image_pixels)
+    for path, name in zip(files, picture_names(files), strict=True):
+        image = read_image(path, cfg.max_image_pixels)
         frame = eval_transform(cfg)(image).permute(1, 2, 0).numpy()
         size = (int(image.shape[-1]), int(image.shape[-2]))
-        pictures.append(Picture(Path(path).stem, frame, None, size, np.zeros((0, 4), np.int64)))
+        pictures.append(Picture(name, frame, None, size, np.zeros((0, 4), np.int64)))
     return pictures
 
 
@@ -89,7 +126,18 @@ class Seen:
     maps: np.ndarray  # (k, S, S) CAMs of the top-k, bilinear to the frame (not normalised)
     boxes: np.ndarray  # (k, 4) each map's box under the rule (localize.scoring)
     ious: list[float | None]  # IoU of each box with the true class's boxes (None: no GT)
-    features: np.ndarray  # (K, h, w) last conv maps f_k
+
+
+def localizer(
+    net: Network, kind: str, device: torch.device, amp: str = "none", layer: str | None = None
+) -> Localizer:
+    """cam-eval's Localizer of `kind` (cam | backprop | gradcam) for the network: a network
+    without a CAM head refused for kind=cam in cam-eval's one line, an unknown `layer` as a
+    ConfigError naming gradcam_layer."""
+    try:
+        return Localizer(net.model, kind, amp, device, layer)
+    except GradCAMLayerError as err:
+        raise ConfigError(f"gradcam_layer: {err}") from None
 
 
 def look(
@@ -99,22 +147,23 @@ def look(
     rule: BoxRule,
     device: torch.device,
     amp: str = "none",
+    loc: Localizer | None = None,
 ) -> list[Seen]:
-    """Top-k classes, CAMs and their scored boxes (under `rule`) of every picture, a batch at a
-    time; the IoUs are cam-eval's (predictions.csv) for the same image."""
-    loc = Localizer(net.model, "cam", amp, device)
+    """Top-k classes, their maps (`loc`'s: cam-eval's localizer; None: CAM) and the maps' scored
+    boxes (under `rule`) of every picture, a batch at a time; the IoUs are cam-eval's
+    (predictions.csv) for the same image."""
+    loc = loc or localizer(net, "cam", device, amp)
+    source = net.checkpoint or net.variant
     seen = []
     for first in range(0, len(pictures), _BATCH):
         chunk = pictures[first : first + _BATCH]
         x = pictures_input(chunk, net, device)
         labels = torch.zeros(len(chunk), dtype=torch.long, device=device)  # unused slot
         out = localize_batch(loc, x, labels, topk, wsol=False)
-        check_batch(out, f"{net.checkpoint}, picture {chunk[0].name}", amp)
+        check_batch(out, f"{source}, picture {chunk[0].name}", amp)
         maps = out.maps[:, TOPK].float().cpu().numpy()  # (B, k, S, S): the top-k, no label slot
         classes = out.classes[:, TOPK].cpu().numpy()
         probs = out.topk_probs().cpu().numpy()
-        assert out.features is not None  # a CAM network's single view
-        features = out.features.float().cpu().numpy()  # (B, K, h, w)
         scored = score_maps(
             maps, classes, np.array([p.size for p in chunk]), [p.gt_boxes for p in chunk],
             [np.full(len(p.gt_boxes), -1 if p.label is None else p.label) for p in chunk], rule,
@@ -124,7 +173,7 @@ def look(
             ious = [float(v) if known and c == picture.label else None
                     for v, c in zip(scored.ious[i], classes[i], strict=True)]  # fmt: skip
             seen.append(Seen(classes[i].tolist(), probs[i].tolist(), maps[i], scored.boxes[i],
-                             ious, features[i]))  # fmt: skip
+                             ious))  # fmt: skip
     return seen
 
 
@@ -191,35 +240,49 @@ def head_cams(
     return np.concatenate(maps), np.concatenate(scores)
 
 
+def class_pictures(data: DataSplit, c: int, n: int, cfg: DataConfig) -> list[Picture]:
+    """The first n pictures of the split whose true class is c, read as cam-eval reads them; a
+    ConfigError naming the class when the split has none."""
+    chosen = [i for i, s in enumerate(data.samples) if s.label == c][:n]
+    if not chosen:
+        raise ConfigError(
+            f"unit_classes: {data.root} has no image of class {data.classes[c]} in this split"
+        )
+    return split_pictures(data, chosen, cfg)
+
+
 @dataclass
 class Units:
-    """A class's units with the largest weights w_k^c and where they fire on some pictures."""
+    """A class's units with the largest weights w_k^c and where they fire on the class's
+    pictures."""
 
     units: np.ndarray  # (U,) unit indices, largest weight first
     weights: np.ndarray  # (U,) their w_k^c
-    chosen: list[int]  # the pictures shown (indices)
-    maps: list[np.ndarray]  # per chosen picture (1 + U, S, S): the class's CAM, then each unit
+    pictures: list[Picture]  # the pictures shown (images of the class)
+    maps: list[np.ndarray]  # per picture (1 + U, S, S): the class's CAM, then each unit
 
 
 def unit_maps(
-    net: Network, c: int, pictures: Sequence[Picture], seen: Sequence[Seen], count: int
+    net: Network, c: int, pictures: Sequence[Picture], count: int, device: torch.device
 ) -> Units:
-    """Class c's `count` units with the largest weights, on up to 4 of the class's pictures (by
-    label, else by top-1 class, else the first ones): the paper's class-specific units."""
-    weight = cam_model(net.model).classifier.weight.detach().float().cpu()  # (C, K)
+    """Class c's `count` units with the largest weights and where they fire on `pictures` (the
+    class's own: `class_pictures`), beside the class's CAM: the paper's class-specific units.
+    Needs a CAM head (localize.cam.cam_model's one-line refusal otherwise)."""
+    cam_net = cam_model(net.model)
+    weight = cam_net.classifier.weight.detach().float().cpu()  # (C, K)
     w = weight[c].numpy()  # (K,): w_k^c
     units = np.argsort(-w, kind="stable")[:count]
-    own = [i for i, p in enumerate(pictures) if p.label == c] or [
-        i for i, s in enumerate(seen) if s.classes[0] == c
-    ]
-    chosen = (own or list(range(len(pictures))))[:4]
     maps = []
-    for i in chosen:
-        features = torch.from_numpy(seen[i].features)[None]  # (1, K, h, w)
-        cam = class_activation_maps(features, weight, torch.tensor([[c]]))  # (1, 1, h, w)
+    for first in range(0, len(pictures), _BATCH):
+        chunk = pictures[first : first + _BATCH]
+        x = pictures_input(chunk, net, device)
+        with torch.no_grad():
+            features = cam_net.features(x).float().cpu()  # (B, K, h, w)
+        wanted = torch.full((len(chunk), 1), c)
+        cam = class_activation_maps(features, weight, wanted)  # (B, 1, h, w)
         stacked = torch.cat([cam, features[:, torch.from_numpy(units)]], dim=1)
-        maps.append(upsample_cams(stacked, pictures[i].frame.shape[:2])[0].numpy())
-    return Units(units, w[units], chosen, maps)
+        maps += list(upsample_cams(stacked, chunk[0].frame.shape[:2]).numpy())
+    return Units(units, w[units], list(pictures), maps)
 
 
 def vqa_questions(kinds: Sequence[str], has_target: Sequence[bool], n: int) -> list[int]:

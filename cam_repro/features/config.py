@@ -10,7 +10,6 @@ from omegaconf import DictConfig
 
 from cam_repro.evaluate.config import DataOverrides, check_one_network
 from cam_repro.features.outputs import CROPS
-from cam_repro.localize.boxes import check_threshold
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
@@ -49,7 +48,7 @@ class FeaturesConfig:
     # replace the checkpoint's data config (a data= preset gives all of its keys: with a
     # checkpoint, give data.root alone to keep its input size and normalisation)
     data: DataOverrides = field(default_factory=DataOverrides)  # type: ignore[valid-type]
-    train_split: str = "train"
+    train_split: str = "train"  # the split the classifier is fitted on
     test_split: str = "val"  # folder data: val/ or test/
     features: str = "gap"  # gap | gmp (CAM networks) | fc7 (AlexNet/VGG originals) | avgpool
     crop: str = "full"  # full | cam (the top-1 CAM's box) | gt (the ground-truth box) | full+cam
@@ -57,7 +56,7 @@ class FeaturesConfig:
     classifier: ClassifierConfig = field(default_factory=ClassifierConfig)
     # Localization from the linear classifier's weights on the test split (where it has boxes)
     localize: bool = True
-    iou_threshold: float = 0.5
+    iou_threshold: float = 0.5  # localization: a box is right at IoU >= this
     # Where the feature caches go (features_<split>_<part>.npz); null: RUN/cache
     cache_dir: str | None = None
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
@@ -66,6 +65,8 @@ class FeaturesConfig:
 
 def features_config(cfg: FeaturesConfig | Mapping[str, Any] | DictConfig) -> FeaturesConfig:
     """Validate a features config (every key but the data overrides, which need the checkpoint)."""
+    from cam_repro.localize.boxes import check_threshold  # numba, scipy: not for the schema
+
     spec = to_schema(FeaturesConfig, cfg)
     check_choice(spec.features, "features", FEATURE_KINDS)
     check_choice(spec.crop, "crop", CROPS)

@@ -44,7 +44,7 @@ from cam_repro.data.loaders import eval_loader
 from cam_repro.data.samples import original_sizes
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.evaluate.localizer import Localizer
-from cam_repro.evaluate.network import Network, load_network
+from cam_repro.evaluate.network import Network, load_network, zoo_classes
 from cam_repro.features.cache import (
     CacheUse,
     PartFeatures,
@@ -96,10 +96,7 @@ def features_network(
     if spec.checkpoint is not None:
         return load_network(spec.checkpoint, None, spec.data, device, channels_last)
     cfg = model_config(spec.model)
-    weighted = cfg.weights_path or cfg.pretrained
-    classes = spec.model_classes or (1000 if weighted else data_classes)
-    if classes is None:
-        raise ConfigError("model_classes: the number of the network's own classes is unknown")
+    classes = zoo_classes(cfg, spec.model_classes, data_classes)
     return load_network(None, cfg, spec.data, device, channels_last, num_classes=classes,
                         seed=spec.seed)  # fmt: skip
 

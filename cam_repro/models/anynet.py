@@ -131,6 +131,14 @@ def _module(cfg: ModelConfig, num_classes: int) -> nn.Module:
     return net
 
 
+# A user's package is imported from sys.path: the installed packages and PYTHONPATH. The
+# console scripts (cam-train, ...) do not put the working folder on it, as `python -m` would.
+IMPORTABLE = (
+    "the package must be importable: installed (pip install -e DIR), or its folder on "
+    "PYTHONPATH, e.g. PYTHONPATH=. cam-train ... in the folder that holds it"
+)
+
+
 def _locate(target: str) -> Any:
     """The object a dotted path names (the longest importable module, then attributes); a
     ConfigError if there is none."""
@@ -141,18 +149,27 @@ def _locate(target: str) -> Any:
             obj = importlib.import_module(module_name)
         except ModuleNotFoundError as err:
             if err.name is not None and not module_name.startswith(err.name):
-                raise ConfigError(f"model._target_={target}: importing it failed ({err})") from None
+                raise ConfigError(  # the user's module imports a package that is not here
+                    f"model._target_={target}: importing it failed ({err}: install it, or put "
+                    "its folder on PYTHONPATH)"
+                ) from None
             continue
         except Exception as err:  # the user's module fails on import
             cause = f"{type(err).__name__}: {first_line(err)}"
             raise ConfigError(f"model._target_={target}: importing it failed ({cause})") from None
-        try:
-            for attr in parts[cut:]:
-                obj = getattr(obj, attr)
-        except AttributeError:
-            break
+        for depth, attr in enumerate(parts[cut:]):
+            if not hasattr(obj, attr):
+                owner = ".".join(parts[: cut + depth])
+                close = difflib.get_close_matches(attr, [n for n in dir(obj) if n[:1] != "_"])
+                hint = f" (did you mean {owner}.{close[0]}?)" if close else ""
+                raise ConfigError(
+                    f"model._target_={target}: cannot import it: {owner} has no {attr}{hint}"
+                )
+            obj = getattr(obj, attr)
         return obj
-    raise ConfigError(f"model._target_={target}: cannot import it (no such module or attribute)")
+    raise ConfigError(
+        f"model._target_={target}: cannot import it: no module named {parts[0]!r}; {IMPORTABLE}"
+    )
 
 
 def _takes(builder: Any, name: str) -> bool:

@@ -37,7 +37,9 @@ _PAPER_ARCH_NAMES = {
 class ModelConfig:
     """Every option of every architecture; `configs/model/<variant>.yaml` sets what differs."""
 
-    arch: str = MISSING  # alexnet | alexnet_star | vgg16 | googlenet | resnet50 | tiny
+    # alexnet | alexnet_star | vgg16 | googlenet | nin | resnet50 | tiny; any classifier:
+    # torchvision | module | file (their keys below)
+    arch: str = MISSING
     # false: the network as torchvision builds it (FC layers, or GoogLeNet/ResNet's own GAP head).
     # true: cut where the paper cuts it, then conv3x3 (head_channels) + ReLU, global pool, linear.
     modified: bool = True
@@ -207,4 +209,4 @@ class ModelsAppConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     input_size: int = 224  # side of the square input whose last conv map is reported
-    num_classes: int = 1000
+    num_classes: int = 1000  # outputs of the last linear layer (1000: ImageNet's)

@@ -1,8 +1,9 @@
 """cam-visualize's figures, built from what networks saw (evaluate.views): no model, no files.
 
-- picture_figure: the image, its top-1 CAM with the CAM's box (red) and the ground truth (green),
-  and a row of the top-k classes' CAMs with names and scores (the paper's Figures 3-4);
-- compare_figure: the top-1 CAMs of several runs side by side on the same images;
+- picture_figure: the image, its top-1 map with the map's box (red) and the ground truth (green),
+  and a row of the top-k classes' maps with names and scores (the paper's Figures 3-4); the maps
+  are CAMs, or Grad-CAM's or Backprop's (cam-eval's localizers), named in the title;
+- compare_figure: the top-1 maps of several runs side by side on the same images;
 - units_figure: a class's units with the largest weights w_k^c and where they fire, beside the
   class's CAM (the paper's class-specific units);
 - linear_cams_figure: CAMs from a cam-features run's linear classifier (Section 4);
@@ -28,6 +29,10 @@ from cam_repro.present.draw import cam_figure, cam_panel, grid_figure
 
 if TYPE_CHECKING:
     from cam_repro.evaluate.views import AnswerView, Located, Picture, Seen, Units
+
+
+# How a figure names the maps of each of cam-eval's localizers (evaluate.config.LOCALIZERS).
+MAP_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "backprop": "Backprop saliency"}
 
 
 def short_name(name: str, width: int = 22) -> str:
@@ -74,21 +79,24 @@ def picture_figure(
     net_name: str,
     threshold: float,
     normalize: str,
+    localizer: str = "cam",
 ):
-    """The paper's Figures 3-4 for one image."""
+    """The paper's Figures 3-4 for one image: the maps of `localizer` (cam | gradcam |
+    backprop), named in the title and the top-1 panel."""
+    method = MAP_NAMES[localizer]
     truth = ""
     if picture.label is not None:
         truth = f", true class {short_name(class_names[picture.label])}"
     gt = drawn_boxes(picture, picture.gt_boxes)
     top = [
         cam_panel(picture.frame, None, None, gt, "image" + truth),
-        _top1_panel(picture, seen, f"top-1 CAM: {_caption(class_names, seen, 0)}", normalize),
+        _top1_panel(picture, seen, f"top-1 {method}: {_caption(class_names, seen, 0)}", normalize),
     ]
     row = [
         cam_panel(picture.frame, m, None, None, _caption(class_names, seen, j), normalize)
         for j, m in enumerate(seen.maps[: len(seen.classes)])
     ]
-    title = f"{net_name}: {picture.name} (threshold {threshold:g}; box red, truth green)"
+    title = f"{net_name}, {method}: {picture.name} (threshold {threshold:g}; box red, truth green)"
     return cam_figure(top, row, title)
 
 
@@ -99,8 +107,10 @@ def compare_figure(
     seens: Sequence[Sequence[Seen]],
     threshold: float,
     normalize: str,
+    localizer: str = "cam",
 ):
-    """Top-1 CAMs of several nets side by side: rows are images, columns the image and each net."""
+    """Top-1 maps (`localizer`'s) of several nets side by side: rows are images, columns the
+    image and each net."""
     rows = []
     for i, picture in enumerate(pictures):
         gt = drawn_boxes(picture, picture.gt_boxes)
@@ -109,18 +119,16 @@ def compare_figure(
             row.append(_top1_panel(picture, seen[i], _caption(class_names, seen[i], 0), normalize))
         rows.append(row)
     return grid_figure(
-        rows, ["image", *names], f"top-1 CAMs at threshold {threshold:g} (box red, truth green)"
-    )
+        rows, ["image", *names],
+        f"top-1 {MAP_NAMES[localizer]} maps at threshold {threshold:g} (box red, truth green)",
+    )  # fmt: skip
 
 
-def units_figure(
-    net_name: str, class_title: str, pictures: Sequence[Picture], units: Units, normalize: str
-):
-    """A class's units with the largest weights w_k^c: where each fires on the class's images,
-    beside the class's CAM (the paper's Section 5, class-specific units)."""
+def units_figure(net_name: str, class_title: str, units: Units, normalize: str):
+    """A class's units with the largest weights w_k^c: where each fires on the class's images
+    (`units.pictures`), beside the class's CAM (the paper's Section 5, class-specific units)."""
     rows = []
-    for i, up in zip(units.chosen, units.maps, strict=True):
-        picture = pictures[i]
+    for picture, up in zip(units.pictures, units.maps, strict=True):
         gt = drawn_boxes(picture, picture.gt_boxes)
         row = [cam_panel(picture.frame, None, None, gt, picture.name),
                cam_panel(picture.frame, up[0], None, None, "", normalize)]  # fmt: skip

@@ -15,9 +15,9 @@ from cam_repro.runtime.errors import ConfigError
 class SynthSize:
     """The synthetic set's size (docs/design.md's measured set by default; smaller for tests)."""
 
-    num_classes: int = 10
-    train_per_class: int = 300
-    val_per_class: int = 50
+    num_classes: int = 10  # classes of the synthetic set (cam-synth's num_classes)
+    train_per_class: int = 300  # train images per class
+    val_per_class: int = 50  # val images per class
     seed: int = 0  # the dataset's seed (the same data for every model seed)
 
 
@@ -27,9 +27,9 @@ class ReproduceConfig:
 
     out: str | None = None  # tables, figures, command.txt; null: the run dir
     work: str | None = None  # datasets, train and eval runs; null: OUT/runs
-    designs: list[str] = field(default_factory=lambda: ["parts"])  # parts | uniform
-    models: list[str] = field(default_factory=lambda: ["tiny_gap", "tiny_gmp"])
-    seeds: list[int] = field(default_factory=lambda: [0])
+    designs: list[str] = field(default_factory=lambda: ["parts"])  # parts | uniform | fine
+    models: list[str] = field(default_factory=lambda: ["tiny_gap", "tiny_gmp"])  # on every design
+    seeds: list[int] = field(default_factory=lambda: [0])  # a training per design, model, seed
     ablation: list[str] = field(default_factory=list)  # more models, on the first design only
     # the seeds of the ablation and of the Section 4 and 4.2 stages; null: `seeds` (the record:
     # 5 seeds for the main designs, 3 for these)
@@ -47,8 +47,8 @@ class ReproduceConfig:
     runtime: RuntimeConfig = field(
         default_factory=lambda: RuntimeConfig(amp="bf16", progress=False)
     )
-    figure_images: int = 6
-    # the Section 4 stages (transfer to new classes, fine-grained crops): ~10 more minutes
+    figure_images: int = 6  # images per figure
+    # the Section 4 stages (transfer to new classes, fine-grained crops); how long: docs/times.md
     features: bool = False
     # Section 4.2's pattern discovery, with the first model: the text detector (a linear SVM on
     # the benchmark network's GAP features; the network trained on text / no text) and VQA

@@ -3,6 +3,10 @@ one choice check, and the runtime keys (device, precision, threads) every app sp
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
+import types
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,16 +29,73 @@ def to_schema(schema: type[T], cfg: T | Mapping[str, Any] | DictConfig, group: s
     An unknown key, a wrong type or a missing mandatory value raises ConfigError naming the key,
     as `group.key` when the config is a group (`model`, `data`).
     """
+    label = group or schema.__name__.removesuffix("Config").lower()
     if isinstance(cfg, schema):
         cfg = OmegaConf.structured(cfg)
+    else:
+        check_keys(schema, cfg, f"the {label} config", f"{group}." if group else "")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(schema), cfg)
         return OmegaConf.to_object(merged)  # type: ignore[return-value]
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None)
         where = f"{group + '.' if group else ''}{key}: " if key else ""
-        label = group or schema.__name__.removesuffix("Config").lower()
         raise ConfigError(f"invalid {label} config: {where}{str(err).splitlines()[0]}") from None
+
+
+def check_keys(schema: type, cfg: Any, owner: str, prefix: str = "") -> None:
+    """Refuse a key of `cfg` that the dataclass `schema` does not have, at any depth, with the
+    close matches: `trainer.epoch is not a key of cam-train's config (did you mean
+    trainer.epochs?)`. `owner` names the config in the message, `prefix` the keys' group.
+
+    Hydra lets `+key=value` add a key that its struct mode refuses otherwise, and OmegaConf's
+    merge into the schema then drops it without a word; fields typed dict or Any hold free keys.
+    """
+    found = unknown_key(schema, cfg, prefix)
+    if found is not None:
+        key, close = found
+        hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+        raise ConfigError(f"{key} is not a key of {owner}{hint}")
+
+
+def unknown_key(schema: type, cfg: Any, prefix: str = "") -> tuple[str, list[str]] | None:
+    """The first key of `cfg` (a mapping; as `prefix` + its dotted path) that the dataclass
+    `schema` has no field for, and its sibling fields that are close to it; None if every key is
+    a field. Nested dataclass fields are checked too, dict and Any fields not."""
+    cfg = _plain(cfg)
+    if not isinstance(cfg, Mapping):
+        return None
+    names = [f.name for f in dataclasses.fields(schema)]
+    hints = typing.get_type_hints(schema)
+    for key, value in cfg.items():
+        if key not in names:
+            close = difflib.get_close_matches(str(key), names, n=2)
+            return f"{prefix}{key}", [f"{prefix}{c}" for c in close]
+        nested = _dataclass_in(hints.get(key))
+        if nested is not None:
+            found = unknown_key(nested, value, f"{prefix}{key}.")
+            if found is not None:
+                return found
+    return None
+
+
+def _plain(cfg: Any) -> Any:
+    """`cfg` as plain dicts and lists, interpolations and ??? left as written (not resolved)."""
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=False)
+    if dataclasses.is_dataclass(cfg):
+        return {}  # an instance has its class's fields only
+    return cfg
+
+
+def _dataclass_in(hint: Any) -> type | None:
+    """The dataclass a field's type names (`X`, `X | None`), else None (dict, Any, list, ...)."""
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+        return hint
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        found = [a for a in typing.get_args(hint) if _dataclass_in(a) is not None]
+        return found[0] if len(found) == 1 else None
+    return None
 
 
 def check_choice(value: str, key: str, choices: tuple[str, ...]) -> None:

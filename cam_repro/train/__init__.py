@@ -1,19 +1,24 @@
 """Training: the run (`train`, `Trainer`), one pass over the data (`validate`), its config,
 optimizers and schedules, DDP under torchrun. Checkpoints are read and written by
-cam_repro.models.checkpoint."""
+cam_repro.models.checkpoint.
 
-from cam_repro.train.config import OptimConfig, TrainConfig, TrainerConfig, train_config
-from cam_repro.train.epoch import validate
-from cam_repro.train.guards import TrainingDivergedError
-from cam_repro.train.trainer import Trainer, train
+The names below are imported on first use, so that the config schema (train/config.py, which
+`cam-train --help` reads) loads without torch.
+"""
 
-__all__ = [
-    "OptimConfig",
-    "TrainConfig",
-    "Trainer",
-    "TrainerConfig",
-    "TrainingDivergedError",
-    "train",
-    "train_config",
-    "validate",
-]
+from __future__ import annotations
+
+from cam_repro.runtime.lazy import lazy_exports
+
+_EXPORTS = {
+    "OptimConfig": "config",
+    "TrainConfig": "config",
+    "TrainerConfig": "config",
+    "train_config": "config",
+    "validate": "epoch",
+    "TrainingDivergedError": "guards",
+    "Trainer": "trainer",
+    "train": "trainer",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -32,7 +32,7 @@ class OptimConfig:
     momentum: float = 0.9  # sgd
     nesterov: bool = False  # sgd
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
-    weight_decay: float = 5e-4
+    weight_decay: float = 5e-4  # of the weights (AdamW: decoupled)
     # Weight decay of BN/GN weights and of biases; null: the same as weight_decay (Caffe's way).
     norm_weight_decay: float | None = None
     # lr x this on the layers that pretrained weights do not cover (the added conv, the linear
@@ -42,9 +42,9 @@ class OptimConfig:
     schedule: str = "step"  # step | multistep | cosine | onecycle | constant; stepped per batch
     step_epochs: float = 2.0  # step: lr x gamma every this many epochs
     milestones: list[float] = field(default_factory=list)  # multistep: epochs where lr x gamma
-    gamma: float = 0.1
+    gamma: float = 0.1  # step, multistep: the lr factor at each step
     warmup_epochs: float = 0.0  # linear warm-up from warmup_factor x lr (not onecycle)
-    warmup_factor: float = 0.01
+    warmup_factor: float = 0.01  # the warm-up's first lr, as a fraction of lr
     min_lr_factor: float = 0.0  # cosine: the final lr as a fraction of lr
     pct_start: float = 0.3  # onecycle: the fraction of steps over which lr rises
     div_factor: float = 25.0  # onecycle: start lr = lr / div_factor
@@ -55,7 +55,7 @@ class OptimConfig:
 class TrainerConfig:
     """How the loop runs: length, resume, logging (device and precision: `runtime`)."""
 
-    epochs: int = 8
+    epochs: int = 8  # passes over the train split
     # null: start fresh (and refuse a run dir that already has checkpoints/last.pt);
     # auto: continue from the run dir's checkpoints/last.pt if there is one; or a checkpoint path.
     resume: str | None = None
@@ -66,20 +66,20 @@ class TrainerConfig:
     checkpoint_every: int = 0  # also save last.pt every this many batches (0: at epoch ends)
     eval_every: int = 1  # validate every this many epochs (and always after the last)
     cam_images: int = 4  # fixed val images whose CAM overlays go to TensorBoard each epoch
-    tensorboard: bool = True
+    tensorboard: bool = True  # TensorBoard logs in RUN/tb/
 
 
 @dataclass
 class TrainConfig:
     """`cam-train`: everything a run needs."""
 
-    seed: int = 0
+    seed: int = 0  # the initial weights, data order and augmentation
     # classify: image -> class | vqa: image + question -> answer (data.source=vqa; the model's
     # pooled image features and the question's bag-of-words feed one linear layer, models/vqa.py)
     task: str = "classify"
-    model: ModelConfig = field(default_factory=ModelConfig)
-    data: DataConfig = field(default_factory=DataConfig)
-    optim: OptimConfig = field(default_factory=OptimConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)  # model=<variant>: configs/model/
+    data: DataConfig = field(default_factory=DataConfig)  # data=<preset>: configs/data/
+    optim: OptimConfig = field(default_factory=OptimConfig)  # optim=<preset>: configs/optim/
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 

@@ -9,13 +9,14 @@ the same number of processes is bit-exact, mid-epoch included.
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import OmegaConf
+from omegaconf import ListConfig, OmegaConf
 from torch import Tensor, nn
 
 from cam_repro.data.dataset import SkipLog
@@ -24,7 +25,7 @@ from cam_repro.models.checkpoint import save_checkpoint
 from cam_repro.models.config import ModelConfig, config_differences
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import ConfigError
-from cam_repro.runtime.files import atomic_write
+from cam_repro.runtime.files import atomic_write, write_text_atomic
 from cam_repro.runtime.rng import rng_state, set_rng_state
 from cam_repro.train.config import TrainConfig
 from cam_repro.train.optim import Optimization
@@ -32,6 +33,11 @@ from cam_repro.train.optim import Optimization
 # train.log names cam-train's lines by this logger, as it did when one module held the loop
 LOG_NAME = "cam_repro.train.trainer"
 log = logging.getLogger(LOG_NAME)
+
+# In the run folder, beside config.yaml: the command-line overrides of the cam-train command that
+# last ran the run (a YAML list, as Hydra's .hydra/overrides.yaml), so that a refused resume can
+# print the command that continues it, whatever settings it was started with.
+OVERRIDES_FILE = "overrides.yaml"
 
 
 def _no_partial() -> Tensor:
@@ -114,14 +120,53 @@ def save_run(state: dict[str, Any], last: Path, best: Path | None, env: D.Dist) 
     D.barrier(env)
 
 
+def record_overrides(run_dir: Path, overrides: list[str]) -> None:
+    """Write the run's OVERRIDES_FILE: `overrides` (Hydra's task overrides), but trainer.resume,
+    which a resume command sets itself."""
+    kept = [o for o in overrides if _key(o) != "trainer.resume"]
+    write_text_atomic(run_dir / OVERRIDES_FILE, OmegaConf.to_yaml(OmegaConf.create(kept)))
+
+
+def _key(override: str) -> str:
+    """An override's key: `+trainer.resume=auto` -> trainer.resume."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def recorded_overrides(run_dir: Path) -> list[str] | None:
+    """The overrides in the run folder's OVERRIDES_FILE; None without a readable one (a run
+    started from Python, or by a version that did not record them)."""
+    try:
+        loaded = OmegaConf.load(run_dir / OVERRIDES_FILE)
+    except Exception:  # missing, unreadable, not YAML (PyYAML's own errors): no record
+        return None
+    overrides = OmegaConf.to_container(loaded, resolve=False)  # ${...} stays as typed
+    if not isinstance(loaded, ListConfig) or not all(isinstance(o, str) for o in overrides):
+        return None
+    return overrides  # type: ignore[return-value]
+
+
+def resume_command(checkpoint: Path, run_dir: Path) -> str:
+    """The command that continues from `checkpoint` into `run_dir`: cam-train with the overrides
+    recorded in the checkpoint's run folder (RUN/checkpoints/last.pt -> RUN), trainer.resume
+    (auto for run_dir's own last.pt) and hydra.run.dir."""
+    own = checkpoint == run_dir / "checkpoints" / "last.pt"
+    ending = [f"trainer.resume={'auto' if own else checkpoint}", f"hydra.run.dir={run_dir}"]
+    folder = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else None
+    overrides = recorded_overrides(folder) if folder is not None else None
+    if overrides is None:
+        return f"cam-train <the overrides it was started with> {shlex.join(ending)}"
+    return shlex.join(["cam-train", *overrides, *ending])
+
+
 def resume_path(resume: str | None, last: Path, run_dir: Path) -> Path | None:
     """The checkpoint that `trainer.resume` names (null, auto or a path), or None: start fresh.
-    A fresh start in a run dir that already holds a run is refused."""
+    A fresh start in a run dir that already holds a run is refused, with the command that
+    continues it."""
     if resume is None:
         if last.exists():
             raise ConfigError(
-                f"{run_dir} already holds a run ({last}); continue it with "
-                "trainer.resume=auto, or choose another hydra.run.dir"
+                f"{run_dir} already holds a run ({last}); continue it with: "
+                f"{resume_command(last, run_dir)}; or choose another hydra.run.dir"
             )
         return None
     if resume == "auto":
@@ -143,29 +188,35 @@ def check_compatible(
     schedule: str,
     epochs: int,
     steps: int,
+    command: str,
 ) -> None:
     """Refuse a checkpoint that this run cannot continue: another model config, other classes or
-    question words, a one-cycle schedule laid out over other epochs, other batches per epoch."""
+    question words, a one-cycle schedule laid out over other epochs, other batches per epoch;
+    each refusal ends with `command`, the one that resumes it (`resume_command`)."""
+    resume = f"; the command that resumes it: {command}"
     differ = config_differences(model, state["config"].get("model", {}))
     if differ:
         raise ConfigError(
             f"{path}: was trained with another model config ({'; '.join(differ)}); "
-            "resume with the same model.* settings"
+            f"resume with the same model.* settings{resume}"
         )
     if list(state["classes"]) != classes:
-        raise ConfigError(f"{path}: was trained on other classes than {data_root}")
+        raise ConfigError(f"{path}: was trained on other classes than {data_root}{resume}")
     if state.get("question_vocab") != question_vocab:
-        raise ConfigError(f"{path}: was trained with other question words than {data_root}'s")
+        raise ConfigError(
+            f"{path}: was trained with other question words than {data_root}'s{resume}"
+        )
     before = state["config"].get("trainer", {}).get("epochs")
     if schedule == "onecycle" and before != epochs:
         raise ConfigError(
             f"{path}: a one-cycle schedule is laid out over its {before} epochs; resume it "
             f"with trainer.epochs={before} (or fine-tune from it: model.weights_path={path})"
+            f"{resume}"
         )
     if state.get("steps_per_epoch") not in (None, steps):
         raise ConfigError(
             f"{path}: was trained with {state['steps_per_epoch']} batches per epoch, this run "
-            f"has {steps}; resume with the same data and data.batch_size"
+            f"has {steps}; resume with the same data and data.batch_size{resume}"
         )
 
 

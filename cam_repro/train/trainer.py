@@ -174,6 +174,7 @@ class Trainer:
             schedule=s.optim.schedule,
             epochs=s.trainer.epochs,
             steps=self.steps,
+            command=state.resume_command(path, self.run_dir),
         )
         return state.restore(
             saved, path, self.model, self.optimization, self.env, skips=self.skips,
@@ -321,12 +322,16 @@ class Trainer:
 
 
 def train(
-    cfg: TrainConfig | Any, run_dir: str | Path, on_step: StepHook | None = None
+    cfg: TrainConfig | Any,
+    run_dir: str | Path,
+    on_step: StepHook | None = None,
+    overrides: list[str] | None = None,
 ) -> dict[str, Any]:
     """Train as `cfg` says, writing into `run_dir`; returns the metrics (rank 0; {} elsewhere).
 
     `on_step(trainer)` is called after every optimizer step (`trainer.global_step`,
-    `trainer.model`): a hook for tests and notebooks.
+    `trainer.model`): a hook for tests and notebooks. `overrides`: the command line's (Hydra's
+    task overrides), recorded in the run folder for the command that resumes it.
     """
     spec = train_config(cfg)
     with run_context(spec.runtime, run_dir, "train.log") as run:
@@ -334,6 +339,8 @@ def train(
         if run.is_main:
             config_text = OmegaConf.to_yaml(OmegaConf.structured(spec))
             write_text_atomic(Path(run_dir) / "config.yaml", config_text)
+            if overrides is not None:
+                state.record_overrides(Path(run_dir), overrides)
         try:
             return trainer.fit(on_step)
         except KeyboardInterrupt:

@@ -157,7 +157,7 @@ def test_cam_train_multirun_gives_each_job_a_folder(small_data: Path, tmp_path: 
     assert len(jobs) == 4
     seen = {(m["variant"], m["seed"]) for m in map(run_metrics, jobs)}
     assert seen == {("tiny_gap", 0), ("tiny_gap", 1), ("tiny_gmp", 0), ("tiny_gmp", 1)}
-    assert jobs[0].name.startswith("0_") and "model=tiny_gap" in jobs[0].name
+    assert jobs[0].name.startswith("0_") and "model-tiny_gap" in jobs[0].name
 
 
 @pytest.mark.slow
@@ -257,14 +257,17 @@ def test_cam_eval_under_torchrun_merges_the_shards_once(trained: Path, tmp_path:
 
 @pytest.mark.parametrize(
     "command",
-    ["cam-models", "cam-data", "cam-synth", "cam-train", "cam-eval", "cam-visualize",
-     "cam-report", "cam-reproduce"],
+    ["cam-models", "cam-data", "cam-synth", "cam-train", "cam-eval", "cam-features",
+     "cam-visualize", "cam-report", "cam-reproduce"],
 )  # fmt: skip
 def test_help_prints_the_examples(command: str, tmp_path: Path) -> None:
-    result = run_command(tmp_path, command, "--help")
+    """The installed command's own help (cli/help.py; its content: tests/e2e/test_help.py)."""
+    result = run_command(tmp_path, command, "-h")
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{command}: ")
-    assert "Traceback" not in result.stderr
+    assert f"\nexamples:\n  {command}" in result.stdout
+    assert result.stderr == ""
+    assert list(tmp_path.iterdir()) == []  # no run folder: Hydra did not run
 
 
 def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Path) -> None:
@@ -275,7 +278,7 @@ def test_cam_eval_multirun_names_folders_by_setting(trained: Path, tmp_path: Pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert jobs == ["0_maxboxacc=False,threshold=0.1", "1_maxboxacc=False,threshold=0.3"]
+    assert jobs == ["0_maxboxacc-False_threshold-0.1", "1_maxboxacc-False_threshold-0.3"]
     thresholds = [run_metrics(tmp_path / "sweep" / j)["protocol"]["threshold"] for j in jobs]
     assert thresholds == [0.1, 0.3]
 

@@ -114,8 +114,8 @@ def test_local_sweep_runs_each_job_in_its_sweep_folder(small_data: Path, tmp_pat
     (sweep,) = (tmp_path / "outputs" / "multirun").iterdir()
     jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and not p.name.startswith("."))
     assert [p.name for p in jobs] == [
-        f"{n}_data.batch_size=32,data.image_size=32,data.resize_size=32,runtime.threads=1,"
-        f"seed={n},trainer.epochs=1"
+        f"{n}_data.batch_size-32_data.image_size-32_data.resize_size-32_runtime.threads-1_"
+        f"seed-{n}_trainer.epochs-1"
         for n in (0, 1)
     ]
     for n, job in enumerate(jobs):
