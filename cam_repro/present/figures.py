@@ -92,11 +92,13 @@ def picture_figure(
         cam_panel(picture.frame, None, None, gt, "image" + truth),
         _top1_panel(picture, seen, f"top-1 {method}: {_caption(class_names, seen, 0)}", normalize),
     ]
-    row = [
-        cam_panel(picture.frame, m, None, None, _caption(class_names, seen, j), normalize)
+    row = [  # each class's map with its own box under the rule
+        cam_panel(picture.frame, m, drawn_boxes(picture, seen.boxes[j : j + 1]), None,
+                  _caption(class_names, seen, j), normalize)
         for j, m in enumerate(seen.maps[: len(seen.classes)])
-    ]
-    title = f"{net_name}, {method}: {picture.name} (threshold {threshold:g}; box red, truth green)"
+    ]  # fmt: skip
+    legend = "box red, truth green" if len(picture.gt_boxes) else "box red"
+    title = f"{net_name}, {method}: {picture.name} (threshold {threshold:g}; {legend})"
     return cam_figure(top, row, title)
 
 

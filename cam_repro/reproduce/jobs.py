@@ -114,7 +114,7 @@ def train_and_eval(
                  "trainer.resume": "auto"}  # fmt: skip
         overrides = [*job.task, *(f"{key}={value}" for key, value in given.items())]
         _log_command(job_log, "train", [*overrides, f"hydra.run.dir={train_dir}"])
-        train(compose("train", overrides), train_dir)
+        train(compose("train", overrides), train_dir, overrides=overrides)
     # the evaluation is always redone (it is cheap, and the training may be new)
     overrides = [f"checkpoint={job.checkpoint(work)}", "overwrite=true", "sweep=true"]
     overrides += [f"{key}={value}" for key, value in runtime.items()]
