@@ -14,7 +14,7 @@ from cam_repro.runtime.config import to_schema
 from cam_repro.runtime.errors import ConfigError
 
 ARCHS = ("alexnet", "alexnet_star", "vgg16", "googlenet", "nin", "resnet50", "tiny")
-# Any classifier that is not one of the paper's networks (README, "Any classifier"): a
+# Any classifier that is not one of the paper's networks (docs/models.md, "Any classifier"): a
 # torchvision classification model by name, a module of one's own (Hydra's _target_), or a
 # torch.export program; CAM through its feature map and final linear layer
 # (cam_repro.localize.layers), found or named.
