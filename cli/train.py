@@ -18,13 +18,13 @@ register("train")  # this app's schema only: a light start
 
 EXAMPLES = (
     "cam-train  # tiny_gap on data/synthetic (write it first with cam-synth)",
-    "cam-train model=tiny_gmp seed=1 runtime.progress=false",
     "cam-train -m model=tiny_gap,tiny_gmp seed=0,1,2  # a sweep: 6 runs, one folder each",
     "cam-train model=vgg16_gap model.pretrained=true optim=finetune data=imagenet "
     "data.root=/data/ILSVRC2012 trainer.epochs=10",
     "torchrun --nproc_per_node=8 $(which cam-train) model=googlenet_gap data=imagenet "
     "data.root=/data/ILSVRC2012 optim=sgd trainer.epochs=6  # DDP on 8 GPUs",
-    "cam-train hydra.run.dir=outputs/train/my-run trainer.resume=auto  # continue a run",
+    "cam-train hydra.run.dir=outputs/train/my-run trainer.resume=auto  # continue a default run "
+    "(any other run: its refusal prints the command that continues it)",
 )
 
 

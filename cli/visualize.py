@@ -20,10 +20,9 @@ register("visualize")  # this app's schema only: a light start
 log = logging.getLogger("cam-visualize")
 
 EXAMPLES = (
+    "cam-visualize model=torchvision model.name=resnet50 model.pretrained=true images=[photos]",
     "cam-visualize checkpoint=RUN/checkpoints/last.pt num_images=8",
     "cam-visualize checkpoint=GAP/checkpoints/last.pt compare=[GMP/checkpoints/last.pt]",
-    "cam-visualize checkpoint=RUN/checkpoints/last.pt images=[cat.jpg,dog.png] units=0",
-    "cam-visualize model=torchvision model.name=resnet50 model.pretrained=true images=[photos]",
     "cam-visualize sweeps=[outputs/eval/RUN_A,outputs/eval/RUN_B]",
     "cam-visualize features_run=outputs/features/TEXT_RUN",
 )

@@ -187,7 +187,7 @@ def example_jobs(app: str, example: str) -> list[list[str]]:
 def test_examples_compose_and_pass_the_schema(app: str) -> None:
     module = importlib.import_module(f"cam_repro_cli.{app}")
     schema = schema_of(app)
-    assert 3 <= len(module.EXAMPLES) <= 6
+    assert 3 <= len(module.EXAMPLES) <= 5
     for example in module.EXAMPLES:
         for overrides in example_jobs(app, example):
             cfg = compose(app, overrides)

@@ -26,7 +26,7 @@ def test_pxap_false_true_auto_from_the_command_line(trained: Path, tmp_path: Pat
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     jobs = sorted(p for p in (tmp_path / "sweep").iterdir() if p.is_dir())
-    assert [j.name for j in jobs] == ["0_pxap=False", "1_pxap=True", "2_pxap=auto"]
+    assert [j.name for j in jobs] == ["0_pxap-False", "1_pxap-True", "2_pxap-auto"]
     off, on, auto = (run_metrics(j)["pxap"] for j in jobs)
     assert off is None
     assert on is not None and on == auto and 0 < auto <= 100
