@@ -48,7 +48,7 @@ class ReproduceConfig:
         default_factory=lambda: RuntimeConfig(amp="bf16", progress=False)
     )
     figure_images: int = 6  # images per figure
-    # the Section 4 stages (transfer to new classes, fine-grained crops); how long: docs/times.md
+    # the Section 4 stages (transfer to new classes, fine-grained crops): longer than the main job
     features: bool = False
     # Section 4.2's pattern discovery, with the first model: the text detector (a linear SVM on
     # the benchmark network's GAP features; the network trained on text / no text) and VQA
