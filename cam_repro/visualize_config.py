@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cam_repro.evaluate.config import (
-    LOCALIZERS,
     SPLITS,
     BoxKeys,
     DataOverrides,
     box_rule,
+    check_localizer,
     check_one_network,
 )
 from cam_repro.models.config import ModelConfig
@@ -49,12 +49,7 @@ class VisualizeConfig(BoxKeys):
 def visualize_config(cfg: Any) -> VisualizeConfig:
     spec = to_schema(VisualizeConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
-    check_choice(spec.localizer, "localizer", LOCALIZERS)
-    if spec.gradcam_layer is not None and spec.localizer != "gradcam":
-        raise ConfigError(
-            f"gradcam_layer: applies to localizer=gradcam only, this run has "
-            f"localizer={spec.localizer}"
-        )
+    check_localizer(spec.localizer, spec.gradcam_layer)
     box_rule(spec)
     spec.runtime = runtime_config(spec.runtime)
     network = spec.checkpoint is not None or spec.model is not None

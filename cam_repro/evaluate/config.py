@@ -111,16 +111,20 @@ def box_rule(spec: EvalConfig | BoxKeys) -> BoxRule:
     return BoxRule(spec.threshold, spec.normalize)
 
 
+def check_localizer(localizer: str, gradcam_layer: str | None) -> None:
+    """cam-eval's and cam-visualize's localizer= and gradcam_layer= keys, checked alike."""
+    check_choice(localizer, "localizer", LOCALIZERS)
+    if gradcam_layer is not None and localizer != "gradcam":
+        raise ConfigError(
+            f"gradcam_layer: applies to localizer=gradcam only, this run has localizer={localizer}"
+        )
+
+
 def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     """Validate an eval config (every key but the data overrides, which need the checkpoint)."""
     spec = to_schema(EvalConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
-    check_choice(spec.localizer, "localizer", LOCALIZERS)
-    if spec.gradcam_layer is not None and spec.localizer != "gradcam":
-        raise ConfigError(
-            f"gradcam_layer: applies to localizer=gradcam only, this run has "
-            f"localizer={spec.localizer}"
-        )
+    check_localizer(spec.localizer, spec.gradcam_layer)
     # Hydra reads pxap=true / false as booleans, which the string field turns into "True"
     spec.pxap = str(spec.pxap).lower()
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
