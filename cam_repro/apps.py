@@ -91,20 +91,23 @@ def job_folder(num: int | str, overrides: str = "") -> str:
     return f"{num}_{body}"[:JOB_FOLDER_MAX] if body else str(num)
 
 
+def schema_of(app: str) -> type:
+    """`app`'s schema class (APPS), imported now."""
+    module, name = APPS[app][1].split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def register(app: str) -> str:
     """Put `app`'s schema in Hydra's ConfigStore as `<app>_schema` (its config's defaults list
     names it) and the `${run_stamp:}` and `${job_folder:}` resolvers; returns the app's config
     name."""
     from hydra.core.config_store import ConfigStore
 
-    config_name, where = APPS[app]
-    module, name = where.split(":")
-    schema = getattr(importlib.import_module(module), name)
-    ConfigStore.instance().store(name=f"{app}_schema", node=schema)
+    ConfigStore.instance().store(name=f"{app}_schema", node=schema_of(app))
     # cached, as Hydra's ${now:}: every read of hydra.run.dir (and a sweep's jobs) sees one stamp
     OmegaConf.register_new_resolver("run_stamp", run_stamp, replace=True, use_cache=True)
     OmegaConf.register_new_resolver("job_folder", job_folder, replace=True)
-    return config_name
+    return APPS[app][0]
 
 
 def compose(app: str, overrides: list[str]) -> Any:

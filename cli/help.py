@@ -15,7 +15,6 @@ from __future__ import annotations
 import ast
 import dataclasses
 import functools
-import importlib
 import inspect
 import io
 import os
@@ -24,7 +23,6 @@ import shutil
 import sys
 import textwrap
 import tokenize
-import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -32,7 +30,8 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from cam_repro.apps import APPS, CONFIG_DIR, compose
+from cam_repro.apps import APPS, CONFIG_DIR, compose, schema_of
+from cam_repro.runtime.config import field_dataclass
 from cam_repro.runtime.errors import CamReproError
 
 HELP_FLAGS = ("--help", "-h")
@@ -139,11 +138,12 @@ def render(page: Page, overrides: Sequence[str], width: int = WIDTH) -> str:
     command = f"cam-{page.app}"
     out = [textwrap.dedent(page.about).strip().replace("`", ""), ""]
     out.append(f"usage: {command} [KEY=VALUE ...] [GROUP=CHOICE ...] [-m] [--help | --cfg job]")
-    groups = config_groups(page.app, schema)
+    app_cfg = OmegaConf.load(Path(CONFIG_DIR, f"{APPS[page.app][0]}.yaml"))
+    groups = config_groups(app_cfg, schema)
     if groups:
         out += ["", "config groups (GROUP=CHOICE: a file of configs/GROUP/ sets its keys):"]
         for group, choices, about in groups:
-            now = chosen(group, given, page.app)
+            now = chosen(group, given, app_cfg)
             key = f"{'+' if group == 'experiment' else ''}{group}={now}"
             out += entry(key, f"{' | '.join(choices)}{about}", width)
     note = "" if not swept else f" (without the sweep{'s' * (len(swept) > 1)} {' '.join(swept)})"
@@ -176,18 +176,12 @@ def _parse(parser: Any, override: str) -> Any:
         raise OverrideParseException(override=override, message=message) from None
 
 
-def schema_of(app: str) -> type:
-    module, name = APPS[app][1].split(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def config_groups(app: str, schema: type) -> list[tuple[str, list[str], str]]:
+def config_groups(app_cfg: Any, schema: type) -> list[tuple[str, list[str], str]]:
     """(group, its choices, a note) for each config group the command takes: those of its
     defaults list, `+experiment` where a preset fits its schema, and `hydra/launcher` for the
     commands whose sweeps (-m) are reported."""
     from cam_repro_cli.sweep import reports_sweeps
 
-    app_cfg = OmegaConf.load(Path(CONFIG_DIR, f"{APPS[app][0]}.yaml"))
     groups: list[tuple[str, list[str], str]] = []
     for item in app_cfg.get("defaults", []):
         if isinstance(item, str) or len(item) != 1:
@@ -224,7 +218,7 @@ def fits(experiment: str, fields: set[str], groups: set[str]) -> bool:
     return keys <= fields | groups
 
 
-def chosen(group: str, overrides: Sequence[str], app: str) -> str:
+def chosen(group: str, overrides: Sequence[str], app_cfg: Any) -> str:
     """The group's choice: the last override of it, else its config's default ("" if none)."""
     for override in reversed(overrides):
         key, _, value = override.partition("=")
@@ -232,7 +226,7 @@ def chosen(group: str, overrides: Sequence[str], app: str) -> str:
             return value
     if group == "hydra/launcher":
         return "basic"
-    for item in OmegaConf.load(Path(CONFIG_DIR, f"{APPS[app][0]}.yaml")).get("defaults", []):
+    for item in app_cfg.get("defaults", []):
         if not isinstance(item, str) and group in item:
             return "" if item[group] is None else str(item[group])
     return ""
@@ -246,7 +240,7 @@ def key_lines(values: Any, schema: type, prefix: str, width: int) -> list[str]:
     lines: list[str] = []
     nested: list[tuple[str, Any, type]] = []
     for key, value in values.items():
-        inner = nested_schema(types_.get(key))
+        inner = field_dataclass(types_.get(key))
         if inner is not None and isinstance(value, dict):
             nested.append((key, value, inner))
             continue
@@ -308,17 +302,6 @@ def show(value: Any) -> str:
     return str(value)
 
 
-def nested_schema(tp: Any) -> type | None:
-    """The dataclass a field holds (also through `X | None`), else None."""
-    if dataclasses.is_dataclass(tp):
-        return tp  # type: ignore[return-value]
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        for arg in typing.get_args(tp):
-            if dataclasses.is_dataclass(arg):
-                return arg
-    return None
-
-
 def field_types(schema: type) -> dict[str, Any]:
     try:
         return typing.get_type_hints(schema)
@@ -329,10 +312,11 @@ def field_types(schema: type) -> dict[str, Any]:
 def field_meanings(schema: type) -> dict[str, str]:
     """Each field's meaning: its comment, else (a nested dataclass) the class's docstring."""
     types_ = field_types(schema)
+    comments = field_comments(schema)
     meanings = {}
     for f in dataclasses.fields(schema):
-        meaning = field_comments(schema).get(f.name, "")
-        inner = nested_schema(types_.get(f.name))
+        meaning = comments.get(f.name, "")
+        inner = field_dataclass(types_.get(f.name))
         if not meaning and inner is not None:
             meaning = docstring(comments_source(inner))
         meanings[f.name] = meaning
@@ -415,6 +399,6 @@ def reachable_schemas(schema: type) -> Iterator[type]:
         seen.add(cls)
         yield cls
         for tp in field_types(cls).values():
-            inner = nested_schema(tp)
+            inner = field_dataclass(tp)
             if inner is not None:
                 todo.append(inner)

@@ -71,7 +71,7 @@ def unknown_key(schema: type, cfg: Any, prefix: str = "") -> tuple[str, list[str
         if key not in names:
             close = difflib.get_close_matches(str(key), names, n=2)
             return f"{prefix}{key}", [f"{prefix}{c}" for c in close]
-        nested = _dataclass_in(hints.get(key))
+        nested = field_dataclass(hints.get(key))
         if nested is not None:
             found = unknown_key(nested, value, f"{prefix}{key}.")
             if found is not None:
@@ -88,12 +88,12 @@ def _plain(cfg: Any) -> Any:
     return cfg
 
 
-def _dataclass_in(hint: Any) -> type | None:
+def field_dataclass(hint: Any) -> type | None:
     """The dataclass a field's type names (`X`, `X | None`), else None (dict, Any, list, ...)."""
     if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         return hint
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
-        found = [a for a in typing.get_args(hint) if _dataclass_in(a) is not None]
+        found = [a for a in typing.get_args(hint) if field_dataclass(a) is not None]
         return found[0] if len(found) == 1 else None
     return None
 

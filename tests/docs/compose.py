@@ -6,12 +6,11 @@ value fails the doc test although nothing runs.
 
 from __future__ import annotations
 
-import importlib
 import re
 import shlex
 from dataclasses import dataclass
 
-from cam_repro.apps import APPS, compose
+from cam_repro.apps import APPS, compose, schema_of
 from cam_repro.runtime.config import to_schema
 
 ENV_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
@@ -107,11 +106,6 @@ def override_sets(command: CamCommand) -> list[list[str]]:
     for i, values in enumerate(choices):
         sets += [[*first[:i], value, *first[i + 1 :]] for value in values[1:]]
     return sets
-
-
-def schema_of(app: str) -> type:
-    module, name = APPS[app][1].split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 def check_composes(source: str) -> list[str]:
