@@ -22,7 +22,7 @@ import torch
 from cam_repro.data import DataConfig, DataSplit, model_input
 from cam_repro.data.dataset import LocalizationDataset
 from cam_repro.data.loaders import extra_inputs
-from cam_repro.data.samples import original_sizes, read_image
+from cam_repro.data.samples import IMAGE_EXTENSIONS, is_image_file, original_sizes, read_image
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.localizer import TOPK, Localizer, check_batch, localize_batch
 from cam_repro.evaluate.network import Network
@@ -65,22 +65,18 @@ def split_pictures(data: DataSplit, indices: Sequence[int], cfg: DataConfig) -> 
     return pictures
 
 
-# What a folder given in images= contributes: the files PIL and torchvision's decoders read.
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-
-
 def image_paths(given: Sequence[str]) -> list[Path]:
-    """images=: each file as it is, each folder as its image files (by suffix, sorted; other files
-    skipped); a missing path or a folder without images is a one-line InputFileError naming it."""
+    """images=: each file as it is, each folder as its image files (the data readers' rule,
+    data.samples.is_image_file: by suffix, hidden files skipped; sorted); a missing path or a
+    folder without images is a one-line InputFileError naming it."""
     paths: list[Path] = []
     for item in given:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.iterdir()
-                           if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)  # fmt: skip
+            found = sorted(p for p in path.iterdir() if p.is_file() and is_image_file(p))
             if not found:
                 raise InputFileError(
-                    f"images: {path} holds no image file ({', '.join(IMAGE_SUFFIXES)})"
+                    f"images: {path} holds no image file ({', '.join(IMAGE_EXTENSIONS)})"
                 )
             paths += found
         elif path.is_file():
