@@ -12,7 +12,11 @@
 # on them, 6 more trainings; fine-grained crops; 42 cam-features runs; 3 seeds); then Section 4.2
 # (discovery=true: the text detector, a linear SVM on the GAP features and Tiny-GAP trained on
 # text / no text, and the VQA model, 6 more trainings and 3 cam-features runs, into
-# results/synthetic/discovery/); then the figures and the tables (cam-visualize, cam-report). The
+# results/synthetic/discovery/); then the WSOL methods stage (methods=[...]: Tiny-GAP on the parts
+# design trained with HaS, ACoL, SPG, ADL and CutMix beside CAM, 5 seeds each, 25 more trainings;
+# every method's last checkpoint, CAM's included, also evaluated at the CAM thresholds chosen on a
+# held-out set, other images of the same classes (data seed 1): table_methods.md; pass methods=[]
+# to switch the stage off); then the figures and the tables (cam-visualize, cam-report). The
 # runs themselves (datasets, checkpoints, eval folders) go to outputs/results-synthetic/, which is
 # not committed; re-running reuses finished runs there (reuse=false starts over). 864 s from
 # scratch on a 2-core CPU (2026-12-01; command.txt has each stage's seconds).
@@ -20,6 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
 exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2,3,4] study_seeds=[0,1,2] \
-    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true out=results/synthetic \
+    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true \
+    methods=[cam,has,acol,spg,adl,cutmix] out=results/synthetic \
     work=outputs/results-synthetic \
     "$@"

@@ -57,6 +57,9 @@ class Localizer:
         # w_k^c of the maps: the network's own last layer (one implementation with the linear
         # classifiers that cam-features fits on its pooled features)
         self.head = LinearHead.of_network(self.net) if kind == "cam" else None
+        # A method's own localization maps (ACoL's fusion of its two branches,
+        # models.methods.ACoLNet), used for kind=cam instead of the linear head's CAM
+        self.fused = getattr(self.net, "localization_maps", None) if kind == "cam" else None
         self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
         self._gradcam: tuple[Tensor, GradCAMPass] | None = None  # Grad-CAM: its pass, kept
 
@@ -80,12 +83,16 @@ class Localizer:
         return self._features
 
     def raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
-        """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size, Grad-CAM's maps at
-        its layer's, or saliency (S x S). Maps that cannot localize (1x1: whole-image boxes) are
+        """(B, j) classes -> (B, j, h, w): CAMs at the last conv map's size (a network with its
+        own `localization_maps(x, classes)`, ACoL's: those), Grad-CAM's maps at its layer's, or
+        saliency (S x S). Maps that cannot localize (1x1: whole-image boxes) are
         refused in one line (`check_localizes`)."""
         return check_localizes(self._raw_maps(x, classes), self, x)
 
     def _raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
+        if self.kind == "cam" and self.fused is not None:
+            with torch.no_grad(), autocast(self.device, self.amp):
+                return self.fused(x, classes).float()
         if self.kind == "cam":
             assert self._features is not None and self.head is not None, "logits() first"
             with torch.no_grad():

@@ -10,6 +10,7 @@ device), never a command's whole config.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from cam_repro.data import DataConfig
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.models import build_model, model_config, paper_name, variant_name
+from cam_repro.models.method_config import method_title
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.config import ModelConfig
 from cam_repro.models.weights import torchvision_weights_enum, weights_record
@@ -41,6 +43,9 @@ class Network:
     state: dict[str, Any] | None = None  # the checkpoint, loaded
     seed: int | None = None  # the checkpoint's training seed; a random init's seed
     channels_last: bool = False  # its memory format, which its inputs take too (model_input)
+    # the WSOL method it was trained with (models/method_config.py): a checkpoint's; a zoo
+    # model's, built as it is: cam
+    method: str = "cam"
 
     @property
     def classes(self) -> list[str] | None:
@@ -60,7 +65,9 @@ class Network:
 
     @property
     def paper(self) -> str:
-        return paper_name(self.config)  # e.g. Tiny-GAP
+        """Its name in tables: the paper's name of the network, with the method unless CAM
+        (e.g. Tiny-GAP, Tiny-GAP (HaS)), so a method's runs are never grouped with CAM's."""
+        return method_title(paper_name(self.config), self.method)
 
     @property
     def variant(self) -> str:
@@ -109,6 +116,7 @@ def load_network(
             net, model_config(trained["model"]), resolve_data(data, trained.get("data")),
             len(state["classes"]), "checkpoint", checkpoint, state, trained.get("seed"),
         )  # fmt: skip
+        found.method = trained_method(trained)
     else:
         cfg = model_config(model)
         weights = "file" if cfg.weights_path else "pretrained" if cfg.pretrained else "random"
@@ -125,6 +133,13 @@ def load_network(
     if channels_last:
         found.model.to(memory_format=torch.channels_last)
     return found
+
+
+def trained_method(config: Mapping[str, Any]) -> str:
+    """The WSOL method of a checkpoint's training config (its method.name); cam for checkpoints
+    written before methods, which have no `method`."""
+    method = config.get("method") or {}
+    return str(method.get("name") or "cam")
 
 
 # torchvision's classification weights are all ImageNet-1k's: a network loaded with weights and no

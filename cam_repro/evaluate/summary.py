@@ -42,10 +42,21 @@ def _box_acc_summary(meters: Meters, located: int) -> dict[str, Any] | Undefined
     return meters.box_acc.summary() if located else Undefined(NO_LOC_IMAGE)
 
 
-def _pxap(meters: Meters) -> float | Undefined | None:
-    """PxAP (PxAPMeter.value, Undefined with its reason); None when not computed. Its images are
-    those with a mask, boxes or not (OpenImages has masks only)."""
-    return None if meters.pxap is None else meters.pxap.value()
+def _pxap(spec: EvalConfig, ev: Evaluator, meters: Meters) -> float | Undefined | None:
+    """PxAP (PxAPMeter.value, Undefined with its reason); Undefined when pxap=auto would have
+    computed it but some image has no foreground mask; None when not asked (pxap=false, or auto
+    with maxboxacc=false). Its images are those with a mask, boxes or not (OpenImages has masks
+    only)."""
+    if meters.pxap is not None:
+        return meters.pxap.value()
+    if spec.pxap == "auto" and spec.maxboxacc:
+        without = sum(not s.masks for s in ev.data.samples)
+        if without:
+            return Undefined(
+                f"{without} of the {len(ev.data.samples)} images scored have no foreground mask "
+                "(PxAP needs one for every image)"
+            )
+    return None
 
 
 def heldout_box_acc(box_acc: dict[str, Any], heldout: HeldOut) -> dict[str, float]:
@@ -109,7 +120,7 @@ def metrics_json(
             float(np.mean(list(at_heldout.values()))) if at_heldout else undefined_heldout
         ),
         "thresholds": thresholds_record(spec.threshold, spec.box_rule, best, heldout, scored),
-        "pxap": _pxap(meters),
+        "pxap": _pxap(spec, ev, meters),
         "num_images": len(rows),
         "num_skipped": ev.skips.count,  # unreadable images left out (data.bad_images=skip)
         "num_loc_images": located,
@@ -117,6 +128,7 @@ def metrics_json(
         "num_without_boxes": int((~has_box).sum()),
         "variant": ev.net.variant,
         "paper_name": name,
+        "method": ev.net.method,  # the WSOL method of the checkpoint's training (cam: none)
         "pool": ev.model_cfg.pool if shape.map_size else None,
         "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
         "checkpoint": spec.checkpoint,

@@ -206,11 +206,14 @@ class HeadNet:
 
     net: Network
     head: Callable[[int, torch.device], LinearHead]  # the head over K maps, on a device
+    # the network's own head: its maps are cam-eval's (a method's `localization_maps`, ACoL's
+    # fused maps, where the network has them)
+    own: bool = False
 
 
 def own_head(net: Network) -> HeadNet:
     """A CAM network's own last layer as a HeadNet."""
-    return HeadNet(net, lambda k, device: LinearHead.of_network(net.model))
+    return HeadNet(net, lambda k, device: LinearHead.of_network(net.model), own=True)
 
 
 def head_cams(
@@ -220,17 +223,24 @@ def head_cams(
     device: torch.device,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The CAMs of classes[i] on pictures[i], bilinear to the frame, (N, k, S, S), and the head's
-    class scores (N, C); a batch at a time."""
+    class scores (N, C); a batch at a time. The network's own head with its own
+    `localization_maps` (ACoL's): those maps, as cam-eval's."""
     maps, scores = [], []
+    net = cam_model(head.net.model)
+    fused = getattr(net, "localization_maps", None) if head.own else None
     for first in range(0, len(pictures), _BATCH):
         chunk = pictures[first : first + _BATCH]
         x = pictures_input(chunk, head.net, device)
         with torch.no_grad():
-            features = cam_model(head.net.model).features(x).float()  # (B, K, h, w)
+            features = net.features(x).float()  # (B, K, h, w)
         linear = head.head(features.shape[1], features.device)
         wanted = torch.tensor([list(c) for c in classes[first : first + _BATCH]],
                               device=features.device)  # fmt: skip
-        cams = linear.cams(features, wanted)  # (B, k, h, w)
+        if fused is not None:
+            with torch.no_grad():
+                cams = fused(x, wanted).float()  # (B, k, h, w)
+        else:
+            cams = linear.cams(features, wanted)  # (B, k, h, w)
         maps.append(upsample_cams(cams, chunk[0].frame.shape[:2]).cpu().numpy())
         scores.append(linear.logits(features).cpu().numpy())
     return np.concatenate(maps), np.concatenate(scores)

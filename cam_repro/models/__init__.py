@@ -18,6 +18,11 @@ _EXPORTS = {
     "FCNet": "heads",
     "GlobalPool": "heads",
     "build_model": "zoo",
+    "ACoLNet": "methods",
+    "ADL": "methods",
+    "SPGNet": "methods",
+    "apply_method": "methods",
+    "method_problem": "methods",
     "WeightsUnavailableError": "weights",
 }
 __all__ = sorted(_EXPORTS)

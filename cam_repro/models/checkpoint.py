@@ -60,12 +60,15 @@ def load_model(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
 
 
 def model_from_state(state: dict[str, Any], path: str | Path) -> torch.nn.Module:
-    """The network of a checkpoint already loaded (`load_checkpoint(path)`), with its weights."""
+    """The network of a checkpoint already loaded (`load_checkpoint(path)`), with its weights;
+    built with the checkpoint's method (`state["config"]["method"]`, absent: CAM)."""
     vocab = state.get("question_vocab")
     if vocab:  # a VQA model (cam-train task=vqa)
         model = build_vqa_model(state["config"]["model"], len(state["classes"]), len(vocab))
     else:
-        model = build_model(state["config"]["model"], len(state["classes"]))
+        # the WSOL method's parts (absent: CAM), so that a method's weights load strictly
+        method = state["config"].get("method")
+        model = build_model(state["config"]["model"], len(state["classes"]), method)
     name = f"its own model config ({variant_name(model_config(state['config']['model']))})"
     hint = "the checkpoint is damaged or was edited: use another one (e.g. best.pt or last.pt)"
     model.weights_load = load_strictly(model, state["model"], str(path), name, hint=hint)

@@ -13,6 +13,8 @@ from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
 from cam_repro.models.anynet import build_any
 from cam_repro.models.config import ANY_ARCHS, ModelConfig, model_config
 from cam_repro.models.googlenet import build_googlenet
+from cam_repro.models.method_config import MethodConfig, method_config
+from cam_repro.models.methods import apply_method, method_problem
 from cam_repro.models.nin import build_nin
 from cam_repro.models.resnet import build_resnet50
 from cam_repro.models.tiny import build_tiny
@@ -37,7 +39,11 @@ _BUILDERS: dict[str, Callable[[ModelConfig, int], nn.Module]] = {
 }
 
 
-def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: int) -> nn.Module:
+def build_model(
+    cfg: ModelConfig | Mapping[str, Any] | DictConfig,
+    num_classes: int,
+    method: MethodConfig | Mapping[str, Any] | DictConfig | None = None,
+) -> nn.Module:
     """The network `cfg` describes, with `num_classes` outputs; `forward` gives logits.
 
     CAM-capable models (`CAMNet`) also expose `features(x) -> (B, K, h, w)` and `classifier`;
@@ -47,17 +53,30 @@ def build_model(cfg: ModelConfig | Mapping[str, Any] | DictConfig, num_classes: 
     strictly (models.weights.load_strictly); then `model.weights_load` says what was loaded (for
     metrics.json: models.weights.weights_record) and `model.reused_keys` holds the names of the
     loaded tensors (the rest are new layers, which fine-tuning may give a larger learning rate).
+    `method` (None: CAM) adds the WSOL method's parts after the weights are loaded, so loading by
+    name is the plain network's (models.methods.apply_method: ADL layers, ACoL's branch B, SPG's
+    branches); `model.method` holds its name on every network, `model.method_aux` whether its
+    forward takes the labels and returns (logits, aux_loss) in training. A method that does not
+    apply to the network is a one-line ConfigError (models.methods.method_problem), before
+    anything is built.
     """
     spec = model_config(cfg)
     if not isinstance(num_classes, int) or num_classes < 1:
         raise ConfigError(f"num_classes must be a positive integer, got {num_classes!r}")
+    how = method_config(method)
+    problem = method_problem(spec, how)
+    if problem:
+        raise ConfigError(problem)
     model = _BUILDERS[spec.arch](spec, num_classes)
+    weights_load = None
     if spec.weights_path:
-        model.weights_load = load_weights_file(model, spec.weights_path, spec)
+        weights_load = load_weights_file(model, spec.weights_path, spec)
     elif spec.pretrained:
         state = download_torchvision_state_dict(spec)
         source = f"torchvision's {torchvision_weights_enum(spec).__name__}.{spec.weights}"
-        model.weights_load = load_torchvision_state_dict(model, state, spec, source)
-    if spec.weights_path or spec.pretrained:
-        model.reused_keys = model.weights_load.loaded
+        weights_load = load_torchvision_state_dict(model, state, spec, source)
+    model = apply_method(model, spec, how)
+    if weights_load is not None:
+        model.weights_load = weights_load
+        model.reused_keys = weights_load.loaded
     return model

@@ -1,5 +1,6 @@
 """The paper's numbers (Zhou et al., Learning Deep Features for Discriminative Localization, CVPR
-2016), each with its table, and the paper's row order; the only copy in the code.
+2016), each with its table, and the paper's row order; and the WSOL methods' published numbers
+under one protocol (Choe et al. 2020, `WSOL_PUBLISHED`). The only copy of either in the code.
 
 cam-report shows them beside ours (`PAPER_CHOICES`: auto, on the paper's data only; true; false).
 Keys are our paper names (cam_repro.models.config.paper_name); the paper gives no numbers for
@@ -69,3 +70,56 @@ PAPER_FEATURES_ORDER = ["AlexNet fc7", "GoogLeNet avgpool", "GoogLeNet-GAP gap"]
 def paper_rank(name: str) -> tuple[int, str]:
     """Where a model's rows go: the paper's rows in its order, then ours by name."""
     return (PAPER_ORDER.index(name), "") if name in PAPER_ORDER else (len(PAPER_ORDER), name)
+
+
+# --- the WSOL methods under one protocol (table_methods.md) -------------------------------------
+
+WSOL_CITATION = (
+    'Choe et al., "Evaluating Weakly Supervised Object Localization Methods Right", CVPR 2020 / '
+    "TPAMI 2022 (arXiv 2001.07437), the main results table (main_table.png in "
+    "clovaai/wsolevaluation's README): test split, last checkpoints, each method's "
+    "hyperparameters tuned on the train-fullsup split"
+)
+WSOL_BACKBONES = ("VGG", "Inception", "ResNet")
+# The zoo variants shown beside wsolevaluation's backbones (their VGG16, InceptionV3 and ResNet50
+# with a CAM head): our GoogLeNet-GAP is the zoo's nearest to their InceptionV3, not the same net.
+WSOL_BACKBONE_OF = {"vgg16_gap": "VGG", "googlenet_gap": "Inception", "resnet50_gap": "ResNet"}
+# WSOL_CITATION's numbers as published, per (dataset, metric): {method: (VGG, Inception,
+# ResNet)}; CAM's absolute, every other method's its published difference from CAM (a rounded
+# difference: never added to CAM's here). ACoL's CUB ResNet is printed "3.5", without a sign.
+WSOL_PUBLISHED: dict[tuple[str, str], dict[str, tuple[float, float, float]]] = {
+    ("ImageNet", "MaxBoxAccV2"): {
+        "cam": (60.0, 63.4, 63.7),
+        "has": (+0.6, +0.3, -0.3),
+        "acol": (-2.6, +0.3, -1.4),
+        "spg": (-0.1, -0.1, -0.4),
+        "adl": (-0.2, -2.0, +0.0),
+        "cutmix": (-0.6, +0.5, -0.4),
+    },
+    ("CUB", "MaxBoxAccV2"): {
+        "cam": (63.7, 56.7, 63.0),
+        "has": (+0.0, -3.3, +1.7),
+        "acol": (-6.3, -0.5, +3.5),
+        "spg": (-7.4, -0.8, -2.6),
+        "adl": (+2.6, +2.1, -4.6),
+        "cutmix": (-1.4, +0.8, -0.2),
+    },
+    ("OpenImages", "PxAP"): {
+        "cam": (58.3, 63.2, 58.5),
+        "has": (-0.2, -5.1, -2.6),
+        "acol": (-4.0, -6.0, -1.2),
+        "spg": (+0.0, -0.9, -1.8),
+        "adl": (+0.4, -6.4, -3.3),
+        "cutmix": (-0.2, -0.7, -0.8),
+    },
+}
+
+
+def wsol_published(dataset: str, metric: str, method: str, backbone: str) -> str | None:
+    """A WSOL_PUBLISHED cell as printed: CAM's absolute value ('60.0'), another method's signed
+    difference from CAM ('+0.6', '-2.6'); None where nothing is published."""
+    values = WSOL_PUBLISHED.get((dataset, metric), {}).get(method)
+    if values is None or backbone not in WSOL_BACKBONES:
+        return None
+    value = values[WSOL_BACKBONES.index(backbone)]
+    return f"{value:.1f}" if method == "cam" else f"{value:+.1f}"

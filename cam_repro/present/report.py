@@ -2,8 +2,9 @@
 cam-report that writes files.
 
 Each family of runs gets its files, only when it has runs: eval runs the Section 3 tables
-(present/table_cam.py, table_comparisons.py), features runs the Section 4 tables
-(table_features.py), text-detector and VQA runs Section 4.2's discovery.md (table_discovery.py).
+(present/table_cam.py, table_comparisons.py; the WSOL methods beside CAM: table_methods.py),
+features runs the Section 4 tables (table_features.py), text-detector and VQA runs Section 4.2's
+discovery.md (table_discovery.py).
 Every run is read and checked before anything is written.
 """
 
@@ -40,6 +41,12 @@ from cam_repro.present.table_features import (
     table_finegrained,
     table_generic,
 )
+from cam_repro.present.table_methods import (
+    method_rows,
+    method_sections,
+    methods_csv,
+    methods_markdown,
+)
 from cam_repro.present.table_rows import to_csv
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.files import make_dir, write_text_atomic
@@ -67,7 +74,8 @@ def write_eval_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> di
     """Write the eval runs among `runs` into `out`: summary.csv (one row per run), table1.md /
     table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs the CAM
     threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when the runs
-    have pairs). Returns the number of groups and comparisons and the files written."""
+    have pairs), table_methods.md / .csv (when the runs include WSOL methods other than CAM).
+    Returns the number of groups, comparisons and methods sections and the files written."""
     rows = summary_rows(runs)
     groups = aggregate(rows)
     files = {
@@ -80,11 +88,19 @@ def write_eval_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> di
     by_threshold = threshold_table(groups, curves, SWEEP_POINTS)
     if by_threshold:
         files["thresholds.md"] = by_threshold
-    pairs = comparisons(groups)
+    # GAP - GMP and map sizes between CAM's own networks: a method's runs share their network's
+    # variant, pool and map size, and are compared with CAM in table_methods.md instead
+    trained = {str(run.path) for run in runs if isinstance(run, EvalRun) and run.method != "cam"}
+    pairs = comparisons([g for g in groups if not any(r["run"] in trained for r in g.rows)])
     if pairs:
         files["comparisons.md"] = comparisons_markdown(pairs)
         files["comparisons.csv"] = comparisons_csv(pairs)
-    return {"groups": len(groups), "comparisons": len(pairs), "files": _write(out, files)}
+    sections = method_sections(method_rows(runs))
+    if sections:  # runs of WSOL methods beside CAM's
+        files["table_methods.md"] = methods_markdown(sections)
+        files["table_methods.csv"] = methods_csv(sections)
+    return {"groups": len(groups), "comparisons": len(pairs), "methods": len(sections),
+            "files": _write(out, files)}  # fmt: skip
 
 
 def write_features_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> dict[str, Any]:
@@ -128,11 +144,13 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     runs = collect_runs(paths)  # every file read and checked before anything is written
     out = Path(out)
     make_dir(out)
-    done: dict[str, Any] = {"runs": len(runs), "groups": 0, "comparisons": 0, "files": []}
+    done: dict[str, Any] = {"runs": len(runs), "groups": 0, "comparisons": 0, "methods": 0,
+                            "files": []}  # fmt: skip
     if any(isinstance(run, EvalRun) and in_tables(run) for run in runs):
         written = write_eval_tables(runs, out, paper)
         done["groups"] += written["groups"]
         done["comparisons"] = written["comparisons"]
+        done["methods"] = written["methods"]
         done["files"] += written["files"]
     for written in (write_features_tables(runs, out, paper), write_discovery_tables(runs, out)):
         done["groups"] += written["groups"]

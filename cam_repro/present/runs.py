@@ -112,6 +112,12 @@ class EvalRun(_RunFolder):
         return {"ilsvrc": "ILSVRC", "cub": "CUB"}.get(kind, kind)
 
     @property
+    def method(self) -> str:
+        """The WSOL method the network was trained with (models/method_config.py's METHODS);
+        cam for runs written before methods, which record none."""
+        return self.record.method or "cam"
+
+    @property
     def name(self) -> str:
         """The paper's name of the model, with the protocol changes in parentheses."""
         return with_protocol(self.model, self.protocol)

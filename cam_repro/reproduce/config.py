@@ -7,6 +7,7 @@ from typing import Any
 
 from cam_repro.apps import variants
 from cam_repro.data.synth_config import EVIDENCE
+from cam_repro.models.method_config import METHODS
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
@@ -53,6 +54,12 @@ class ReproduceConfig:
     # Section 4.2's pattern discovery, with the first model: the text detector (a linear SVM on
     # the benchmark network's GAP features; the network trained on text / no text) and VQA
     discovery: bool = False
+    # The WSOL methods stage: the first model on the first design trained with each of these
+    # methods (cam | has | acol | spg | adl | cutmix; configs/method/) at every seed of `seeds`,
+    # CAM's trainings being the main ones, each also evaluated with thresholds held out on other
+    # images of the design's classes (a set of another data seed); cam-report's
+    # table_methods.md. []: the stage is off
+    methods: list[str] = field(default_factory=list)
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
     # A record to compare this run's rows with (OUT/record_check.md): auto (the committed
@@ -78,6 +85,10 @@ def reproduce_config(cfg: Any) -> ReproduceConfig:
     for model in [*spec.models, *spec.ablation]:
         if model not in known:
             raise ConfigError(f"models/ablation: no model {model!r}; one of {', '.join(known)}")
+    for method in spec.methods:
+        check_choice(method, "methods", METHODS)
+    if len(set(spec.methods)) != len(spec.methods):
+        raise ConfigError(f"methods must not repeat a method, got {spec.methods}")
     if spec.jobs < 1 or spec.epochs < 1:
         raise ConfigError("jobs and epochs must be >= 1")
     if not spec.width_mult > 0:

@@ -1,6 +1,7 @@
 """One cam-reproduce job in a worker process: a training (unless a finished one of the same
-settings and data is there) and its evaluation, or one cam-features run; each composed as its
-command line would be, and that command line logged to WORK/logs/."""
+settings, method and data is there) and its evaluation (the methods stage's: at held-out
+thresholds too), or one cam-features run; each composed as its command line would be, and that
+command line logged to WORK/logs/."""
 
 from __future__ import annotations
 
@@ -65,10 +66,14 @@ def _finished(job: Job, work: Path, want: dict[str, Any], stamp: str) -> bool:
     cfg = OmegaConf.load(config)
     have = {key: OmegaConf.select(cfg, key) for key in want}
     have_model = variant_name(model_config(cfg.model))
-    if have != want or have_model != job.model:
+    # the method trained: a CAM run is never reused as another method's (trainings from before
+    # methods have no method key: CAM's)
+    have_method = OmegaConf.select(cfg, "method.name") or "cam"
+    if have != want or have_model != job.model or have_method != job.method:
         raise ConfigError(
-            f"{train_dir} holds a training of other settings ({have_model}, {have}; this run: "
-            f"{job.model}, {want}): pass reuse=false to retrain, or another work=FOLDER"
+            f"{train_dir} holds a training of other settings ({have_model}, method "
+            f"{have_method}, {have}; this run: {job.model}, method {job.method}, {want}): pass "
+            "reuse=false to retrain, or another work=FOLDER"
         )
     record = train_dir / TRAINED_ON
     had = read_json(record).get("files") if record.is_file() else None
@@ -89,13 +94,15 @@ def _finished(job: Job, work: Path, want: dict[str, Any], stamp: str) -> bool:
 
 
 def train_and_eval(
-    job: Job, data: Path, stamp: str, *, work: Path, epochs: int, width_mult: float,
-    runtime: dict[str, Any], reuse: bool,
+    job: Job, data: Path, stamp: str, heldout: tuple[Path, str] | None = None, *, work: Path,
+    epochs: int, width_mult: float, runtime: dict[str, Any], reuse: bool,
 ) -> bool:  # fmt: skip
     """Train one job on `data` (unless it is done, on the same data: `stamp`) with `epochs` and
     `width_mult` and the `runtime` keys (`runtime_overrides`), and evaluate its last checkpoint,
     in this process (a worker of the pool: one import of torch for many jobs); returns whether it
-    trained. Without `reuse`, an old training folder is removed first (no resume from it)."""
+    trained. Without `reuse`, an old training folder is removed first (no resume from it). A job
+    of the methods stage (`job.heldout`) is evaluated at held-out thresholds too (`heldout`: the
+    held-out set's root and name, `heldout_eval`)."""
     from cam_repro.evaluate.loop import evaluate_run
     from cam_repro.train.trainer import train
 
@@ -120,7 +127,32 @@ def train_and_eval(
     overrides += [f"{key}={value}" for key, value in runtime.items()]
     _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={eval_dir}"])
     evaluate_run(compose("eval", overrides), eval_dir)
+    if job.heldout:
+        if heldout is None:
+            raise ConfigError(f"{job.tag}: a methods stage job needs its design's held-out set")
+        heldout_eval(job, *heldout, work=work, runtime=runtime)
     return trains
+
+
+def heldout_eval(job: Job, root: Path, name: str, *, work: Path, runtime: dict[str, Any]) -> None:
+    """The methods stage's evaluation of a job's last checkpoint at held-out thresholds: its
+    sweep on the held-out set at `root` (other images of the same classes, named `name` in the
+    tables), whose best thresholds (per IoU level for MaxBoxAccV2, GT-known accuracy for the
+    paper rule) then score the job's own val split (cam-eval threshold_from, which checks that
+    the images are disjoint). Every method's, CAM's included, is measured alike."""
+    from cam_repro.evaluate.loop import evaluate_run
+
+    job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
+    checkpoint = f"checkpoint={job.checkpoint(work)}"
+    given = [f"{key}={value}" for key, value in runtime.items()]
+    source, scored = job.threshold_dir(work), job.heldout_eval_dir(work)
+    overrides = [checkpoint, f"data.root={root}", f"data.name='{name}'", "split=val",
+                 "sweep=true", "overwrite=true", *given]  # fmt: skip
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={source}"])
+    evaluate_run(compose("eval", overrides), source)
+    overrides = [checkpoint, f"threshold_from={source}", "overwrite=true", *given]
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={scored}"])
+    evaluate_run(compose("eval", overrides), scored)
 
 
 def _pool(model: str) -> str:

@@ -1,5 +1,6 @@
-"""What cam-reproduce runs: its datasets' settings, its trainings (`plan`) and cam-features runs
-(`feature_plan`), and where each one's folders are; pure, no I/O."""
+"""What cam-reproduce runs: its datasets' settings, its trainings (`plan`, the WSOL methods
+stage's included) and cam-features runs (`feature_plan`), and where each one's folders are; pure,
+no I/O."""
 
 from __future__ import annotations
 
@@ -34,9 +35,31 @@ def _discovery_settings(s: SynthSize, name: str) -> dict[str, Any]:
                                    "val_images": s.num_classes * s.val_per_class // 3}}  # fmt: skip
 
 
+# The methods stage's held-out set of a design ("parts-heldout"): the design's classes drawn
+# again with the next data seed, val images only (as many as the benchmark's val split), no
+# training images: the images the methods' CAM thresholds are chosen on (their train-fullsup).
+HELDOUT_SUFFIX = "-heldout"
+
+
+def heldout_set(design: str) -> str:
+    """The name of `design`'s held-out set (a dataset of the plan)."""
+    return design + HELDOUT_SUFFIX
+
+
+def heldout_name(synth: SynthSize, design: str) -> str:
+    """The held-out set's data.name in its cam-eval run, which the methods' tables cite as the
+    split their thresholds come from."""
+    images = synth.num_classes * synth.val_per_class
+    return (f"held-out val ({design}: {images} other images of its classes, data seed "
+            f"{synth.seed + 1})")  # fmt: skip
+
+
 def data_settings(synth: SynthSize, design: str) -> dict[str, Any]:
     """cam-synth's settings of a dataset (an evidence design, a FEATURE_DATA or a DISCOVERY_DATA
-    set) at the benchmark's size."""
+    set, or a design's held-out set) at the benchmark's size."""
+    if design.endswith(HELDOUT_SUFFIX):
+        own = design[: -len(HELDOUT_SUFFIX)]
+        return {**asdict(synth), "evidence": own, "seed": synth.seed + 1, "train_per_class": 0}
     if design in DISCOVERY_DATA:
         return {**asdict(synth), **_discovery_settings(synth, design)}
     return {**asdict(synth), **FEATURE_DATA.get(design, {"evidence": design})}
@@ -100,15 +123,24 @@ class Job:
     design: str  # an evidence design, a FEATURE_DATA set, or a DISCOVERY_DATA set
     model: str
     seed: int
+    method: str = "cam"  # the WSOL method trained (models/method_config.py)
+    # the methods stage's: also evaluated with thresholds held out on the design's held-out set
+    heldout: bool = False
 
     @property
     def task(self) -> list[str]:
-        """cam-train's overrides for a VQA training (none for the others)."""
-        return ["task=vqa", "data=synthetic_vqa"] if self.design == "vqa" else []
+        """cam-train's overrides for a VQA training, or a method's (none for CAM's)."""
+        method = [] if self.method == "cam" else [f"method={self.method}"]
+        return (["task=vqa", "data=synthetic_vqa"] if self.design == "vqa" else []) + method
+
+    @property
+    def trained(self) -> str:
+        """The network's folder name: the model, with the method unless CAM ('tiny_gap+has')."""
+        return self.model if self.method == "cam" else f"{self.model}+{self.method}"
 
     @property
     def tag(self) -> str:
-        return f"{self.design}/{self.model}/seed{self.seed}"
+        return f"{self.design}/{self.trained}/seed{self.seed}"
 
     def train_dir(self, work: Path) -> Path:
         return work / "train" / self.tag
@@ -120,10 +152,20 @@ class Job:
     def eval_dir(self, work: Path) -> Path:
         return work / "eval" / self.tag
 
+    def threshold_dir(self, work: Path) -> Path:
+        """The held-out set's evaluation, whose best thresholds the held-out one takes (outside
+        WORK/eval: cam-report never tabulates it)."""
+        return work / "heldout" / self.tag
+
+    def heldout_eval_dir(self, work: Path) -> Path:
+        """The evaluation at the held-out set's thresholds (beside the design's eval runs)."""
+        return work / "eval" / self.design / "heldout" / self.trained / f"seed{self.seed}"
+
 
 def plan(spec: ReproduceConfig) -> list[Job]:
     """Every (design, model, seed) to train: models on every design, ablation on the first, and
-    with `features` the models on the transfer classes (the ceiling of the transfer study)."""
+    with `features` the models on the transfer classes (the ceiling of the transfer study); with
+    `methods`, the first model on the first design with each method at every seed."""
     few = study_seeds(spec)
     jobs = [Job(d, m, s) for d in spec.designs for m in spec.models for s in spec.seeds]
     # the first design's models at the study seeds too: the trained features' networks
@@ -134,16 +176,27 @@ def plan(spec: ReproduceConfig) -> list[Job]:
         jobs += [Job("transfer", m, s) for m in spec.models for s in few]
     if spec.discovery:
         jobs += [Job(d, spec.models[0], s) for d in DISCOVERY_DATA for s in few]
+    # the methods stage: CAM's are the main jobs (evaluated with held-out thresholds too)
+    jobs += [Job(spec.designs[0], spec.models[0], s, m, heldout=True)
+             for m in stage_methods(spec) for s in spec.seeds]  # fmt: skip
     seen: dict[str, Job] = {}
     for job in jobs:
-        seen.setdefault(job.tag, job)
+        kept = seen.setdefault(job.tag, job)
+        kept.heldout = kept.heldout or job.heldout
     return list(seen.values())
 
 
+def stage_methods(spec: ReproduceConfig) -> list[str]:
+    """The methods stage's methods, CAM (the baseline) first; none when the stage is off."""
+    return list(dict.fromkeys(["cam", *spec.methods])) if spec.methods else []
+
+
 def planned_datasets(spec: ReproduceConfig) -> list[str]:
-    """The datasets the plan reads: the designs, then the Section 4 and 4.2 sets if asked for."""
+    """The datasets the plan reads: the designs, then the Section 4 and 4.2 sets if asked for,
+    then the first design's held-out set if the methods stage is on."""
     return [*spec.designs, *(FEATURE_DATA if spec.features else ()),
-            *(DISCOVERY_DATA if spec.discovery else ())]  # fmt: skip
+            *(DISCOVERY_DATA if spec.discovery else ()),
+            *([heldout_set(spec.designs[0])] if spec.methods else ())]  # fmt: skip
 
 
 def study_seeds(spec: ReproduceConfig) -> list[int]:

@@ -31,6 +31,8 @@ from cam_repro.reproduce.plan import (
     Job,
     data_settings,
     feature_plan,
+    heldout_name,
+    heldout_set,
     plan,
     planned_datasets,
 )
@@ -53,11 +55,12 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     runtime = runtime_overrides(spec.runtime, threads)
     times: dict[str, float] = {}
     start = time.perf_counter()
+    methods = f", methods {'+'.join(spec.methods)} of {spec.models[0]}" if spec.methods else ""
     log.info(
-        "%d trainings (%s x %s x seeds %s%s), %d at a time, %d thread(s) each",
+        "%d trainings (%s x %s x seeds %s%s%s), %d at a time, %d thread(s) each",
         len(jobs), "+".join(spec.designs), "+".join(spec.models), spec.seeds,
         f", ablation {'+'.join(spec.ablation)} on {spec.designs[0]}" if spec.ablation else "",
-        spec.jobs, threads,
+        methods, spec.jobs, threads,
     )  # fmt: skip
     data = {d: write_data(d, work / "data" / d, data_settings(spec.synth, d), spec.reuse)
             for d in planned_datasets(spec)}  # fmt: skip
@@ -70,7 +73,10 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     with ProcessPoolExecutor(spec.jobs, mp_context=context, initializer=_worker_init) as pool:
         train = partial(train_and_eval, work=work, epochs=spec.epochs,
                         width_mult=spec.width_mult, runtime=runtime, reuse=spec.reuse)  # fmt: skip
-        reused = _train_stage(pool, train, jobs, data, stamps, work)
+        # the methods stage's held-out set: its root and its name in the tables
+        heldout = heldout_set(spec.designs[0])
+        held = (data[heldout], heldout_name(spec.synth, spec.designs[0])) if spec.methods else None
+        reused = _train_stage(pool, train, jobs, data, stamps, work, held)
         times["train_and_eval"] = time.perf_counter() - tick
         features = feature_plan(spec)
         if features:
@@ -83,7 +89,7 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
             times["features"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
-    draw_figures(spec, work, out, jobs)
+    draw_figures(spec, work, out, [j for j in jobs if j.method == "cam"])  # CAM's networks
     times["figures"] = time.perf_counter() - tick
     tick = time.perf_counter()
     report = _report(work, out, jobs, spec.features, spec.discovery)
@@ -109,17 +115,20 @@ def _worker_init() -> None:
 def _train_stage(
     pool: ProcessPoolExecutor, train: Callable[..., bool], jobs: list[Job],
     data: dict[str, Path], stamps: dict[str, str], work: Path,
+    heldout: tuple[Path, str] | None,
 ) -> list[str]:  # fmt: skip
-    """Every job trained (or its finished training reused) and evaluated, in the pool; returns
-    the reused trainings' tags (named in the log and command.txt)."""
+    """Every job trained (or its finished training reused) and evaluated, in the pool (the
+    methods stage's also at the thresholds of `heldout`, the held-out set's root and name);
+    returns the reused trainings' tags (named in the log and command.txt)."""
     reused: list[str] = []
-    calls = [(j, data[j.design], stamps[j.design]) for j in jobs]
+    calls = [(j, data[j.design], stamps[j.design], heldout if j.heldout else None) for j in jobs]
     for i, did_train in _in_order(pool, train, calls):
         job = jobs[i]
         if not did_train:
             reused.append(job.tag)
         how = "trained" if did_train else f"reused the finished training {job.train_dir(work)}"
-        log.info("[%d/%d] %s: %s, evaluated", i + 1, len(jobs), job.tag, how)
+        also = " (and at held-out thresholds)" if job.heldout else ""
+        log.info("[%d/%d] %s: %s, evaluated%s", i + 1, len(jobs), job.tag, how, also)
     return reused
 
 

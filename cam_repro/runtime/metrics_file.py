@@ -90,7 +90,9 @@ class TrainMetrics:
     kind: ClassVar[str] = "train"
     status: str  # running | finished | interrupted at ... | diverged: ...
     variant: str  # models.config.variant_name
-    paper_name: str  # the paper's name of the network
+    paper_name: str  # the paper's name of the network (with its method unless CAM)
+    # the WSOL method it was trained with (models/method_config.py); absent before methods: cam
+    method: str | None = optional()
     seed: int
     num_classes: int
     num_train: int  # images used (unreadable ones left out, data.bad_images=skip)
@@ -205,6 +207,8 @@ class EvalMetrics:
     num_without_boxes: int
     variant: str
     paper_name: str  # with "Grad-CAM on " / "Backprop on " for those localizers
+    # the WSOL method the checkpoint was trained with (models/method_config.py); absent: cam
+    method: str | None = optional()
     pool: str | None  # gap | gmp; None: the network has no CAM map
     map_size: str | None  # "HxW" of the CAM map
     checkpoint: str | None  # None: a zoo model evaluated as built

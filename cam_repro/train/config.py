@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.models.config import ModelConfig, model_config
+from cam_repro.models.method_config import MethodConfig, method_config
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
@@ -80,6 +81,8 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)  # model=<variant>: configs/model/
     data: DataConfig = field(default_factory=DataConfig)  # data=<preset>: configs/data/
     optim: OptimConfig = field(default_factory=OptimConfig)  # optim=<preset>: configs/optim/
+    # method=<name>: the WSOL method trained (configs/method/; docs/methods.md)
+    method: MethodConfig = field(default_factory=MethodConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
 
@@ -139,12 +142,15 @@ def train_config(cfg: TrainConfig | Mapping[str, Any] | DictConfig) -> TrainConf
             f"task={spec.task} with data.source={spec.data.source}: VQA data (data=vqa or "
             "data=synthetic_vqa) goes with task=vqa, and task=vqa needs it"
         )
+    if spec.task == "vqa" and spec.method.name != "cam":
+        raise ConfigError(f"method={spec.method.name}: task=vqa trains plain CAM only (method=cam)")
     return TrainConfig(
         seed=spec.seed,
         task=spec.task,
         model=model_config(spec.model),
         data=data_config(spec.data),
         optim=optim_config(spec.optim),
+        method=method_config(spec.method),
         trainer=trainer_config(spec.trainer),
         runtime=runtime_config(spec.runtime),
     )

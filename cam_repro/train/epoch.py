@@ -3,14 +3,16 @@ collaborators (network, loader, optimization, device) as arguments, in the manne
 references/classification/train.py.
 
 Both sum their statistics on the device and reduce them over processes once (torchrun), so
-every process returns the same numbers.
+every process returns the same numbers. The training step is the method's (`train.methods`:
+HaS's hidden cells, CutMix's mixed labels, ACoL's and SPG's auxiliary losses); `validate` runs
+every network on the plain inputs, without labels, so it sees logits only.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -25,6 +27,7 @@ from cam_repro.localize.layers import class_scores
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.precision import autocast
 from cam_repro.train.config import TrainConfig
+from cam_repro.train.methods import MethodLoss
 from cam_repro.train.optim import Optimization
 from cam_repro.train.state import RunState
 
@@ -109,6 +112,31 @@ def window_loss(window: Tensor, env: D.Dist, diverged: Callable[[str], Exception
     return mean
 
 
+def batches_keeping_rng(loader) -> Iterator:
+    """The loader's batches, loaded without touching torch's global CPU RNG, which the training
+    step's own draws use (HaS's cells, CutMix's box, ADL's choice, dropout): its state is put
+    back after making the iterator (a DataLoader's iterator draws its workers' base seed from
+    it) and after loading each batch (with data.num_workers=0 the dataset reseeds it for each
+    image's augmentation, `data.dataset.LocalizationDataset`).
+
+    So those draws are one stream from the seed, the same whatever the worker count, saved in
+    every checkpoint (`runtime.rng`); a run resumed mid-epoch, which makes one iterator more
+    than the uninterrupted run (after the restored state), draws what the uninterrupted run
+    drew."""
+    state = torch.get_rng_state()
+    batches = iter(loader)
+    torch.set_rng_state(state)
+    while True:
+        state = torch.get_rng_state()
+        try:
+            batch = next(batches)
+        except StopIteration:
+            torch.set_rng_state(state)
+            return
+        torch.set_rng_state(state)
+        yield batch
+
+
 def train_one_epoch(
     net: nn.Module,
     model: nn.Module,
@@ -119,6 +147,7 @@ def train_one_epoch(
     run: RunState,
     skips: SkipLog,
     *,
+    method_loss: MethodLoss,
     desc: str,
     log_every: int,
     progress: bool,
@@ -129,7 +158,8 @@ def train_one_epoch(
     """Train the rest of `run.epoch` from batch `run.step_in_epoch` (its sampler already placed
     there), advancing `run`'s counters; returns the epoch's train stats, summed over processes.
 
-    `net` runs the batches (DDP-wrapped or compiled), `model` is the plain module. Every
+    `net` runs the batches (DDP-wrapped or compiled), `model` is the plain module;
+    `method_loss` gives each batch's logits and loss (`train.methods.MethodLoss`). Every
     `log_every` batches the window's mean loss goes to `on_window` (NaN/inf: `diverged(what)` is
     raised); after each step `after_step(stats)` gets the epoch's running (loss sum, correct,
     images) (for mid-epoch checkpoints and hooks).
@@ -142,7 +172,7 @@ def train_one_epoch(
     resumed_images = stats[2].item()  # trained before a mid-epoch resume: not timed here
     lr = optimization.lr
     batches = tqdm(
-        loader,
+        batches_keeping_rng(loader),
         desc=desc,
         leave=False,
         initial=run.step_in_epoch,
@@ -156,8 +186,7 @@ def train_one_epoch(
             continue
         images, labels, index = to_device(batch, env)
         extra = extra_inputs(loader.dataset.data, index, env.device)
-        logits = scores(net, model, inputs, images, extra)
-        loss = F.cross_entropy(logits.float(), labels)
+        logits, loss = method_loss(net, model, inputs, images, labels, extra)
         lr = optimization.step(loss)
         run.global_step += 1
         n = len(labels)

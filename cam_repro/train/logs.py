@@ -32,7 +32,8 @@ class RunLabel:
     """What metrics.json says the run is, beside its numbers."""
 
     variant: str
-    paper_name: str
+    paper_name: str  # with the method unless it is CAM ("VGGnet-GAP (ACoL)")
+    method: str  # the WSOL method trained (models/method_config.py's METHODS)
     seed: int
     num_classes: int
     world_size: int
@@ -53,13 +54,15 @@ def log_start(
     resumed_from: str | None,
     run_dir: Path,
 ) -> None:
-    """The run's first lines: the network, the data (`sizes`: train and val images), the plan."""
+    """The run's first lines: the network and its method, the data (`sizes`: train and val
+    images), the plan."""
     params = sum(p.numel() for p in model.parameters())
     log.info(
-        "%s (%s): %s parameters, %d classes; train %d images, val %d; %d batches of %d per "
-        "epoch x %d process(es), %d epochs on %s%s",
+        "%s (%s), method %s: %s parameters, %d classes; train %d images, val %d; %d batches of "
+        "%d per epoch x %d process(es), %d epochs on %s%s",
         label.variant,
         label.paper_name,
+        label.method,
         f"{params:,}",
         label.num_classes,
         sizes[0],
@@ -122,6 +125,7 @@ def write_metrics(
         "status": status,
         "variant": label.variant,
         "paper_name": label.paper_name,
+        "method": label.method,
         "seed": label.seed,
         "num_classes": label.num_classes,
         **counts,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import shlex
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from cam_repro.data.dataset import SkipLog
 from cam_repro.models import paper_name, variant_name
 from cam_repro.models.checkpoint import save_checkpoint
 from cam_repro.models.config import ModelConfig, config_differences
+from cam_repro.models.method_config import MethodConfig, method_title
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.files import atomic_write, write_text_atomic
@@ -69,14 +70,15 @@ class RunState:
 def run_identity(
     spec: TrainConfig, classes: list[str], class_names: Any, question_vocab: list[str] | None
 ) -> dict[str, Any]:
-    """What a checkpoint says the run is: its config, classes (and VQA's question words), names."""
+    """What a checkpoint says the run is: its config (the method's beside the model's), classes
+    (and VQA's question words), names (the paper's, with the method unless it is CAM)."""
     return {
         "config": OmegaConf.to_container(OmegaConf.structured(spec)),
         "classes": classes,
         "class_names": class_names,
         **({"question_vocab": question_vocab} if question_vocab else {}),
         "variant": variant_name(spec.model),
-        "paper_name": paper_name(spec.model),
+        "paper_name": method_title(paper_name(spec.model), spec.method.name),
     }
 
 
@@ -182,6 +184,7 @@ def check_compatible(
     path: Path,
     *,
     model: ModelConfig,
+    method: MethodConfig,
     classes: list[str],
     question_vocab: list[str] | None,
     data_root: str,
@@ -190,15 +193,21 @@ def check_compatible(
     steps: int,
     command: str,
 ) -> None:
-    """Refuse a checkpoint that this run cannot continue: another model config, other classes or
-    question words, a one-cycle schedule laid out over other epochs, other batches per epoch;
-    each refusal ends with `command`, the one that resumes it (`resume_command`)."""
+    """Refuse a checkpoint that this run cannot continue: another model or method config, other
+    classes or question words, a one-cycle schedule laid out over other epochs, other batches per
+    epoch; each refusal ends with `command`, the one that resumes it (`resume_command`)."""
     resume = f"; the command that resumes it: {command}"
     differ = config_differences(model, state["config"].get("model", {}))
     if differ:
         raise ConfigError(
             f"{path}: was trained with another model config ({'; '.join(differ)}); "
             f"resume with the same model.* settings{resume}"
+        )
+    differ = method_differences(method, state["config"].get("method") or {})
+    if differ:
+        raise ConfigError(
+            f"{path}: was trained with another method config ({'; '.join(differ)}); "
+            f"resume with the same method.* settings{resume}"
         )
     if list(state["classes"]) != classes:
         raise ConfigError(f"{path}: was trained on other classes than {data_root}{resume}")
@@ -218,6 +227,19 @@ def check_compatible(
             f"{path}: was trained with {state['steps_per_epoch']} batches per epoch, this run "
             f"has {steps}; resume with the same data and data.batch_size{resume}"
         )
+
+
+def method_differences(ours: MethodConfig, theirs: dict[str, Any]) -> list[str]:
+    """'key theirs in the file, ours here' for every method key (but the citation, which is only
+    shown) on which a checkpoint's method config and ours differ; a checkpoint without one (saved
+    before the methods) was trained with plain CAM, every key at its default."""
+    mine, default = asdict(ours), asdict(MethodConfig())
+    saved = {**default, **theirs}
+    return [
+        f"{key} {saved[key]!r} in the file, {mine[key]!r} here"
+        for key in mine
+        if key != "citation" and saved[key] != mine[key]
+    ]
 
 
 def restore(

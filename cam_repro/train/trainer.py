@@ -27,7 +27,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from cam_repro.data import read_split
 from cam_repro.data.dataset import SkipLog
 from cam_repro.data.loaders import eval_loader, steps_per_epoch, train_loader
-from cam_repro.models import build_model, paper_name, variant_name
+from cam_repro.models import build_model, variant_name
 from cam_repro.models.checkpoint import load_checkpoint
 from cam_repro.models.vqa import build_vqa_model
 from cam_repro.models.weights import weights_record
@@ -39,6 +39,7 @@ from cam_repro.train import guards, logs, state
 from cam_repro.train.config import TrainConfig, train_config
 from cam_repro.train.epoch import batch_inputs, train_one_epoch, validate
 from cam_repro.train.guards import TrainingDivergedError
+from cam_repro.train.methods import MethodLoss
 from cam_repro.train.optim import Optimization, build_optimizer, build_scheduler
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Trainer:
         self._read_data()
         self.model, reused = self._build_model()  # the plain module: state dicts, eval, CAMs
         self.inputs = batch_inputs(spec)
+        self.method_loss = MethodLoss(spec.method)  # the training step's inputs and loss
         optimizer = build_optimizer(self.model, spec.optim, reused)
         self.train_loader = train_loader(self.train_data, spec.data, env, spec.seed)
         self.val_loader = eval_loader(self.val_data, spec.data, env)
@@ -86,7 +88,8 @@ class Trainer:
         )
         self.label = logs.RunLabel(
             variant_name(spec.model),
-            paper_name(spec.model),
+            self.identity["paper_name"],
+            spec.method.name,
             spec.seed,
             len(self.classes),
             env.world_size,
@@ -137,7 +140,7 @@ class Trainer:
         if self.question_vocab is not None:
             model = build_vqa_model(spec.model, len(self.classes), len(self.question_vocab))
         else:
-            model = build_model(spec.model, len(self.classes))
+            model = build_model(spec.model, len(self.classes), method=spec.method)
         self.weights_load = weights_record(model)  # before any wrapping
         reused = getattr(model, "reused_keys", None)
         if spec.trainer.sync_bn and env.distributed:
@@ -168,6 +171,7 @@ class Trainer:
             saved,
             path,
             model=s.model,
+            method=s.method,
             classes=self.classes,
             question_vocab=self.question_vocab,
             data_root=s.data.root,
@@ -297,7 +301,8 @@ class Trainer:
 
         return train_one_epoch(
             self.net, self.model, self.train_loader, self.optimization, self.inputs, self.env,
-            run, self.skips[0], desc=f"epoch {run.epoch + 1}/{t.epochs}", log_every=t.log_every,
+            run, self.skips[0], method_loss=self.method_loss,
+            desc=f"epoch {run.epoch + 1}/{t.epochs}", log_every=t.log_every,
             progress=self.spec.runtime.progress, on_window=on_window, after_step=after_step,
             diverged=self._diverged,
         )  # fmt: skip
