@@ -2,29 +2,44 @@
 # Regenerate results/synthetic/ (committed; never edit it by hand). From the repository root,
 # after `python3 -m venv .venv && .venv/bin/pip install -e .`:
 #
-#     scripts/reproduce_results.sh
+#     scripts/reproduce_results.sh                # both studies
+#     METHODS=0 scripts/reproduce_results.sh      # the main study only (no WSOL methods stage)
+#     MAIN=0 scripts/reproduce_results.sh         # the WSOL methods stage only
 #
-# GAP vs GMP on the parts design and on the uniform design, 5 seeds each, and the
-# mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP, 3 seeds) on the parts design;
-# every model at half the Tiny widths (width_mult=0.5, cam-reproduce's default): 26 trainings with
-# the measured recipe, each evaluated with cam-eval; then the paper's Section 4 (features=true:
-# GAP/GMP features transferred to new classes, with a random-weights floor and a ceiling trained
-# on them, 6 more trainings; fine-grained crops; 42 cam-features runs; 3 seeds); then Section 4.2
-# (discovery=true: the text detector, a linear SVM on the GAP features and Tiny-GAP trained on
-# text / no text, and the VQA model, 6 more trainings and 3 cam-features runs, into
-# results/synthetic/discovery/); then the WSOL methods stage (methods=[...]: Tiny-GAP on the parts
-# design trained with HaS, ACoL, SPG, ADL and CutMix beside CAM, 5 seeds each, 25 more trainings;
-# every method's last checkpoint, CAM's included, also evaluated at the CAM thresholds chosen on a
-# held-out set, other images of the same classes (data seed 1): table_methods.md; pass methods=[]
-# to switch the stage off); then the figures and the tables (cam-visualize, cam-report). The
-# runs themselves (datasets, checkpoints, eval folders) go to outputs/results-synthetic/, which is
-# not committed; re-running reuses finished runs there (reuse=false starts over). 864 s from
-# scratch on a 2-core CPU (2026-12-01; command.txt has each stage's seconds).
+# The main study, into results/synthetic/: GAP vs GMP on the parts design and on the uniform
+# design, 5 seeds each, and the mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP,
+# 3 seeds) on the parts design; every model at half the Tiny widths (width_mult=0.5,
+# cam-reproduce's default): 26 trainings with the measured recipe, each evaluated with cam-eval;
+# then the paper's Section 4 (features=true: GAP/GMP features transferred to new classes, with a
+# random-weights floor and a ceiling trained on them, 6 more trainings; fine-grained crops; 42
+# cam-features runs; 3 seeds); then Section 4.2 (discovery=true: the text detector, a linear SVM
+# on the GAP features and Tiny-GAP trained on text / no text, and the VQA model, 6 more trainings
+# and 3 cam-features runs, into results/synthetic/discovery/); then the figures and the tables
+# (cam-visualize, cam-report). 864 s from scratch on a 2-core CPU (2026-12-01; command.txt has
+# each stage's seconds).
+#
+# The WSOL methods stage, into results/synthetic/methods/ (docs/methods.md): Tiny-GAP on the
+# parts design trained with HaS, ACoL, SPG, ADL and CutMix beside CAM, 5 seeds each (25 more
+# trainings; CAM's 5 are the main study's, reused), every last checkpoint also evaluated at the
+# thresholds chosen on a held-out set (other images of the same classes, data seed 1):
+# table_methods.md. Its own command.txt has its seconds.
+#
+# The runs themselves (datasets, checkpoints, eval folders) go to outputs/results-synthetic/,
+# which is not committed; re-running reuses finished runs there (reuse=false starts over).
+# Arguments are passed to both cam-reproduce commands (e.g. runtime.amp=none on a CPU without
+# native bf16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CAM_REPRODUCE="${CAM_REPRODUCE:-.venv/bin/cam-reproduce}"
-exec "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2,3,4] study_seeds=[0,1,2] \
-    ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true \
-    methods=[cam,has,acol,spg,adl,cutmix] out=results/synthetic \
-    work=outputs/results-synthetic \
-    "$@"
+if [[ "${MAIN:-1}" != 0 ]]; then
+    "$CAM_REPRODUCE" designs=[parts,uniform] seeds=[0,1,2,3,4] study_seeds=[0,1,2] \
+        ablation=[tiny_gap_8x8,tiny_gmp_8x8] features=true discovery=true \
+        out=results/synthetic work=outputs/results-synthetic \
+        "$@"
+fi
+if [[ "${METHODS:-1}" != 0 ]]; then
+    "$CAM_REPRODUCE" designs=[parts] models=[tiny_gap] seeds=[0,1,2,3,4] \
+        methods=[cam,has,acol,spg,adl,cutmix] \
+        out=results/synthetic/methods work=outputs/results-synthetic \
+        "$@"
+fi

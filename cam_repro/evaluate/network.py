@@ -22,9 +22,9 @@ from cam_repro.data import DataConfig
 from cam_repro.data.transforms import eval_transform
 from cam_repro.evaluate.config import resolve_data
 from cam_repro.models import build_model, model_config, paper_name, variant_name
-from cam_repro.models.method_config import method_title
 from cam_repro.models.checkpoint import load_checkpoint, model_from_state
 from cam_repro.models.config import ModelConfig
+from cam_repro.models.method_config import method_title
 from cam_repro.models.weights import torchvision_weights_enum, weights_record
 from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.files import file_sha256

@@ -22,7 +22,7 @@ _EXPORTS = {
     "ADL": "methods",
     "SPGNet": "methods",
     "apply_method": "methods",
-    "method_problem": "methods",
+    "method_problem": "method_config",
     "WeightsUnavailableError": "weights",
 }
 __all__ = sorted(_EXPORTS)

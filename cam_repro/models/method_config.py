@@ -15,6 +15,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from cam_repro.models.config import ANY_ARCHS, ModelConfig, model_config
 from cam_repro.runtime.config import check_choice, to_schema
 from cam_repro.runtime.errors import ConfigError
 
@@ -28,6 +29,12 @@ METHOD_TITLES = {
     "adl": "ADL",
     "cutmix": "CutMix",
 }
+# The architectures with default ADL positions and SPG taps (models/methods.py's
+# `default_adl_positions`, `default_spg_taps`); another CAM network takes ADL with
+# method.adl_positions, SPG not at all.
+DEFAULT_POSITION_ARCHS = ("tiny", "vgg16", "resnet50", "googlenet")
+# The methods that only change the inputs and labels: they apply to every network.
+INPUT_METHODS = ("cam", "has", "cutmix")
 # The key prefix of each method's own hyperparameters.
 _PREFIX = {"has": "has_", "acol": "acol_", "spg": "spg_", "adl": "adl_", "cutmix": "cutmix_"}
 
@@ -104,3 +111,41 @@ def method_title(paper: str, method: str) -> str:
     """A run's name in tables: the network's, with the method beside it unless it is CAM
     ("VGGnet-GAP (ACoL)")."""
     return paper if method == "cam" else f"{paper} ({METHOD_TITLES[method]})"
+
+
+def method_problem(
+    model_cfg: ModelConfig | Mapping[str, Any] | DictConfig,
+    method_cfg: MethodConfig | Mapping[str, Any] | DictConfig | None,
+) -> str | None:
+    """The one-line reason `method_cfg`'s method does not apply to `model_cfg`'s network; None
+    when it does. CAM, HaS and CutMix apply to every network (inputs and labels only); ACoL, SPG
+    and ADL need a zoo network with a CAM head, and SPG (and ADL without method.adl_positions)
+    an arch with default positions. ADL also takes any classifier (model=torchvision|module)
+    with method.adl_positions."""
+    spec = model_config(model_cfg)
+    m = method_config(method_cfg)
+    if m.name in INPUT_METHODS:
+        return None
+    what = f"method={m.name}"
+    if spec.arch in ANY_ARCHS:
+        if m.name == "adl" and spec.arch != "file":
+            if m.adl_positions:
+                return None
+            return (f"{what} on model={spec.arch} needs method.adl_positions (the names of the "
+                    "modules after which ADL goes): its layers are not the zoo's, so there are no "
+                    "default positions")  # fmt: skip
+        if spec.arch == "file":
+            why = "a torch.export program runs as one graph, so no layer can be added to it"
+        else:
+            why = f"its layers are not the zoo's, so {what}'s parts have nowhere to go"
+        return f"{what} needs a zoo network with a CAM head, not model={spec.arch}: {why}"
+    if not spec.modified and spec.arch in ("alexnet", "vgg16"):
+        return (f"{what} needs a CAM head, and the original {spec.arch} ends in fully connected "
+                f"layers; use its -GAP variant (model={spec.arch}_gap)")  # fmt: skip
+    known = ", ".join(DEFAULT_POSITION_ARCHS)
+    if m.name == "spg" and spec.arch not in DEFAULT_POSITION_ARCHS:
+        return f"{what} has no default taps for arch {spec.arch} (it has for {known})"
+    if m.name == "adl" and spec.arch not in DEFAULT_POSITION_ARCHS and not m.adl_positions:
+        return (f"{what} has no default positions for arch {spec.arch} (it has for {known}); "
+                "give method.adl_positions")  # fmt: skip
+    return None

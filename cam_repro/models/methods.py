@@ -28,16 +28,11 @@ from omegaconf import DictConfig
 from torch import Tensor, nn
 
 from cam_repro.localize.cam import class_activation_maps
-from cam_repro.models.config import ANY_ARCHS, ModelConfig, model_config
+from cam_repro.models.config import ModelConfig, model_config
 from cam_repro.models.heads import CAMNet
-from cam_repro.models.method_config import MethodConfig, method_config
+from cam_repro.models.method_config import MethodConfig, method_config, method_problem
 from cam_repro.runtime.errors import ConfigError
 
-# The architectures with default ADL positions and SPG taps (`default_adl_positions`,
-# `default_spg_taps`); another CAM network takes ADL with method.adl_positions, SPG not at all.
-DEFAULT_POSITION_ARCHS = ("tiny", "vgg16", "resnet50", "googlenet")
-# The methods that only change the inputs and labels: they apply to every network.
-INPUT_METHODS = ("cam", "has", "cutmix")
 # SPG's fallback (wsolevaluation's `mask_fg`): an image with fewer confident foreground pixels
 # takes those above 0.7 of its own maximum.
 SPG_MIN_FOREGROUND = 30
@@ -389,44 +384,6 @@ def default_spg_taps(model: nn.Module, arch: str) -> tuple[str, str]:
     if arch == "googlenet":
         return "backbone.maxpool3", "backbone.inception4d"
     raise ConfigError(f"method=spg has no taps for arch {arch}")
-
-
-def method_problem(
-    model_cfg: ModelConfig | Mapping[str, Any] | DictConfig,
-    method_cfg: MethodConfig | Mapping[str, Any] | DictConfig | None,
-) -> str | None:
-    """The one-line reason `method_cfg`'s method does not apply to `model_cfg`'s network; None
-    when it does. CAM, HaS and CutMix apply to every network (inputs and labels only); ACoL, SPG
-    and ADL need a zoo network with a CAM head, and SPG (and ADL without method.adl_positions)
-    an arch with default positions. ADL also takes any classifier (model=torchvision|module)
-    with method.adl_positions."""
-    spec = model_config(model_cfg)
-    m = method_config(method_cfg)
-    if m.name in INPUT_METHODS:
-        return None
-    what = f"method={m.name}"
-    if spec.arch in ANY_ARCHS:
-        if m.name == "adl" and spec.arch != "file":
-            if m.adl_positions:
-                return None
-            return (f"{what} on model={spec.arch} needs method.adl_positions (the names of the "
-                    "modules after which ADL goes): its layers are not the zoo's, so there are no "
-                    "default positions")  # fmt: skip
-        if spec.arch == "file":
-            why = "a torch.export program runs as one graph, so no layer can be added to it"
-        else:
-            why = f"its layers are not the zoo's, so {what}'s parts have nowhere to go"
-        return f"{what} needs a zoo network with a CAM head, not model={spec.arch}: {why}"
-    if not spec.modified and spec.arch in ("alexnet", "vgg16"):
-        return (f"{what} needs a CAM head, and the original {spec.arch} ends in fully connected "
-                f"layers; use its -GAP variant (model={spec.arch}_gap)")  # fmt: skip
-    known = ", ".join(DEFAULT_POSITION_ARCHS)
-    if m.name == "spg" and spec.arch not in DEFAULT_POSITION_ARCHS:
-        return f"{what} has no default taps for arch {spec.arch} (it has for {known})"
-    if m.name == "adl" and spec.arch not in DEFAULT_POSITION_ARCHS and not m.adl_positions:
-        return (f"{what} has no default positions for arch {spec.arch} (it has for {known}); "
-                "give method.adl_positions")  # fmt: skip
-    return None
 
 
 def add_adl(model: nn.Module, positions: Sequence[str], drop_rate: float, threshold: float) -> None:

@@ -13,8 +13,8 @@ from cam_repro.models.alexnet import build_alexnet, build_alexnet_star
 from cam_repro.models.anynet import build_any
 from cam_repro.models.config import ANY_ARCHS, ModelConfig, model_config
 from cam_repro.models.googlenet import build_googlenet
-from cam_repro.models.method_config import MethodConfig, method_config
-from cam_repro.models.methods import apply_method, method_problem
+from cam_repro.models.method_config import MethodConfig, method_config, method_problem
+from cam_repro.models.methods import apply_method
 from cam_repro.models.nin import build_nin
 from cam_repro.models.resnet import build_resnet50
 from cam_repro.models.tiny import build_tiny
@@ -57,7 +57,7 @@ def build_model(
     name is the plain network's (models.methods.apply_method: ADL layers, ACoL's branch B, SPG's
     branches); `model.method` holds its name on every network, `model.method_aux` whether its
     forward takes the labels and returns (logits, aux_loss) in training. A method that does not
-    apply to the network is a one-line ConfigError (models.methods.method_problem), before
+    apply to the network is a one-line ConfigError (models.method_config.method_problem), before
     anything is built.
     """
     spec = model_config(cfg)

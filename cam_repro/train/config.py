@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.models.config import ModelConfig, model_config
-from cam_repro.models.method_config import MethodConfig, method_config
+from cam_repro.models.method_config import MethodConfig, method_config, method_problem
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
 
@@ -144,13 +144,17 @@ def train_config(cfg: TrainConfig | Mapping[str, Any] | DictConfig) -> TrainConf
         )
     if spec.task == "vqa" and spec.method.name != "cam":
         raise ConfigError(f"method={spec.method.name}: task=vqa trains plain CAM only (method=cam)")
+    model, method = model_config(spec.model), method_config(spec.method)
+    problem = method_problem(model, method)  # before any data is read
+    if problem:
+        raise ConfigError(problem)
     return TrainConfig(
         seed=spec.seed,
         task=spec.task,
-        model=model_config(spec.model),
+        model=model,
         data=data_config(spec.data),
         optim=optim_config(spec.optim),
-        method=method_config(spec.method),
+        method=method,
         trainer=trainer_config(spec.trainer),
         runtime=runtime_config(spec.runtime),
     )
