@@ -18,16 +18,15 @@ from cam_repro.present.table_cam import Group
 from cam_repro.present.table_rows import markdown_table, seed_of, to_csv
 
 _DIFF_METRICS = ("cls_top1_err", "loc_top1_err", "gt_known_loc_err", "maxboxacc_v2")
+# comparisons.csv: per metric, these columns after `<metric>_diff_` (ci_*: None with one seed)
+COMPARISON_STATS = ("mean", "std", "ci_low", "ci_high", "n", "n_positive", "n_negative")
 
 
 @dataclass
-class Comparison:
-    """a - b over the seeds both groups have: the claim's numbers beside classification's."""
+class SeedPairs:
+    """a - b paired by seed (`pair_by_seed`): the seeds that name one network in each group, the
+    differences per metric and the seeds left out; for comparisons.md and table_methods.md."""
 
-    data: str
-    what: str  # e.g. "GAP - GMP (16x16)"
-    a: Group
-    b: Group
     seeds: list[int]
     diffs: dict[str, list[float]]  # a - b per seed, for the seeds where both have the metric
     # seeds both have but that cannot be paired: different networks claim them in a or b
@@ -35,8 +34,8 @@ class Comparison:
 
     @property
     def seeds_text(self) -> str:
-        """'0 1 2', with the seeds left out and why."""
-        text = " ".join(map(str, self.seeds))
+        """'0 1 2' ('none' without any), with the seeds left out and why."""
+        text = " ".join(map(str, self.seeds)) or "none"
         if self.ambiguous:
             left = " ".join(map(str, self.ambiguous))
             text += f" (left out: {left}, claimed by several networks)"
@@ -47,21 +46,52 @@ class Comparison:
         values = self.diffs[metric]
         return paired(values) if values else None
 
+    def cell(self, metric: str) -> str:
+        """The markdown cell of `metric`'s difference ('n/a' without any)."""
+        stat = self.stat(metric)
+        return "n/a" if stat is None else stat.text()
 
-def _paired(a: Group, b: Group, what: str) -> Comparison | None:
-    """a - b paired by seed, over the seeds that name one network in each (groups are folded:
-    one row per network); a seed claimed by two networks in either is left out, and said."""
+    def csv_values(self, metric: str) -> dict[str, Any]:
+        """`metric`'s difference as the CSV's COMPARISON_STATS (all None without any)."""
+        stat = self.stat(metric)
+        if stat is None:
+            return dict.fromkeys(COMPARISON_STATS)
+        return {"mean": stat.mean, "std": stat.sd, "ci_low": stat.ci_low,
+                "ci_high": stat.ci_high, "n": stat.n, "n_positive": stat.n_positive,
+                "n_negative": stat.n_negative}  # fmt: skip
+
+
+def pair_by_seed(a: Group, b: Group, metrics: Sequence[str]) -> SeedPairs:
+    """a - b of each of `metrics` paired by seed, over the seeds that name one network in each
+    (groups are folded: one row per network); a seed claimed by two networks in either is left
+    out, and said."""
     by_seed_a, by_seed_b = group_by(a.rows, seed_of), group_by(b.rows, seed_of)
     common = set(by_seed_a) & set(by_seed_b)
     ambiguous = sorted(s for s in common if len(by_seed_a[s]) > 1 or len(by_seed_b[s]) > 1)
     seeds = sorted(common - set(ambiguous))
-    if not seeds:
-        return None
     diffs = {}
-    for metric in _DIFF_METRICS:
+    for metric in metrics:
         pairs = [(by_seed_a[s][0].get(metric), by_seed_b[s][0].get(metric)) for s in seeds]
         diffs[metric] = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
-    return Comparison(a.data, what, a, b, seeds, diffs, ambiguous)
+    return SeedPairs(seeds, diffs, ambiguous)
+
+
+@dataclass(kw_only=True)
+class Comparison(SeedPairs):
+    """a - b over the seeds both groups have: the claim's numbers beside classification's."""
+
+    data: str
+    what: str  # e.g. "GAP - GMP (16x16)"
+    a: Group
+    b: Group
+
+
+def _paired(a: Group, b: Group, what: str) -> Comparison | None:
+    """a - b paired by seed (`pair_by_seed`); None without a seed to pair."""
+    pairs = pair_by_seed(a, b, _DIFF_METRICS)
+    if not pairs.seeds:
+        return None
+    return Comparison(pairs.seeds, pairs.diffs, pairs.ambiguous, data=a.data, what=what, a=a, b=b)
 
 
 def comparisons(groups: Sequence[Group]) -> list[Comparison]:
@@ -98,8 +128,6 @@ COMPARISONS_NOTE = (
     "better. The classification difference stands beside the localization ones because the "
     "claim is better localization at similar classification."
 )
-# comparisons.csv: per metric, these columns after `<metric>_diff_` (ci_*: None with one seed)
-COMPARISON_STATS = ("mean", "std", "ci_low", "ci_high", "n", "n_positive", "n_negative")
 
 
 def comparisons_markdown(items: Sequence[Comparison]) -> str:
@@ -114,8 +142,7 @@ def comparisons_markdown(items: Sequence[Comparison]) -> str:
         "",
     ]
     for data, section in group_by(items, lambda c: c.data).items():
-        body = [[c.what, c.seeds_text] + [_signed(c.stat(m)) for m in _DIFF_METRICS]
-                for c in section]  # fmt: skip
+        body = [[c.what, c.seeds_text] + [c.cell(m) for m in _DIFF_METRICS] for c in section]
         lines += [f"## {data}", "", *markdown_table(header, body), ""]
     return "\n".join(lines)
 
@@ -127,17 +154,9 @@ def comparisons_csv(items: Sequence[Comparison]) -> str:
         row: dict[str, Any] = {"data": c.data, "a": c.a.name, "b": c.b.name,
                                "seeds": " ".join(map(str, c.seeds))}  # fmt: skip
         for metric in _DIFF_METRICS:
-            stat = c.stat(metric)
-            values = {"mean": stat.mean, "std": stat.sd, "ci_low": stat.ci_low,
-                      "ci_high": stat.ci_high, "n": stat.n, "n_positive": stat.n_positive,
-                      "n_negative": stat.n_negative} if stat else {}  # fmt: skip
-            for key in COMPARISON_STATS:
-                row[f"{metric}_diff_{key}"] = values.get(key)
+            for key, value in c.csv_values(metric).items():
+                row[f"{metric}_diff_{key}"] = value
         rows.append(row)
     columns = ["data", "a", "b", "seeds"]
     columns += [f"{m}_diff_{s}" for m in _DIFF_METRICS for s in COMPARISON_STATS]
     return to_csv(rows, columns)
-
-
-def _signed(stat: Paired | None) -> str:
-    return "n/a" if stat is None else stat.text()

@@ -13,7 +13,7 @@ seed claimed by two networks in either is left out, and said.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from cam_repro.models.method_config import METHOD_TITLES, METHODS
@@ -25,10 +25,10 @@ from cam_repro.present.paper import (
     wsol_published,
 )
 from cam_repro.present.runs import PROVENANCE_COLUMNS, EvalRun, Run
-from cam_repro.present.stats import Paired, group_by, paired
+from cam_repro.present.stats import group_by
 from cam_repro.present.table_cam import Group, summary_rows
-from cam_repro.present.table_comparisons import COMPARISON_STATS
-from cam_repro.present.table_rows import Notes, markdown_table, seed_of, to_csv, undigested
+from cam_repro.present.table_comparisons import COMPARISON_STATS, SeedPairs, pair_by_seed
+from cam_repro.present.table_rows import Notes, markdown_table, to_csv, undigested
 
 # The table's metrics, in its column order, and their names in its header and notes.
 METHOD_METRICS = ("cls_top1_err", "loc_top1_err", "gt_known_loc_err", "maxboxacc_v2_heldout",
@@ -92,42 +92,6 @@ def method_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
 
 
 @dataclass
-class MethodDiff:
-    """A method minus CAM over the seeds both have (one network each)."""
-
-    seeds: list[int]
-    diffs: dict[str, list[float]]  # per metric, over the seeds where both have it
-    ambiguous: list[int] = field(default_factory=list)  # claimed by several networks
-
-    @property
-    def seeds_text(self) -> str:
-        text = " ".join(map(str, self.seeds)) or "none"
-        if self.ambiguous:
-            text += (
-                f" (left out: {' '.join(map(str, self.ambiguous))}, claimed by several networks)"
-            )
-        return text
-
-    def stat(self, metric: str) -> Paired | None:
-        values = self.diffs[metric]
-        return paired(values) if values else None
-
-
-def paired_by_seed(a: Group, b: Group, metrics: Sequence[str] = METHOD_METRICS) -> MethodDiff:
-    """a - b per seed, over the seeds that name one network in each (the groups are folded: one
-    row per checkpoint); a seed claimed by two networks in either is left out, and said."""
-    by_seed_a, by_seed_b = group_by(a.rows, seed_of), group_by(b.rows, seed_of)
-    common = set(by_seed_a) & set(by_seed_b)
-    ambiguous = sorted(s for s in common if len(by_seed_a[s]) > 1 or len(by_seed_b[s]) > 1)
-    seeds = sorted(common - set(ambiguous))
-    diffs = {}
-    for metric in metrics:
-        pairs = [(by_seed_a[s][0].get(metric), by_seed_b[s][0].get(metric)) for s in seeds]
-        diffs[metric] = [float(x) - float(y) for x, y in pairs if x is not None and y is not None]
-    return MethodDiff(seeds, diffs, ambiguous)
-
-
-@dataclass
 class MethodSection:
     """The methods trained on one network, evaluated on one dataset under one protocol."""
 
@@ -157,12 +121,12 @@ class MethodSection:
             return None
         return wsol_published(self.published_data, self.published_metric, method, self.backbone)
 
-    def diff(self, method: str) -> MethodDiff | None:
+    def diff(self, method: str) -> SeedPairs | None:
         """`method` minus CAM paired by seed; None for CAM, or without CAM's runs."""
         cam = self.groups.get("cam")
         if method == "cam" or cam is None:
             return None
-        return paired_by_seed(self.groups[method], cam)
+        return pair_by_seed(self.groups[method], cam, METHOD_METRICS)
 
 
 def _method_rank(method: str) -> int:
@@ -256,7 +220,7 @@ def methods_markdown(sections: Sequence[MethodSection]) -> str:
         else:
             header = ["method - CAM", "seeds", *(METRIC_NAMES[m] for m in METHOD_METRICS)]
             rows = [[f"{METHOD_TITLES.get(m, m)} - CAM", d.seeds_text]
-                    + [_signed(d.stat(metric)) for metric in METHOD_METRICS]
+                    + [d.cell(metric) for metric in METHOD_METRICS]
                     for m, d in diffs if d is not None]  # fmt: skip
             lines += [*markdown_table(header, rows), ""]
         lines += [_published_note(section), ""]
@@ -302,12 +266,9 @@ def methods_csv(sections: Sequence[MethodSection]) -> str:
             diff = section.diff(method)
             row["minus_cam_seeds"] = " ".join(map(str, diff.seeds)) if diff else None
             for metric in METHOD_METRICS:
-                stat = diff.stat(metric) if diff else None
-                values = {"mean": stat.mean, "std": stat.sd, "ci_low": stat.ci_low,
-                          "ci_high": stat.ci_high, "n": stat.n, "n_positive": stat.n_positive,
-                          "n_negative": stat.n_negative} if stat else {}  # fmt: skip
-                for key in COMPARISON_STATS:
-                    row[f"{metric}_minus_cam_{key}"] = values.get(key)
+                values = diff.csv_values(metric) if diff else dict.fromkeys(COMPARISON_STATS)
+                for key, value in values.items():
+                    row[f"{metric}_minus_cam_{key}"] = value
             cell = section.published(method)
             row.update({
                 "published": cell,
@@ -329,7 +290,3 @@ def methods_csv(sections: Sequence[MethodSection]) -> str:
     columns += ["published", "published_of", "published_kind", *PROVENANCE_COLUMNS, "checkpoints",
                 "undefined", "runs_note"]  # fmt: skip
     return to_csv(rows, columns)
-
-
-def _signed(stat: Paired | None) -> str:
-    return "n/a" if stat is None else stat.text()
