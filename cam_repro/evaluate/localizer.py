@@ -54,12 +54,13 @@ class Localizer:
         self.net = cam_model(model) if kind == "cam" else unwrap(model)
         # Grad-CAM's layer, checked now (a GradCAMLayerError names an unknown one)
         self.layer = gradcam_layer(self.net, layer) if kind == "gradcam" else None
-        # w_k^c of the maps: the network's own last layer (one implementation with the linear
-        # classifiers that cam-features fits on its pooled features)
-        self.head = LinearHead.of_network(self.net) if kind == "cam" else None
         # A method's own localization maps (ACoL's fusion of its two branches,
         # models.methods.ACoLNet), used for kind=cam instead of the linear head's CAM
         self.fused = getattr(self.net, "localization_maps", None) if kind == "cam" else None
+        # w_k^c of the maps: the network's own last layer (one implementation with the linear
+        # classifiers that cam-features fits on its pooled features)
+        own = kind == "cam" and self.fused is None
+        self.head = LinearHead.of_network(self.net) if own else None
         self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
         self._gradcam: tuple[Tensor, GradCAMPass] | None = None  # Grad-CAM: its pass, kept
 

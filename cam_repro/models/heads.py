@@ -31,6 +31,21 @@ class GlobalPool(nn.Module):
         return self.kind
 
 
+def init_head_conv(conv: nn.Conv2d) -> None:
+    """The added conv's initialisation (Kaiming-normal, fan out; zero bias): CAMNet's, and ACoL's
+    second branch's (models/methods.py)."""
+    nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+def init_classifier(linear: nn.Linear) -> None:
+    """The linear layer's initialisation (N(0, 0.01), zero bias): CAMNet's, and ACoL's second
+    branch's (models/methods.py)."""
+    nn.init.normal_(linear.weight, 0.0, 0.01)
+    nn.init.zeros_(linear.bias)
+
+
 class CAMNet(nn.Module):
     """backbone -> [conv3x3 + ReLU] -> global pool -> [dropout] -> one linear layer.
 
@@ -58,8 +73,7 @@ class CAMNet(nn.Module):
                     f"and output ({head_channels}) channels"
                 )
             conv = nn.Conv2d(in_channels, head_channels, 3, stride=1, padding=1, groups=head_groups)
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
-            nn.init.zeros_(conv.bias)
+            init_head_conv(conv)
             self.head: nn.Module = nn.Sequential(conv, nn.ReLU(inplace=True))
             num_features = head_channels
         else:
@@ -68,8 +82,7 @@ class CAMNet(nn.Module):
         self.pool = GlobalPool(pool)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
         self.classifier = nn.Linear(num_features, num_classes)
-        nn.init.normal_(self.classifier.weight, 0.0, 0.01)
-        nn.init.zeros_(self.classifier.bias)
+        init_classifier(self.classifier)
 
     def features(self, x: Tensor) -> Tensor:
         """Images (B, 3, H, W) -> last conv maps (B, K, h, w)."""

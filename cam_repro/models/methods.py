@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from cam_repro.localize.cam import class_activation_maps
 from cam_repro.models.config import ModelConfig, model_config
-from cam_repro.models.heads import CAMNet
+from cam_repro.models.heads import CAMNet, init_classifier, init_head_conv
 from cam_repro.models.method_config import MethodConfig, method_config, method_problem
 from cam_repro.runtime.errors import ConfigError
 
@@ -184,9 +184,7 @@ def _fresh_head(head: nn.Module) -> nn.Module:
     fresh = copy.deepcopy(head)
     for m in fresh.modules():
         if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
+            init_head_conv(m)
     return fresh
 
 
@@ -200,11 +198,12 @@ def _fresh_classifier(linear: nn.Linear, spec: ModelConfig) -> nn.Linear:
     with torch.no_grad():
         if spec.arch == "resnet50" and not spec.modified:
             nn.init.kaiming_uniform_(fresh.weight, a=math.sqrt(5))
+            nn.init.zeros_(fresh.bias)
         elif spec.arch == "googlenet" and not spec.modified:
             nn.init.trunc_normal_(fresh.weight, mean=0.0, std=0.01, a=-2, b=2)
+            nn.init.zeros_(fresh.bias)
         else:
-            nn.init.normal_(fresh.weight, 0.0, 0.01)
-        nn.init.zeros_(fresh.bias)
+            init_classifier(fresh)
     return fresh
 
 
