@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import re
 from collections.abc import Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ import numpy as np
 
 from cam_repro.data import DataSplit, dataset_kind, read_split
 from cam_repro.data.vqa import read_vqa
-from cam_repro.evaluate.config import DataOverrides, box_rule, resolve_data
+from cam_repro.evaluate.config import DataOverrides, box_rule, posthoc_spec, resolve_data
 from cam_repro.evaluate.network import (
     Network,
     known_class_names,
@@ -404,22 +405,29 @@ def _draw_networks(
     rule = box_rule(spec)
     amp = run.runtime.amp
     # every network's localizer first: a refusal (no CAM head, an unknown layer) before any work
-    locs = [localizer(n, spec.localizer, run.device, amp, spec.gradcam_layer) for n in nets]
+    posthoc = posthoc_spec(spec.localizer, spec.torchcam)
+    locs = [localizer(n, spec.localizer, run.device, amp, spec.gradcam_layer, posthoc)
+            for n in nets]  # fmt: skip
+    # the maps' name in the figures: a torch-cam method's title
+    shown = posthoc.info.title if posthoc is not None else spec.localizer
     main = nets[0]
     names = class_names(spec, main, split)
     pictures = load_pictures(spec, main, split)
-    seens = [look(net, pictures, spec.topk, rule, run.device, amp, loc)
-             for net, loc in zip(nets, locs, strict=True)]  # fmt: skip
+    with ExitStack() as hooks:  # a torch-cam method's hooks, removed on every exit
+        for loc in locs:
+            hooks.enter_context(loc)
+        seens = [look(net, pictures, spec.topk, rule, run.device, amp, loc)
+                 for net, loc in zip(nets, locs, strict=True)]  # fmt: skip
     seen = seens[0]
     if spec.per_image:
         for picture, s in zip(pictures, seen, strict=True):
             fig = picture_figure(picture, s, names, main.paper, spec.threshold, spec.normalize,
-                                 spec.localizer)  # fmt: skip
+                                 shown)  # fmt: skip
             save(f"cam_{_file_name(picture.name)}.png", fig)
     if len(nets) > 1:
         save("compare.png", compare_figure([n.paper for n in nets], names, pictures, seens,
                                            spec.threshold, spec.normalize,
-                                           spec.localizer))  # fmt: skip
+                                           shown))  # fmt: skip
     if spec.units and _draws_units(spec, nets, split):
         assert split is not None
         wanted = [_class_index(split, names, c) for c in spec.unit_classes]

@@ -10,6 +10,7 @@ from cam_repro.evaluate.config import (
     SPLITS,
     BoxKeys,
     DataOverrides,
+    TorchCamKeys,
     box_rule,
     check_localizer,
     check_one_network,
@@ -33,8 +34,9 @@ class VisualizeConfig(BoxKeys):
     images: list[str] = field(default_factory=list)  # image files or folders; empty: the data's
     data: DataOverrides = field(default_factory=DataOverrides)  # data.* keys  # type: ignore[valid-type]
     split: str = "val"  # the data's split drawn without images=; choices val | train
-    localizer: str = "cam"  # the maps drawn; choices cam | gradcam | backprop
+    localizer: str = "cam"  # the maps drawn; choices cam | gradcam | backprop | torchcam
     gradcam_layer: str | None = None  # localizer=gradcam: the module; null: as cam-eval picks
+    torchcam: TorchCamKeys = field(default_factory=TorchCamKeys)  # localizer=torchcam: as cam-eval
     num_images: int = 6  # images of the data drawn (and per class in units_*.png)
     topk: int = 5  # classes drawn per image, best first, with their maps
     units: int = 4  # class-specific units per class (CAM head and data only); 0: no units figure
@@ -49,7 +51,7 @@ class VisualizeConfig(BoxKeys):
 def visualize_config(cfg: Any) -> VisualizeConfig:
     spec = to_schema(VisualizeConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
-    check_localizer(spec.localizer, spec.gradcam_layer)
+    check_localizer(spec.localizer, spec.gradcam_layer, spec.torchcam)
     box_rule(spec)
     spec.runtime = runtime_config(spec.runtime)
     network = spec.checkpoint is not None or spec.model is not None

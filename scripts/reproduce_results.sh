@@ -2,9 +2,10 @@
 # Regenerate results/synthetic/ (committed; never edit it by hand). From the repository root,
 # after `python3 -m venv .venv && .venv/bin/pip install -e .`:
 #
-#     scripts/reproduce_results.sh                # both studies
-#     METHODS=0 scripts/reproduce_results.sh      # the main study only (no WSOL methods stage)
-#     MAIN=0 scripts/reproduce_results.sh         # the WSOL methods stage only
+#     scripts/reproduce_results.sh                    # the three studies
+#     METHODS=0 POSTHOC=0 scripts/reproduce_results.sh # the main study only
+#     MAIN=0 POSTHOC=0 scripts/reproduce_results.sh   # the WSOL methods stage only
+#     MAIN=0 METHODS=0 scripts/reproduce_results.sh   # the post-hoc maps stage only
 #
 # The main study, into results/synthetic/: GAP vs GMP on the parts design and on the uniform
 # design, 5 seeds each, and the mapping-resolution ablation (16x16 vs 8x8 last map, GAP and GMP,
@@ -24,9 +25,15 @@
 # thresholds chosen on a held-out set (other images of the same classes, data seed 1):
 # table_methods.md. Its own command.txt has its seconds.
 #
+# The post-hoc maps stage, into results/synthetic/posthoc/ (docs/posthoc.md): Tiny-GAP and Tiny-GMP
+# on the parts design, 5 seeds (the main study's trainings, reused), localized by our CAM and by
+# every torch-cam method (Score-CAM, SS-CAM, ...), each with thresholds chosen on a held-out set
+# of 100 images (data seed 3) and scored on another 100 (data seed 2): table_posthoc.md. Its own
+# command.txt has its seconds.
+#
 # The runs themselves (datasets, checkpoints, eval folders) go to outputs/results-synthetic/,
 # which is not committed; re-running reuses finished runs there (reuse=false starts over).
-# Arguments are passed to both cam-reproduce commands (e.g. runtime.amp=none on a CPU without
+# Arguments are passed to every cam-reproduce command (e.g. runtime.amp=none on a CPU without
 # native bf16).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,5 +48,11 @@ if [[ "${METHODS:-1}" != 0 ]]; then
     "$CAM_REPRODUCE" designs=[parts] models=[tiny_gap] seeds=[0,1,2,3,4] \
         methods=[cam,has,acol,spg,adl,cutmix] \
         out=results/synthetic/methods work=outputs/results-synthetic \
+        "$@"
+fi
+if [[ "${POSTHOC:-1}" != 0 ]]; then
+    "$CAM_REPRODUCE" designs=[parts] models=[tiny_gap,tiny_gmp] seeds=[0,1,2,3,4] \
+        posthoc=[CAM,GradCAM,GradCAMpp,SmoothGradCAMpp,ScoreCAM,SSCAM,ISCAM,XGradCAM,LayerCAM,FinerCAM] \
+        out=results/synthetic/posthoc work=outputs/results-synthetic \
         "$@"
 fi

@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.evaluate.outputs import HeldOut, image_key, read_heldout
+from cam_repro.localize.posthoc_methods import PosthocSpec, posthoc_method
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from cam_repro.data import DataSplit
     from cam_repro.localize.boxes import BoxRule
 
-LOCALIZERS = ("cam", "backprop", "gradcam")
+LOCALIZERS = ("cam", "backprop", "gradcam", "torchcam")
 SPLITS = ("val", "train")
 
 
@@ -50,6 +51,49 @@ class BoxKeys:
 
 
 @dataclass
+class TorchCamKeys:
+    """localizer=torchcam: a torch-cam method (localize/posthoc_methods.py) and its options; null
+    keeps torch-cam's default (docs/posthoc.md)."""
+
+    # torch-cam's class name, any case: CAM | GradCAM | GradCAMpp | SmoothGradCAMpp | ScoreCAM |
+    # SSCAM | ISCAM | XGradCAM | LayerCAM | FinerCAM
+    method: str | None = None
+    # the hooked module (a name of model.named_modules()); null: the CAM feature map of a network
+    # with a GAP/GMP + linear head, else the last conv past its batch norm and activation
+    layer: str | None = None
+    batch_size: int | None = None  # Score-CAM, SS-CAM, IS-CAM: masked images per pass (speed)
+    num_samples: int | None = None  # SS-CAM (35), IS-CAM (10), Smooth Grad-CAM++ (4)
+    std: float | None = None  # the noise's: SS-CAM (2.0), Smooth Grad-CAM++ (0.3)
+    gamma: float | None = None  # Finer-CAM (0.6)
+    num_references: int | None = None  # Finer-CAM (3)
+    seed: int = 0  # the noise of SS-CAM and Smooth Grad-CAM++ (seeded per batch from it)
+
+
+def posthoc_spec(localizer: str, keys: TorchCamKeys) -> PosthocSpec | None:
+    """The torch-cam method a run asks for (localizer=torchcam), checked; None for the other
+    localizers, which take no torchcam.* key. One-line ConfigErrors naming the key."""
+    given = {k: v for k, v in dataclasses.asdict(keys).items() if v is not None and k != "seed"}
+    if localizer != "torchcam":
+        if given or keys.seed != 0:
+            key = next(iter(given), "seed")
+            raise ConfigError(
+                f"torchcam.{key}: applies to localizer=torchcam only, this run has "
+                f"localizer={localizer}"
+            )
+        return None
+    if keys.method is None:
+        from cam_repro.localize.posthoc_methods import POSTHOC_METHODS
+
+        raise ConfigError(
+            f"localizer=torchcam needs torchcam.method=<name>: one of {', '.join(POSTHOC_METHODS)}"
+        )
+    fields = {k: getattr(keys, k) for k in given if k != "method"}
+    spec = PosthocSpec(posthoc_method(keys.method).name, seed=keys.seed, **fields)
+    spec.options()  # checked: each applies to the method, in range
+    return spec
+
+
+@dataclass
 class EvalConfig(BoxKeys):
     """`cam-eval`: classification and localization errors of a network on a labelled split."""
 
@@ -69,6 +113,8 @@ class EvalConfig(BoxKeys):
     # CAM network's feature map (any classifier's with a GAP + linear head), else the last conv
     # past its batch norm and activation (VGG16's relu5_3)
     gradcam_layer: str | None = None
+    # localizer=torchcam: torch-cam's method and options (torchcam.method=ScoreCAM ...)
+    torchcam: TorchCamKeys = field(default_factory=TorchCamKeys)
     box_rule: str = "paper"  # paper (the text) | release (the released code's box generator)
     all_boxes: bool = False  # paper rule: every component's box (right if any matches)
     ten_crop: bool = False  # 4 corners + centre of the resize_size image, and their mirrors
@@ -111,20 +157,27 @@ def box_rule(spec: EvalConfig | BoxKeys) -> BoxRule:
     return BoxRule(spec.threshold, spec.normalize)
 
 
-def check_localizer(localizer: str, gradcam_layer: str | None) -> None:
-    """cam-eval's and cam-visualize's localizer= and gradcam_layer= keys, checked alike."""
+def check_localizer(
+    localizer: str, gradcam_layer: str | None, torchcam: TorchCamKeys | None = None
+) -> PosthocSpec | None:
+    """cam-eval's and cam-visualize's localizer=, gradcam_layer= and torchcam.* keys, checked
+    alike; localizer=torchcam's method (the torch-cam method's name made its class name's)."""
     check_choice(localizer, "localizer", LOCALIZERS)
     if gradcam_layer is not None and localizer != "gradcam":
         raise ConfigError(
             f"gradcam_layer: applies to localizer=gradcam only, this run has localizer={localizer}"
         )
+    spec = posthoc_spec(localizer, torchcam or TorchCamKeys())
+    if spec is not None and torchcam is not None:
+        torchcam.method = spec.method
+    return spec
 
 
 def eval_config(cfg: EvalConfig | Mapping[str, Any] | DictConfig) -> EvalConfig:
     """Validate an eval config (every key but the data overrides, which need the checkpoint)."""
     spec = to_schema(EvalConfig, cfg)
     check_choice(spec.split, "split", SPLITS)
-    check_localizer(spec.localizer, spec.gradcam_layer)
+    check_localizer(spec.localizer, spec.gradcam_layer, spec.torchcam)
     # Hydra reads pxap=true / false as booleans, which the string field turns into "True"
     spec.pxap = str(spec.pxap).lower()
     check_choice(spec.pxap, "pxap", ("auto", "true", "false"))
@@ -182,6 +235,8 @@ def _text(value: Any) -> str:
     """A config value as one writes it on the command line (true, not True; null, not None)."""
     if value is None:
         return "null"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_text(v)}" for k, v in value.items()) + "}"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -200,9 +255,12 @@ def heldout_thresholds(spec: EvalConfig, run_dir: str | Path | None = None) -> H
     where = heldout.folder
     if run_dir is not None and Path(run_dir).expanduser().resolve() == where:
         raise ConfigError(f"{key}: {where} is this run's own folder: give another run's")
-    for name in _SAME_PROTOCOL:  # every one is a field of metrics.json's typed protocol
-        theirs = heldout.protocol[name]
-        ours = getattr(spec, name)
+    ours_posthoc = posthoc_spec(spec.localizer, spec.torchcam)
+    for name in (*_SAME_PROTOCOL, "torchcam"):  # fields of metrics.json's typed protocol
+        theirs = heldout.protocol.get(name)  # torchcam: absent before torch-cam's localizers
+        ours = getattr(spec, name) if name != "torchcam" else None
+        if name == "torchcam" and ours_posthoc is not None:
+            ours = ours_posthoc.protocol()
         if theirs != ours:
             raise ConfigError(
                 f"{key}: {where} was evaluated with {name}={_text(theirs)}, this run with "

@@ -1,8 +1,9 @@
 """Localization maps of a batch in the evaluation frame, for cam-eval and cam-visualize.
 
 For every image, the top-k classes and the true class; for each, a localization map (the class
-activation map, Grad-CAM's map, or the Backprop saliency) upsampled bilinearly to the evaluated
-image (the frame). Their boxes, peaks and IoUs in the original image: cam_repro.localize.scoring.
+activation map, Grad-CAM's map, the Backprop saliency, or a torch-cam method's map) upsampled
+bilinearly to the evaluated image (the frame). Their boxes, peaks and IoUs in the original image:
+cam_repro.localize.scoring.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from cam_repro.localize.cam import LinearHead, backprop_saliency, cam_model
 from cam_repro.localize.gradcam import (
+    GradCAMLayerError,
     GradCAMPass,
     grad_cam,
     gradcam_layer,
@@ -23,7 +25,10 @@ from cam_repro.localize.gradcam import (
     spatial_layers,
 )
 from cam_repro.localize.layers import NotSpatialError, class_scores, map_problem
+from cam_repro.localize.posthoc import PosthocError, PosthocMaps
+from cam_repro.localize.posthoc_methods import PosthocSpec
 from cam_repro.runtime.distributed import unwrap
+from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.numeric import check_finite
 from cam_repro.runtime.precision import autocast
 
@@ -37,7 +42,9 @@ def ten_crop_windows(full: int, crop: int) -> list[tuple[int, int, bool]]:
 
 
 class Localizer:
-    """Logits of a batch and localization maps for chosen classes, at the input's resolution."""
+    """Logits of a batch and localization maps for chosen classes, at the input's resolution.
+    Use it as a context manager (or call `close()`): a torch-cam method's hooks live until then,
+    and are removed on every exit, errors and KeyboardInterrupt included."""
 
     def __init__(
         self,
@@ -46,9 +53,16 @@ class Localizer:
         amp: str,
         device: torch.device,
         layer: str | None = None,
+        posthoc: PosthocSpec | None = None,
     ) -> None:
-        """kind: cam | backprop | gradcam; `layer`: Grad-CAM's (None: its default)."""
+        """kind: cam | backprop | gradcam | torchcam; `layer`: Grad-CAM's (None: its default);
+        `posthoc`: kind=torchcam's method, layer and options (its extractor is made on the
+        first batch, whose first image is the probe of its default layer)."""
+        if (kind == "torchcam") != (posthoc is not None):
+            raise ValueError("a torch-cam method (posthoc=) goes with kind=torchcam, and only")
         self.kind = kind
+        self.posthoc = posthoc
+        self._posthoc_maps: PosthocMaps | None = None
         self.amp = amp
         self.device = device
         self.net = cam_model(model) if kind == "cam" else unwrap(model)
@@ -64,7 +78,30 @@ class Localizer:
         self._features: Tensor | None = None  # the last batch's f_k, between logits and maps
         self._gradcam: tuple[Tensor, GradCAMPass] | None = None  # Grad-CAM: its pass, kept
 
+    def __enter__(self) -> Localizer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Remove a torch-cam method's hooks (nothing to do for the other kinds)."""
+        self._gradcam = None
+        maps, self._posthoc_maps = self._posthoc_maps, None
+        if maps is not None:
+            maps.close()
+
+    def torchcam(self, x: Tensor) -> PosthocMaps:
+        """kind=torchcam's extractor, made on the first call (x[:1] the probe of its default
+        layer), its hooks on until `close()`."""
+        if self._posthoc_maps is None:
+            assert self.posthoc is not None
+            self._posthoc_maps = PosthocMaps(self.net, self.posthoc, x[:1])
+        return self._posthoc_maps
+
     def logits(self, x: Tensor) -> Tensor:
+        if self.kind == "torchcam":  # float32; the pass is kept for the maps
+            return self.torchcam(x).logits(x)
         if self.kind == "gradcam":  # one pass gives the scores and, kept, the maps (float32)
             grad_pass = GradCAMPass(self.net, x.float(), self.layer)
             self._gradcam = (x, grad_pass)
@@ -91,6 +128,8 @@ class Localizer:
         return check_localizes(self._raw_maps(x, classes), self, x)
 
     def _raw_maps(self, x: Tensor, classes: Tensor) -> Tensor:
+        if self.kind == "torchcam":
+            return self.torchcam(x).maps(x, classes)
         if self.kind == "cam" and self.fused is not None:
             with torch.no_grad(), autocast(self.device, self.amp):
                 return self.fused(x, classes).float()
@@ -106,6 +145,42 @@ class Localizer:
         return backprop_saliency(self.net, x.float(), classes).float()
 
 
+def posthoc_cost(model: nn.Module, spec: PosthocSpec, image_size: int) -> dict[str, object]:
+    """A torch-cam method checked on `model` before a run (its layer: a one-line ConfigError
+    naming torchcam.layer; a layer that cannot localize, a network the method cannot run on:
+    one line), on a probe image of the evaluated size; its hooks removed again. Returns the cost
+    of one map (metrics.json's posthoc_cost)."""
+    net = unwrap(model)
+    device = next(net.parameters()).device
+    probe = torch.zeros(1, 3, image_size, image_size, device=device)
+    try:
+        with PosthocMaps(net, spec, probe) as maps:
+            maps.logits(probe)
+            forward, backward = maps.passes_per_map() or (0, 0)
+            return {
+                "layer": maps.shown_layer,
+                "channels": maps.channels,
+                "forward_passes_per_map": forward,
+                "backward_passes_per_map": backward,
+            }
+    except GradCAMLayerError as err:
+        raise ConfigError(f"torchcam.layer: {err}") from None
+    except PosthocError as err:
+        raise ConfigError(f"torchcam.method={spec.method}: {err}") from None
+
+
+def posthoc_cost_line(spec: PosthocSpec, cost: dict[str, object], topk: int) -> str:
+    """The log line that states a torch-cam method's cost before a run."""
+    forward, backward = cost["forward_passes_per_map"], cost["backward_passes_per_map"]
+    passes = [f"{forward} forward" if forward else "", f"{backward} backward" if backward else ""]
+    said = " and ".join(p for p in passes if p) or "no"
+    return (
+        f"{spec.info.title} at layer {cost['layer']!r} ({cost['channels']} channels): {said} "
+        f"passes of the network per map, beyond the batch's own forward pass; up to {topk + 1} "
+        f"maps per image (topk={topk} and the true class, each distinct class once)"
+    )
+
+
 def check_localizes(maps: Tensor, loc: Localizer, x: Tensor) -> Tensor:
     """`maps` if they can localize (localize.layers.map_problem: (B, k, h, w), h and w > 1), else
     one line naming the localizer, the maps' size and what works: larger images (the size at
@@ -114,7 +189,9 @@ def check_localizes(maps: Tensor, loc: Localizer, x: Tensor) -> Tensor:
     if problem is None:
         return maps
     size = x.shape[-1]
-    what = {"cam": "class activation maps", "gradcam": "Grad-CAM maps", "backprop": "saliency"}
+    title = loc.posthoc.info.title if loc.posthoc else "torch-cam"
+    what = {"cam": "class activation maps", "gradcam": "Grad-CAM maps", "backprop": "saliency",
+            "torchcam": f"{title} maps"}  # fmt: skip
     side = min(maps.shape[-2:]) if maps.dim() == 4 else 1
     need = -(-2 * size // max(side, 1))  # the maps' stride times 2
     advice = f"use larger images (data.image_size >= {need}, and data.resize_size)"

@@ -54,6 +54,7 @@ from cam_repro.evaluate.config import (
     check_held_out,
     eval_config,
     heldout_thresholds,
+    posthoc_spec,
     resolve_data,
     sweep_grid,
 )
@@ -66,6 +67,8 @@ from cam_repro.evaluate.localizer import (
     check_batch,
     forward_maps,
     localize_ten_crop,
+    posthoc_cost,
+    posthoc_cost_line,
 )
 from cam_repro.evaluate.network import load_network
 from cam_repro.evaluate.outputs import (
@@ -129,6 +132,11 @@ class Evaluator:
                 gradcam_layer(self.model, spec.gradcam_layer)
             except GradCAMLayerError as err:
                 raise ConfigError(f"gradcam_layer: {err}") from None
+        self.posthoc = posthoc_spec(spec.localizer, spec.torchcam)
+        self.posthoc_cost: dict[str, Any] | None = None
+        if self.posthoc is not None:  # its layer checked now, not after loading the data
+            self.posthoc_cost = posthoc_cost(self.model, self.posthoc, self.data_cfg.image_size)
+            log.info("%s", posthoc_cost_line(self.posthoc, self.posthoc_cost, spec.topk))
         self.blacklist = (
             read_blacklist(Path(self.data_cfg.blacklist)) if self.data_cfg.blacklist else set()
         )
@@ -211,11 +219,12 @@ class Evaluator:
         On a GPU the maps are upsampled there and copied to pinned memory without blocking."""
         spec, env = self.spec, self.env
         loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device,
-                        spec.gradcam_layer)  # fmt: skip
+                        spec.gradcam_layer, self.posthoc)  # fmt: skip
         show = spec.runtime.progress and env.is_main
         on_device = env.device.type == "cuda"
         threads = spec.score_threads
-        with Background(threads, max(2, 2 * threads), "cam-eval") as scoring:
+        # the Localizer's hooks (torch-cam's) go on every exit, errors and Ctrl-C included
+        with loc, Background(threads, max(2, 2 * threads), "cam-eval") as scoring:
             batches = tqdm(self._loader(), desc=spec.split, leave=False, disable=not show)
             for images, labels, index, skipped in prefetch_to_device(batches, env):
                 self.skips.add(skipped)

@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from cam_repro.data import dataset_kind
-from cam_repro.evaluate.config import EvalConfig
+from cam_repro.evaluate.config import EvalConfig, posthoc_spec
 from cam_repro.evaluate.outputs import HeldOut, Row, thresholds_record, where_scored, with_undefined
 from cam_repro.localize.loc_error import NO_LOC_IMAGE, Undefined, error_rates, image_outcomes, rate
+from cam_repro.localize.posthoc_methods import localizer_title
 from cam_repro.models.summary import summarize as summarize_model
 from cam_repro.runtime import distributed as D
 from cam_repro.runtime.errors import InputFileError
@@ -97,10 +98,10 @@ def metrics_json(
     undefined = summary if isinstance(summary, Undefined) else None
     name = ev.net.paper
     shape = summarize_model(D.unwrap(ev.model), ev.model_cfg, ev.data_cfg.image_size)
-    if spec.localizer == "backprop":
-        name = f"Backprop on {name}"
-    elif spec.localizer == "gradcam":
-        name = f"Grad-CAM on {name}"
+    posthoc = posthoc_spec(spec.localizer, spec.torchcam)
+    title = localizer_title(spec.localizer, posthoc.method if posthoc else None)
+    if title is not None:  # "Grad-CAM on VGGnet", "Score-CAM on Tiny-GAP"
+        name = f"{title} on {name}"
     hits = np.array([r.peak_in_box for r in rows], dtype=bool)[loc_mask]
     best = {str(k): v for k, v in box_acc["best_threshold"].items()} if box_acc else None
     at_heldout = heldout_box_acc(box_acc, heldout) if box_acc and heldout else None
@@ -128,6 +129,7 @@ def metrics_json(
         "num_without_boxes": int((~has_box).sum()),
         "variant": ev.net.variant,
         "paper_name": name,
+        "posthoc_cost": getattr(ev, "posthoc_cost", None),  # localizer=torchcam: per map
         "method": ev.net.method,  # the WSOL method of the checkpoint's training (cam: none)
         "pool": ev.model_cfg.pool if shape.map_size else None,
         "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,
@@ -147,6 +149,7 @@ def metrics_json(
         "protocol": {
             "localizer": spec.localizer,
             "gradcam_layer": spec.gradcam_layer,  # null: the default layer (localize/gradcam.py)
+            "torchcam": posthoc.protocol() if posthoc is not None else None,
             "box_rule": spec.box_rule,
             "threshold": spec.threshold,
             "normalize": spec.normalize,

@@ -24,11 +24,18 @@ from cam_repro.data.dataset import LocalizationDataset
 from cam_repro.data.loaders import extra_inputs
 from cam_repro.data.samples import IMAGE_EXTENSIONS, is_image_file, original_sizes, read_image
 from cam_repro.data.transforms import eval_transform
-from cam_repro.evaluate.localizer import TOPK, Localizer, check_batch, localize_batch
+from cam_repro.evaluate.localizer import (
+    TOPK,
+    Localizer,
+    check_batch,
+    localize_batch,
+    posthoc_cost,
+)
 from cam_repro.evaluate.network import Network
 from cam_repro.localize.boxes import BoxRule
 from cam_repro.localize.cam import LinearHead, cam_model, class_activation_maps, upsample_cams
 from cam_repro.localize.gradcam import GradCAMLayerError
+from cam_repro.localize.posthoc_methods import PosthocSpec
 from cam_repro.localize.scoring import score_maps
 from cam_repro.models.vqa import answer_cams
 from cam_repro.runtime.errors import ConfigError, InputFileError
@@ -125,13 +132,21 @@ class Seen:
 
 
 def localizer(
-    net: Network, kind: str, device: torch.device, amp: str = "none", layer: str | None = None
+    net: Network,
+    kind: str,
+    device: torch.device,
+    amp: str = "none",
+    layer: str | None = None,
+    posthoc: PosthocSpec | None = None,
 ) -> Localizer:
-    """cam-eval's Localizer of `kind` (cam | backprop | gradcam) for the network: a network
-    without a CAM head refused for kind=cam in cam-eval's one line, an unknown `layer` as a
-    ConfigError naming gradcam_layer."""
+    """cam-eval's Localizer of `kind` (cam | backprop | gradcam | torchcam) for the network: a
+    network without a CAM head refused for kind=cam in cam-eval's one line, an unknown `layer`
+    as a ConfigError naming gradcam_layer; a torch-cam method (`posthoc`) checked as cam-eval
+    checks it (evaluate.localizer.posthoc_cost). Use it as a context manager."""
+    if posthoc is not None:
+        posthoc_cost(net.model, posthoc, net.data.image_size)
     try:
-        return Localizer(net.model, kind, amp, device, layer)
+        return Localizer(net.model, kind, amp, device, layer, posthoc)
     except GradCAMLayerError as err:
         raise ConfigError(f"gradcam_layer: {err}") from None
 

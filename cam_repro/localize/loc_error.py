@@ -137,7 +137,9 @@ def error_rates(
     """Errors in % from `image_outcomes`: classification over every image, localization over
     the images in `loc_mask` (those with boxes and not blacklisted; default all). An error over no
     image is Undefined, and so is the top-k classification error of a network with `num_classes`
-    <= k (every class is among its k best: 0 by construction, not a measurement)."""
+    <= k (every class is among its k best: 0 by construction, not a measurement). `k` is the
+    evaluation's topk: unless it covers the 5 best classes (or every class, when fewer), the
+    top-5 errors are Undefined (they would be another k's, under the top-5 name)."""
     n = len(outcomes["cls_top1"])
     loc_mask = np.ones(n, dtype=bool) if loc_mask is None else np.asarray(loc_mask, dtype=bool)
     if loc_mask.shape != (n,):
@@ -149,7 +151,13 @@ def error_rates(
         if key.startswith(("loc", "gt")):
             hits, none = hits[loc_mask], NO_LOC_IMAGE
         out[name] = 100.0 * (1.0 - hits.mean()) if len(hits) else Undefined(none)
-    if num_classes is not None and num_classes <= k:
+    classes = num_classes if num_classes is not None else k
+    if min(k, classes) != min(5, classes):  # the columns would be top-k's, named top-5
+        why = (f"evaluated with topk={k}: the top-5 errors need the 5 best classes' maps "
+               f"(topk=5), these would be top-{k} errors")  # fmt: skip
+        out["cls_top5_err"] = Undefined(why)
+        out["loc_top5_err"] = Undefined(why)
+    elif num_classes is not None and num_classes <= k:
         out["cls_top5_err"] = Undefined(
             f"the network has {num_classes} classes, at most topk={k}: every class is among its "
             f"top {k}, so the error is 0 by construction"

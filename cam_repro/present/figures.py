@@ -31,7 +31,8 @@ if TYPE_CHECKING:
     from cam_repro.evaluate.views import AnswerView, Located, Picture, Seen, Units
 
 
-# How a figure names the maps of each of cam-eval's localizers (evaluate.config.LOCALIZERS).
+# How a figure names the maps of each of cam-eval's localizers (evaluate.config.LOCALIZERS); a
+# torch-cam method's maps are named by its title (localize.posthoc_methods), given instead.
 MAP_NAMES = {"cam": "CAM", "gradcam": "Grad-CAM", "backprop": "Backprop saliency"}
 
 
@@ -83,7 +84,7 @@ def picture_figure(
 ):
     """The paper's Figures 3-4 for one image: the maps of `localizer` (cam | gradcam |
     backprop), named in the title and the top-1 panel."""
-    method = MAP_NAMES[localizer]
+    method = MAP_NAMES.get(localizer, localizer)
     truth = ""
     if picture.label is not None:
         truth = f", true class {short_name(class_names[picture.label])}"
@@ -122,7 +123,8 @@ def compare_figure(
         rows.append(row)
     return grid_figure(
         rows, ["image", *names],
-        f"top-1 {MAP_NAMES[localizer]} maps at threshold {threshold:g} (box red, truth green)",
+        f"top-1 {MAP_NAMES.get(localizer, localizer)} maps at threshold {threshold:g} (box red, "
+        "truth green)",
     )  # fmt: skip
 
 

@@ -2,8 +2,9 @@
 cam-report that writes files.
 
 Each family of runs gets its files, only when it has runs: eval runs the Section 3 tables
-(present/table_cam.py, table_comparisons.py; the WSOL methods beside CAM: table_methods.py),
-features runs the Section 4 tables (table_features.py), text-detector and VQA runs Section 4.2's
+(present/table_cam.py, table_comparisons.py; the WSOL methods beside CAM: table_methods.py;
+torch-cam's post-hoc maps beside CAM, cam-eval localizer=torchcam: table_posthoc.py), features
+runs the Section 4 tables (table_features.py), text-detector and VQA runs Section 4.2's
 discovery.md (table_discovery.py).
 Every run is read and checked before anything is written.
 """
@@ -47,6 +48,12 @@ from cam_repro.present.table_methods import (
     methods_csv,
     methods_markdown,
 )
+from cam_repro.present.table_posthoc import (
+    posthoc_csv,
+    posthoc_markdown,
+    posthoc_rows,
+    posthoc_sections,
+)
 from cam_repro.present.table_rows import to_csv
 from cam_repro.runtime.config import check_choice
 from cam_repro.runtime.files import make_dir, write_text_atomic
@@ -74,8 +81,10 @@ def write_eval_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> di
     """Write the eval runs among `runs` into `out`: summary.csv (one row per run), table1.md /
     table2.md and tables.csv (grouped, mean +- std), thresholds.md (GT-known error vs the CAM
     threshold, from the runs' sweep.csv), comparisons.md / .csv (paired differences, when the runs
-    have pairs), table_methods.md / .csv (when the runs include WSOL methods other than CAM).
-    Returns the number of groups, comparisons and methods sections and the files written."""
+    have pairs), table_methods.md / .csv (when the runs include WSOL methods other than CAM),
+    table_posthoc.md / .csv (when the runs include torch-cam's maps, cam-eval localizer=torchcam:
+    beside our CAM's and Grad-CAM's of the same networks). Returns the number of groups,
+    comparisons, methods sections and post-hoc sections and the files written."""
     rows = summary_rows(runs)
     groups = aggregate(rows)
     files = {
@@ -99,8 +108,12 @@ def write_eval_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> di
     if sections:  # runs of WSOL methods beside CAM's
         files["table_methods.md"] = methods_markdown(sections)
         files["table_methods.csv"] = methods_csv(sections)
+    posthoc = posthoc_sections(posthoc_rows(runs))
+    if posthoc:  # torch-cam's maps beside our CAM's
+        files["table_posthoc.md"] = posthoc_markdown(posthoc)
+        files["table_posthoc.csv"] = posthoc_csv(posthoc)
     return {"groups": len(groups), "comparisons": len(pairs), "methods": len(sections),
-            "files": _write(out, files)}  # fmt: skip
+            "posthoc": len(posthoc), "files": _write(out, files)}  # fmt: skip
 
 
 def write_features_tables(runs: Sequence[Run], out: Path, paper: str = "auto") -> dict[str, Any]:
@@ -145,12 +158,13 @@ def write_report(paths: Sequence[str | Path], out: str | Path, paper: str = "aut
     out = Path(out)
     make_dir(out)
     done: dict[str, Any] = {"runs": len(runs), "groups": 0, "comparisons": 0, "methods": 0,
-                            "files": []}  # fmt: skip
+                            "posthoc": 0, "files": []}  # fmt: skip
     if any(isinstance(run, EvalRun) and in_tables(run) for run in runs):
         written = write_eval_tables(runs, out, paper)
         done["groups"] += written["groups"]
         done["comparisons"] = written["comparisons"]
         done["methods"] = written["methods"]
+        done["posthoc"] = written["posthoc"]
         done["files"] += written["files"]
     for written in (write_features_tables(runs, out, paper), write_discovery_tables(runs, out)):
         done["groups"] += written["groups"]

@@ -19,6 +19,7 @@ import numpy as np
 
 from cam_repro.evaluate.outputs import read_sweep
 from cam_repro.features.outputs import check_features
+from cam_repro.localize.posthoc_methods import POSTHOC_METHODS
 from cam_repro.runtime.errors import ConfigError, InputFileError
 from cam_repro.runtime.metrics_file import (
     EvalData,
@@ -46,6 +47,22 @@ PROVENANCE_COLUMNS = (
 # A VQA model's maps and baselines (cam_repro.evaluate.vqa), in the tables' order.
 VQA_MAPS = ("predicted", "other_question", "centre", "true_answer")
 REPORTED = ("eval", "vqa", "features")  # the metrics.json kinds cam-report reads
+
+
+def posthoc_changes(torchcam: Any) -> list[str]:
+    """A torch-cam run's settings that differ from torch-cam's defaults (metrics.json's
+    protocol.torchcam): its layer if named, its options' values, its noise seed if not 0."""
+    if torchcam is None:
+        return []
+    method = POSTHOC_METHODS.get(torchcam.method)
+    parts = [f"torchcam layer {torchcam.layer}"] if torchcam.layer is not None else []
+    for key, default in method.defaults.items() if method else ():
+        value = getattr(torchcam, key, None)
+        if key != "batch_size" and value is not None and value != default:
+            parts.append(f"{key.replace('_', ' ')} {value}")
+    if getattr(torchcam, "seed", None):
+        parts.append(f"noise seed {torchcam.seed}")
+    return parts
 
 
 def with_protocol(name: str, protocol: str) -> str:
@@ -93,6 +110,7 @@ class _RunFolder:
                 parts.append(f"threshold from {source_label(paper)}")
             elif hasattr(given, key) and getattr(given, key) != default:
                 parts.append(f"{key.replace('_', ' ')} {getattr(given, key)}")
+        parts += posthoc_changes(getattr(given, "torchcam", None))
         return ", ".join(parts)
 
 

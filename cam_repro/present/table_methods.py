@@ -78,17 +78,24 @@ def method_rows(runs: Iterable[Run]) -> list[dict[str, Any]]:
         record = run.record
         if record.protocol.localizer != "cam":
             continue
-        reasons = dict(row["reasons"])
-        if "pxap" in record.undefined:
-            reasons["pxap"] = record.undefined["pxap"]
-        for key, why in _NOT_MEASURED.items():
-            value = record.pxap if key == "pxap" else row[key]
-            if value is None and key not in reasons:
-                reasons[key] = why
+        reasons = measured_reasons(row, record)
         rows.append({**row, "method": run.method, "network": network_name(row["paper_name"],
                      run.method), "pxap": record.pxap, "published_data": _published_data(run),
                      "reasons": reasons})  # fmt: skip
     return rows
+
+
+def measured_reasons(row: dict[str, Any], record: Any) -> dict[str, str]:
+    """A summary row's reasons for its empty cells, with PxAP's (metrics.json's `undefined`) and,
+    for a held-out MaxBoxAccV2 or a PxAP the run did not measure, why (`_NOT_MEASURED`)."""
+    reasons = dict(row["reasons"])
+    if "pxap" in record.undefined:
+        reasons["pxap"] = record.undefined["pxap"]
+    for key, why in _NOT_MEASURED.items():
+        value = record.pxap if key == "pxap" else row[key]
+        if value is None and key not in reasons:
+            reasons[key] = why
+    return reasons
 
 
 @dataclass

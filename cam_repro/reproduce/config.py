@@ -7,6 +7,7 @@ from typing import Any
 
 from cam_repro.apps import variants
 from cam_repro.data.synth_config import EVIDENCE
+from cam_repro.localize.posthoc_methods import posthoc_method
 from cam_repro.models.method_config import METHODS
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
@@ -60,6 +61,15 @@ class ReproduceConfig:
     # images of the design's classes (a set of another data seed); cam-report's
     # table_methods.md. []: the stage is off
     methods: list[str] = field(default_factory=list)
+    # The post-hoc maps stage: every model at every seed on the first design, its last checkpoint
+    # localized by our CAM and by each of these torch-cam methods (CAM | GradCAM | GradCAMpp |
+    # SmoothGradCAMpp | ScoreCAM | SSCAM | ISCAM | XGradCAM | LayerCAM | FinerCAM;
+    # localize/posthoc_methods.py), thresholds held out; cam-report's table_posthoc.md in
+    # OUT/posthoc. []: the stage is off
+    posthoc: list[str] = field(default_factory=list)
+    # images per class of the post-hoc stage's two sets (scored, and held out for thresholds):
+    # fewer than val's, as SS-CAM costs ~1,700 forward passes per map (docs/posthoc.md)
+    posthoc_per_class: int = 10
     # keep datasets and trainings of the same settings (and resume unfinished ones); false: redo
     reuse: bool = True
     # A record to compare this run's rows with (OUT/record_check.md): auto (the committed
@@ -89,6 +99,11 @@ def reproduce_config(cfg: Any) -> ReproduceConfig:
         check_choice(method, "methods", METHODS)
     if len(set(spec.methods)) != len(spec.methods):
         raise ConfigError(f"methods must not repeat a method, got {spec.methods}")
+    spec.posthoc = [posthoc_method(m, "posthoc").name for m in spec.posthoc]
+    if len(set(spec.posthoc)) != len(spec.posthoc):
+        raise ConfigError(f"posthoc must not repeat a method, got {spec.posthoc}")
+    if spec.posthoc_per_class < 1:
+        raise ConfigError(f"posthoc_per_class must be >= 1, got {spec.posthoc_per_class}")
     if spec.jobs < 1 or spec.epochs < 1:
         raise ConfigError("jobs and epochs must be >= 1")
     if not spec.width_mult > 0:

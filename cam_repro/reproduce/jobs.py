@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cam_repro.apps import CONFIG_DIR, compose
-from cam_repro.reproduce.plan import FeatureJob, Job
+from cam_repro.reproduce.plan import FeatureJob, Job, PosthocJob
 from cam_repro.runtime.config import RuntimeConfig
 from cam_repro.runtime.errors import ConfigError
 from cam_repro.runtime.files import make_dir, read_json, write_json
@@ -153,6 +153,31 @@ def heldout_eval(job: Job, root: Path, name: str, *, work: Path, runtime: dict[s
     overrides = [checkpoint, f"threshold_from={source}", "overwrite=true", *given]
     _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={scored}"])
     evaluate_run(compose("eval", overrides), scored)
+
+
+def posthoc_eval(
+    job: PosthocJob, scored: tuple[Path, str], held: tuple[Path, str], *, work: Path,
+    runtime: dict[str, Any],
+) -> dict[str, Any]:  # fmt: skip
+    """The post-hoc stage's evaluation of one network localized one way (our CAM, or a torch-cam
+    method): its sweep on the held-out set (`held`: root and name in the tables), whose best
+    thresholds then score the scored set (`scored`), with topk=1 (the top-1 and true class's
+    maps: the costly methods pay per map). Returns the scored run's metrics.json."""
+    from cam_repro.evaluate.loop import evaluate_run
+
+    job_log = work / "logs" / f"posthoc-{job.tag.replace('/', '-')}.log"
+    way = (["localizer=cam"] if job.localizer == "cam"
+           else ["localizer=torchcam", f"torchcam.method={job.localizer}"])  # fmt: skip
+    common = [f"checkpoint={job.trained.checkpoint(work)}", *way, "topk=1", "split=val",
+              "overwrite=true", *(f"{key}={value}" for key, value in runtime.items())]  # fmt: skip
+    source, target = job.threshold_dir(work), job.eval_dir(work)
+    overrides = [*common, f"data.root={held[0]}", f"data.name='{held[1]}'", "sweep=true"]
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={source}"])
+    evaluate_run(compose("eval", overrides), source)
+    overrides = [*common, f"data.root={scored[0]}", f"data.name='{scored[1]}'",
+                 f"threshold_from={source}"]  # fmt: skip
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={target}"])
+    return evaluate_run(compose("eval", overrides), target)
 
 
 def _pool(model: str) -> str:

@@ -54,9 +54,34 @@ def heldout_name(synth: SynthSize, design: str) -> str:
             f"{synth.seed + 1})")  # fmt: skip
 
 
-def data_settings(synth: SynthSize, design: str) -> dict[str, Any]:
+# The post-hoc stage's two sets of a design: its classes drawn again with data seeds + 2 (scored)
+# and + 3 (thresholds chosen), `posthoc_per_class` val images per class each, no training images.
+POSTHOC_SETS = {"-posthoc": 2, "-posthoc-heldout": 3}
+
+
+def posthoc_sets(design: str) -> tuple[str, str]:
+    """The names of `design`'s post-hoc sets: (scored, held out)."""
+    scored, held = POSTHOC_SETS
+    return design + scored, design + held
+
+
+def posthoc_name(synth: SynthSize, design: str, per_class: int, held: bool) -> str:
+    """A post-hoc set's data.name in its cam-eval runs (the tables' dataset column)."""
+    offset = POSTHOC_SETS["-posthoc-heldout" if held else "-posthoc"]
+    what = "held-out" if held else "scored"
+    return (f"post-hoc {what} val ({design}: {synth.num_classes * per_class} other images of its "
+            f"classes, data seed {synth.seed + offset})")  # fmt: skip
+
+
+def data_settings(synth: SynthSize, design: str, posthoc_per_class: int = 10) -> dict[str, Any]:
     """cam-synth's settings of a dataset (an evidence design, a FEATURE_DATA or a DISCOVERY_DATA
-    set, or a design's held-out set) at the benchmark's size."""
+    set, a design's held-out set or its post-hoc sets) at the benchmark's size."""
+    suffix = next((x for x in sorted(POSTHOC_SETS, key=len, reverse=True) if design.endswith(x)),
+                  None)  # fmt: skip
+    if suffix is not None:  # the longer first: "-posthoc-heldout" also ends with "-heldout"
+        return {**asdict(synth), "evidence": design[: -len(suffix)],
+                "seed": synth.seed + POSTHOC_SETS[suffix], "train_per_class": 0,
+                "val_per_class": posthoc_per_class}  # fmt: skip
     if design.endswith(HELDOUT_SUFFIX):
         own = design[: -len(HELDOUT_SUFFIX)]
         return {**asdict(synth), "evidence": own, "seed": synth.seed + 1, "train_per_class": 0}
@@ -186,6 +211,49 @@ def plan(spec: ReproduceConfig) -> list[Job]:
     return list(seen.values())
 
 
+@dataclass
+class PosthocJob:
+    """One network of the post-hoc stage localized one way: `localizer` is cam (ours, the
+    baseline) or a torch-cam method's name."""
+
+    design: str
+    model: str
+    seed: int
+    localizer: str
+
+    @property
+    def tag(self) -> str:
+        return f"{self.design}/{self.model}/seed{self.seed}/{self.localizer}"
+
+    @property
+    def trained(self) -> Job:
+        """The main job whose last checkpoint is localized."""
+        return Job(self.design, self.model, self.seed)
+
+    def threshold_dir(self, work: Path) -> Path:
+        """The held-out set's evaluation (its sweep gives the thresholds)."""
+        return work / "posthoc" / "heldout" / self.tag
+
+    def eval_dir(self, work: Path) -> Path:
+        """The scored set's evaluation at the held-out thresholds (what cam-report tabulates)."""
+        return work / "posthoc" / "eval" / self.tag
+
+
+# The post-hoc stage's order of work: the costliest first, so that the pool's workers end together
+_COST_ORDER = ("SSCAM", "ISCAM", "ScoreCAM", "SmoothGradCAMpp")
+
+
+def posthoc_plan(spec: ReproduceConfig) -> list[PosthocJob]:
+    """Every model at every seed on the first design, with our CAM and each torch-cam method of
+    `spec.posthoc` (none when the stage is off), the costliest methods first."""
+    if not spec.posthoc:
+        return []
+    rank = {m: i for i, m in enumerate(_COST_ORDER)}
+    ways = sorted(["cam", *spec.posthoc], key=lambda m: rank.get(m, len(rank)))
+    return [PosthocJob(spec.designs[0], model, seed, way)
+            for way in ways for model in spec.models for seed in spec.seeds]  # fmt: skip
+
+
 def stage_methods(spec: ReproduceConfig) -> list[str]:
     """The methods stage's methods, CAM (the baseline) first; none when the stage is off."""
     return list(dict.fromkeys(["cam", *spec.methods])) if spec.methods else []
@@ -193,10 +261,12 @@ def stage_methods(spec: ReproduceConfig) -> list[str]:
 
 def planned_datasets(spec: ReproduceConfig) -> list[str]:
     """The datasets the plan reads: the designs, then the Section 4 and 4.2 sets if asked for,
-    then the first design's held-out set if the methods stage is on."""
+    then the first design's held-out set if the methods stage is on, its post-hoc sets if the
+    post-hoc stage is."""
     return [*spec.designs, *(FEATURE_DATA if spec.features else ()),
             *(DISCOVERY_DATA if spec.discovery else ()),
-            *([heldout_set(spec.designs[0])] if spec.methods else ())]  # fmt: skip
+            *([heldout_set(spec.designs[0])] if spec.methods else ()),
+            *(posthoc_sets(spec.designs[0]) if spec.posthoc else ())]  # fmt: skip
 
 
 def study_seeds(spec: ReproduceConfig) -> list[int]:

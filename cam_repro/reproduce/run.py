@@ -21,6 +21,7 @@ from cam_repro.reproduce.figures import draw_figures
 from cam_repro.reproduce.jobs import (
     features_job,
     features_outcome,
+    posthoc_eval,
     runtime_overrides,
     threads_per_job,
     train_and_eval,
@@ -29,12 +30,16 @@ from cam_repro.reproduce.plan import (
     DISCOVERY_DATA,
     FEATURE_DATA,
     Job,
+    PosthocJob,
     data_settings,
     feature_plan,
     heldout_name,
     heldout_set,
     plan,
     planned_datasets,
+    posthoc_name,
+    posthoc_plan,
+    posthoc_sets,
 )
 from cam_repro.reproduce.provenance import write_command
 from cam_repro.reproduce.record import find_record, record_check
@@ -51,6 +56,7 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
     record = find_record(spec.record, out)  # before any work: a missing record fails at once
     make_dir(out)
     jobs = plan(spec)
+    posthoc = posthoc_plan(spec)
     threads = threads_per_job(spec.runtime.threads, spec.jobs)
     runtime = runtime_overrides(spec.runtime, threads)
     times: dict[str, float] = {}
@@ -62,7 +68,8 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
         f", ablation {'+'.join(spec.ablation)} on {spec.designs[0]}" if spec.ablation else "",
         methods, spec.jobs, threads,
     )  # fmt: skip
-    data = {d: write_data(d, work / "data" / d, data_settings(spec.synth, d), spec.reuse)
+    data = {d: write_data(d, work / "data" / d,
+                          data_settings(spec.synth, d, spec.posthoc_per_class), spec.reuse)
             for d in planned_datasets(spec)}  # fmt: skip
     stamps = {design: tree_stamp(root) for design, root in data.items()}
     times["data"] = time.perf_counter() - start
@@ -87,12 +94,16 @@ def reproduce(cfg: Any, run_dir: str | Path) -> dict[str, Any]:
                 log.info("[%d/%d] features %s: %s", i + 1, len(features), features[i].tag,
                          features_outcome(metrics))  # fmt: skip
             times["features"] = time.perf_counter() - tick
+        if posthoc:
+            tick = time.perf_counter()
+            _posthoc_stage(pool, spec, posthoc, data, work, runtime)
+            times["posthoc"] = time.perf_counter() - tick
 
     tick = time.perf_counter()
     draw_figures(spec, work, out, [j for j in jobs if j.method == "cam"])  # CAM's networks
     times["figures"] = time.perf_counter() - tick
     tick = time.perf_counter()
-    report = _report(work, out, jobs, spec.features, spec.discovery)
+    report = _report(work, out, jobs, spec.features, spec.discovery, posthoc)
     times["report"] = time.perf_counter() - tick
     times["total"] = time.perf_counter() - start
     if record is not None:
@@ -132,11 +143,41 @@ def _train_stage(
     return reused
 
 
-def _report(work: Path, out: Path, jobs: list[Job], features: bool, discovery: bool) -> dict:
-    """cam-report over the benchmark's eval (and features) runs into OUT, and with `discovery`
-    over Section 4.2's into OUT/discovery; returns the main report's summary."""
-    runs = [work / "eval" / d for d in dict.fromkeys(j.design for j in jobs)
-            if d not in DISCOVERY_DATA]  # fmt: skip
+def _posthoc_stage(
+    pool: ProcessPoolExecutor, spec: Any, jobs: list, data: dict[str, Path], work: Path,
+    runtime: dict[str, Any],
+) -> None:  # fmt: skip
+    """Every post-hoc job evaluated in the pool (its trainings are the main jobs', done)."""
+    design = spec.designs[0]
+    scored_set, held_set = posthoc_sets(design)
+    n = spec.posthoc_per_class
+    scored = (data[scored_set], posthoc_name(spec.synth, design, n, held=False))
+    held = (data[held_set], posthoc_name(spec.synth, design, n, held=True))
+    run = partial(posthoc_eval, work=work, runtime=runtime)
+    for i, metrics in _in_order(pool, run, [(j, scored, held) for j in jobs]):
+        log.info(
+            "[%d/%d] post-hoc %s: MaxBoxAccV2 %s at held-out thresholds, %.0f s",
+            i + 1, len(jobs), jobs[i].tag, _number(metrics.get("maxboxacc_v2_heldout")),
+            metrics.get("seconds", float("nan")),
+        )  # fmt: skip
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, float) else "undefined"
+
+
+def _report(
+    work: Path, out: Path, jobs: list[Job], features: bool, discovery: bool,
+    posthoc: list[PosthocJob],
+) -> dict:  # fmt: skip
+    """cam-report over this run's eval runs (its jobs', the methods stage's at held-out
+    thresholds, the post-hoc stage's) and features runs into OUT, and with `discovery` over
+    Section 4.2's into OUT/discovery; returns the main report's summary. Only this run's own
+    eval folders are read: another run's in the same WORK (another stage, other models) are not
+    tabulated as this one's."""
+    main = [j for j in jobs if j.design not in DISCOVERY_DATA]
+    runs = [j.eval_dir(work) for j in main] + [j.heldout_eval_dir(work) for j in main if j.heldout]
+    runs += [j.eval_dir(work) for j in posthoc]
     runs += [work / "features" / d for d in FEATURE_DATA if features]
     report = write_report(runs, out, paper="auto")
     if discovery:  # Section 4.2: its own folder, tables and figures

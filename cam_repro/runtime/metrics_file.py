@@ -134,11 +134,36 @@ class EvalData:
 
 
 @dataclass(kw_only=True)
+class PosthocProtocol:
+    """localizer=torchcam: what its maps depend on (localize.posthoc_methods.PosthocSpec.protocol):
+    torch-cam's method, the layer asked for (null: the default), its options' values."""
+
+    method: str  # torch-cam's class name
+    layer: str | None
+    num_samples: int | None = optional()
+    std: float | None = optional()
+    gamma: float | None = optional()
+    num_references: int | None = optional()
+    seed: int | None = optional()  # the methods that draw noise
+
+
+@dataclass(kw_only=True)
+class PosthocCost:
+    """localizer=torchcam: what a map costs (the evaluation's own forward pass not counted)."""
+
+    layer: str  # the hooked module
+    channels: int  # its maps, K
+    forward_passes_per_map: int
+    backward_passes_per_map: int
+
+
+@dataclass(kw_only=True)
 class EvalProtocol:
     """How cam-eval scored (its config's keys, and the conventions in words)."""
 
-    localizer: str  # cam | gradcam | backprop
+    localizer: str  # cam | gradcam | backprop | torchcam
     gradcam_layer: str | None  # null: the default layer (localize/gradcam.py)
+    torchcam: PosthocProtocol | None = optional()  # noqa: RUF009 (localizer=torchcam only)
     box_rule: str  # paper | release
     threshold: float  # the paper rule's CAM threshold (threshold_from's when given)
     normalize: str
@@ -206,7 +231,9 @@ class EvalMetrics:
     num_blacklisted: int
     num_without_boxes: int
     variant: str
-    paper_name: str  # with "Grad-CAM on " / "Backprop on " for those localizers
+    # with "Grad-CAM on " / "Backprop on " / "Score-CAM on " (torch-cam's title) for those
+    paper_name: str
+    posthoc_cost: PosthocCost | None = optional()  # noqa: RUF009 (localizer=torchcam)
     # the WSOL method the checkpoint was trained with (models/method_config.py); absent: cam
     method: str | None = optional()
     pool: str | None  # gap | gmp; None: the network has no CAM map
