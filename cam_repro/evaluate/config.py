@@ -66,7 +66,9 @@ class TorchCamKeys:
     std: float | None = None  # the noise's: SS-CAM (2.0), Smooth Grad-CAM++ (0.3)
     gamma: float | None = None  # Finer-CAM (0.6)
     num_references: int | None = None  # Finer-CAM (3)
-    seed: int = 0  # the noise of SS-CAM and Smooth Grad-CAM++ (seeded per batch from it)
+    seed: int = (
+        0  # the noise of SS-CAM and Smooth Grad-CAM++ (seeded per batch and class column from it)
+    )
 
 
 def posthoc_spec(localizer: str, keys: TorchCamKeys) -> PosthocSpec | None:

@@ -8,6 +8,7 @@ cam_repro.localize.scoring.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -167,6 +168,14 @@ def posthoc_cost(model: nn.Module, spec: PosthocSpec, image_size: int) -> dict[s
         raise ConfigError(f"torchcam.layer: {err}") from None
     except PosthocError as err:
         raise ConfigError(f"torchcam.method={spec.method}: {err}") from None
+
+
+def hooked_layer(spec: PosthocSpec | None, cost: dict[str, object] | None) -> PosthocSpec | None:
+    """`spec` with the layer `posthoc_cost` found and hooked (its default resolved once, on the
+    checked probe), so that the run hooks the layer metrics.json's posthoc_cost names."""
+    if spec is None or cost is None:
+        return spec
+    return dataclasses.replace(spec, layer=str(cost["layer"]))
 
 
 def posthoc_cost_line(spec: PosthocSpec, cost: dict[str, object], topk: int) -> str:

@@ -66,6 +66,7 @@ from cam_repro.evaluate.localizer import (
     RawMaps,
     check_batch,
     forward_maps,
+    hooked_layer,
     localize_ten_crop,
     posthoc_cost,
     posthoc_cost_line,
@@ -218,8 +219,9 @@ class Evaluator:
         end) and the rows come back in batch order: the results are those of a plain loop.
         On a GPU the maps are upsampled there and copied to pinned memory without blocking."""
         spec, env = self.spec, self.env
+        posthoc = hooked_layer(self.posthoc, self.posthoc_cost)  # the checked layer, hooked
         loc = Localizer(self.model, spec.localizer, spec.runtime.amp, env.device,
-                        spec.gradcam_layer, self.posthoc)  # fmt: skip
+                        spec.gradcam_layer, posthoc)  # fmt: skip
         show = spec.runtime.progress and env.is_main
         on_device = env.device.type == "cuda"
         threads = spec.score_threads

@@ -28,6 +28,7 @@ from cam_repro.evaluate.localizer import (
     TOPK,
     Localizer,
     check_batch,
+    hooked_layer,
     localize_batch,
     posthoc_cost,
 )
@@ -144,7 +145,7 @@ def localizer(
     as a ConfigError naming gradcam_layer; a torch-cam method (`posthoc`) checked as cam-eval
     checks it (evaluate.localizer.posthoc_cost). Use it as a context manager."""
     if posthoc is not None:
-        posthoc_cost(net.model, posthoc, net.data.image_size)
+        posthoc = hooked_layer(posthoc, posthoc_cost(net.model, posthoc, net.data.image_size))
     try:
         return Localizer(net.model, kind, amp, device, layer, posthoc)
     except GradCAMLayerError as err:

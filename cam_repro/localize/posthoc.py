@@ -14,9 +14,9 @@ Conventions (the methods themselves are torch-cam's, untouched):
   kept until the last class). The methods that cost many passes per map (Score-CAM, SS-CAM,
   IS-CAM, Smooth Grad-CAM++) compute each (image, class) once: where the true class is among the
   top-k, its map is the top-k's, not computed again.
-- The noise of SS-CAM and Smooth Grad-CAM++ is drawn from torch's global RNG, which is seeded per
-  call (seed, call number) inside a fork: a run's maps are the same every time, and the caller's
-  RNG is left as it was.
+- The noise of SS-CAM and Smooth Grad-CAM++ is drawn from torch's global RNG, which is seeded for
+  each batch and class column from (seed, batch number, column) inside a fork: a run's maps are
+  the same every time, and the caller's RNG is left as it was.
 - Hooks are registered when the extractor is made and removed by `close()` (a context manager:
   on every exit, errors and KeyboardInterrupt included). A torch-cam constructor that fails after
   registering hooks cannot leak them: the arguments are checked before it runs.
@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from types import TracebackType
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -138,7 +139,7 @@ class PosthocMaps:
         # every argument is checked above: torch-cam's constructor registers its hooks last
         self.extractor = cls(self.net, target_layer=self.layer, **kwargs)
         self._kept: _Pass | None = None
-        self._calls = 0
+        self._batches = 0  # maps() calls: the noise's seed is (seed, batch, class column)
         self.channels: int | None = None  # the layer's K, known after the first pass
 
     # -- lifetime ---------------------------------------------------------------------------
@@ -213,10 +214,11 @@ class PosthocMaps:
         if classes.dim() == 1:
             classes = classes[:, None]
         classes = classes.long()
+        self._batches += 1
         try:
             if self._one_pass:
                 k = classes.shape[1]
-                cols = [self._call(classes[:, j], kept.logits, j < k - 1) for j in range(k)]
+                cols = [self._call(classes[:, j], kept.logits, j, j < k - 1) for j in range(k)]
                 return torch.stack(cols, dim=1)
             return self._each_once(x, classes, kept)
         finally:
@@ -236,11 +238,11 @@ class PosthocMaps:
             if bool(new.any()):
                 if j == 0:
                     scores = kept.logits
-                    computed = self._call(col, scores, False)
+                    computed = self._call(col, scores, j, False)
                 else:
                     idx = new.nonzero()[:, 0]
                     scores = self._forward(x[idx]).logits
-                    computed = self._call(col[idx], scores, False)
+                    computed = self._call(col[idx], scores, j, False)
                 out = computed if j == 0 else computed.new_zeros((b, *computed.shape[1:]))
                 if j:
                     out[idx] = computed
@@ -253,16 +255,17 @@ class PosthocMaps:
             cols.append(out)
         return torch.stack(cols, dim=1)
 
-    def _call(self, col: Tensor, scores: Tensor, keep_graph: bool) -> Tensor:
-        """The extractor on one class per image -> (n, h, w) float32."""
+    def _call(self, col: Tensor, scores: Tensor, column: int, keep_graph: bool) -> Tensor:
+        """The extractor on one class per image (the batch's class `column`) -> (n, h, w)
+        float32."""
         kwargs: dict[str, object] = {}
         if self.method.gradient and self._one_pass:
             kwargs["retain_graph"] = keep_graph
-        self._calls += 1
         devices = [col.device] if col.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices, enabled=self.method.noise):
             if self.method.noise:
-                torch.manual_seed(self.spec.seed * 1_000_003 + self._calls)
+                key = [self.spec.seed, self._batches, column]
+                torch.manual_seed(int(np.random.SeedSequence(key).generate_state(1)[0]))
             with torch.enable_grad() if self.method.gradient else torch.no_grad():
                 (cam,) = self.extractor(
                     class_idx=col.tolist(), scores=scores, normalized=False, **kwargs

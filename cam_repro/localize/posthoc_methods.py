@@ -8,6 +8,7 @@ the seed of the noise the smoothed methods draw).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from cam_repro.runtime.errors import ConfigError
@@ -24,7 +25,7 @@ class PosthocMethod:
     # the keys of PosthocSpec it takes, with torch-cam's defaults
     defaults: dict[str, float | int] = field(default_factory=dict)
     masks: bool = False  # scores one masked input per channel of the layer (Score-CAM's family)
-    noise: bool = False  # draws random noise (seeded per batch: PosthocSpec.seed)
+    noise: bool = False  # draws random noise (seeded per batch and column: PosthocSpec.seed)
 
     def passes_per_map(self, channels: int, num_samples: int | None = None) -> tuple[int, int]:
         """(forward, backward) passes of the network one map of one image costs beyond the
@@ -152,9 +153,12 @@ class PosthocSpec:
                 raise ConfigError(
                     f"torchcam.{key}: applies to {', '.join(takers)}, not to {info.name}"
                 )
-            positive = key != "gamma"
-            if (value <= 0 if positive else value < 0) or (key == "std" and value <= 0):
-                raise ConfigError(f"torchcam.{key} must be {'> 0' if positive else '>= 0'}")
+            positive = key != "gamma"  # Finer-CAM's weight may be 0 (then it is Grad-CAM)
+            if not math.isfinite(value) or (value <= 0 if positive else value < 0):
+                raise ConfigError(
+                    f"torchcam.{key} must be a finite number {'> 0' if positive else '>= 0'}, "
+                    f"got {value}"
+                )
         return given
 
     def protocol(self) -> dict[str, object]:

@@ -126,3 +126,16 @@ def test_pointing_game_peaks_map_to_image_pixels_and_boxes_by_hand() -> None:
     # Half a pixel outside the inclusive box is still on its last pixel; beyond, a miss.
     edge = np.array([[5.5, 2.0], [5.51, 2.0]])
     assert points_in_boxes(edge, [np.array([[4, 2, 5, 3]])] * 2).tolist() == [True, False]
+
+
+def test_top5_errors_are_undefined_unless_topk_covers_the_five_best_classes() -> None:
+    # topk=1 or 3 on 10 classes: the "top-5" columns would be top-1's / top-3's under its name
+    for k in (1, 3, 7):
+        errors = error_rates(_outcomes(), num_classes=10, k=k)
+        for key in ("cls_top5_err", "loc_top5_err"):
+            assert f"topk={k}" in errors[key].reason
+        assert errors["loc_top1_err"] == 80.0 and errors["gt_known_loc_err"] == 60.0
+    assert error_rates(_outcomes(), num_classes=10, k=5)["loc_top5_err"] == 60.0
+    # 3 classes: topk=3 and topk=5 both cover every class, the paper's top-5 (loc measured)
+    assert error_rates(_outcomes(), num_classes=3, k=3)["loc_top5_err"] == 60.0
+    assert "topk=2" in error_rates(_outcomes(), num_classes=3, k=2)["loc_top5_err"].reason
