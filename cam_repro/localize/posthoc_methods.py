@@ -46,7 +46,14 @@ POSTHOC_METHODS: dict[str, PosthocMethod] = {
     for m in (
         PosthocMethod("CAM", "CAM (torch-cam)", "Zhou et al., CVPR 2016", gradient=False),
         PosthocMethod("GradCAM", "Grad-CAM (torch-cam)", _GRAD, gradient=True),
-        PosthocMethod("GradCAMpp", "Grad-CAM++", "Chattopadhay et al., WACV 2018", gradient=True),
+        PosthocMethod(
+            "GradCAMpp",
+            "Grad-CAM++ (torch-cam 0.5)",
+            "Chattopadhay et al., WACV 2018; as torch-cam 0.5 computes it, its alpha left "
+            "undivided (a masked in-place division acts on a copy), so the channel weights are "
+            "sum(grad^2 relu(grad)), not the paper's",
+            gradient=True,
+        ),
         PosthocMethod(
             "SmoothGradCAMpp",
             "Smooth Grad-CAM++",
