@@ -75,6 +75,32 @@ def hand_gradcam(model: nn.Module, x: Tensor, classes: Tensor, layer: str) -> tu
 # --- agreement with ours and with torch-cam by hand ---------------------------------------------
 
 
+def test_torch_cams_grad_cam_pp_is_its_own_with_alpha_undivided() -> None:
+    """torch-cam 0.5's Grad-CAM++ weighs channel k by sum_ij grad^2 relu(grad) (its alpha, grad^2,
+    is never divided: a masked in-place division on a copy), not by Chattopadhay et al.'s alpha:
+    the reason its title says "torch-cam 0.5". Should torch-cam fix it, this fails: retitle it."""
+    assert POSTHOC_METHODS["GradCAMpp"].title == "Grad-CAM++ (torch-cam 0.5)"
+    model, x = tiny(), torch.randn(4, 3, 32, 32)
+    theirs = posthoc(model, PosthocSpec("GradCAMpp"), x, CLASSES)
+    # its default layer, tiny's head, is an Identity on the backbone's output: differentiate that
+    with torch.no_grad():
+        acts = model.backbone(x)
+    feats = acts.clone().requires_grad_(True)
+    logits = model.logits_from_features(feats)
+    for j in range(CLASSES.shape[1]):
+        (grad,) = torch.autograd.grad(logits.gather(1, CLASSES[:, j : j + 1]).sum(), feats,
+                                      retain_graph=True)  # fmt: skip
+        undivided = (grad.pow(2) * grad.clamp_min(0)).sum(dim=(2, 3))  # (B, K)
+        expected = (undivided[:, :, None, None] * acts).sum(dim=1).clamp_min(0)
+        # weights summed over h x w in another order than torch-cam's, then over K channels
+        assert_close_at_scale(theirs[:, j], expected, rtol=1e-4)
+        # the paper's alpha (g^2 / (2 g^2 + sum A g^3)) gives other weights
+        g2, g3 = grad.pow(2), grad.pow(3)
+        alpha = g2 / (2 * g2 + (g3 * acts).sum(dim=(2, 3), keepdim=True) + 1e-8)
+        paper = (alpha * grad.clamp_min(0)).sum(dim=(2, 3))
+        assert not torch.allclose(paper, undivided, rtol=1e-3)
+
+
 @pytest.mark.parametrize(
     ("make", "size", "layer", "fc"),
     [
