@@ -49,14 +49,6 @@ def rss_mb() -> float:
     raise RuntimeError("no VmRSS in /proc/self/status")
 
 
-def hooks_left(model) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        + len(getattr(m, "_backward_pre_hooks", {}))
-        for m in model.modules()
-    )  # fmt: skip
-
-
 def child(
     model: str, localizer: str, data: Path, run_dir: Path, images: int, at: int, batch: int
 ) -> dict:
@@ -66,6 +58,7 @@ def child(
 
     from cam_repro.apps import CONFIG_DIR, register
     from cam_repro.evaluate import loop
+    from cam_repro.localize.layers import hooks_on
 
     samples: dict[int, float] = {}
     nets: list = []
@@ -108,7 +101,7 @@ def child(
         "growth_mb": round(rss_last - rss_first, 1),
         "growth_pct": round(100 * (rss_last / rss_first - 1), 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
-        "hooks_left": hooks_left(nets[0]),
+        "hooks_left": hooks_on(nets[0]),
         "series": [[n, round(v, 1)] for n, v in series],
         "seconds": round(seconds, 1),
         "threads": torch.get_num_threads(),

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from cam_repro.apps import compose
 from cam_repro.evaluate.localizer import Localizer
+from cam_repro.localize.layers import hooks_on
 from cam_repro.localize.posthoc import posthoc_layer
 from cam_repro.localize.posthoc_methods import POSTHOC_METHODS, PosthocMethod, PosthocSpec
 from cam_repro.models import build_model
@@ -69,14 +70,6 @@ def rss_mb() -> float:
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def hooks_left(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        + len(getattr(m, "_backward_pre_hooks", {}))
-        for m in model.modules()
-    )  # fmt: skip
 
 
 def tiny_gap(width_mult: float, classes: int) -> nn.Module:
@@ -216,7 +209,7 @@ def memory(model: nn.Module, name: str, args: argparse.Namespace) -> dict:
         "rss_mb": [round(first, 2), round(last, 2)],
         "growth_mb": round(last - first, 2),
         "peak_rss_mb": round(peak_rss_mb(), 1),
-        "hooks_left": hooks_left(net),
+        "hooks_left": hooks_on(net),
     }
 
 

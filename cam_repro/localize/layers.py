@@ -105,6 +105,16 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def hooks_on(model: nn.Module) -> int:
+    """How many hooks `model`'s modules hold (forward, forward-pre, backward, backward-pre): 0
+    once a localizer that hooks it (Grad-CAM, torch-cam's methods) is done, errors included."""
+    return sum(
+        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
+        + len(getattr(m, "_backward_pre_hooks", {}))
+        for m in model.modules()
+    )  # fmt: skip
+
+
 def map_problem(value: object) -> str | None:
     """Why `value` cannot localize ("a tuple, not ...", "1x1 maps ..."), or None. A localization
     map (CAM, Grad-CAM's layer, Backprop) must be a (B, K, h, w) tensor with h > 1 and w > 1: a

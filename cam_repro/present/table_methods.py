@@ -161,6 +161,12 @@ def method_sections(rows: Sequence[dict[str, Any]]) -> list[MethodSection]:
         first = members[0]
         sections.append(MethodSection(data, network, protocol, first["variant"],
                                       first["published_data"], groups))  # fmt: skip
+    return sort_sections(sections)
+
+
+def sort_sections(sections: list[Any]) -> list[Any]:
+    """Sections (of this table or table_posthoc's) by data and network, those with held-out
+    MaxBoxAccV2 first, then by protocol."""
     heldout = {id(s): any(g.stat("maxboxacc_v2_heldout") for g in s.groups.values())
                for s in sections}  # fmt: skip
     return sorted(sections, key=lambda s: (s.data, s.network, not heldout[id(s)], s.protocol))

@@ -26,7 +26,7 @@ from cam_repro.present.runs import PROVENANCE_COLUMNS, EvalRun, Run, posthoc_cha
 from cam_repro.present.stats import group_by
 from cam_repro.present.table_cam import Group, summary_rows
 from cam_repro.present.table_comparisons import COMPARISON_STATS, SeedPairs, pair_by_seed
-from cam_repro.present.table_methods import METRIC_NAMES, measured_reasons
+from cam_repro.present.table_methods import METRIC_NAMES, measured_reasons, sort_sections
 from cam_repro.present.table_rows import Notes, markdown_table, seed_of, to_csv, undigested
 from cam_repro.runtime.metrics_file import EvalMetrics
 
@@ -214,9 +214,7 @@ def posthoc_sections(rows: Sequence[dict[str, Any]]) -> list[PosthocSection]:
             group.fold()  # one run per checkpoint: a second evaluation is not a second seed
             groups[label] = group
         sections.append(PosthocSection(data, network, protocol, groups))
-    heldout = {id(s): any(g.stat("maxboxacc_v2_heldout") for g in s.groups.values())
-               for s in sections}  # fmt: skip
-    return sorted(sections, key=lambda s: (s.data, s.network, not heldout[id(s)], s.protocol))
+    return sort_sections(sections)
 
 
 POSTHOC_NOTE = (

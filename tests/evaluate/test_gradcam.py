@@ -19,6 +19,7 @@ from cam_repro.cam import GradCAMLayerError, class_activation_maps, grad_cam
 from cam_repro.evaluate.localizer import Localizer, localize_batch
 from cam_repro.evaluate.loop import evaluate_run
 from cam_repro.localize.gradcam import gradcam_layer
+from cam_repro.localize.layers import hooks_on
 from cam_repro.models import build_model
 from cam_repro.present.report import write_report
 from cam_repro.runtime.errors import ConfigError
@@ -26,14 +27,6 @@ from cam_repro.runtime.errors import ConfigError
 
 def vgg16_original(classes: int = 10) -> nn.Module:
     return build_model({"arch": "vgg16", "modified": False, "width_mult": 0.125}, classes).eval()
-
-
-def hooks_left(model: nn.Module) -> int:
-    return sum(
-        len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks)
-        + len(getattr(m, "_backward_pre_hooks", {}))
-        for m in model.modules()
-    )  # fmt: skip
 
 
 def live_tensors() -> int:
@@ -147,7 +140,7 @@ def test_no_hook_and_no_tensor_outlives_a_call() -> None:
     x = torch.randn(2, 3, 64, 64)
     classes = torch.tensor([[0, 1], [2, 3]])
     grad_cam(model, x, classes)  # warm-up
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
     before = live_tensors()
     for _ in range(3):
         grad_cam(model, x, classes)
@@ -155,10 +148,10 @@ def test_no_hook_and_no_tensor_outlives_a_call() -> None:
     # errors: a layer without a (B, K, h, w) output, and a forward pass that fails
     with pytest.raises(GradCAMLayerError, match=r"layer 'classifier\.0' gives a tensor of shape"):
         grad_cam(model, x, classes, layer="classifier.0")
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
     with pytest.raises(RuntimeError):
         grad_cam(model, torch.randn(2, 4, 64, 64), classes, layer="backbone.29")  # 4 channels
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
 
 
 def test_parameters_grad_and_callers_grad_mode_are_untouched() -> None:

@@ -8,19 +8,15 @@ from pathlib import Path
 
 import pytest
 from helpers import eval_cfg, run_metrics
-from torch import nn
 
 from cam_repro.evaluate.loop import Evaluator, evaluate_run
+from cam_repro.localize.layers import hooks_on
 from cam_repro.localize.posthoc import PosthocMaps
 from cam_repro.runtime.errors import ConfigError
 
 LOC_ERRORS = ("loc_top1_err", "loc_top5_err", "gt_known_loc_err")
 # what differs between two runs of the same protocol: the time they took
 TIMING = ("seconds",)
-
-
-def hooks_left(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def _same_numbers(a: dict, b: dict) -> None:
@@ -199,5 +195,5 @@ def test_a_failed_run_leaves_no_hook(trained: Path, tmp_path: Path, monkeypatch,
         )
     assert calls == [32, 16]
     assert len(made) == 2 and all(m in closed for m in made)  # posthoc_cost's, the run's
-    assert hooks_left(made[1].net) == 0 and made[0].net is made[1].net
+    assert hooks_on(made[1].net) == 0 and made[0].net is made[1].net
     assert not (tmp_path / "run" / "metrics.json").exists()

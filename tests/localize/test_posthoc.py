@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from cam_repro.evaluate.localizer import Localizer, localize_batch
 from cam_repro.localize.cam import cam_model, class_activation_maps, predict_with_cams
 from cam_repro.localize.gradcam import GradCAMLayerError, grad_cam
+from cam_repro.localize.layers import hooks_on
 from cam_repro.localize.posthoc import PosthocError, PosthocMaps
 from cam_repro.localize.posthoc_methods import POSTHOC_METHODS, PosthocSpec, posthoc_method
 from cam_repro.models import build_model
@@ -40,10 +41,6 @@ def tiny(pool: str = "gap") -> nn.Module:
 def resnet18() -> nn.Module:
     """Any classifier: torchvision's, random weights, not wrapped."""
     return torchvision.models.resnet18(weights=None, num_classes=5).eval()
-
-
-def hooks_left(model: nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
 
 
 def posthoc(model: nn.Module, spec: PosthocSpec, x: Tensor, classes: Tensor) -> Tensor:
@@ -136,7 +133,7 @@ def test_cam_and_grad_cam_agree_with_ours_and_torch_cam_by_hand(make, size, laye
             scores = model(x)
         by_hand = [extractor(CLASSES[:, j].tolist(), scores, normalized=False)[0] for j in (0, 1)]
     assert torch.equal(theirs, torch.stack(by_hand, dim=1))
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
 
     theirs = posthoc(model, PosthocSpec("GradCAM"), x, CLASSES)
     ours = grad_cam(model, x, CLASSES)
@@ -152,7 +149,7 @@ def test_cam_and_grad_cam_agree_with_ours_and_torch_cam_by_hand(make, size, laye
             for j in (0, 1)
         ]
     assert torch.equal(theirs, torch.stack(by_hand, dim=1))
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
 
 
 def test_grad_cam_at_a_named_earlier_layer_agrees_with_ours() -> None:
@@ -195,21 +192,21 @@ def test_hooks_are_removed_on_every_exit(method: str) -> None:
     noisy = method == "SmoothGradCAMpp"
     spec = PosthocSpec(method, num_samples=1) if noisy else PosthocSpec(method)
     with PosthocMaps(model, spec, x[:1]) as maps:
-        assert hooks_left(model) > 0
+        assert hooks_on(model) > 0
         maps.logits(x)
         maps.maps(x, CLASSES[:2])
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
     for error in (RuntimeError("boom"), KeyboardInterrupt()):
         with pytest.raises(type(error)), PosthocMaps(model, spec, x[:1]) as maps:
             maps.logits(x)
-            assert hooks_left(model) > 0
+            assert hooks_on(model) > 0
             raise error
-        assert hooks_left(model) == 0
+        assert hooks_on(model) == 0
     # an error inside torch-cam's call (a class the network does not have)
     out_of_range = pytest.raises((IndexError, RuntimeError), match="index 99 is out of bounds")
     with out_of_range, PosthocMaps(model, spec, x[:1]) as maps:
         maps.maps(x, torch.tensor([[0], [99]]))
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
 
 
 def test_a_refused_extractor_leaves_no_hook() -> None:
@@ -218,7 +215,7 @@ def test_a_refused_extractor_leaves_no_hook() -> None:
     with pytest.raises(GradCAMLayerError, match="'conv9' is not a module") as err:
         PosthocMaps(model, PosthocSpec("GradCAM", layer="conv9"), x)
     assert "\n" not in str(err.value)
-    assert hooks_left(model) == 0
+    assert hooks_on(model) == 0
     # CAM needs a linear head: refused before torch-cam registers anything
     for net in (
         TwoLayerHead(5).eval(),  # a ReLU'd hidden layer between pooling and head
@@ -227,7 +224,7 @@ def test_a_refused_extractor_leaves_no_hook() -> None:
         with pytest.raises(PosthocError, match=r"^torch-cam's CAM: .*use a gradient method") as err:
             PosthocMaps(net, PosthocSpec("CAM"), torch.randn(1, 3, 64, 64))
         assert "\n" not in str(err.value)
-        assert hooks_left(net) == 0
+        assert hooks_on(net) == 0
 
 
 def test_localizer_removes_the_hooks_on_every_exit() -> None:
@@ -237,8 +234,8 @@ def test_localizer_removes_the_hooks_on_every_exit() -> None:
     spec = PosthocSpec("ScoreCAM")
     with Localizer(model, "torchcam", "none", CPU, posthoc=spec) as loc:
         out = localize_batch(loc, x, labels, topk=2)
-        assert out.maps.shape == (2, 3, 32, 32) and hooks_left(model) > 0
-    assert hooks_left(model) == 0
+        assert out.maps.shape == (2, 3, 32, 32) and hooks_on(model) > 0
+    assert hooks_on(model) == 0
     for error in (RuntimeError("boom"), KeyboardInterrupt()):
         with (
             pytest.raises(type(error)),
@@ -246,7 +243,7 @@ def test_localizer_removes_the_hooks_on_every_exit() -> None:
         ):
             localize_batch(loc, x, labels, topk=2)
             raise error
-        assert hooks_left(model) == 0
+        assert hooks_on(model) == 0
     with pytest.raises(ValueError, match="kind=torchcam"):
         Localizer(model, "cam", "none", CPU, posthoc=spec)
 
