@@ -57,7 +57,9 @@ POSTHOC_METHODS: dict[str, PosthocMethod] = {
         PosthocMethod(
             "SmoothGradCAMpp",
             "Smooth Grad-CAM++",
-            "Omeiza et al., arXiv:1908.01224",
+            "Omeiza et al., arXiv:1908.01224; torch-cam's variant, its alpha's numerator changed "
+            "by torch-cam's author (its docstring says so), the map from the last noisy copy's "
+            "activations",
             gradient=True,
             defaults={"num_samples": 4, "std": 0.3},
             noise=True,

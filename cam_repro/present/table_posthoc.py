@@ -256,8 +256,8 @@ def _citations(sections: Sequence[PosthocSection]) -> list[str]:
     used = {r["torchcam"].method for s in sections for g in s.groups.values() for r in g.rows
             if r["torchcam"] is not None}  # fmt: skip
     lines = [f"- {m.title}: {m.citation}" for name, m in POSTHOC_METHODS.items() if name in used]
-    return ["Methods (torch-cam 0.5, torchcam.methods, each the paper's algorithm):", "", *lines,
-            ""]  # fmt: skip
+    return ["Methods (torch-cam 0.5's implementations, torchcam.methods; where one differs from "
+            "its paper, said):", "", *lines, ""]  # fmt: skip
 
 
 def posthoc_markdown(sections: Sequence[PosthocSection]) -> str:
