@@ -164,6 +164,24 @@ def method_sections(rows: Sequence[dict[str, Any]]) -> list[MethodSection]:
     return sort_sections(sections)
 
 
+def stat_columns(
+    row: dict[str, Any], g: Group, diff: SeedPairs | None, metrics: Sequence[str],
+    diff_metrics: Sequence[str],
+) -> None:  # fmt: skip
+    """Add a CSV row's statistics: each metric's mean and std over the group's seeds, the seeds
+    paired with CAM, and each of `diff_metrics` minus CAM (COMPARISON_STATS; None without a
+    pair)."""
+    for metric in metrics:
+        stat = g.stat(metric)
+        row[f"{metric}_mean"] = stat.mean if stat else None
+        row[f"{metric}_std"] = stat.std if stat else None
+    row["minus_cam_seeds"] = " ".join(map(str, diff.seeds)) if diff else None
+    for metric in diff_metrics:
+        values = diff.csv_values(metric) if diff else dict.fromkeys(COMPARISON_STATS)
+        for key, value in values.items():
+            row[f"{metric}_minus_cam_{key}"] = value
+
+
 def sort_sections(sections: list[Any]) -> list[Any]:
     """Sections (of this table or table_posthoc's) by data and network, those with held-out
     MaxBoxAccV2 first, then by protocol."""
@@ -272,16 +290,7 @@ def methods_csv(sections: Sequence[MethodSection]) -> str:
                                    "protocol": section.protocol, "method": method,
                                    "variant": g.variant, "seeds": " ".join(map(str, g.seeds)),
                                    "n": len(g.rows)}  # fmt: skip
-            for metric in METHOD_METRICS:
-                stat = g.stat(metric)
-                row[f"{metric}_mean"] = stat.mean if stat else None
-                row[f"{metric}_std"] = stat.std if stat else None
-            diff = section.diff(method)
-            row["minus_cam_seeds"] = " ".join(map(str, diff.seeds)) if diff else None
-            for metric in METHOD_METRICS:
-                values = diff.csv_values(metric) if diff else dict.fromkeys(COMPARISON_STATS)
-                for key, value in values.items():
-                    row[f"{metric}_minus_cam_{key}"] = value
+            stat_columns(row, g, section.diff(method), METHOD_METRICS, METHOD_METRICS)
             cell = section.published(method)
             row.update({
                 "published": cell,

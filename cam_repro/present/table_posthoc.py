@@ -26,7 +26,12 @@ from cam_repro.present.runs import PROVENANCE_COLUMNS, EvalRun, Run, posthoc_cha
 from cam_repro.present.stats import group_by
 from cam_repro.present.table_cam import Group, summary_rows
 from cam_repro.present.table_comparisons import COMPARISON_STATS, SeedPairs, pair_by_seed
-from cam_repro.present.table_methods import METRIC_NAMES, measured_reasons, sort_sections
+from cam_repro.present.table_methods import (
+    METRIC_NAMES,
+    measured_reasons,
+    sort_sections,
+    stat_columns,
+)
 from cam_repro.present.table_rows import Notes, markdown_table, seed_of, to_csv, undigested
 from cam_repro.runtime.metrics_file import EvalMetrics
 
@@ -308,16 +313,7 @@ def posthoc_csv(sections: Sequence[PosthocSection]) -> str:
                 "forward_passes_per_map": " / ".join(str(f) for f, _ in passes) or None,
                 "backward_passes_per_map": " / ".join(str(b) for _, b in passes) or None,
             }  # fmt: skip
-            for metric in POSTHOC_METRICS:
-                stat = g.stat(metric)
-                row[f"{metric}_mean"] = stat.mean if stat else None
-                row[f"{metric}_std"] = stat.std if stat else None
-            diff = section.diff(label)
-            row["minus_cam_seeds"] = " ".join(map(str, diff.seeds)) if diff else None
-            for metric in DIFF_METRICS:
-                values = diff.csv_values(metric) if diff else dict.fromkeys(COMPARISON_STATS)
-                for key, value in values.items():
-                    row[f"{metric}_minus_cam_{key}"] = value
+            stat_columns(row, g, section.diff(label), POSTHOC_METRICS, DIFF_METRICS)
             for key, value in section.speed_values(label).items():
                 row[f"speed_vs_cam_{key}"] = value
             notes = Notes()
