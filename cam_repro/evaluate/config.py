@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from cam_repro.data.config import DataConfig, data_config
 from cam_repro.evaluate.outputs import HeldOut, image_key, read_heldout
-from cam_repro.localize.posthoc_methods import PosthocSpec, posthoc_method
+from cam_repro.localize.posthoc_methods import POSTHOC_METHODS, PosthocSpec, posthoc_method
 from cam_repro.models.config import ModelConfig
 from cam_repro.runtime.config import RuntimeConfig, check_choice, runtime_config, to_schema
 from cam_repro.runtime.errors import ConfigError
@@ -66,9 +66,8 @@ class TorchCamKeys:
     std: float | None = None  # the noise's: SS-CAM (2.0), Smooth Grad-CAM++ (0.3)
     gamma: float | None = None  # Finer-CAM (0.6)
     num_references: int | None = None  # Finer-CAM (3)
-    seed: int = (
-        0  # the noise of SS-CAM and Smooth Grad-CAM++ (seeded per batch and class column from it)
-    )
+    # the noise of SS-CAM and Smooth Grad-CAM++, seeded per batch and class column from it
+    seed: int = 0
 
 
 def posthoc_spec(localizer: str, keys: TorchCamKeys) -> PosthocSpec | None:
@@ -84,8 +83,6 @@ def posthoc_spec(localizer: str, keys: TorchCamKeys) -> PosthocSpec | None:
             )
         return None
     if keys.method is None:
-        from cam_repro.localize.posthoc_methods import POSTHOC_METHODS
-
         raise ConfigError(
             f"localizer=torchcam needs torchcam.method=<name>: one of {', '.join(POSTHOC_METHODS)}"
         )

@@ -129,7 +129,7 @@ def metrics_json(
         "num_without_boxes": int((~has_box).sum()),
         "variant": ev.net.variant,
         "paper_name": name,
-        "posthoc_cost": getattr(ev, "posthoc_cost", None),  # localizer=torchcam: per map
+        "posthoc_cost": ev.posthoc_cost,  # localizer=torchcam: what a map costs
         "method": ev.net.method,  # the WSOL method of the checkpoint's training (cam: none)
         "pool": ev.model_cfg.pool if shape.map_size else None,
         "map_size": "{}x{}".format(*shape.map_size) if shape.map_size else None,

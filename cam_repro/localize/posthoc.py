@@ -188,9 +188,8 @@ class PosthocMaps:
         return _Pass(x, logits)
 
     def _check_activation(self, x: Tensor) -> None:
-        (acts,) = self.extractor.hook_a if hasattr(self.extractor, "hook_a") else (None,)
-        if acts is None:  # a wrapper (Finer-CAM): its base extractor's
-            (acts,) = self.extractor.base_cam.hook_a
+        # a wrapper (Finer-CAM) holds its base extractor's activations
+        (acts,) = getattr(self.extractor, "base_cam", self.extractor).hook_a
         problem = map_problem(acts)
         if problem is not None:
             size = "x".join(str(s) for s in x.shape[-2:])
@@ -227,32 +226,18 @@ class PosthocMaps:
 
     def _each_once(self, x: Tensor, classes: Tensor, kept: _Pass) -> Tensor:
         """The costly methods: each (image, class) once; the first column from the kept pass,
-        later ones from a pass over the images whose class is new."""
-        b, k = classes.shape
-        cols: list[Tensor] = []
-        for j in range(k):
+        a later one from a pass over the images whose class in it is new, its other images'
+        maps copied from the earlier column that asked for the same class."""
+        cols = [self._call(classes[:, 0], kept.logits, 0, False)]
+        for j in range(1, classes.shape[1]):
             col = classes[:, j]
-            new = torch.ones(b, dtype=torch.bool, device=col.device)
-            for i in range(j):
-                new &= classes[:, i] != col
-            out: Tensor | None = None
-            if bool(new.any()):
-                if j == 0:
-                    scores = kept.logits
-                    computed = self._call(col, scores, j, False)
-                else:
-                    idx = new.nonzero()[:, 0]
-                    scores = self._forward(x[idx]).logits
-                    computed = self._call(col[idx], scores, j, False)
-                out = computed if j == 0 else computed.new_zeros((b, *computed.shape[1:]))
-                if j:
-                    out[idx] = computed
-            for i in range(j):  # the images whose class here was another column's
-                same = classes[:, i] == col
-                if bool(same.any()):
-                    if out is None:
-                        out = cols[i].new_zeros(cols[i].shape)
-                    out[same] = cols[i][same]
+            earlier = [classes[:, i] == col for i in range(j)]
+            idx = (~torch.stack(earlier).any(dim=0)).nonzero()[:, 0]
+            out = torch.empty_like(cols[0])
+            if len(idx):
+                out[idx] = self._call(col[idx], self._forward(x[idx]).logits, j, False)
+            for i, same in enumerate(earlier):  # every image is new here or in one of these
+                out[same] = cols[i][same]
             cols.append(out)
         return torch.stack(cols, dim=1)
 

@@ -134,25 +134,38 @@ def train_and_eval(
     return trains
 
 
+def _sweep_then_score(
+    job_log: Path, common: list[str], held: tuple[Path, str], source: Path, target: Path,
+    scored: tuple[Path, str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """A checkpoint's sweep on a held-out set (`held`: its root, and its name in the tables) into
+    `source`, whose best thresholds (per IoU level for MaxBoxAccV2, GT-known accuracy for the
+    paper rule) then score the `scored` set (None: the checkpoint's own val split) into `target`
+    with cam-eval threshold_from, which checks that the images are disjoint. `common`: the
+    overrides of both runs (the checkpoint, the localizer, the runtime keys). Returns the scored
+    run's metrics.json."""
+    from cam_repro.evaluate.loop import evaluate_run
+
+    overrides = [*common, f"data.root={held[0]}", f"data.name='{held[1]}'", "split=val",
+                 "sweep=true"]  # fmt: skip
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={source}"])
+    evaluate_run(compose("eval", overrides), source)
+    data = [f"data.root={scored[0]}", f"data.name='{scored[1]}'"] if scored else []
+    overrides = [*common, *data, f"threshold_from={source}"]
+    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={target}"])
+    return evaluate_run(compose("eval", overrides), target)
+
+
 def heldout_eval(job: Job, root: Path, name: str, *, work: Path, runtime: dict[str, Any]) -> None:
     """The methods stage's evaluation of a job's last checkpoint at held-out thresholds: its
     sweep on the held-out set at `root` (other images of the same classes, named `name` in the
-    tables), whose best thresholds (per IoU level for MaxBoxAccV2, GT-known accuracy for the
-    paper rule) then score the job's own val split (cam-eval threshold_from, which checks that
-    the images are disjoint). Every method's, CAM's included, is measured alike."""
-    from cam_repro.evaluate.loop import evaluate_run
-
+    tables), whose thresholds then score the job's own val split (`_sweep_then_score`). Every
+    method's, CAM's included, is measured alike."""
+    common = [f"checkpoint={job.checkpoint(work)}", "overwrite=true",
+              *(f"{key}={value}" for key, value in runtime.items())]  # fmt: skip
     job_log = work / "logs" / f"{job.tag.replace('/', '-')}.log"
-    checkpoint = f"checkpoint={job.checkpoint(work)}"
-    given = [f"{key}={value}" for key, value in runtime.items()]
-    source, scored = job.threshold_dir(work), job.heldout_eval_dir(work)
-    overrides = [checkpoint, f"data.root={root}", f"data.name='{name}'", "split=val",
-                 "sweep=true", "overwrite=true", *given]  # fmt: skip
-    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={source}"])
-    evaluate_run(compose("eval", overrides), source)
-    overrides = [checkpoint, f"threshold_from={source}", "overwrite=true", *given]
-    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={scored}"])
-    evaluate_run(compose("eval", overrides), scored)
+    _sweep_then_score(job_log, common, (root, name), job.threshold_dir(work),
+                      job.heldout_eval_dir(work))  # fmt: skip
 
 
 def posthoc_eval(
@@ -163,21 +176,13 @@ def posthoc_eval(
     method): its sweep on the held-out set (`held`: root and name in the tables), whose best
     thresholds then score the scored set (`scored`), with topk=1 (the top-1 and true class's
     maps: the costly methods pay per map). Returns the scored run's metrics.json."""
-    from cam_repro.evaluate.loop import evaluate_run
-
-    job_log = work / "logs" / f"posthoc-{job.tag.replace('/', '-')}.log"
     way = (["localizer=cam"] if job.localizer == "cam"
            else ["localizer=torchcam", f"torchcam.method={job.localizer}"])  # fmt: skip
-    common = [f"checkpoint={job.trained.checkpoint(work)}", *way, "topk=1", "split=val",
-              "overwrite=true", *(f"{key}={value}" for key, value in runtime.items())]  # fmt: skip
-    source, target = job.threshold_dir(work), job.eval_dir(work)
-    overrides = [*common, f"data.root={held[0]}", f"data.name='{held[1]}'", "sweep=true"]
-    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={source}"])
-    evaluate_run(compose("eval", overrides), source)
-    overrides = [*common, f"data.root={scored[0]}", f"data.name='{scored[1]}'",
-                 f"threshold_from={source}"]  # fmt: skip
-    _log_command(job_log, "eval", [*overrides, f"hydra.run.dir={target}"])
-    return evaluate_run(compose("eval", overrides), target)
+    common = [f"checkpoint={job.trained.checkpoint(work)}", *way, "topk=1", "overwrite=true",
+              *(f"{key}={value}" for key, value in runtime.items())]  # fmt: skip
+    job_log = work / "logs" / f"posthoc-{job.tag.replace('/', '-')}.log"
+    return _sweep_then_score(job_log, common, held, job.threshold_dir(work), job.eval_dir(work),
+                             scored)  # fmt: skip
 
 
 def _pool(model: str) -> str:

@@ -15,7 +15,7 @@ from typing import Any
 
 from cam_repro.features.cache import tree_stamp
 from cam_repro.present.report import write_report
-from cam_repro.reproduce.config import reproduce_config
+from cam_repro.reproduce.config import ReproduceConfig, reproduce_config
 from cam_repro.reproduce.datasets import write_data
 from cam_repro.reproduce.figures import draw_figures
 from cam_repro.reproduce.jobs import (
@@ -144,8 +144,8 @@ def _train_stage(
 
 
 def _posthoc_stage(
-    pool: ProcessPoolExecutor, spec: Any, jobs: list, data: dict[str, Path], work: Path,
-    runtime: dict[str, Any],
+    pool: ProcessPoolExecutor, spec: ReproduceConfig, jobs: list[PosthocJob],
+    data: dict[str, Path], work: Path, runtime: dict[str, Any],
 ) -> None:  # fmt: skip
     """Every post-hoc job evaluated in the pool (its trainings are the main jobs', done)."""
     design = spec.designs[0]
